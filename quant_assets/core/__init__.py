@@ -1,0 +1,1 @@
+"""Pure domain logic. Nothing below this package imports dagster."""

@@ -1,0 +1,174 @@
+"""The Parquet lake: hive-partitioned, append-only, content-addressed files.
+
+A dataset lives under ``<root>/<dataset>/date=YYYY-MM-DD/part-<sha>.parquet``.
+Files are never rewritten: a write adds only the rows that are new or whose
+values changed (a restatement), as one new file named by the SHA-256 of its
+canonical content, written to a temp file, fsynced and renamed into place.
+Re-writing the same data therefore adds nothing, and history is never lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PART_PREFIX = "part-"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    rows_offered: int
+    rows_written: int
+    path: Path | None
+
+
+def partition_dir(root: Path, dataset: str, day: dt.date) -> Path:
+    return Path(root) / dataset / f"date={day.isoformat()}"
+
+
+def canonical_table(df: pd.DataFrame, sort_by: list[str], schema: pa.Schema | None = None) -> pa.Table:
+    """Rows sorted by ``sort_by``, index dropped, cast to ``schema``: same data, same table."""
+    ordered = df.sort_values(sort_by, kind="mergesort").reset_index(drop=True)
+    return pa.Table.from_pandas(ordered, schema=schema, preserve_index=False)
+
+
+def conform(df: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
+    """``df`` with exactly the columns and types of ``schema`` (as stored files read back)."""
+    return pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False).to_pandas()
+
+
+def table_digest(table: pa.Table) -> str:
+    """SHA-256 of the Arrow IPC stream of a table: schema and values, nothing else."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema.remove_metadata()) as writer:
+        writer.write_table(table.replace_schema_metadata(None))
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+def atomic_write_parquet(table: pa.Table, path: Path) -> None:
+    """Temp file, fsync, rename, fsync the directory: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}.parquet"
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_partition(root: Path, dataset: str, day: dt.date) -> pd.DataFrame:
+    """Every stored row of one partition (all versions), or an empty frame."""
+    files = sorted(partition_dir(root, dataset, day).glob(f"{PART_PREFIX}*.parquet"))
+    if not files:
+        return pd.DataFrame()
+    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+
+
+def latest_versions(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """The most recently ingested row per key."""
+    if df.empty:
+        return df
+    return df.sort_values("ingest_time", kind="mergesort").drop_duplicates(key, keep="last")
+
+
+def _changed(new: pd.DataFrame, old: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """Row-wise 'differs' with NaN equal to NaN."""
+    out = np.zeros(len(new), dtype=bool)
+    for c in cols:
+        a, b = new[c].to_numpy(), old[c].to_numpy()
+        both_na = pd.isna(a) & pd.isna(b)
+        out |= ~((a == b) | both_na)
+    return out
+
+
+def append_new_versions(
+    root: Path,
+    dataset: str,
+    day: dt.date,
+    batch: pd.DataFrame,
+    key: list[str],
+    value_cols: list[str],
+    restatement_time: pd.Timestamp,
+    schema: pa.Schema,
+) -> WriteResult:
+    """Append the rows of ``batch`` that are new or changed against the stored latest.
+
+    ``batch`` carries its first-delivery ``ingest_time``. A changed value is a
+    restatement: it is stamped with ``restatement_time`` (or one microsecond
+    after the version it replaces, whichever is later), so the old row stays
+    queryable as of any earlier time.
+    """
+    if batch.empty:
+        return WriteResult(0, 0, None)
+    batch = conform(batch, schema)
+    stored = latest_versions(read_partition(root, dataset, day), key)
+    if stored.empty:
+        fresh = batch
+    else:
+        merged = batch.merge(
+            stored[key + value_cols + ["ingest_time"]],
+            on=key,
+            how="left",
+            suffixes=("", "__old"),
+            indicator=True,
+        )
+        is_new = (merged["_merge"] == "left_only").to_numpy()
+        old = merged[[f"{c}__old" for c in value_cols]].set_axis(value_cols, axis=1)
+        is_changed = ~is_new & _changed(merged[value_cols], old, value_cols)
+        keep = is_new | is_changed
+        fresh = merged.loc[keep, list(batch.columns)].copy()
+        floor = merged.loc[keep, "ingest_time__old"] + pd.Timedelta(microseconds=1)
+        restamp = floor.where(floor > restatement_time, restatement_time)
+        fresh["ingest_time"] = fresh["ingest_time"].where(~is_changed[keep], restamp)
+    if fresh.empty:
+        return WriteResult(len(batch), 0, None)
+    table = canonical_table(fresh, key + ["ingest_time"], schema)
+    path = partition_dir(root, dataset, day) / f"{PART_PREFIX}{table_digest(table)[:32]}.parquet"
+    if not path.exists():
+        atomic_write_parquet(table, path)
+    return WriteResult(len(batch), len(fresh), path)
+
+
+def append_quarantine(root: Path, dataset: str, day: dt.date, rejects: pd.DataFrame, schema: pa.Schema) -> WriteResult:
+    """Record rejected records once: a record already quarantined is not added again."""
+    key = ["source_file", "source_line", "reason", "raw"]
+    if rejects.empty:
+        return WriteResult(0, 0, None)
+    stored = read_partition(root, f"quarantine/{dataset}", day)
+    fresh = rejects
+    if not stored.empty:
+        seen = set(stored[key].astype(str).itertuples(index=False, name=None))
+        offered = rejects[key].astype(str).itertuples(index=False, name=None)
+        fresh = rejects.loc[[k not in seen for k in offered]]
+    if fresh.empty:
+        return WriteResult(len(rejects), 0, None)
+    table = canonical_table(fresh, key, schema)
+    qdir = partition_dir(root, f"quarantine/{dataset}", day)
+    path = qdir / f"{PART_PREFIX}{table_digest(table)[:32]}.parquet"
+    if not path.exists():
+        atomic_write_parquet(table, path)
+    return WriteResult(len(rejects), len(fresh), path)
+
+
+def dataset_glob(root: Path, dataset: str) -> str:
+    return str(Path(root) / dataset / "date=*" / f"{PART_PREFIX}*.parquet")
+
+
+def has_files(root: Path, dataset: str) -> bool:
+    return any((Path(root) / dataset).glob(f"date=*/{PART_PREFIX}*.parquet"))

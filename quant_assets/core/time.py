@@ -1,0 +1,160 @@
+"""NYSE trading calendar, decision times and the calendar days a session owns.
+
+Every timestamp leaving this module is timezone-aware UTC. The calendar is
+built once per process from exchange_calendars (holidays and early closes
+included) and answered with vectorised ``searchsorted`` lookups.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+EXCHANGE = "XNYS"
+EXCHANGE_TZ = "America/New_York"
+CALENDAR_START = "2000-01-03"
+DECISION_LOCAL_TIME = dt.time(9, 0)
+
+
+class CalendarError(ValueError):
+    """A date outside the calendar's horizon, or not a trading session."""
+
+
+class _Calendar:
+    def __init__(self) -> None:
+        import exchange_calendars as xc
+
+        cal = xc.get_calendar(EXCHANGE, start=CALENDAR_START)
+        self.sessions = cal.sessions.values.astype("datetime64[D]")
+        self.opens = cal.opens.values.astype("datetime64[ns]")
+        self.closes = cal.closes.values.astype("datetime64[ns]")
+        self.first = self.sessions[0].astype(object)
+        self.last = self.sessions[-1].astype(object)
+
+
+@lru_cache(maxsize=1)
+def calendar() -> _Calendar:
+    return _Calendar()
+
+
+def as_date(value: dt.date | str | pd.Timestamp) -> dt.date:
+    """Parse ``YYYY-MM-DD`` strings and timestamps into a plain date."""
+    if isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value
+
+
+def _check_horizon(day: dt.date) -> None:
+    cal = calendar()
+    if not cal.first <= day <= cal.last:
+        raise CalendarError(f"{day} is outside the {EXCHANGE} calendar horizon {cal.first}..{cal.last}")
+
+
+def _index(day: dt.date) -> int:
+    """Index of the first session on or after ``day``."""
+    cal = calendar()
+    return int(np.searchsorted(cal.sessions, np.datetime64(day, "D"), side="left"))
+
+
+def is_session(value) -> bool:
+    day = as_date(value)
+    _check_horizon(day)
+    cal = calendar()
+    i = _index(day)
+    return i < len(cal.sessions) and cal.sessions[i].astype(object) == day
+
+
+def require_session(value) -> dt.date:
+    day = as_date(value)
+    if not is_session(day):
+        raise CalendarError(f"{day} is not an {EXCHANGE} trading session")
+    return day
+
+
+def session_index(value) -> int:
+    """Position of a session in the calendar (0 = first session of 2000)."""
+    return _index(require_session(value))
+
+
+def session_at(index: int) -> dt.date:
+    cal = calendar()
+    if not 0 <= index < len(cal.sessions):
+        raise CalendarError(f"session index {index} outside the calendar")
+    return cal.sessions[index].astype(object)
+
+
+def sessions_between(start, end) -> list[dt.date]:
+    """Trading sessions in the closed interval [start, end]."""
+    a, b = as_date(start), as_date(end)
+    _check_horizon(a)
+    _check_horizon(b)
+    cal = calendar()
+    lo = _index(a)
+    hi = int(np.searchsorted(cal.sessions, np.datetime64(b, "D"), side="right"))
+    return [d.astype(object) for d in cal.sessions[lo:hi]]
+
+
+def session_on_or_after(value) -> dt.date:
+    day = as_date(value)
+    _check_horizon(day)
+    return session_at(_index(day))
+
+
+def previous_session(value) -> dt.date:
+    """The last session strictly before ``value``."""
+    day = as_date(value)
+    _check_horizon(day)
+    return session_at(_index(day) - 1)
+
+
+def next_session(value) -> dt.date:
+    """The first session strictly after ``value``."""
+    return session_on_or_after(as_date(value) + dt.timedelta(days=1))
+
+
+def session_close(value) -> pd.Timestamp:
+    """UTC close of a session (13:00 ET on early-close days)."""
+    return pd.Timestamp(calendar().closes[session_index(value)], tz="UTC")
+
+
+def session_open(value) -> pd.Timestamp:
+    return pd.Timestamp(calendar().opens[session_index(value)], tz="UTC")
+
+
+def decision_time(value) -> pd.Timestamp:
+    """When the day's decisions are made: 09:00 ET, before the open."""
+    day = require_session(value)
+    local = pd.Timestamp(dt.datetime.combine(day, DECISION_LOCAL_TIME), tz=EXCHANGE_TZ)
+    return local.tz_convert("UTC")
+
+
+def owned_calendar_days(value) -> list[dt.date]:
+    """Calendar days (previous session, session] that a session's partition owns.
+
+    Alternative data arrives on every calendar day; weekends and holidays are
+    folded into the next session so that no day is dropped and none is counted
+    twice.
+    """
+    day = require_session(value)
+    prev = previous_session(day)
+    return [prev + dt.timedelta(days=k) for k in range(1, (day - prev).days + 1)]
+
+
+def utc_day_end(day: dt.date) -> pd.Timestamp:
+    """End of a UTC calendar day: the event time of a daily aggregate."""
+    return pd.Timestamp(day + dt.timedelta(days=1), tz="UTC")
+
+
+def non_session_weekdays(start, end) -> list[dt.date]:
+    """Weekday holidays in [start, end], for excluding them from partitions."""
+    a, b = as_date(start), as_date(end)
+    days = pd.bdate_range(a, b).date
+    sessions = set(sessions_between(a, b))
+    return [d for d in days if d not in sessions]

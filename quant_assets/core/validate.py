@@ -1,0 +1,307 @@
+"""Row-level validation: every record is either clean or quarantined with a reason.
+
+A validator never drops a record silently and never fails a batch because of
+one bad record: it returns ``(clean, rejects)`` where ``rejects`` follows
+``REJECT_COLUMNS`` and names the source file and line of each bad record.
+Rules are applied in order; a record gets the reason of the first rule it fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from quant_assets.core import time as qtime
+
+REJECT_COLUMNS = ["ticker", "source_file", "source_line", "reason", "detail", "raw"]
+PRICE_FIELDS = ["open", "high", "low", "close", "adj_close"]
+ALT_COUNT_FIELDS = ["tweet_count", "unique_users", "pos_words", "neg_words"]
+
+Rule = tuple[str, Callable[[pd.DataFrame], pd.Series], Callable[[pd.DataFrame], pd.Series] | str]
+
+
+def empty_rejects() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ticker": pd.Series(dtype="string"),
+            "source_file": pd.Series(dtype="string"),
+            "source_line": pd.Series(dtype="Int64"),
+            "reason": pd.Series(dtype="string"),
+            "detail": pd.Series(dtype="string"),
+            "raw": pd.Series(dtype="string"),
+        }
+    )
+
+
+def make_rejects(records: pd.DataFrame, reason: str, detail: pd.Series | str) -> pd.DataFrame:
+    """Quarantine rows for ``records`` (which carry ticker/source_file/source_line/raw)."""
+    if records.empty:
+        return empty_rejects()
+    out = pd.DataFrame(
+        {
+            "ticker": records.get("ticker", pd.Series(pd.NA, index=records.index)),
+            "source_file": records["source_file"],
+            "source_line": records["source_line"],
+            "reason": reason,
+            "detail": detail,
+            "raw": records.get("raw", pd.Series(pd.NA, index=records.index)),
+        },
+        index=records.index,
+    )
+    return coerce_rejects(out)
+
+
+def coerce_rejects(df: pd.DataFrame) -> pd.DataFrame:
+    out = df[REJECT_COLUMNS].reset_index(drop=True)
+    for col in ("ticker", "source_file", "reason", "detail", "raw"):
+        out[col] = out[col].astype("string")
+    out["source_line"] = out["source_line"].astype("Int64")
+    return out
+
+
+def concat_rejects(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if not p.empty]
+    return coerce_rejects(pd.concat(parts, ignore_index=True)) if parts else empty_rejects()
+
+
+def apply_rules(df: pd.DataFrame, rules: list[Rule]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split ``df`` by ordered rules of (reason, failing-mask, detail)."""
+    remaining = df
+    rejected = []
+    for reason, failing, detail in rules:
+        if remaining.empty:
+            break
+        mask = failing(remaining).fillna(True).astype(bool)
+        if mask.any():
+            bad = remaining[mask]
+            text = detail if isinstance(detail, str) else detail(bad).astype("string")
+            rejected.append(make_rejects(bad, reason, text))
+            remaining = remaining[~mask]
+    return remaining, concat_rejects(rejected)
+
+
+def _parse_numeric(df: pd.DataFrame, cols: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Coerce text columns to numbers; a blank or non-number quarantines the row."""
+    out = df.copy()
+    rejected = []
+    for col in cols:
+        parsed = pd.to_numeric(out[col], errors="coerce")
+        raw = out[col]
+        blank = raw.isna() | (raw.astype("string").str.strip() == "")
+        missing = blank.to_numpy(dtype=bool)
+        not_number = (parsed.isna().to_numpy() | ~np.isfinite(parsed.to_numpy(dtype=float))) & ~missing
+        if missing.any():
+            rejected.append(make_rejects(out[missing], "missing_value", f"{col} is empty"))
+        if not_number.any():
+            bad = out[not_number]
+            rejected.append(make_rejects(bad, "not_a_number", f"{col}=" + bad[col].astype("string")))
+        keep = ~(missing | not_number)
+        out = out[keep].copy()
+        out[col] = parsed[keep].astype(float)
+    return out, concat_rejects(rejected)
+
+
+def _parse_dates(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values.astype("string"), format="%Y-%m-%d", errors="coerce")
+
+
+def _duplicates(df: pd.DataFrame, key: list[str], value_cols: list[str]):
+    """Exact repeats keep their first copy; conflicting copies of a key are all rejected."""
+    exact = df.duplicated(key + value_cols, keep="first")
+    rest = df[~exact]
+    conflict = rest.duplicated(key, keep=False)
+    rejects = concat_rejects(
+        [
+            make_rejects(df[exact], "duplicate_row", "exact repeat of an earlier record"),
+            make_rejects(
+                rest[conflict],
+                "duplicate_key_conflict",
+                "same " + "/".join(key) + " with different values",
+            ),
+        ]
+    )
+    return rest[~conflict], rejects
+
+
+def validate_prices(raw: pd.DataFrame, session: dt.date, universe: frozenset[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate daily bars offered for ``session``.
+
+    ``raw`` has ticker, date, the OHLC fields, volume (text or numbers),
+    source_file, source_line and raw. Returns clean bars typed as floats with
+    a ``date`` column, and the rejects.
+    """
+    if raw.empty:
+        return raw.assign(date=pd.Series(dtype="object")), empty_rejects()
+    df = raw.copy()
+    df["date_parsed"] = _parse_dates(df["date"])
+    df, structural = apply_rules(
+        df,
+        [
+            ("unknown_ticker", lambda d: ~d["ticker"].isin(universe), lambda d: d["ticker"]),
+            ("bad_date", lambda d: d["date_parsed"].isna(), lambda d: "date=" + d["date"].astype("string")),
+            (
+                "not_a_trading_day",
+                lambda d: ~d["date_parsed"].dt.date.map(_is_session_or_false),
+                lambda d: d["date_parsed"].dt.strftime("%Y-%m-%d") + " is not an NYSE session",
+            ),
+            (
+                "wrong_partition",
+                lambda d: d["date_parsed"].dt.date != session,
+                lambda d: d["date_parsed"].dt.strftime("%Y-%m-%d") + f" offered for partition {session}",
+            ),
+        ],
+    )
+    df, numeric = _parse_numeric(df, PRICE_FIELDS + ["volume"])
+    df, semantic = apply_rules(
+        df,
+        [
+            (
+                "non_positive_price",
+                lambda d: (d[PRICE_FIELDS] <= 0).any(axis=1),
+                lambda d: d[PRICE_FIELDS].min(axis=1).map(lambda v: f"min price {v}"),
+            ),
+            (
+                "ohlc_inconsistent",
+                lambda d: (
+                    (d["low"] > d[["open", "close"]].min(axis=1))
+                    | (d["high"] < d[["open", "close"]].max(axis=1))
+                    | (d["high"] < d["low"])
+                ),
+                lambda d: (
+                    "open/high/low/close = " + d[["open", "high", "low", "close"]].astype(str).agg("/".join, axis=1)
+                ),
+            ),
+            ("negative_volume", lambda d: d["volume"] < 0, lambda d: "volume=" + d["volume"].astype(str)),
+            (
+                "fractional_volume",
+                lambda d: d["volume"] != np.floor(d["volume"]),
+                lambda d: "volume=" + d["volume"].astype(str),
+            ),
+        ],
+    )
+    df, dups = _duplicates(df, ["ticker", "date_parsed"], PRICE_FIELDS + ["volume"])
+    clean = df.assign(date=df["date_parsed"].dt.date, volume=df["volume"].astype("int64"))
+    clean = clean.drop(columns=["date_parsed"])
+    return clean.reset_index(drop=True), concat_rejects([structural, numeric, semantic, dups])
+
+
+def _is_session_or_false(day: dt.date) -> bool:
+    try:
+        return qtime.is_session(day)
+    except qtime.CalendarError:
+        return False
+
+
+def validate_alt(raw: pd.DataFrame, days: list[dt.date], universe: frozenset[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate daily alternative-data aggregates offered for a partition's ``days``."""
+    if raw.empty:
+        return raw, empty_rejects()
+    owned = set(days)
+    df = raw.copy()
+    df["day_parsed"] = _parse_dates(df["day"])
+    df, structural = apply_rules(
+        df,
+        [
+            ("unknown_ticker", lambda d: ~d["ticker"].isin(universe), lambda d: d["ticker"]),
+            ("bad_date", lambda d: d["day_parsed"].isna(), lambda d: "day=" + d["day"].astype("string")),
+            (
+                "wrong_partition",
+                lambda d: ~d["day_parsed"].dt.date.isin(owned),
+                lambda d: d["day_parsed"].dt.strftime("%Y-%m-%d") + f" not in {min(owned)}..{max(owned)}",
+            ),
+        ],
+    )
+    df, numeric = _parse_numeric(df, ALT_COUNT_FIELDS)
+    df["sentiment"] = pd.to_numeric(df["sentiment"], errors="coerce")
+    df, semantic = apply_rules(
+        df,
+        [
+            (
+                "negative_count",
+                lambda d: (d[ALT_COUNT_FIELDS] < 0).any(axis=1),
+                lambda d: d[ALT_COUNT_FIELDS].min(axis=1).map(lambda v: f"min count {v}"),
+            ),
+            (
+                "fractional_count",
+                lambda d: (d[ALT_COUNT_FIELDS] != np.floor(d[ALT_COUNT_FIELDS])).any(axis=1),
+                "counts must be whole numbers",
+            ),
+            (
+                "users_exceed_tweets",
+                lambda d: d["unique_users"] > d["tweet_count"],
+                lambda d: d["unique_users"].astype(str) + " users > " + d["tweet_count"].astype(str) + " tweets",
+            ),
+            (
+                "sentiment_out_of_range",
+                lambda d: ~d["sentiment"].between(-1.0, 1.0) & (d["tweet_count"] > 0),
+                lambda d: "sentiment=" + d["sentiment"].astype(str),
+            ),
+        ],
+    )
+    df, dups = _duplicates(df, ["ticker", "day_parsed"], ALT_COUNT_FIELDS + ["sentiment"])
+    clean = df.assign(day=df["day_parsed"].dt.date).drop(columns=["day_parsed"])
+    for col in ALT_COUNT_FIELDS:
+        clean[col] = clean[col].astype("int64")
+    return clean.reset_index(drop=True), concat_rejects([structural, numeric, semantic, dups])
+
+
+TWEET_TIME_FORMAT = "%a %b %d %H:%M:%S %z %Y"
+
+
+def _is_token_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(t, str) for t in value)
+
+
+def validate_tweets(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate single tweets (ticker, file_date, created_at, user_id, text, source_*).
+
+    Returns clean tweets with ``created_utc`` and their UTC ``day``. A tweet
+    dated after its file's date, or more than one day before it, is
+    quarantined: the files hold a tweet on its own UTC day or in the evening
+    before, nothing else is trustworthy.
+    """
+    if records.empty:
+        return records, empty_rejects()
+    df = records.copy()
+    df["created_utc"] = pd.to_datetime(
+        df["created_at"].astype("string"), format=TWEET_TIME_FORMAT, errors="coerce", utc=True
+    )
+    blank = lambda col: lambda d: d[col].isna() | (d[col].astype("string").str.strip() == "")  # noqa: E731
+    df, rejects = apply_rules(
+        df,
+        [
+            ("missing_timestamp", blank("created_at"), "tweet has no created_at"),
+            (
+                "bad_timestamp",
+                lambda d: d["created_utc"].isna(),
+                lambda d: "created_at=" + d["created_at"].astype("string"),
+            ),
+            ("missing_user", blank("user_id"), "tweet has no user_id_str"),
+            ("bad_text", lambda d: ~d["text"].map(_is_token_list), "text is not a list of tokens"),
+        ],
+    )
+    df["day"] = df["created_utc"].dt.date
+    lag_days = (pd.to_datetime(df["file_date"]) - pd.to_datetime(df["day"])).dt.days
+    df, timing = apply_rules(
+        df.assign(lag_days=lag_days),
+        [
+            (
+                "created_after_file_date",
+                lambda d: d["lag_days"] < 0,
+                lambda d: "created " + d["day"].astype(str) + " in file for " + d["file_date"].astype(str),
+            ),
+            (
+                "created_long_before_file_date",
+                lambda d: d["lag_days"] > 1,
+                lambda d: "created " + d["day"].astype(str) + " in file for " + d["file_date"].astype(str),
+            ),
+        ],
+    )
+    df = df.assign(text_key=df["text"].map(" ".join))
+    dup = df.duplicated(["ticker", "created_utc", "user_id", "text_key"], keep="first")
+    dups = make_rejects(df[dup], "duplicate_tweet", "same ticker, time, user and text as an earlier tweet")
+    clean = df[~dup].drop(columns=["text_key", "lag_days"]).reset_index(drop=True)
+    return clean, concat_rejects([rejects, timing, dups])

@@ -1,0 +1,22 @@
+"""The one Definitions object."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from quant_assets.defs.partitions import trading_days
+from quant_assets.defs.raw import alt_data, raw_prices
+from quant_assets.defs.resources import default_resources
+
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=[raw_prices, alt_data],
+    partitions_def=trading_days,
+    description="Ingest market and alternative data for the selected trading days.",
+)
+
+defs = dg.Definitions(
+    assets=[raw_prices, alt_data],
+    jobs=[ingest_job],
+    resources=default_resources(),
+)

@@ -1,0 +1,1 @@
+"""The thin Dagster shell: partitions, resources, assets, checks and jobs that call into core/."""

@@ -1,0 +1,55 @@
+"""Resources: where the lake lives and which market the pipeline reads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from quant_assets.core.sources import AltSource, PriceSource, make_sources
+from quant_assets.paths import default_data_root
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The Parquet data root (``QUANT_DATA_ROOT``, default ``data/lake``)."""
+
+    root: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root).expanduser().resolve()
+
+
+class MarketDataResource(dg.ConfigurableResource):
+    """Which source feeds raw_prices and alt_data: ``synthetic`` or ``stocknet``."""
+
+    kind: str = "synthetic"
+    seed: int = 42
+    n_tickers: int = 200
+    regime_change: str = "2024-07-01"
+    stocknet_dir: str | None = None
+
+    def sources(self) -> tuple[PriceSource, AltSource]:
+        """Fresh adapters; call once per run so per-file parse caches are shared across partitions."""
+        return make_sources(
+            self.kind,
+            seed=self.seed,
+            n_tickers=self.n_tickers,
+            regime_change=self.regime_change,
+            stocknet_dir=self.stocknet_dir,
+        )
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    """Resources configured from the environment (see README: QUANT_*)."""
+    return {
+        "lake": LakeResource(root=os.environ.get("QUANT_DATA_ROOT", str(default_data_root()))),
+        "market": MarketDataResource(
+            kind=os.environ.get("QUANT_SOURCE", "synthetic"),
+            seed=int(os.environ.get("QUANT_SEED", "42")),
+            n_tickers=int(os.environ.get("QUANT_N_TICKERS", "200")),
+            regime_change=os.environ.get("QUANT_REGIME_CHANGE", "2024-07-01"),
+            stocknet_dir=os.environ.get("QUANT_STOCKNET_DIR"),
+        ),
+    }

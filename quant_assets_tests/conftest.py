@@ -1,0 +1,93 @@
+"""Shared fixtures: a real Postgres, a Postgres-backed Dagster instance, the StockNet data."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from quant_assets.localpg import libpq_url, psycopg2_url
+from quant_assets.paths import PROJECT_ROOT
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_or_skip(reason: str) -> None:
+    """Skip on a user's machine; fail under CI=true, where the input must be present."""
+    if IN_CI:
+        pytest.fail(f"required under CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory) -> str:
+    """A real Postgres server URL: QUANT_TEST_PG_URL if set, else a pgserver started for this session."""
+    given = os.environ.get("QUANT_TEST_PG_URL")
+    if given:
+        yield psycopg2_url(given)
+        return
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "pgdata", cleanup_mode="delete")
+    yield psycopg2_url(server.get_uri())
+    server.cleanup()
+
+
+def _fresh_database(url: str) -> tuple[str, str]:
+    """Create an empty database on the server; return (its URL, its name)."""
+    name = f"qa_test_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(libpq_url(url))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts._replace(path=f"/{name}").geturl(), name
+
+
+def _drop_database(url: str, name: str) -> None:
+    conn = psycopg2.connect(libpq_url(url))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+@pytest.fixture
+def pg_db(pg_url) -> str:
+    """A fresh, empty database for one test (psycopg2 SQLAlchemy URL)."""
+    url, name = _fresh_database(pg_url)
+    yield url
+    _drop_database(pg_url, name)
+
+
+@pytest.fixture
+def dagster_instance(pg_db, tmp_path):
+    """A DagsterInstance whose run, event and schedule storage is the test's Postgres database."""
+    import dagster as dg
+
+    with dg.instance_for_test(
+        overrides={"storage": {"postgres": {"postgres_url": pg_db}}}, temp_dir=str(tmp_path / "dagster_home")
+    ) as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def stocknet_dir() -> Path:
+    """The shared StockNet data beside the project (QUANT_STOCKNET_DIR overrides)."""
+    path = Path(os.environ.get("QUANT_STOCKNET_DIR", PROJECT_ROOT.parent / "shared" / "data" / "stocknet"))
+    if not (path / "price" / "raw").is_dir() or not (path / "tweet" / "preprocessed").is_dir():
+        require_or_skip(f"StockNet data not found at {path} (set QUANT_STOCKNET_DIR)")
+    return path
+
+
+@pytest.fixture
+def lake_root(tmp_path) -> Path:
+    root = tmp_path / "lake"
+    root.mkdir()
+    return root
