@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -23,15 +24,20 @@ def require_or_skip(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_url(tmp_path_factory) -> str:
-    """A real Postgres server URL: QUANT_TEST_PG_URL if set, else a pgserver started for this session."""
+def pg_url() -> str:
+    """A real Postgres server URL: QUANT_TEST_PG_URL if set, else a pgserver started for this session.
+
+    Its data directory is a private temp dir, not under pytest's basetemp, which a
+    concurrent pytest session may rotate away underneath a running server.
+    """
     given = os.environ.get("QUANT_TEST_PG_URL")
     if given:
         yield psycopg2_url(given)
         return
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "pgdata", cleanup_mode="delete")
+    pgdata = Path(tempfile.mkdtemp(prefix="quant-assets-test-pg-")) / "pgdata"
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")
     yield psycopg2_url(server.get_uri())
     server.cleanup()
 
@@ -66,14 +72,18 @@ def pg_db(pg_url) -> str:
     _drop_database(pg_url, name)
 
 
+def postgres_instance(url: str, home: Path):
+    """A test DagsterInstance with run/event/schedule storage in Postgres at ``url``."""
+    import dagster as dg
+
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": url}}}, temp_dir=str(home))
+
+
 @pytest.fixture
 def dagster_instance(pg_db, tmp_path):
     """A DagsterInstance whose run, event and schedule storage is the test's Postgres database."""
-    import dagster as dg
-
-    with dg.instance_for_test(
-        overrides={"storage": {"postgres": {"postgres_url": pg_db}}}, temp_dir=str(tmp_path / "dagster_home")
-    ) as instance:
+    with postgres_instance(pg_db, tmp_path / "dagster_home") as instance:
         yield instance
 
 

@@ -43,8 +43,8 @@ LEVELS = 16  # bridge horizon: 2**16 half-steps, about 130 years of sessions
 HORIZON = 2**LEVELS
 N_SECTORS = 10
 MU = 0.0002
-G_PRE, G_POST = 0.10, 0.01
-H_PRE, H_POST = 0.06, 0.03
+G_PRE, G_POST = 0.15, 0.015
+H_PRE, H_POST = 0.20, 0.10
 SENTIMENT_NOISE = 1.0
 VOL_SHIFT = 1.5
 TWEET_SHIFT = 2.0
@@ -52,17 +52,24 @@ SENTIMENT_SHIFT = 0.3
 DEFAULT_REGIME_CHANGE = dt.date(2024, 7, 1)
 
 
-def theoretical_ic(g: float = G_PRE, h: float = H_PRE, noise: float = SENTIMENT_NOISE) -> float:
-    """Idiosyncratic IC of the best linear predictor from observable inputs.
+def theoretical_ic(g: float = G_PRE, h: float = H_PRE, noise: float = SENTIMENT_NOISE) -> dict[str, float]:
+    """Idiosyncratic IC of each planted signal against the open-to-open label.
 
-    In units of s_i the label's idiosyncratic variance is 1 + 2g^2 + 2h^2.
-    The predictor uses the observed sentiments of n-1 and n-2 (each the
-    latent plus N(0, noise^2), before the monotone tanh) and the reversal
-    term v_{n-1}; sentiment terms are attenuated by 1/(1+noise^2).
+    In units of s_i the label carries ``g*z_{n-1} - g*z_{n-2} + h*v_{n-1} - h*v_n``
+    plus unit Brownian noise, so Var(label) = 1 + 2g^2 + 2h^2 (as for a
+    close-to-close return). The observed sentiment of n-1 is z_{n-1} plus
+    N(0, noise^2) (before the monotone tanh); minus yesterday's close-to-close
+    return carries +h*v_{n-1}. Factors are left out: they only lower the
+    cross-sectional figure.
     """
-    var_label = 1 + 2 * g**2 + 2 * h**2
-    explained = 2 * g**2 / (1 + noise**2) + h**2
-    return float(np.sqrt(explained / var_label))
+    var = 1 + 2 * g**2 + 2 * h**2
+    sentiment = g / np.sqrt((1 + noise**2) * var)
+    reversal = h**2 / var
+    return {
+        "sentiment": float(sentiment),
+        "reversal": float(reversal),
+        "combined": float(np.hypot(sentiment, reversal)),
+    }
 
 
 def _key(seed: int, stream: str, index: int) -> int:
