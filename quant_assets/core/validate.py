@@ -176,6 +176,11 @@ def validate_prices(raw: pd.DataFrame, session: dt.date, universe: frozenset[str
             ),
             ("negative_volume", lambda d: d["volume"] < 0, lambda d: "volume=" + d["volume"].astype(str)),
             (
+                "volume_out_of_range",
+                lambda d: d["volume"] >= 2.0**63,
+                lambda d: "volume=" + d["volume"].astype(str) + " does not fit in int64",
+            ),
+            (
                 "fractional_volume",
                 lambda d: d["volume"] != np.floor(d["volume"]),
                 lambda d: "volume=" + d["volume"].astype(str),
@@ -255,6 +260,10 @@ def _is_token_list(value) -> bool:
     return isinstance(value, list) and all(isinstance(t, str) for t in value)
 
 
+def _is_user_id(value) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
 def validate_tweets(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate single tweets (ticker, file_date, created_at, user_id, text, source_*).
 
@@ -280,9 +289,11 @@ def validate_tweets(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                 lambda d: "created_at=" + d["created_at"].astype("string"),
             ),
             ("missing_user", blank("user_id"), "tweet has no user_id_str"),
+            ("bad_user", lambda d: ~d["user_id"].map(_is_user_id), "user_id_str is not a string or integer"),
             ("bad_text", lambda d: ~d["text"].map(_is_token_list), "text is not a list of tokens"),
         ],
     )
+    df["user_id"] = df["user_id"].astype(str)  # 123 and "123" are the same user
     df["day"] = df["created_utc"].dt.date
     lag_days = (pd.to_datetime(df["file_date"]) - pd.to_datetime(df["day"])).dt.days
     df, timing = apply_rules(

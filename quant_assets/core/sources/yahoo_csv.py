@@ -34,11 +34,16 @@ class _ParsedFile:
 
 
 def _owner_sessions(dates: list[str | None]) -> np.ndarray:
-    """Session owning each line: its date's session on/after, unreadable dates back-filled."""
+    """Session owning each line: its date's session on/after, unreadable dates back-filled.
+
+    A date outside the calendar (a typo'd year) counts as unreadable. NaT only
+    when no line of the file has a usable date.
+    """
     parsed = pd.to_datetime(pd.Series(dates, dtype="string"), format="%Y-%m-%d", errors="coerce")
-    parsed = parsed.bfill().ffill()
     cal = qtime.calendar()
     days = parsed.to_numpy(dtype="datetime64[D]")
+    usable = ~np.isnat(days) & (days >= cal.sessions[0]) & (days <= cal.sessions[-1])
+    days = pd.Series(np.where(usable, days, np.datetime64("NaT"))).bfill().ffill().to_numpy(dtype="datetime64[D]")
     idx = np.searchsorted(cal.sessions, days, side="left")
     inside = ~np.isnat(days) & (idx < len(cal.sessions)) & (days >= cal.sessions[0])
     owner = np.full(len(days), np.datetime64("NaT"), dtype="datetime64[D]")
@@ -119,6 +124,12 @@ class YahooCsvPrices:
             rows.append((i, date, text, None, None, [p.strip() for p in parts]))
         lines = pd.DataFrame(rows, columns=["source_line", "date_hint", "raw", "pre_reason", "detail", "fields"])
         lines["owner"] = _owner_sessions(lines["date_hint"].tolist())
+        if len(lines) and lines["owner"].isna().all():
+            return whole_file(
+                "no_readable_dates",
+                f"{path}: none of its {len(lines)} data lines has a date within the trading calendar",
+                lines["raw"].iloc[0],
+            )
         lines["ticker"] = ticker
         lines["source_file"] = rel
         return _ParsedFile(lines, None)
