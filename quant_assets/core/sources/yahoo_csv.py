@@ -28,9 +28,41 @@ _DATE = re.compile(rb"^\s*(\d{4}-\d{2}-\d{2})\s*,")
 
 
 @dataclass
+class _Sorted:
+    """Rows sorted by owning session, sliced per session with a binary search."""
+
+    owners: np.ndarray
+    frame: pd.DataFrame
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, owners: np.ndarray) -> _Sorted:
+        order = np.argsort(owners, kind="stable")
+        return cls(owners[order], frame.iloc[order].reset_index(drop=True))
+
+    def get(self, owner: np.datetime64) -> pd.DataFrame:
+        lo, hi = np.searchsorted(self.owners, owner, "left"), np.searchsorted(self.owners, owner, "right")
+        return self.frame.iloc[lo:hi]
+
+
+@dataclass
 class _ParsedFile:
-    lines: pd.DataFrame  # one row per data line: fields, owner, pre_reason, detail
+    records: _Sorted | None  # well-formed lines as text fields
+    rejects: _Sorted | None  # malformed lines, already in quarantine form
     file_reject: pd.DataFrame | None  # a whole-file problem, reported in every partition
+
+
+def _index_lines(lines: pd.DataFrame) -> _ParsedFile:
+    """Split a file's lines into records and rejects once, each sorted by owning session."""
+    owners = lines["owner"].to_numpy(dtype="datetime64[D]")
+    bad = lines["pre_reason"].notna().to_numpy()
+    good = lines[~bad]
+    fields = pd.DataFrame(good["fields"].tolist(), columns=FIELDS, index=good.index)
+    records = pd.concat([good[["ticker", "source_file", "source_line", "raw"]], fields], axis=1)
+    rejects = lines[bad]
+    rejects = make_rejects(rejects, "", rejects["detail"].astype("string")).assign(
+        reason=rejects["pre_reason"].astype("string").to_numpy()
+    )
+    return _ParsedFile(_Sorted.of(records, owners[~bad]), _Sorted.of(rejects, owners[bad]), None)
 
 
 def _owner_sessions(dates: list[str | None]) -> np.ndarray:
@@ -89,7 +121,7 @@ class YahooCsvPrices:
 
         def whole_file(reason: str, detail: str, raw: str | None = None) -> _ParsedFile:
             rec = pd.DataFrame({"ticker": [ticker], "source_file": [rel], "source_line": [pd.NA], "raw": [raw]})
-            return _ParsedFile(pd.DataFrame(), make_rejects(rec, reason, detail))
+            return _ParsedFile(None, None, make_rejects(rec, reason, detail))
 
         try:
             blob = path.read_bytes()
@@ -132,7 +164,7 @@ class YahooCsvPrices:
             )
         lines["ticker"] = ticker
         lines["source_file"] = rel
-        return _ParsedFile(lines, None)
+        return _index_lines(lines)
 
     def prices(self, session: dt.date) -> RawBatch:
         target = np.datetime64(session, "D")
@@ -142,16 +174,9 @@ class YahooCsvPrices:
             if parsed.file_reject is not None:
                 rejects.append(parsed.file_reject)
                 continue
-            mine = parsed.lines[parsed.lines["owner"] == target]
-            if mine.empty:
-                continue
-            bad = mine[mine["pre_reason"].notna()]
-            for reason, grp in bad.groupby("pre_reason", sort=True):
-                rejects.append(make_rejects(grp, str(reason), grp["detail"].astype("string")))
-            good = mine[mine["pre_reason"].isna()]
-            if not good.empty:
-                fields = pd.DataFrame(good["fields"].tolist(), columns=FIELDS, index=good.index)
-                records.append(pd.concat([good[["ticker", "source_file", "source_line", "raw"]], fields], axis=1))
+            records.append(parsed.records.get(target))
+            rejects.append(parsed.rejects.get(target))
+        records = [r for r in records if not r.empty]
         df = (
             pd.concat(records, ignore_index=True)
             if records
