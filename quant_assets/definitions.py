@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import dagster as dg
 
+from quant_assets.defs.features import alt_features, feature_catalog, price_features
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.raw import alt_data, raw_prices
 from quant_assets.defs.resources import default_resources
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
-    selection=[raw_prices, alt_data],
+    selection=[raw_prices, alt_data, price_features, alt_features],
     partitions_def=trading_days,
-    description="Ingest market and alternative data for the selected trading days.",
+    description="Ingest market and alternative data and compute their features for the selected trading days.",
 )
 
 defs = dg.Definitions(
-    assets=[raw_prices, alt_data],
+    assets=[raw_prices, alt_data, feature_catalog, price_features, alt_features],
     jobs=[ingest_job],
     resources=default_resources(),
 )

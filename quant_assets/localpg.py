@@ -26,12 +26,6 @@ def psycopg2_url(url: str) -> str:
     return urlunsplit(parts)
 
 
-def libpq_url(url: str) -> str:
-    """The same URL without a SQLAlchemy driver suffix, for psycopg2.connect."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(scheme="postgresql"))
-
-
 def ensure_local_postgres(pgdata: Path | None = None) -> str:
     """Start (or reuse) the local server and return its psycopg2 SQLAlchemy URL."""
     warnings.filterwarnings("ignore", module="platformdirs")

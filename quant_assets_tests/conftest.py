@@ -10,7 +10,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from quant_assets.localpg import libpq_url, psycopg2_url
+from quant_assets.core.pg import libpq as libpq_url
+from quant_assets.localpg import psycopg2_url
 from quant_assets.paths import PROJECT_ROOT
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

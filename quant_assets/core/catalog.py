@@ -13,7 +13,7 @@ DATASETS = ("raw_prices", "alt_data")
 
 
 def summarize(root: Path) -> pd.DataFrame:
-    """Per dataset: partitions, rows (all versions), tickers, event-time span, quarantined rows."""
+    """Per dataset and feature family version: partitions, rows (all versions), tickers, event-time span."""
     rows = []
     con = duckdb.connect()
     for name in DATASETS:
@@ -46,5 +46,22 @@ def summarize(root: Path) -> pd.DataFrame:
                 "SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
                 [lake.dataset_glob(root, f"quarantine/{name}")],
             ).fetchone()[0]
+        rows.append(entry)
+    for fdir in sorted((Path(root) / "features").glob("*/fv=*")):
+        entry = {"dataset": f"features/{fdir.parent.name}@{fdir.name[3:]}", "quarantined": 0}
+        entry.update(
+            con.execute(
+                """
+                SELECT count(DISTINCT date) AS partitions, count(*) AS rows,
+                       count(DISTINCT entity_key) AS tickers,
+                       min(event_time) AS first_event, max(event_time) AS last_event
+                FROM read_parquet(?, hive_partitioning = true)
+                """,
+                [str(fdir / "date=*" / f"{lake.PART_PREFIX}*.parquet")],
+            )
+            .fetchdf()
+            .iloc[0]
+            .to_dict()
+        )
         rows.append(entry)
     return pd.DataFrame(rows)

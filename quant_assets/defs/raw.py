@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 import dagster as dg
+import pandas as pd
 
 from quant_assets.core import time as qtime
 from quant_assets.core.ingest import ALT, PRICES, IngestReport, ingest_alt, ingest_prices
@@ -38,9 +39,10 @@ def _run(
     if config.clock not in ("backfill", "live"):
         raise dg.Failure(f"clock must be 'backfill' or 'live', got {config.clock!r}")
     reports, errors = [], []
+    now = pd.Timestamp.now(tz="UTC")  # one knowledge time for the whole run: its corrections arrive together
     for key in context.partition_keys:
         try:
-            reports.append(ingest(source, qtime.as_date(key), lake.path, config.clock))
+            reports.append(ingest(source, qtime.as_date(key), lake.path, config.clock, now=now))
         except Exception as exc:  # noqa: BLE001 - keep going, report every bad partition at the end
             errors.append(f"{key}: {type(exc).__name__}: {exc}")
             context.log.error(f"{dataset} partition {key} failed: {exc}")

@@ -21,6 +21,12 @@ class LakeResource(dg.ConfigurableResource):
         return Path(self.root).expanduser().resolve()
 
 
+class PostgresResource(dg.ConfigurableResource):
+    """The Postgres holding the ``quant`` schema (feature catalog, registry, drift metrics)."""
+
+    url: str
+
+
 class MarketDataResource(dg.ConfigurableResource):
     """Which source feeds raw_prices and alt_data: ``synthetic`` or ``stocknet``."""
 
@@ -45,6 +51,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     """Resources configured from the environment (see README: QUANT_*)."""
     return {
         "lake": LakeResource(root=os.environ.get("QUANT_DATA_ROOT", str(default_data_root()))),
+        "postgres": PostgresResource(url=dg.EnvVar("QUANT_PG_URL")),
         "market": MarketDataResource(
             kind=os.environ.get("QUANT_SOURCE", "synthetic"),
             seed=int(os.environ.get("QUANT_SEED", "42")),

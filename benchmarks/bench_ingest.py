@@ -1,0 +1,537 @@
+"""Ingest benchmark: prints measured figures for the raw-data ingest (not a test).
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_ingest.py
+
+Everything is written into a temporary lake directory (``tempfile.mkdtemp``),
+removed at the end; ``data/lake`` is never touched. Total runtime is a few
+minutes on 2 cores (most of it is the StockNet backfill and the 10-year fill).
+
+What it measures
+----------------
+1. One trading day (``DAY``, a Wednesday, so the alt partition owns one calendar
+   day) of the seeded synthetic market with 200 tickers, raw prices
+   (``ingest_prices``) and alt data (``ingest_alt``) into an empty lake. Each
+   repetition runs in a fresh subprocess, so the in-process caches (trading
+   calendar, Brownian-bridge normals, parsed files) are cold and the peak RSS
+   (``getrusage(RUSAGE_SELF).ru_maxrss``) belongs to that measurement alone.
+   Reported: wall time of the two ingest calls, rows/second, process peak RSS,
+   the part of it added by the ingest (peak minus the RSS after imports and
+   the calendar build), and, in separate runs (tracemalloc slows Python down),
+   the Python-heap peak of the ingest. Median of ``REPS`` repetitions.
+2. History independence: the same day ingested into a lake that already holds
+   252 prior sessions (1 year) and one that holds 2520 (10 years), all 200
+   tickers, both datasets. The 10-year lake is filled with the real ingest
+   functions by two worker processes; the 1-year lake is a copy of its last 252
+   partitions. Repetitions are interleaved (empty, 1y, 10y, empty, ...) and the
+   day's partitions are deleted after each one. Printed: the ratios 10y/1y and
+   each/empty. Because one cold ingest is short (tens of ms) and a busy
+   machine makes it noisy, the same comparison is also run warm and paired:
+   one process ingesting the day into the three lakes round-robin,
+   ``WARM_REPS`` rounds after a discarded warm-up round. Also the cost of
+   the synthetic source alone (``prices`` + ``alt``) for a day in 2001 and a
+   day in 2026, each in a fresh process, with
+   the default regime change (2024-07-01, so 2026 is post-regime) and with the
+   regime change moved past both days (same regime, pure date effect).
+3. The whole StockNet history from ``../shared/data/stocknet``, one process
+   looping over sessions as a single-run backfill does: prices for every
+   session 2012-09-04..2017-09-01, tweets for every session
+   2014-01-02..2015-12-31 (each dataset in its own fresh process). Reported:
+   wall time, rows offered/written/quarantined, rows/second, peak RSS and the
+   per-session median and 95th percentile. Skipped with a message if the
+   directory is absent.
+
+Wall times are ``time.perf_counter`` around the ingest calls only (interpreter
+start and imports excluded; their cost is printed once). The OS page cache is
+warm (nothing is dropped); caches inside the Python process are cold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STOCKNET_DIR = (REPO / ".." / "shared" / "data" / "stocknet").resolve()
+REPS = 5
+WARM_REPS = 30
+N_TICKERS = 200
+SEED = 42
+DAY = "2024-03-06"  # a Wednesday before the default regime change
+HISTORY_1Y = 252
+HISTORY_10Y = 2520
+FILL_WORKERS = 2
+SOURCE_DAYS = ("2001-06-06", "2026-06-03")  # Wednesdays
+LATE_REGIME = "2026-11-02"  # a session after both source days
+STOCKNET_PRICES = ("2012-09-04", "2017-09-01")
+STOCKNET_TWEETS = ("2014-01-02", "2015-12-31")
+DATASETS = ("raw_prices", "alt_data")
+
+
+# --------------------------------------------------------------------------- child side
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def _child_ingest(root: str, day: str, trace: bool) -> dict:
+    t0 = time.perf_counter()
+    from quant_assets.core import time as qtime
+    from quant_assets.core.ingest import ingest_alt, ingest_prices
+    from quant_assets.core.sources import make_sources
+
+    t1 = time.perf_counter()
+    qtime.calendar()
+    t2 = time.perf_counter()
+    prices, alt = make_sources("synthetic", seed=SEED, n_tickers=N_TICKERS)
+    session = qtime.as_date(day)
+    rss_before = _maxrss_mb()
+    if trace:
+        tracemalloc.start()
+    t3 = time.perf_counter()
+    rp = ingest_prices(prices, session, Path(root))
+    t4 = time.perf_counter()
+    ra = ingest_alt(alt, session, Path(root))
+    t5 = time.perf_counter()
+    heap_peak = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
+    if trace:
+        tracemalloc.stop()
+    return {
+        "import_s": t1 - t0,
+        "calendar_s": t2 - t1,
+        "prices_s": t4 - t3,
+        "alt_s": t5 - t4,
+        "total_s": t5 - t3,
+        "rows": rp.rows_written + ra.rows_written,
+        "rows_prices": rp.rows_written,
+        "rows_alt": ra.rows_written,
+        "quarantined": rp.rows_quarantined + ra.rows_quarantined,
+        "rss_before_mb": rss_before,
+        "rss_peak_mb": _maxrss_mb(),
+        "heap_peak_mb": heap_peak,
+    }
+
+
+def _child_ingest_warm(roots: list[str], day: str, n: int) -> dict:
+    """Paired warm timings: one process, round-robin over the lakes, the day's partitions removed after each."""
+    from quant_assets.core import time as qtime
+    from quant_assets.core.ingest import ingest_alt, ingest_prices
+    from quant_assets.core.sources import make_sources
+
+    prices, alt = make_sources("synthetic", seed=SEED, n_tickers=N_TICKERS)
+    session = qtime.as_date(day)
+    out: dict[str, list[float]] = {r: [] for r in roots}
+    for i in range(n + 1):  # round 0 warms the caches and is discarded
+        for r in roots:
+            t0 = time.perf_counter()
+            ingest_prices(prices, session, Path(r))
+            ingest_alt(alt, session, Path(r))
+            if i:
+                out[r].append(time.perf_counter() - t0)
+            _clear_day(Path(r), day)
+    return out
+
+
+def _child_source(day: str, regime: str | None) -> dict:
+    from quant_assets.core import time as qtime
+    from quant_assets.core.sources import make_sources
+
+    qtime.calendar()
+    prices, alt = make_sources("synthetic", seed=SEED, n_tickers=N_TICKERS, regime_change=regime)
+    session = qtime.as_date(day)
+    t0 = time.perf_counter()
+    bp = prices.prices(session)
+    t1 = time.perf_counter()
+    ba = alt.alt(session)
+    t2 = time.perf_counter()
+    return {"prices_s": t1 - t0, "alt_s": t2 - t1, "total_s": t2 - t0, "rows": len(bp.records) + len(ba.records)}
+
+
+def _child_fill(root: str, first: str, last: str) -> dict:
+    from quant_assets.core import time as qtime
+    from quant_assets.core.ingest import ingest_alt, ingest_prices
+    from quant_assets.core.sources import make_sources
+
+    prices, alt = make_sources("synthetic", seed=SEED, n_tickers=N_TICKERS)
+    t0 = time.perf_counter()
+    sessions = qtime.sessions_between(first, last)
+    rows = 0
+    for s in sessions:
+        rows += ingest_prices(prices, s, Path(root)).rows_written
+        rows += ingest_alt(alt, s, Path(root)).rows_written
+    return {"sessions": len(sessions), "rows": rows, "wall_s": time.perf_counter() - t0}
+
+
+def _child_stocknet(root: str, dataset: str, first: str, last: str, stocknet_dir: str) -> dict:
+    from quant_assets.core import time as qtime
+    from quant_assets.core.ingest import ingest_alt, ingest_prices
+    from quant_assets.core.sources import make_sources
+
+    qtime.calendar()
+    prices, alt = make_sources("stocknet", stocknet_dir=stocknet_dir)
+    sessions = qtime.sessions_between(first, last)
+    rss_before = _maxrss_mb()
+    per_session = []
+    tot = {"offered": 0, "clean": 0, "written": 0, "quarantined": 0, "quarantine_written": 0}
+    t0 = time.perf_counter()
+    for s in sessions:
+        ts = time.perf_counter()
+        if dataset == "raw_prices":
+            r = ingest_prices(prices, s, Path(root))
+        else:
+            r = ingest_alt(alt, s, Path(root))
+        per_session.append(time.perf_counter() - ts)
+        tot["offered"] += r.rows_offered
+        tot["clean"] += r.rows_clean
+        tot["written"] += r.rows_written
+        tot["quarantined"] += r.rows_quarantined
+        tot["quarantine_written"] += r.quarantine_written
+    wall = time.perf_counter() - t0
+    ordered = sorted(per_session)
+    return {
+        "sessions": len(sessions),
+        "wall_s": wall,
+        **tot,
+        "first_session_s": per_session[0],
+        "median_session_s": statistics.median(per_session),
+        "p95_session_s": ordered[int(0.95 * (len(ordered) - 1))],
+        "rss_before_mb": rss_before,
+        "rss_peak_mb": _maxrss_mb(),
+    }
+
+
+CHILDREN = {
+    "ingest": _child_ingest,
+    "ingest_warm": _child_ingest_warm,
+    "source": _child_source,
+    "fill": _child_fill,
+    "stocknet": _child_stocknet,
+}
+
+
+# --------------------------------------------------------------------------- parent side
+
+
+def _spawn(kind: str, *args) -> subprocess.Popen:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, json.dumps(list(args))]
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _collect(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {proc.args[3:]} failed ({proc.returncode}):\n{err}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _run(kind: str, *args) -> dict:
+    return _collect(_spawn(kind, *args))
+
+
+def _clear_day(lake: Path, day: str) -> None:
+    for ds in DATASETS:
+        for base in (lake / ds, lake / "quarantine" / ds):
+            shutil.rmtree(base / f"date={day}", ignore_errors=True)
+
+
+def _count_partitions(lake: Path, ds: str) -> int:
+    d = lake / ds
+    return sum(1 for p in d.iterdir() if p.name.startswith("date=")) if d.is_dir() else 0
+
+
+def _med(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for n, r in enumerate(cells):
+        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _ms(s: float) -> str:
+    return f"{1000 * s:.1f}"
+
+
+def _mb(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def bench_one_day_and_history(tmp: Path) -> None:
+    from quant_assets.core import time as qtime
+
+    day = qtime.as_date(DAY)
+    sessions = qtime.sessions_between(qtime.calendar().first, day)
+    if sessions[-1] != day:
+        raise SystemExit(f"{DAY} is not a session")
+    hist10, hist1 = sessions[-1 - HISTORY_10Y : -1], sessions[-1 - HISTORY_1Y : -1]
+
+    # Fill the 10-year lake with the real ingest, FILL_WORKERS processes over contiguous chunks.
+    lake10, lake1, empty = tmp / "lake_10y", tmp / "lake_1y", tmp / "lake_empty"
+    t0 = time.perf_counter()
+    chunk = -(-len(hist10) // FILL_WORKERS)
+    procs = [
+        _spawn("fill", str(lake10), hist10[i].isoformat(), hist10[min(i + chunk, len(hist10)) - 1].isoformat())
+        for i in range(0, len(hist10), chunk)
+    ]
+    fills = [_collect(p) for p in procs]
+    fill_wall = time.perf_counter() - t0
+    fill_rows = sum(f["rows"] for f in fills)
+    for s in hist1:
+        for ds in DATASETS:
+            src = lake10 / ds / f"date={s.isoformat()}"
+            shutil.copytree(src, lake1 / ds / src.name)
+    for lake, n in ((lake10, HISTORY_10Y), (lake1, HISTORY_1Y)):
+        counts = [_count_partitions(lake, ds) for ds in DATASETS]
+        if counts != [n, n] or (lake / "raw_prices" / f"date={DAY}").exists():
+            raise SystemExit(f"{lake} holds {counts} partitions, expected {n} each and no {DAY}")
+
+    load_before_timing = _load()
+    lakes = {"empty": empty, "1y": lake1, "10y": lake10}
+    timed: dict[str, list[dict]] = {k: [] for k in lakes}
+    traced: dict[str, list[dict]] = {k: [] for k in lakes}
+    for _ in range(REPS):
+        for name, lake in lakes.items():
+            timed[name].append(_run("ingest", str(lake), DAY, False))
+            _clear_day(lake, DAY)
+            traced[name].append(_run("ingest", str(lake), DAY, True))
+            _clear_day(lake, DAY)
+        shutil.rmtree(empty, ignore_errors=True)
+
+    warm = _run("ingest_warm", [str(p) for p in lakes.values()], DAY, WARM_REPS)
+    warm_med = {name: statistics.median(warm[str(p)]) for name, p in lakes.items()}
+    shutil.rmtree(empty, ignore_errors=True)
+
+    src_runs: dict[tuple[str, str], list[dict]] = {}
+    for _ in range(REPS):
+        for regime in (None, LATE_REGIME):
+            for d in SOURCE_DAYS:
+                src_runs.setdefault((d, regime or "2024-07-01 (default)"), []).append(_run("source", d, regime))
+
+    setup = timed["empty"]
+    print(
+        f"\nprocess setup (not in the timings below): imports {_ms(_med(setup, 'import_s'))} ms, "
+        f"calendar build {_ms(_med(setup, 'calendar_s'))} ms (median of {REPS})"
+    )
+
+    print(f"\n[1] + [2] one-day ingest: synthetic seed={SEED}, {N_TICKERS} tickers, session {DAY}, prices + alt")
+    print(f"    fresh process per repetition, median of {REPS} (min..max of total in brackets)")
+    print(
+        f"    10y lake filled with {HISTORY_10Y} sessions x 2 datasets ({fill_rows} rows, {N_TICKERS} tickers) in "
+        f"{fill_wall:.1f} s by {FILL_WORKERS} processes ({fill_rows / fill_wall:,.0f} rows/s); "
+        f"1y lake = copy of its last {HISTORY_1Y} sessions"
+    )
+    print(f"    {load_before_timing} when the timed repetitions started")
+    rows = []
+    base = _med(timed["empty"], "total_s")
+    for name in lakes:
+        runs = timed[name]
+        tot = [r["total_s"] for r in runs]
+        rows.append(
+            [
+                {"empty": "empty lake", "1y": f"{HISTORY_1Y} sessions (1y)", "10y": f"{HISTORY_10Y} sessions (10y)"}[
+                    name
+                ],
+                _ms(_med(runs, "prices_s")),
+                _ms(_med(runs, "alt_s")),
+                f"{_ms(statistics.median(tot))} [{_ms(min(tot))}..{_ms(max(tot))}]",
+                f"{_med(runs, 'total_s') / base:.2f}",
+                runs[0]["rows"],
+                f"{runs[0]['rows'] / statistics.median(tot):,.0f}",
+                _mb(_med(runs, "rss_peak_mb")),
+                _mb(_med(runs, "rss_peak_mb") - _med(runs, "rss_before_mb")),
+                _mb(_med(traced[name], "heap_peak_mb")),
+            ]
+        )
+    print(
+        _table(
+            [
+                "lake history",
+                "prices ms",
+                "alt ms",
+                "total ms [min..max]",
+                "x empty",
+                "rows",
+                "rows/s",
+                "peak RSS MB",
+                "RSS added MB",
+                "py heap peak MB",
+            ],
+            rows,
+        )
+    )
+    r10, r1 = _med(timed["10y"], "total_s"), _med(timed["1y"], "total_s")
+    m10, m1 = (min(r["total_s"] for r in timed[k]) for k in ("10y", "1y"))
+    print(
+        f"ratio 10y/1y (median total): {r10 / r1:.3f}   (min total): {m10 / m1:.3f}   "
+        f"prices {_med(timed['10y'], 'prices_s') / _med(timed['1y'], 'prices_s'):.3f}   "
+        f"alt {_med(timed['10y'], 'alt_s') / _med(timed['1y'], 'alt_s'):.3f}   "
+        f"peak RSS {_med(timed['10y'], 'rss_peak_mb') / _med(timed['1y'], 'rss_peak_mb'):.3f}   "
+        f"py heap peak {_med(traced['10y'], 'heap_peak_mb') / _med(traced['1y'], 'heap_peak_mb'):.3f}"
+    )
+    print(
+        f"warm, one process, lakes round-robin, median of {WARM_REPS}: "
+        + ", ".join(f"{k} {_ms(v)} ms" for k, v in warm_med.items())
+        + f";  ratio 10y/1y {warm_med['10y'] / warm_med['1y']:.3f}, 10y/empty {warm_med['10y'] / warm_med['empty']:.3f}"
+    )
+    print("(peak RSS = whole process incl. pandas/pyarrow imports; RSS added = peak minus RSS after setup;")
+    print(f" py heap peak from separate tracemalloc runs, median of {REPS})")
+
+    print(f"\n[2b] synthetic source alone (prices() + alt()), {N_TICKERS} tickers, fresh process, median of {REPS}")
+    rows = []
+    for regime in ("2024-07-01 (default)", LATE_REGIME):
+        early, late = (src_runs[(d, regime)] for d in SOURCE_DAYS)
+        for d, runs in zip(SOURCE_DAYS, (early, late), strict=True):
+            post = qtime.as_date(d) >= qtime.as_date(regime.split()[0])
+            rows.append(
+                [
+                    d,
+                    regime,
+                    "post" if post else "pre",
+                    _ms(_med(runs, "prices_s")),
+                    _ms(_med(runs, "alt_s")),
+                    _ms(_med(runs, "total_s")),
+                    runs[0]["rows"],
+                ]
+            )
+        ratio = _med(late, "total_s") / _med(early, "total_s")
+        rows.append(["  ratio 2026/2001", regime, "", "", "", f"{ratio:.3f}", ""])
+    print(_table(["day", "regime change", "regime", "prices ms", "alt ms", "total ms", "rows"], rows))
+
+
+def bench_stocknet(tmp: Path) -> None:
+    print(f"\n[3] StockNet full history from {STOCKNET_DIR}")
+    if not STOCKNET_DIR.is_dir():
+        print(f"    skipped: {STOCKNET_DIR} is absent")
+        return
+    from quant_assets.core import time as qtime
+
+    lake = tmp / "lake_stocknet"
+    runs = {
+        "raw_prices": _run("stocknet", str(lake), "raw_prices", *STOCKNET_PRICES, str(STOCKNET_DIR)),
+        "alt_data": _run("stocknet", str(lake), "alt_data", *STOCKNET_TWEETS, str(STOCKNET_DIR)),
+    }
+    # Tweet lines in the files of the calendar days the tweet partitions own (read outside any timing).
+    first_day = qtime.owned_calendar_days(STOCKNET_TWEETS[0])[0]
+    last_day = qtime.as_date(STOCKNET_TWEETS[1])
+    lines = 0
+    for f in (STOCKNET_DIR / "tweet" / "preprocessed").glob("*/*"):
+        try:
+            d = dt.date.fromisoformat(f.name)
+        except ValueError:
+            continue
+        if first_day <= d <= last_day and f.is_file():
+            lines += sum(1 for ln in f.read_bytes().split(b"\n") if ln.strip())
+    print("    one process per dataset looping over every session (single-run backfill), empty lake at start")
+    rows = []
+    for ds, (first, last) in (("raw_prices", STOCKNET_PRICES), ("alt_data", STOCKNET_TWEETS)):
+        r = runs[ds]
+        rows.append(
+            [
+                ds,
+                f"{first}..{last}",
+                r["sessions"],
+                f"{r['wall_s']:.1f}",
+                r["offered"],
+                r["written"],
+                r["quarantined"],
+                f"{r['offered'] / r['wall_s']:,.0f}",
+                _ms(r["first_session_s"]),
+                _ms(r["median_session_s"]),
+                _ms(r["p95_session_s"]),
+                _mb(r["rss_peak_mb"]),
+                _mb(r["rss_peak_mb"] - r["rss_before_mb"]),
+            ]
+        )
+    print(
+        _table(
+            [
+                "dataset",
+                "sessions",
+                "n",
+                "wall s",
+                "rows offered",
+                "rows written",
+                "quarantined",
+                "rows/s",
+                "1st ms",
+                "median ms",
+                "p95 ms",
+                "peak RSS MB",
+                "RSS added MB",
+            ],
+            rows,
+        )
+    )
+    tw = runs["alt_data"]
+    print(
+        f"    alt_data rows are (ticker, day) aggregates; quarantined are tweet lines. Tweet lines in owned files: "
+        f"{lines:,} ({lines / tw['wall_s']:,.0f} lines/s)"
+    )
+    total_wall = sum(r["wall_s"] for r in runs.values())
+    total_rows = sum(r["offered"] for r in runs.values())
+    print(
+        f"    both datasets: {total_wall:.1f} s, {total_rows:,} rows offered, {total_rows / total_wall:,.0f} rows/s, "
+        f"{sum(r['quarantined'] for r in runs.values())} quarantined"
+    )
+
+
+def _code_version() -> str:
+    """Commit and whether the package has uncommitted changes (the figures belong to that code)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "quant_assets"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no git)"
+    return f"{head}{' + uncommitted changes in quant_assets/' if dirty else ''}"
+
+
+def _load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
+    try:
+        print(
+            f"bench_ingest: python {platform.python_version()}, {os.cpu_count()} cpus, "
+            f"{platform.platform()}, code {_code_version()}"
+        )
+        print(f"temp lake {tmp}; at start: {_load()}")
+        bench_one_day_and_history(tmp)
+        bench_stocknet(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\ntotal benchmark runtime {time.perf_counter() - started:.0f} s; temp lake removed; at end: {_load()}")
+    print(f"code at end {_code_version()} (a change during the run would make the figures mixed)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        result = CHILDREN[sys.argv[2]](*json.loads(sys.argv[3]))
+        print(json.dumps(result))
+    else:
+        main()

@@ -1,0 +1,102 @@
+"""Feature definitions as data: name, version, inputs, lookback, lag, owner, function.
+
+A feature's version is a hash of its function's source, its parameters, its
+inputs, lookback and lag, and the versions of the features it is built from,
+so editing a feature (or anything it depends on) gives it a new version while
+values stored under the old version stay queryable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class FeatureDef:
+    """One feature. ``fn(panel, **params)`` returns a Series over tickers for the panel's last day.
+
+    ``panel`` maps input field names to wide frames (rows: days, oldest first;
+    columns: tickers). Cross-sectional features list ``depends_on`` and get the
+    day's values of those features under the same names in the panel.
+    """
+
+    name: str
+    family: str
+    fn: Callable[..., pd.Series]
+    description: str
+    inputs: tuple[str, ...]
+    lookback: int
+    lag: pd.Timedelta
+    owner: str = "team:quant-research"
+    params: Mapping[str, object] = field(default_factory=dict)
+    depends_on: tuple[FeatureDef, ...] = ()
+
+    @property
+    def version(self) -> str:
+        payload = json.dumps(
+            {
+                "code": inspect.getsource(self.fn),
+                "params": {k: repr(v) for k, v in sorted(self.params.items())},
+                "inputs": list(self.inputs),
+                "lookback": self.lookback,
+                "lag": str(self.lag),
+                "depends_on": [f"{d.name}@{d.version}" for d in self.depends_on],
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def compute(self, panel: Mapping[str, pd.DataFrame]) -> pd.Series:
+        return self.fn(panel, **self.params).rename(self.name)
+
+
+@dataclass(frozen=True)
+class FeatureFamily:
+    """Features computed together from one input window; stored together, one column each."""
+
+    name: str
+    source: str  # the raw dataset it reads: raw_prices or alt_data
+    fields: tuple[str, ...]  # the input columns it pivots into the panel
+    features: tuple[FeatureDef, ...]
+    description: str
+
+    @property
+    def lookback(self) -> int:
+        return max(f.lookback for f in self.features)
+
+    @property
+    def lag(self) -> pd.Timedelta:
+        return max(f.lag for f in self.features)
+
+    @property
+    def version(self) -> str:
+        """Identifies the exact set of feature versions stored side by side."""
+        keys = ",".join(sorted(f.key for f in self.features))
+        return hashlib.sha256(keys.encode()).hexdigest()[:12]
+
+    def ordered(self) -> list[FeatureDef]:
+        """Features in dependency order (bases before the cross-sectional ones)."""
+        done: list[FeatureDef] = []
+        seen: set[str] = set()
+
+        def visit(f: FeatureDef) -> None:
+            if f.name in seen:
+                return
+            for d in f.depends_on:
+                visit(d)
+            seen.add(f.name)
+            done.append(f)
+
+        for f in self.features:
+            visit(f)
+        return done

@@ -1,0 +1,96 @@
+"""The ``quant`` schema in Postgres: feature catalog (and, later, registry and drift tables)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import contextmanager
+
+import pandas as pd
+import psycopg2
+
+from quant_assets.core.features.definitions import FeatureDef
+
+SCHEMA = """
+CREATE SCHEMA IF NOT EXISTS quant;
+CREATE TABLE IF NOT EXISTS quant.feature_definitions (
+    name          text NOT NULL,
+    version       text NOT NULL,
+    family        text NOT NULL,
+    inputs        text[] NOT NULL,
+    depends_on    text[] NOT NULL,
+    lookback      integer NOT NULL,
+    lag_seconds   integer NOT NULL,
+    description   text NOT NULL,
+    owner         text NOT NULL,
+    code_version  text NOT NULL,
+    registered_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (name, version)
+);
+"""
+
+
+def libpq(url: str) -> str:
+    """Strip a SQLAlchemy driver suffix (postgresql+psycopg2://) for psycopg2.connect."""
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql://{rest}" if sep and scheme.startswith("postgres") else url
+
+
+@contextmanager
+def connect(url: str):
+    """A connection with the ``quant`` schema in place; commits on success."""
+    conn = psycopg2.connect(libpq(url))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(74201)")  # schema DDL from many processes at once
+            cur.execute(SCHEMA)
+        conn.commit()
+        yield conn
+        conn.commit()
+    except Exception:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+
+
+def register_features(conn, features: Iterable[FeatureDef], code_version: str) -> int:
+    """Insert definitions not yet registered; returns how many were new."""
+    rows = [
+        (
+            f.name,
+            f.version,
+            f.family,
+            list(f.inputs),
+            [d.key for d in f.depends_on],
+            f.lookback,
+            int(f.lag.total_seconds()),
+            f.description,
+            f.owner,
+            code_version,
+        )
+        for f in features
+    ]
+    with conn.cursor() as cur:
+        new = 0
+        for row in rows:
+            cur.execute(
+                """INSERT INTO quant.feature_definitions
+                   (name, version, family, inputs, depends_on, lookback, lag_seconds, description, owner,
+                    code_version)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (name, version) DO NOTHING""",
+                row,
+            )
+            new += cur.rowcount
+    return new
+
+
+def feature_catalog(conn) -> pd.DataFrame:
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT name, version, family, inputs, depends_on, lookback, lag_seconds, description, owner,
+                      code_version, registered_at
+               FROM quant.feature_definitions ORDER BY family, name, registered_at"""
+        )
+        cols = [c.name for c in cur.description]
+        return pd.DataFrame(cur.fetchall(), columns=cols)

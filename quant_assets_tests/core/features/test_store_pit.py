@@ -1,0 +1,156 @@
+"""Point-in-time semantics of the feature store: hand-made bitemporal cases and a property test."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from quant_assets.core.features.definitions import FeatureDef, FeatureFamily
+from quant_assets.core.features.store import FeatureStore, FeatureStoreError, write_day
+
+T0 = pd.Timestamp("2024-01-01", tz="UTC")
+PROV = {"producer": "test", "producer_version": "sha", "run_id": "r1"}
+
+
+def toy_value(panel, scale):
+    return panel["close"].iloc[-1] * scale
+
+
+def _family(scale=1.0) -> FeatureFamily:
+    x = FeatureDef("x", "toy", toy_value, "toy", ("raw_prices",), 1, pd.Timedelta(0), params={"scale": scale})
+    return FeatureFamily("toy", "raw_prices", ("close",), (x,), "toy family")
+
+
+def _h(hours) -> pd.Timestamp:
+    return T0 + pd.Timedelta(hours=hours)
+
+
+def _write(root, family, rows, day=dt.date(2024, 1, 1)):
+    frame = pd.DataFrame(rows, columns=["entity_key", "event", "ingest", "x"])
+    frame = pd.DataFrame(
+        {
+            "entity_key": frame["entity_key"],
+            "event_time": frame["event"].map(_h),
+            "ingest_time": frame["ingest"].map(_h),
+            "x": frame["x"].astype(float),
+        }
+    )
+    return write_day(root, family, day, frame, PROV)
+
+
+def _ask(store, pairs, features=("x",)):
+    q = pd.DataFrame({"entity_key": [e for e, _ in pairs], "as_of": [_h(t) for _, t in pairs]})
+    return store.get_point_in_time(q, list(features))
+
+
+@pytest.fixture
+def store(tmp_path):
+    return tmp_path, FeatureStore(tmp_path, {"x": _family().features[0]})
+
+
+def test_restatement_old_value_before_the_correction_new_after(store):
+    root, fs = store
+    _write(root, _family(), [("A", 10, 11, 1.0), ("A", 10, 30, 1.5)])
+    got = _ask(fs, [("A", 9), ("A", 11), ("A", 29), ("A", 30), ("A", 99)])
+    assert got["x"].tolist()[1:] == [1.0, 1.0, 1.5, 1.5] and np.isnan(got["x"].iloc[0])
+
+
+def test_late_arrival_of_an_older_event_does_not_hide_a_newer_one(store):
+    root, fs = store
+    # event 10 arrives late (t=40) after event 20 (t=21); event 5 never restated.
+    _write(root, _family(), [("A", 5, 6, 0.5), ("A", 20, 21, 2.0), ("A", 10, 40, 1.0)])
+    got = _ask(fs, [("A", 8), ("A", 20), ("A", 25), ("A", 45)])
+    assert got["x"].tolist() == [0.5, 0.5, 2.0, 2.0]
+    assert got["event_time_toy"].tolist()[:3] == [_h(5), _h(5), _h(20)]
+
+
+def test_a_restatement_of_the_latest_event_and_a_gap(store):
+    root, fs = store
+    _write(root, _family(), [("A", 20, 21, 2.0), ("A", 20, 50, 2.2), ("B", 30, 31, 7.0)])
+    got = _ask(fs, [("A", 49), ("A", 50), ("B", 30), ("B", 31), ("C", 99)])
+    assert got["x"].iloc[:2].tolist() == [2.0, 2.2]
+    assert np.isnan(got["x"].iloc[2]) and got["x"].iloc[3] == 7.0 and np.isnan(got["x"].iloc[4])
+
+
+def test_event_known_before_it_happened_is_refused(tmp_path):
+    with pytest.raises(FeatureStoreError, match="ingest_time before event_time"):
+        _write(tmp_path, _family(), [("A", 10, 9, 1.0)])
+
+
+def test_same_key_with_other_values_is_refused_and_same_values_add_nothing(tmp_path):
+    assert _write(tmp_path, _family(), [("A", 10, 11, 1.0)]).rows_written == 1
+    assert _write(tmp_path, _family(), [("A", 10, 11, 1.0)]).rows_written == 0
+    with pytest.raises(FeatureStoreError, match="differ from stored ones under the same version"):
+        _write(tmp_path, _family(), [("A", 10, 11, 9.0)])
+
+
+def test_a_version_bump_keeps_old_values_queryable(tmp_path):
+    old, new = _family(1.0), _family(2.0)
+    assert old.features[0].version != new.features[0].version
+    _write(tmp_path, old, [("A", 10, 11, 1.0)])
+    _write(tmp_path, new, [("A", 10, 11, 2.0)])
+    fs = FeatureStore(tmp_path, {"x": new.features[0]})
+    assert fs.versions("x") == sorted([old.features[0].version, new.features[0].version])
+    got = _ask(fs, [("A", 12)], features=["x", f"x@{old.features[0].version}"])
+    assert got["x"].tolist() == [2.0] and got[f"x@{old.features[0].version}"].tolist() == [1.0]
+    with pytest.raises(FeatureStoreError, match="no stored values for x@nope"):
+        _ask(fs, [("A", 12)], features=["x@nope"])
+
+
+def test_get_latest_and_the_long_contract_view(store):
+    root, fs = store
+    _write(root, _family(), [("A", 10, 11, 1.0), ("B", 10, 12, 3.0), ("A", 10, 30, 1.5)])
+    latest = fs.get_latest(["A", "B"], ["x"], _h(20))
+    assert latest["x"].tolist() == [1.0, 3.0]
+    events = fs.feature_events()
+    assert list(events.columns) == [
+        "entity_key",
+        "feature_name",
+        "feature_version",
+        "event_time",
+        "value",
+        "ingest_time",
+        "producer",
+        "producer_version",
+        "run_id",
+    ]
+    assert len(events) == 3 and set(events["feature_version"]) == {_family().features[0].version}
+    assert not events.duplicated(["entity_key", "feature_name", "feature_version", "event_time", "ingest_time"]).any()
+
+
+def reference_pit(rows: pd.DataFrame, entity: str, t: int) -> float:
+    """Obviously correct: filter by both times, latest event, then latest ingest."""
+    known = rows[(rows["entity_key"] == entity) & (rows["event"] <= t) & (rows["ingest"] <= t)]
+    if known.empty:
+        return np.nan
+    best = known.sort_values(["event", "ingest"]).iloc[-1]
+    return best["x"]
+
+
+bitemporal_rows = st.lists(
+    st.tuples(st.sampled_from("ABC"), st.integers(0, 40), st.integers(0, 25), st.integers(-1000, 1000)),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=bitemporal_rows,
+    queries=st.lists(st.tuples(st.sampled_from("ABCD"), st.integers(0, 80)), min_size=1, max_size=40),
+)
+def test_matches_a_slow_reference_on_random_bitemporal_data(tmp_path_factory, rows, queries):
+    root = tmp_path_factory.mktemp("pit")
+    frame = pd.DataFrame(
+        [(e, ev, ev + delay, float(v)) for e, ev, delay, v in rows], columns=["entity_key", "event", "ingest", "x"]
+    ).drop_duplicates(["entity_key", "event", "ingest"])
+    # Split across two partitions to exercise multi-file reads.
+    half = len(frame) // 2
+    _write(root, _family(), frame.iloc[:half].values.tolist(), dt.date(2024, 1, 1))
+    _write(root, _family(), frame.iloc[half:].values.tolist(), dt.date(2024, 1, 2))
+    got = _ask(FeatureStore(root, {"x": _family().features[0]}), queries)
+    expected = [reference_pit(frame, e, t) for e, t in queries]
+    np.testing.assert_array_equal(got["x"].to_numpy(), np.array(expected, dtype=float))
