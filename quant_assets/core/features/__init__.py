@@ -1,0 +1,1 @@
+"""Declarative, versioned features and the bitemporal point-in-time store."""
