@@ -25,6 +25,38 @@ def _summary(args: argparse.Namespace) -> int:
     if table["rows"].sum() == 0:
         print("The lake is empty: run the main job first (see README).", file=sys.stderr)
         return 1
+    url = os.environ.get("QUANT_PG_URL")
+    if url:
+        from quant_assets.core import pg
+        from quant_assets.core.catalog import registry_summary
+
+        with pg.connect(url) as conn:
+            print()
+            print(registry_summary(conn, root).to_string(index=False))
+    return 0
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    from quant_assets.core import pg, registry
+    from quant_assets.core.lineage_view import render_upstream
+
+    url = os.environ.get("QUANT_PG_URL") or os.environ.get("DAGSTER_PG_URL")
+    if not url:
+        print("QUANT_PG_URL is not set (run through ./qa lineage ...)", file=sys.stderr)
+        return 2
+    with pg.connect(url) as conn:
+        if args.downstream:
+            affected = registry.blast_radius(conn, args.downstream)
+            print(f"Models and backtests downstream of {args.downstream}: {len(affected)}")
+            for node in affected:
+                print(f"  {node}")
+            return 0
+        try:
+            ref = registry.model(conn, args.model)
+        except LookupError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(render_upstream(ref.node, registry.upstream(conn, ref.node)))
     return 0
 
 
@@ -50,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("summary", help="print what the lake holds")
     p.add_argument("--data-root", help="defaults to QUANT_DATA_ROOT or data/lake")
     p.set_defaults(func=_summary)
+    p = sub.add_parser("lineage", help="upstream tree of a model, or what a node affects downstream")
+    p.add_argument("model", nargs="?", default="equity_lgbm", help="name (latest version) or name:vN")
+    p.add_argument(
+        "--downstream", metavar="NODE", help="e.g. feature:ret_5@<version>, code:<git sha>, snapshot:<fingerprint>"
+    )
+    p.set_defaults(func=_lineage)
     sub.add_parser("pg-url", help="start the local Postgres and print its URL").set_defaults(func=_pg_url)
     sub.add_parser("pg-stop", help="stop the local Postgres").set_defaults(func=_pg_stop)
     args = parser.parse_args(argv)

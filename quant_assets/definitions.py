@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from quant_assets.defs.features import alt_features, feature_catalog, price_features
+from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.raw import alt_data, raw_prices
 from quant_assets.defs.resources import default_resources
@@ -17,7 +18,16 @@ ingest_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[raw_prices, alt_data, feature_catalog, price_features, alt_features],
+    assets=[
+        raw_prices,
+        alt_data,
+        feature_catalog,
+        price_features,
+        alt_features,
+        training_snapshot,
+        trained_model,
+        predictions,
+    ],
     jobs=[ingest_job],
     resources=default_resources(),
 )

@@ -65,3 +65,26 @@ def summarize(root: Path) -> pd.DataFrame:
         )
         rows.append(entry)
     return pd.DataFrame(rows)
+
+
+def registry_summary(conn, root: Path) -> pd.DataFrame:
+    """Models in the registry with their test metrics, promotion decision and days scored."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT m.name || ':v' || m.version AS model, m.status, left(m.snapshot, 12) AS snapshot,
+                      max(x.value) FILTER (WHERE x.metric = 'rank_ic') AS test_rank_ic,
+                      max(x.value) FILTER (WHERE x.metric = 'icir') AS test_icir,
+                      (SELECT p.reason FROM quant.model_promotions p WHERE p.model_id = m.model_id
+                       ORDER BY p.promotion_id DESC LIMIT 1) AS decision
+               FROM quant.models m LEFT JOIN quant.model_metrics x
+                 ON x.model_id = m.model_id AND x.dataset_type = 'test' AND x.scope = 'overall'
+               GROUP BY m.model_id ORDER BY m.model_id"""
+        )
+        models = pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
+    if models.empty or not lake.has_files(root, "predictions"):
+        return models.assign(days_scored=0)
+    scored = duckdb.sql(
+        "SELECT model, count(DISTINCT date) AS days_scored FROM read_parquet(?, hive_partitioning = true) "
+        "GROUP BY model", params=[lake.dataset_glob(root, "predictions")]).df()
+    scored["model"] = scored["model"].str.removeprefix("model:")
+    return models.merge(scored, on="model", how="left").fillna({"days_scored": 0})

@@ -26,6 +26,56 @@ CREATE TABLE IF NOT EXISTS quant.feature_definitions (
     registered_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (name, version)
 );
+CREATE TABLE IF NOT EXISTS quant.models (
+    model_id      bigserial PRIMARY KEY,
+    name          text NOT NULL,
+    version       integer NOT NULL,
+    snapshot      text NOT NULL,
+    features      jsonb NOT NULL,
+    params        jsonb NOT NULL,
+    code_version  text NOT NULL,
+    status        text NOT NULL DEFAULT 'candidate',
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (name, version)
+);
+CREATE TABLE IF NOT EXISTS quant.model_training_runs (
+    run_id        bigserial PRIMARY KEY,
+    model_id      bigint NOT NULL REFERENCES quant.models,
+    params        jsonb NOT NULL,
+    dataset_start date NOT NULL,
+    dataset_end   date NOT NULL,
+    orchestrator_run_id text,
+    trained_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS quant.model_metrics (
+    model_id      bigint NOT NULL REFERENCES quant.models,
+    dataset_type  text NOT NULL CHECK (dataset_type IN ('train', 'valid', 'test', 'backtest', 'live')),
+    metric        text NOT NULL,
+    scope         text NOT NULL DEFAULT 'overall',
+    value         double precision,
+    PRIMARY KEY (model_id, dataset_type, metric, scope)
+);
+CREATE TABLE IF NOT EXISTS quant.model_artifacts (
+    model_id      bigint PRIMARY KEY REFERENCES quant.models,
+    path          text NOT NULL,
+    sha256        text NOT NULL,
+    size_bytes    bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quant.model_promotions (
+    promotion_id  bigserial PRIMARY KEY,
+    name          text NOT NULL,
+    model_id      bigint NOT NULL REFERENCES quant.models,
+    decision      text NOT NULL,
+    reason        text NOT NULL,
+    decided_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS quant.lineage_edges (
+    src           text NOT NULL,
+    dst           text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (src, dst)
+);
+CREATE INDEX IF NOT EXISTS lineage_edges_dst ON quant.lineage_edges (dst);
 """
 
 

@@ -158,3 +158,13 @@ def non_session_weekdays(start, end) -> list[dt.date]:
     days = pd.bdate_range(a, b).date
     sessions = set(sessions_between(a, b))
     return [d for d in days if d not in sessions]
+
+
+def session_offset(value, k: int) -> dt.date:
+    """The session ``k`` sessions after (k < 0: before) a session."""
+    return session_at(session_index(value) + k)
+
+
+def label_maturity(value, horizon: int) -> pd.Timestamp:
+    """When the open-to-open label of session t with horizon h is known: the open of t+h."""
+    return session_open(session_offset(value, horizon))

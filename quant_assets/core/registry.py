@@ -1,0 +1,268 @@
+"""Model registry and lineage in Postgres (schema ``quant``, tables in core/pg.py).
+
+Lineage is a graph of edges ``src -> dst`` between typed node ids:
+``source:<dataset>:<date>``, ``family:<name>@<version>``, ``feature:<name>@<version>``,
+``snapshot:<fingerprint>``, ``code:<git sha>``, ``model:<name>:v<version>``,
+``backtest:<id>``, ``drift:<id>``. Upstream and downstream walks are
+recursive queries; the blast radius of a node is every model and backtest
+downstream of it.
+
+Promotion rule: a candidate becomes champion when its walk-forward test
+rank IC is positive and beats the current champion's by at least
+``min_improvement``; otherwise it is rejected. Both decisions are recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from psycopg2.extras import execute_values
+
+from quant_assets.core.models import Ensemble, sha256
+
+PROMOTION_METRIC = "rank_ic"
+
+
+class ArtifactTampered(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    model_id: int
+    name: str
+    version: int
+
+    @property
+    def node(self) -> str:
+        return f"model:{self.name}:v{self.version}"
+
+
+def register_model(
+    conn,
+    name: str,
+    snapshot: str,
+    features: dict[str, str],
+    params: dict,
+    code_version: str,
+    dataset: tuple[str, str],
+    artifact: Path,
+    metrics: pd.DataFrame,
+    orchestrator_run_id: str | None = None,
+) -> ModelRef:
+    """A new version of ``name`` with its training run, metrics, artifact checksum and lineage."""
+    blob = Path(artifact).read_bytes()
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"model:{name}",))
+        cur.execute("SELECT coalesce(max(version), 0) + 1 FROM quant.models WHERE name = %s", (name,))
+        version = cur.fetchone()[0]
+        cur.execute(
+            """INSERT INTO quant.models (name, version, snapshot, features, params, code_version)
+               VALUES (%s, %s, %s, %s, %s, %s) RETURNING model_id""",
+            (name, version, snapshot, json.dumps(features), json.dumps(params, default=str), code_version),
+        )
+        model_id = cur.fetchone()[0]
+        cur.execute(
+            """INSERT INTO quant.model_training_runs (model_id, params, dataset_start, dataset_end,
+               orchestrator_run_id) VALUES (%s, %s, %s, %s, %s)""",
+            (model_id, json.dumps(params, default=str), dataset[0], dataset[1], orchestrator_run_id),
+        )
+        cur.execute(
+            "INSERT INTO quant.model_artifacts VALUES (%s, %s, %s, %s)",
+            (model_id, str(artifact), sha256(blob), len(blob)),
+        )
+    ref = ModelRef(model_id, name, version)
+    record_metrics(conn, ref, metrics)
+    add_edges(conn, [(f"snapshot:{snapshot}", ref.node), (f"code:{code_version}", ref.node)])
+    return ref
+
+
+def snapshot_edges(
+    manifest: dict, feature_family: dict[str, str], source_windows: dict[str, tuple[list[str], str]]
+) -> list[tuple[str, str]]:
+    """Edges source partitions -> feature family -> feature versions -> snapshot, plus code versions.
+
+    ``feature_family`` maps a feature name to its family version ("price@abc");
+    ``source_windows`` maps a family version to (raw partitions it read, their dataset).
+    """
+    snap = f"snapshot:{manifest['fingerprint']}"
+    edges = [(f"code:{manifest['code_version']}", snap)]
+    for name, version in manifest["features"].items():
+        feature = f"feature:{name}@{version}"
+        edges += [(feature, snap), (f"family:{feature_family[name]}", feature)]
+    for fam, (partitions, dataset) in source_windows.items():
+        edges += [(f"source:{dataset}:{d}", f"family:{fam}") for d in partitions]
+        edges += [(f"code:{v}", f"family:{fam}") for v in manifest.get("producer_versions", {}).get(fam, [])]
+    return edges
+
+
+def record_metrics(conn, ref: ModelRef, metrics: pd.DataFrame) -> None:
+    """Upsert rows of (dataset_type, metric, scope, value)."""
+    rows = [
+        (ref.model_id, r.dataset_type, r.metric, str(r.scope), None if pd.isna(r.value) else float(r.value))
+        for r in metrics.itertuples()
+    ]
+    with conn.cursor() as cur:
+        execute_values(
+            cur,
+            """INSERT INTO quant.model_metrics (model_id, dataset_type, metric, scope, value) VALUES %s
+               ON CONFLICT (model_id, dataset_type, metric, scope) DO UPDATE SET value = EXCLUDED.value""",
+            rows,
+        )
+
+
+def add_edges(conn, edges) -> None:
+    with conn.cursor() as cur:
+        execute_values(cur, "INSERT INTO quant.lineage_edges (src, dst) VALUES %s ON CONFLICT DO NOTHING", list(edges))
+
+
+def upstream(conn, node: str) -> pd.DataFrame:
+    """Every edge on a path into ``node``: (src, dst, depth)."""
+    return _walk(conn, node, "dst", "src")
+
+
+def downstream(conn, node: str) -> pd.DataFrame:
+    """Every edge on a path out of ``node``: (src, dst, depth)."""
+    return _walk(conn, node, "src", "dst")
+
+
+def _walk(conn, node: str, here: str, there: str) -> pd.DataFrame:
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""WITH RECURSIVE walk(src, dst, depth) AS (
+                    SELECT src, dst, 1 FROM quant.lineage_edges WHERE {here} = %s
+                    UNION
+                    SELECT e.src, e.dst, w.depth + 1 FROM quant.lineage_edges e
+                    JOIN walk w ON e.{here} = w.{there} WHERE w.depth < 20)
+                SELECT src, dst, min(depth) AS depth FROM walk GROUP BY src, dst ORDER BY depth, src, dst""",
+            (node,),
+        )
+        return pd.DataFrame(cur.fetchall(), columns=["src", "dst", "depth"])
+
+
+def blast_radius(conn, node: str) -> list[str]:
+    """Models and backtests that used ``node`` (a feature version, snapshot, source partition or code version)."""
+    nodes = set(downstream(conn, node)["dst"])
+    return sorted(n for n in nodes if n.startswith(("model:", "backtest:")))
+
+
+def model(conn, spec: str) -> ModelRef:
+    """``name`` (latest version) or ``name:vN``."""
+    name, _, version = spec.partition(":v")
+    with conn.cursor() as cur:
+        if version:
+            cur.execute(
+                "SELECT model_id, name, version FROM quant.models WHERE name = %s AND version = %s",
+                (name, int(version)),
+            )
+        else:
+            cur.execute(
+                "SELECT model_id, name, version FROM quant.models WHERE name = %s ORDER BY version DESC LIMIT 1",
+                (name,),
+            )
+        row = cur.fetchone()
+    if row is None:
+        raise LookupError(f"no model {spec!r} in the registry")
+    return ModelRef(*row)
+
+
+def metric(conn, ref: ModelRef, name: str = PROMOTION_METRIC, dataset_type: str = "test") -> float | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT value FROM quant.model_metrics WHERE model_id = %s AND dataset_type = %s "
+            "AND metric = %s AND scope = 'overall'",
+            (ref.model_id, dataset_type, name),
+        )
+        row = cur.fetchone()
+    return None if row is None else row[0]
+
+
+def best_model(conn, name: str, metric_name: str = PROMOTION_METRIC, dataset_type: str = "test") -> ModelRef | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT m.model_id, m.name, m.version FROM quant.models m
+               JOIN quant.model_metrics x ON x.model_id = m.model_id
+               WHERE m.name = %s AND x.dataset_type = %s AND x.metric = %s AND x.scope = 'overall'
+                 AND x.value IS NOT NULL
+               ORDER BY x.value DESC, m.version DESC LIMIT 1""",
+            (name, dataset_type, metric_name),
+        )
+        row = cur.fetchone()
+    return None if row is None else ModelRef(*row)
+
+
+def champions(conn, name: str) -> list[ModelRef]:
+    """The champion first, then earlier champions, most recent first (the fallback order)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT m.model_id, m.name, m.version FROM quant.model_promotions p
+               JOIN quant.models m ON m.model_id = p.model_id
+               WHERE p.name = %s AND p.decision = 'promoted'
+               ORDER BY p.promotion_id DESC""",
+            (name,),
+        )
+        seen, out = set(), []
+        for row in cur.fetchall():
+            if row[0] not in seen:
+                seen.add(row[0])
+                out.append(ModelRef(*row))
+    return out
+
+
+def decide_promotion(conn, candidate: ModelRef, min_improvement: float = 0.0) -> tuple[str, str]:
+    """Apply the promotion rule, record the decision, return (decision, reason)."""
+    score = metric(conn, candidate)
+    current = champions(conn, candidate.name)
+    incumbent = current[0] if current else None
+    incumbent_score = metric(conn, incumbent) if incumbent else None
+    if score is None or score <= 0:
+        decision, reason = "rejected", f"test {PROMOTION_METRIC} {score} is not positive"
+    elif incumbent_score is not None and score < incumbent_score + min_improvement:
+        decision, reason = (
+            "rejected",
+            (
+                f"test {PROMOTION_METRIC} {score:.4f} < champion v{incumbent.version} {incumbent_score:.4f}"
+                f" + {min_improvement}"
+            ),
+        )
+    else:
+        decision = "promoted"
+        reason = f"test {PROMOTION_METRIC} {score:.4f}" + (
+            f" beats champion v{incumbent.version} {incumbent_score:.4f} + {min_improvement}"
+            if incumbent
+            else ", first champion"
+        )
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO quant.model_promotions (name, model_id, decision, reason) VALUES (%s, %s, %s, %s)",
+            (candidate.name, candidate.model_id, decision, reason),
+        )
+        if decision == "promoted":
+            cur.execute(
+                "UPDATE quant.models SET status = 'retired' WHERE name = %s AND status = 'champion'", (candidate.name,)
+            )
+        cur.execute(
+            "UPDATE quant.models SET status = %s WHERE model_id = %s",
+            ("champion" if decision == "promoted" else "rejected", candidate.model_id),
+        )
+    return decision, reason
+
+
+def load_model(conn, ref: ModelRef) -> Ensemble:
+    """Load a model's artifact, refusing it when its size or SHA-256 differs from the registry's."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT path, sha256, size_bytes FROM quant.model_artifacts WHERE model_id = %s", (ref.model_id,))
+        row = cur.fetchone()
+    if row is None:
+        raise ArtifactTampered(f"{ref.node} has no registered artifact")
+    path, digest, size = row
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as exc:
+        raise ArtifactTampered(f"{ref.node}: artifact {path} is unreadable: {exc}") from exc
+    if len(blob) != size or sha256(blob) != digest:
+        raise ArtifactTampered(f"{ref.node}: artifact {path} fails verification (sha256/size differ)")
+    return Ensemble.from_bytes(blob)

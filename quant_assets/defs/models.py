@@ -1,0 +1,244 @@
+"""Training snapshot, model (walk-forward LightGBM ensemble in the registry) and daily predictions."""
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from quant_assets.core import pg, registry, snapshots
+from quant_assets.core import predict as scoring
+from quant_assets.core import time as qtime
+from quant_assets.core.features import compute
+from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
+from quant_assets.core.features.store import FeatureStore
+from quant_assets.core.models import TrainConfig, train_walk_forward
+from quant_assets.core.provenance import code_version
+from quant_assets.defs import plots
+from quant_assets.defs.features import alt_features, price_features
+from quant_assets.defs.partitions import trading_days
+from quant_assets.defs.resources import LakeResource, PostgresResource
+
+OWNERS = ["team:quant-research"]
+MODEL_NAME = os.environ.get("QUANT_MODEL_NAME", "equity_lgbm")
+
+
+class SnapshotConfig(dg.Config):
+    start: str = os.environ.get("QUANT_TRAIN_START", "2023-04-03")
+    end: str = os.environ.get("QUANT_TRAIN_END", "2024-06-28")
+    as_of: str = os.environ.get("QUANT_TRAIN_END", "2024-06-28")
+    horizon: int = 1
+    features: list[str] = list(ALL_FEATURES)
+
+
+@dg.asset(
+    group_name="models",
+    owners=OWNERS,
+    kinds={"python", "parquet"},
+    deps=[price_features, alt_features],
+    description="Point-in-time training matrix (features at each decision time, adjusted open-to-open label "
+    "over `horizon` sessions, only labels matured by `as_of`) in <data root>/snapshots/<fingerprint>/.",
+)
+def training_snapshot(
+    context: dg.AssetExecutionContext, config: SnapshotConfig, lake: LakeResource, postgres: PostgresResource
+) -> dg.Output[str]:
+    store = FeatureStore(lake.path, ALL_FEATURES)
+    data, manifest = snapshots.build(
+        lake.path,
+        store,
+        config.start,
+        config.end,
+        config.as_of,
+        config.features,
+        config.horizon,
+        code_version=code_version(),
+    )
+    path, created = snapshots.write(lake.path, data, manifest)
+    manifest = snapshots.read(path).manifest
+    feature_family = {
+        f: f"{ALL_FEATURES[f].family}@{FAMILIES[ALL_FEATURES[f].family].version}" for f in manifest["features"]
+    }
+    first, last = qtime.as_date(manifest["date_range"][0]), qtime.as_date(manifest["date_range"][1])
+    windows = {}
+    for fam in sorted(set(feature_family.values())):
+        family = FAMILIES[fam.split("@")[0]]
+        parts = qtime.sessions_between(compute.window_partitions(family, first)[0], last)
+        windows[fam] = ([d.isoformat() for d in parts], family.source)
+    with pg.connect(postgres.url) as conn:
+        registry.add_edges(conn, registry.snapshot_edges(manifest, feature_family, windows))
+    summary = {k: v for k, v in manifest.items() if k not in ("universe", "features", "producer_versions")}
+    return dg.Output(
+        str(path),
+        metadata={
+            "fingerprint": dg.MetadataValue.text(manifest["fingerprint"]),
+            "created": dg.MetadataValue.bool(created),
+            "dagster/row_count": dg.MetadataValue.int(manifest["row_count"]),
+            "universe_size": dg.MetadataValue.int(len(manifest["universe"])),
+            "path": dg.MetadataValue.path(str(path)),
+            "manifest": dg.MetadataValue.json(summary),
+            "features": dg.MetadataValue.md(
+                pd.Series(manifest["features"], name="version")
+                .rename_axis("feature")
+                .reset_index()
+                .to_markdown(index=False)
+            ),
+        },
+    )
+
+
+class TrainingConfig(dg.Config):
+    n_folds: int = 4
+    min_train_days: int = 120
+    num_boost_round: int = 150
+    seeds: list[int] = [1, 2, 3]
+    min_improvement: float = 0.0
+
+
+def _metric_rows(folds: pd.DataFrame) -> pd.DataFrame:
+    cols = ["ic", "rank_ic", "icir", "rank_icir", "hit_rate"]
+    long = folds.melt(id_vars=["fold"], value_vars=cols, var_name="metric", value_name="value")
+    return long.assign(dataset_type="test", scope=long["fold"].map(lambda f: f if f == "overall" else f"fold{f}"))
+
+
+def _importance_plot(importance: pd.Series) -> dg.MetadataValue:
+    fig, ax = plots.figure()
+    top = importance.head(15)[::-1]
+    ax.barh(top.index, top.to_numpy())
+    ax.set_title("feature importance (mean gain over ensemble members)")
+    return plots.as_markdown(fig, "feature importance")
+
+
+def _ic_plot(predictions: pd.DataFrame) -> dg.MetadataValue:
+    from quant_assets.core.metrics import daily_ic
+
+    ric = daily_ic(predictions, method="spearman")
+    fig, ax = plots.figure()
+    ax.bar(range(len(ric)), ric.to_numpy(), width=1.0)
+    ax.plot(range(len(ric)), ric.rolling(20, min_periods=5).mean().to_numpy(), color="black")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_title("out-of-sample daily rank IC (bars) and its 20-day mean")
+    return plots.as_markdown(fig, "daily rank IC")
+
+
+@dg.asset(
+    group_name="models",
+    owners=OWNERS,
+    kinds={"python", "lightgbm", "postgres"},
+    description="Walk-forward LightGBM ensemble on the training snapshot (purged folds, fixed seeds, one thread); "
+    "registered with metrics, artifact SHA-256 and lineage; champion/challenger decision recorded.",
+)
+def trained_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    training_snapshot: str,
+    lake: LakeResource,
+    postgres: PostgresResource,
+) -> dg.Output[str]:
+    snap = snapshots.read(Path(training_snapshot))
+    cfg = TrainConfig(
+        n_folds=config.n_folds,
+        horizon=snap.manifest["label"]["horizon"],
+        min_train_days=config.min_train_days,
+        num_boost_round=config.num_boost_round,
+        seeds=tuple(config.seeds),
+    )
+    result = train_walk_forward(snap.data, snap.features, cfg)
+    blob = result.final.to_bytes()
+    artifact = lake.path / "models" / MODEL_NAME / f"{registry.sha256(blob)}.json"
+    if not artifact.exists():
+        artifact.parent.mkdir(parents=True, exist_ok=True)
+        tmp = artifact.with_suffix(".tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(artifact)
+    with pg.connect(postgres.url) as conn:
+        ref = registry.register_model(
+            conn,
+            MODEL_NAME,
+            snap.fingerprint,
+            snap.manifest["features"],
+            result.final.params,
+            code_version(),
+            tuple(snap.manifest["date_range"]),
+            artifact,
+            _metric_rows(result.fold_metrics),
+            context.run_id,
+        )
+        decision, reason = registry.decide_promotion(conn, ref, config.min_improvement)
+        champion = registry.champions(conn, MODEL_NAME)
+    overall = result.fold_metrics.set_index("fold").loc["overall"]
+    context.log.info(f"{ref.node}: {decision} ({reason})")
+    return dg.Output(
+        ref.node,
+        metadata={
+            "model": dg.MetadataValue.text(ref.node),
+            "snapshot": dg.MetadataValue.text(snap.fingerprint),
+            "promotion": dg.MetadataValue.text(f"{decision}: {reason}"),
+            "champion": dg.MetadataValue.text(champion[0].node if champion else "-"),
+            "test_rank_ic": dg.MetadataValue.float(float(overall["rank_ic"])),
+            "test_ic": dg.MetadataValue.float(float(overall["ic"])),
+            "test_icir": dg.MetadataValue.float(float(overall["icir"])),
+            "test_hit_rate": dg.MetadataValue.float(float(overall["hit_rate"])),
+            "folds": dg.MetadataValue.md(result.fold_metrics.round(4).to_markdown(index=False)),
+            "feature_importance": _importance_plot(result.final.importance()),
+            "oos_rank_ic": _ic_plot(result.predictions),
+            "artifact": dg.MetadataValue.path(str(artifact)),
+            "params": dg.MetadataValue.json(json.loads(json.dumps(result.final.params, default=str))),
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=trading_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="models",
+    owners=OWNERS,
+    kinds={"python", "parquet"},
+    deps=[price_features, alt_features, trained_model],
+    description="The champion's score for each name at the session's decision time (09:00 ET), from features "
+    "known then, in <data root>/predictions/date=YYYY-MM-DD; falls back to the previous champion if the "
+    "champion's artifact fails verification.",
+)
+def predictions(
+    context: dg.AssetExecutionContext, lake: LakeResource, postgres: PostgresResource
+) -> dg.MaterializeResult:
+    store = FeatureStore(lake.path, ALL_FEATURES)
+    notes = []
+    with pg.connect(postgres.url) as conn:
+        candidates = registry.champions(conn, MODEL_NAME)
+        if not candidates:
+            raise dg.Failure(f"no champion for {MODEL_NAME}: materialise trained_model first")
+        model = used = None
+        for ref in candidates:
+            try:
+                model, used = registry.load_model(conn, ref), ref
+                break
+            except registry.ArtifactTampered as exc:
+                notes.append(f"{ref.node} could not load: {exc}")
+                context.log.error(notes[-1])
+        if model is None:
+            raise dg.Failure("no champion or previous champion could be loaded", metadata={"errors": notes})
+        with conn.cursor() as cur:
+            cur.execute("SELECT snapshot FROM quant.models WHERE model_id = %s", (used.model_id,))
+            universe = snapshots.read(lake.path / "snapshots" / cur.fetchone()[0]).manifest["universe"]
+    if used != candidates[0]:
+        notes.append(f"FELL BACK from {candidates[0].node} to previous champion {used.node}")
+        context.log.warning(notes[-1])
+    frames, written = [], 0
+    for key in context.partition_keys:
+        day = qtime.as_date(key)
+        scored = scoring.score_day(store, model, used.node, day, universe)
+        written += scoring.write_day(lake.path, day, scored).rows_written
+        frames.append(scored)
+    allp = pd.concat(frames, ignore_index=True)
+    return dg.MaterializeResult(
+        metadata={
+            "model": dg.MetadataValue.text(used.node),
+            "fallback": dg.MetadataValue.bool(used != candidates[0]),
+            "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes) or "champion loaded"),
+            "dagster/row_count": dg.MetadataValue.int(len(allp)),
+            "rows_written": dg.MetadataValue.int(written),
+            "path": dg.MetadataValue.path(str(lake.path / scoring.DATASET)),
+            "preview": dg.MetadataValue.md(allp.head(5).to_markdown(index=False) if len(allp) else "-"),
+        }
+    )

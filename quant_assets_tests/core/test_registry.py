@@ -1,0 +1,112 @@
+"""Model registry and lineage on a real Postgres: known answers on a small hand-built registry."""
+
+import pandas as pd
+import pytest
+
+from quant_assets.core import pg, registry
+from quant_assets.core.models import Ensemble, TrainConfig
+
+
+def _metrics(rank_ic: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "dataset_type": ["test", "test", "train"],
+            "metric": ["rank_ic", "ic", "rank_ic"],
+            "scope": ["overall"] * 3,
+            "value": [rank_ic, rank_ic / 2, 0.5],
+        }
+    )
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    frame = pd.DataFrame({"date": [1] * 50 + [2] * 50, "x": range(100), "label": [i % 7 for i in range(100)]})
+    model = Ensemble.fit(frame, ["x"], TrainConfig(num_boost_round=3, seeds=(1,), params={"min_data_in_leaf": 5}))
+    path = tmp_path / "model.json"
+    path.write_bytes(model.to_bytes())
+    return path
+
+
+def _register(conn, path, snapshot, rank_ic, code="c1"):
+    return registry.register_model(
+        conn, "m", snapshot, {"x": "v1"}, {"p": 1}, code, ("2024-01-02", "2024-03-28"), path, _metrics(rank_ic)
+    )
+
+
+def test_lineage_upstream_downstream_and_blast_radius(pg_db, tiny_model):
+    with pg.connect(pg_db) as conn:
+        registry.add_edges(
+            conn,
+            [
+                ("source:raw_prices:2024-01-02", "family:price@f1"),
+                ("source:raw_prices:2024-01-03", "family:price@f1"),
+                ("code:c0", "family:price@f1"),
+                ("family:price@f1", "feature:ret_5@a"),
+                ("family:price@f1", "feature:ret_1@b"),
+                ("feature:ret_5@a", "snapshot:S1"),
+                ("feature:ret_1@b", "snapshot:S1"),
+                ("feature:ret_1@b", "snapshot:S2"),
+                ("code:c1", "snapshot:S1"),
+            ],
+        )
+        m1 = _register(conn, tiny_model, "S1", 0.05)
+        m2 = _register(conn, tiny_model, "S2", 0.04, code="c2")
+        registry.add_edges(conn, [(m1.node, "backtest:B1")])
+        assert (m1.version, m2.version) == (1, 2)
+        up = registry.upstream(conn, m1.node)
+        assert set(up["src"]) == {
+            "snapshot:S1",
+            "code:c1",
+            "feature:ret_5@a",
+            "feature:ret_1@b",
+            "family:price@f1",
+            "source:raw_prices:2024-01-02",
+            "source:raw_prices:2024-01-03",
+            "code:c0",
+        }
+        assert registry.blast_radius(conn, "feature:ret_5@a") == ["backtest:B1", "model:m:v1"]
+        assert registry.blast_radius(conn, "feature:ret_1@b") == ["backtest:B1", "model:m:v1", "model:m:v2"]
+        assert registry.blast_radius(conn, "source:raw_prices:2024-01-02") == [
+            "backtest:B1",
+            "model:m:v1",
+            "model:m:v2",
+        ]
+        assert registry.blast_radius(conn, "code:c2") == ["model:m:v2"]
+        assert registry.blast_radius(conn, "code:c1") == ["backtest:B1", "model:m:v1"]
+        assert registry.best_model(conn, "m") == m1
+        assert registry.model(conn, "m") == m2 and registry.model(conn, "m:v1") == m1
+        with pytest.raises(LookupError):
+            registry.model(conn, "nope")
+
+
+def test_champion_challenger_rule_and_fallback_order(pg_db, tiny_model):
+    with pg.connect(pg_db) as conn:
+        bad = _register(conn, tiny_model, "S", -0.01)
+        assert registry.decide_promotion(conn, bad)[0] == "rejected"
+        first = _register(conn, tiny_model, "S", 0.03)
+        assert registry.decide_promotion(conn, first) == ("promoted", "test rank_ic 0.0300, first champion")
+        weaker = _register(conn, tiny_model, "S", 0.025)
+        decision, reason = registry.decide_promotion(conn, weaker)
+        assert decision == "rejected" and "champion v2" in reason
+        better = _register(conn, tiny_model, "S", 0.04)
+        assert registry.decide_promotion(conn, better, min_improvement=0.02)[0] == "rejected"
+        assert registry.decide_promotion(conn, better, min_improvement=0.005)[0] == "promoted"
+        assert registry.champions(conn, "m") == [better, first]
+        with conn.cursor() as cur:
+            cur.execute("SELECT version, status FROM quant.models ORDER BY version")
+            assert cur.fetchall() == [(1, "rejected"), (2, "retired"), (3, "rejected"), (4, "champion")]
+            cur.execute("SELECT count(*) FROM quant.model_promotions")
+            assert cur.fetchone()[0] == 5
+
+
+def test_tampered_or_missing_artifact_refuses_to_load(pg_db, tiny_model):
+    with pg.connect(pg_db) as conn:
+        ref = _register(conn, tiny_model, "S", 0.03)
+        assert registry.load_model(conn, ref).features == ["x"]
+        blob = tiny_model.read_bytes()
+        tiny_model.write_bytes(blob.replace(b'"x"', b'"y"', 1))
+        with pytest.raises(registry.ArtifactTampered, match="fails verification"):
+            registry.load_model(conn, ref)
+        tiny_model.unlink()
+        with pytest.raises(registry.ArtifactTampered, match="unreadable"):
+            registry.load_model(conn, ref)
