@@ -14,6 +14,7 @@ from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.models import Ensemble
 
 DATASET = "predictions"
+STALE_SESSIONS = 5  # read features from this many sessions back; only the previous session's are used
 SCHEMA = pa.schema(
     [
         ("entity_key", pa.string()),
@@ -31,7 +32,7 @@ def score_day(store: FeatureStore, model: Ensemble, model_node: str, day: dt.dat
     event_time = ingest_time = the decision time: a prediction is made then, from what was known then.
     """
     when = qtime.decision_time(day)
-    pit = store.get_latest(universe, model.features, when)
+    pit = store.get_latest(universe, model.features, when, since=qtime.session_offset(day, -STALE_SESSIONS))
     fresh = pit["event_time_price"] == qtime.session_close(qtime.previous_session(day))
     pit = pit[fresh.to_numpy()]
     return pd.DataFrame(

@@ -147,8 +147,15 @@ class FeatureStore:
         return groups
 
     # -- queries ----------------------------------------------------------------------------
-    def get_point_in_time(self, entity_times: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-        """For each (entity_key, as_of) row, the features as known at as_of: a wide frame in input order."""
+    def get_point_in_time(
+        self, entity_times: pd.DataFrame, features: list[str], since: dt.date | None = None
+    ) -> pd.DataFrame:
+        """For each (entity_key, as_of) row, the features as known at as_of: a wide frame in input order.
+
+        ``since`` reads only partitions from that day on: a daily scorer that needs recent values passes it,
+        so its cost does not grow with the history (older rows, restated or not, cannot be the answer
+        once a newer event exists).
+        """
         queries = pd.DataFrame(
             {
                 "qid": np.arange(len(entity_times), dtype="int64"),
@@ -160,7 +167,10 @@ class FeatureStore:
         con = duckdb.connect()
         con.register("q", queries)
         for dirs, wanted in self._groups(features).items():
-            files = [str(p) for d in dirs for p in sorted(d.glob(f"date=*/{lake.PART_PREFIX}*.parquet"))]
+            files = [str(p) for d in dirs for p in sorted(d.glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
+                     if since is None or p.parent.name[5:] >= since.isoformat()]
+            if not files:
+                raise FeatureStoreError(f"no stored partitions since {since} for {[n for n, _ in wanted]}")
             cols = sorted({name for name, _ in wanted})
             select = ", ".join(f'"{c}"' for c in cols)
             answer = (
@@ -199,10 +209,11 @@ class FeatureStore:
         con.close()
         return result
 
-    def get_latest(self, entity_keys: Iterable[str], features: list[str], as_of) -> pd.DataFrame:
+    def get_latest(self, entity_keys: Iterable[str], features: list[str], as_of,
+                   since: dt.date | None = None) -> pd.DataFrame:
         keys = list(entity_keys)
         frame = pd.DataFrame({"entity_key": keys, "as_of": [pd.Timestamp(as_of)] * len(keys)})
-        return self.get_point_in_time(frame, features)
+        return self.get_point_in_time(frame, features, since)
 
     def feature_events(self, family: str | None = None) -> pd.DataFrame:
         """The logical long ``feature_events`` view (for audits and tests; wide is for speed)."""

@@ -154,3 +154,15 @@ def test_matches_a_slow_reference_on_random_bitemporal_data(tmp_path_factory, ro
     got = _ask(FeatureStore(root, {"x": _family().features[0]}), queries)
     expected = [reference_pit(frame, e, t) for e, t in queries]
     np.testing.assert_array_equal(got["x"].to_numpy(), np.array(expected, dtype=float))
+
+
+def test_since_reads_only_recent_partitions(tmp_path):
+    _write(tmp_path, _family(), [("A", 10, 11, 1.0)], dt.date(2024, 1, 1))
+    _write(tmp_path, _family(), [("A", 40, 41, 4.0)], dt.date(2024, 1, 3))
+    fs = FeatureStore(tmp_path, {"x": _family().features[0]})
+    q = pd.DataFrame({"entity_key": ["A", "A"], "as_of": [_h(20), _h(50)]})
+    full = fs.get_point_in_time(q, ["x"])["x"].tolist()
+    recent = fs.get_point_in_time(q, ["x"], since=dt.date(2024, 1, 2))["x"].tolist()
+    assert full == [1.0, 4.0] and np.isnan(recent[0]) and recent[1] == 4.0
+    with pytest.raises(FeatureStoreError, match="no stored partitions since 2024-01-04"):
+        fs.get_point_in_time(q, ["x"], since=dt.date(2024, 1, 4))
