@@ -85,6 +85,8 @@ def registry_summary(conn, root: Path) -> pd.DataFrame:
         return models.assign(days_scored=0)
     scored = duckdb.sql(
         "SELECT model, count(DISTINCT date) AS days_scored FROM read_parquet(?, hive_partitioning = true) "
-        "GROUP BY model", params=[lake.dataset_glob(root, "predictions")]).df()
+        "GROUP BY model",
+        params=[lake.dataset_glob(root, "predictions")],
+    ).df()
     scored["model"] = scored["model"].str.removeprefix("model:")
     return models.merge(scored, on="model", how="left").fillna({"days_scored": 0})

@@ -30,6 +30,7 @@ class SnapshotConfig(dg.Config):
     as_of: str = os.environ.get("QUANT_TRAIN_END", "2024-06-28")
     horizon: int = 1
     features: list[str] = list(ALL_FEATURES)
+    universe: list[str] | None = None  # default: every name with a label and features
 
 
 @dg.asset(

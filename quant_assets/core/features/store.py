@@ -167,8 +167,12 @@ class FeatureStore:
         con = duckdb.connect()
         con.register("q", queries)
         for dirs, wanted in self._groups(features).items():
-            files = [str(p) for d in dirs for p in sorted(d.glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
-                     if since is None or p.parent.name[5:] >= since.isoformat()]
+            files = [
+                str(p)
+                for d in dirs
+                for p in sorted(d.glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
+                if since is None or p.parent.name[5:] >= since.isoformat()
+            ]
             if not files:
                 raise FeatureStoreError(f"no stored partitions since {since} for {[n for n, _ in wanted]}")
             cols = sorted({name for name, _ in wanted})
@@ -209,8 +213,9 @@ class FeatureStore:
         con.close()
         return result
 
-    def get_latest(self, entity_keys: Iterable[str], features: list[str], as_of,
-                   since: dt.date | None = None) -> pd.DataFrame:
+    def get_latest(
+        self, entity_keys: Iterable[str], features: list[str], as_of, since: dt.date | None = None
+    ) -> pd.DataFrame:
         keys = list(entity_keys)
         frame = pd.DataFrame({"entity_key": keys, "as_of": [pd.Timestamp(as_of)] * len(keys)})
         return self.get_point_in_time(frame, features, since)
