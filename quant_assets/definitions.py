@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from quant_assets.defs.backtests import backtest_sweep, champion_backtest
 from quant_assets.defs.features import alt_features, feature_catalog, price_features
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.partitions import trading_days
@@ -17,6 +18,12 @@ ingest_job = dg.define_asset_job(
     description="Ingest market and alternative data and compute their features for the selected trading days.",
 )
 
+sweep_job = dg.define_asset_job(
+    "sweep_job",
+    selection=[backtest_sweep],
+    description="The parameter sweep alone; its cells run in parallel under the multiprocess executor.",
+)
+
 defs = dg.Definitions(
     assets=[
         raw_prices,
@@ -27,7 +34,9 @@ defs = dg.Definitions(
         training_snapshot,
         trained_model,
         predictions,
+        champion_backtest,
+        backtest_sweep,
     ],
-    jobs=[ingest_job],
+    jobs=[ingest_job, sweep_job],
     resources=default_resources(),
 )

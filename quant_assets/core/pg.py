@@ -75,6 +75,15 @@ CREATE TABLE IF NOT EXISTS quant.lineage_edges (
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (src, dst)
 );
+CREATE TABLE IF NOT EXISTS quant.backtests (
+    backtest_id   text PRIMARY KEY,
+    kind          text NOT NULL,
+    model_id      bigint REFERENCES quant.models,
+    snapshot      text NOT NULL,
+    config        jsonb NOT NULL,
+    metrics       jsonb NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
 CREATE INDEX IF NOT EXISTS lineage_edges_dst ON quant.lineage_edges (dst);
 """
 

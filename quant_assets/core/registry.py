@@ -114,6 +114,29 @@ def record_metrics(conn, ref: ModelRef, metrics: pd.DataFrame) -> None:
         )
 
 
+def record_backtest(
+    conn, backtest_id: str, kind: str, snapshot: str, config: dict, metrics: dict, model: ModelRef | None = None
+) -> str:
+    """Upsert a backtest or sweep result and its lineage (snapshot and model -> backtest); returns its node."""
+    node = f"backtest:{backtest_id}"
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO quant.backtests (backtest_id, kind, model_id, snapshot, config, metrics)
+               VALUES (%s, %s, %s, %s, %s, %s)
+               ON CONFLICT (backtest_id) DO UPDATE SET metrics = EXCLUDED.metrics, created_at = now()""",
+            (
+                backtest_id,
+                kind,
+                model.model_id if model else None,
+                snapshot,
+                json.dumps(config),
+                json.dumps(metrics, default=float),
+            ),
+        )
+    add_edges(conn, [(f"snapshot:{snapshot}", node)] + ([(model.node, node)] if model else []))
+    return node
+
+
 def add_edges(conn, edges) -> None:
     with conn.cursor() as cur:
         execute_values(cur, "INSERT INTO quant.lineage_edges (src, dst) VALUES %s ON CONFLICT DO NOTHING", list(edges))

@@ -88,6 +88,11 @@ def training_snapshot(
     )
 
 
+def oos_path(artifact: Path) -> Path:
+    """Where a model's out-of-sample walk-forward predictions sit, beside its artifact."""
+    return Path(artifact).with_suffix(".oos.parquet")
+
+
 class TrainingConfig(dg.Config):
     n_folds: int = 4
     min_train_days: int = 120
@@ -152,6 +157,7 @@ def trained_model(
         tmp = artifact.with_suffix(".tmp")
         tmp.write_bytes(blob)
         tmp.replace(artifact)
+    result.predictions.to_parquet(oos_path(artifact), index=False)  # the walk-forward test predictions
     with pg.connect(postgres.url) as conn:
         ref = registry.register_model(
             conn,

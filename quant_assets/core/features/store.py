@@ -28,6 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from quant_assets.core import lake
@@ -156,62 +157,33 @@ class FeatureStore:
         so its cost does not grow with the history (older rows, restated or not, cannot be the answer
         once a newer event exists).
         """
-        queries = pd.DataFrame(
-            {
-                "qid": np.arange(len(entity_times), dtype="int64"),
-                "entity_key": entity_times["entity_key"].astype(str).to_numpy(),
-                "as_of": pd.to_datetime(entity_times["as_of"], utc=True).astype("datetime64[us, UTC]").to_numpy(),
-            }
-        )
-        result = entity_times[["entity_key", "as_of"]].reset_index(drop=True).copy()
+        as_of = pd.to_datetime(entity_times["as_of"], utc=True).astype("datetime64[us, UTC]")
+        q_time = as_of.dt.tz_localize(None).to_numpy().view("int64")  # NaT -> int64 min: matches nothing
+        q_keys = pa.array(entity_times["entity_key"].astype(str).to_numpy(), pa.string())
+        pieces: list[pd.DataFrame | str] = [entity_times[["entity_key", "as_of"]].reset_index(drop=True)]
+        event_columns: dict[str, pd.Series] = {}
         con = duckdb.connect()
-        con.register("q", queries)
-        for dirs, wanted in self._groups(features).items():
-            files = [
-                str(p)
-                for d in dirs
-                for p in sorted(d.glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
-                if since is None or p.parent.name[5:] >= since.isoformat()
-            ]
-            if not files:
-                raise FeatureStoreError(f"no stored partitions since {since} for {[n for n, _ in wanted]}")
-            cols = sorted({name for name, _ in wanted})
-            select = ", ".join(f'"{c}"' for c in cols)
-            answer = (
-                con.sql(
-                    f"""
-                WITH f AS (
-                    SELECT entity_key, event_time, ingest_time, {select}
-                    FROM read_parquet(?, union_by_name = true)
-                ),
-                running AS (
-                    SELECT *, max(event_time) OVER (
-                        PARTITION BY entity_key ORDER BY ingest_time, event_time
-                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS best_event
-                    FROM f
-                ),
-                candidates AS (
-                    SELECT * EXCLUDE (best_event) FROM running
-                    WHERE event_time = best_event
-                    QUALIFY row_number() OVER (
-                        PARTITION BY entity_key, ingest_time ORDER BY event_time DESC) = 1
-                )
-                SELECT q.qid, c.event_time AS __event_time, {", ".join(f'c."{c}"' for c in cols)}
-                FROM q ASOF LEFT JOIN candidates c
-                  ON q.entity_key = c.entity_key AND q.as_of >= c.ingest_time
-                ORDER BY q.qid
-                """,
-                    params=[files],
-                )
-                .to_arrow_table()
-                .to_pandas()
-            )
-            for name, requested in wanted:
-                result[requested] = answer[name].to_numpy()
-            family = dirs[0].parent.name
-            result[f"event_time_{family}"] = answer["__event_time"].to_numpy()
-        con.close()
-        return result
+        try:
+            for dirs, wanted in self._groups(features).items():
+                files = [
+                    str(p)
+                    for d in dirs
+                    for p in sorted(d.glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
+                    if since is None or p.parent.name[5:] >= since.isoformat()
+                ]
+                if not files:
+                    raise FeatureStoreError(f"no stored partitions since {since} for {[n for n, _ in wanted]}")
+                requested = list(dict.fromkeys(r for _, r in wanted))
+                name_of = dict((r, n) for n, r in wanted)
+                values, event_time = _point_in_time(con, files, [name_of[r] for r in requested], q_keys, q_time)
+                pieces.append(pd.DataFrame(values, columns=requested, copy=False))
+                column = f"event_time_{dirs[0].parent.name}"
+                if column not in event_columns:
+                    pieces.append(column)
+                event_columns[column] = pd.Series(event_time, name=column).dt.tz_localize("UTC")
+        finally:
+            con.close()
+        return pd.concat([event_columns[p].to_frame() if isinstance(p, str) else p for p in pieces], axis=1)
 
     def get_latest(
         self, entity_keys: Iterable[str], features: list[str], as_of, since: dt.date | None = None
@@ -248,3 +220,91 @@ class FeatureStore:
         out = pd.concat(frames, ignore_index=True)
         out = out.drop_duplicates(["entity_key", "feature_name", "feature_version", "event_time", "ingest_time"])
         return out[["entity_key", "feature_name", "feature_version", "event_time", "value", "ingest_time", *PROVENANCE]]
+
+
+def _read_rows(con: duckdb.DuckDBPyConnection, files: list[str], columns: list[str]) -> list[pa.RecordBatch]:
+    """Keys (event and ingest time as epoch microseconds) and the features as one fixed-size list per row.
+
+    Read with DuckDB, projecting only these columns. Every file of a group holds every column asked for
+    (the manifests say so), and DuckDB matches the other files' columns to the first one's by name, so no
+    schema pre-pass (``union_by_name``) is needed; it is the fallback should a file disagree.
+    """
+    values = ", ".join(f'"{c}"' for c in columns)
+    sql = """
+        SELECT entity_key, epoch_us(event_time) AS event_us, epoch_us(ingest_time) AS ingest_us,
+               [{values}]::DOUBLE[{width}] AS "values"
+        FROM read_parquet(?{union})
+        WHERE entity_key IS NOT NULL AND event_time IS NOT NULL AND ingest_time IS NOT NULL
+    """
+    try:
+        reader = con.sql(sql.format(values=values, width=len(columns), union=""), params=[files]).to_arrow_reader()
+        return list(reader)
+    except duckdb.Error:
+        sql = sql.format(values=values, width=len(columns), union=", union_by_name = true")
+        return list(con.sql(sql, params=[files]).to_arrow_reader())
+
+
+def _best_rows(
+    code: np.ndarray, event: np.ndarray, ingest: np.ndarray, q_code: np.ndarray, q_time: np.ndarray
+) -> np.ndarray:
+    """For each query (entity code, as_of), the index of the row that answers it, or -1.
+
+    Rows in (entity, ingest_time, event_time) order; the running maximum of event_time per entity is
+    what is known at each arrival, and a row is a candidate answer iff it is that maximum when it
+    arrives (one per (entity, ingest_time): the latest event). A query takes the entity's last candidate
+    ingested by as_of: one binary search over (entity, ingest rank) keys.
+    """
+    order = np.lexsort((event, ingest, code))
+    c, e, i = code[order], event[order], ingest[order]
+    best = pd.Series(e).groupby(c, sort=False).cummax().to_numpy()
+    cand = np.flatnonzero(e == best)
+    cc, ci = c[cand], i[cand]
+    last = np.ones(len(cand), dtype=bool)
+    last[:-1] = (cc[1:] != cc[:-1]) | (ci[1:] != ci[:-1])
+    cand, cc, ci = cand[last], cc[last], ci[last]
+    times = np.unique(ci)
+    width = len(times) + 1
+    key = cc * width + np.searchsorted(times, ci, side="right")
+    q_key = q_code * width + np.searchsorted(times, q_time, side="right")
+    j = np.searchsorted(key, q_key, side="right") - 1
+    jj = np.maximum(j, 0)
+    found = (j >= 0) & (q_code >= 0) & (cc[jj] == q_code)
+    return np.where(found, order[cand[jj]], -1)
+
+
+def _point_in_time(
+    con: duckdb.DuckDBPyConnection, files: list[str], columns: list[str], q_keys: pa.Array, q_time: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, event_time)``: the answers as a row-major float matrix (NaN when nothing was known) and
+    the answering rows' event times (datetime64[us], NaT when none)."""
+    batches = _read_rows(con, files, columns)
+    n_q = len(q_time)
+    values = np.empty((n_q, len(columns)), dtype="float64")
+    event_out = np.full(n_q, np.iinfo(np.int64).min, dtype="int64")
+    if not batches or not sum(b.num_rows for b in batches):
+        values[:] = np.nan
+        return values, event_out.view("datetime64[us]")
+    keys = pa.chunked_array([b.column(0) for b in batches])
+    entities = pc.unique(keys)
+    code = pc.index_in(keys, value_set=entities).to_numpy().astype("int64")
+    q_code = pc.fill_null(pc.index_in(q_keys, value_set=entities), -1).to_numpy().astype("int64")
+    event = np.concatenate([b.column(1).to_numpy() for b in batches])
+    ingest = np.concatenate([b.column(2).to_numpy() for b in batches])
+    rows = _best_rows(code, event, ingest, q_code, q_time)
+    found = rows >= 0
+    event_out[found] = event[rows[found]]
+    # Scatter batch by batch (queries sorted by answering row), dropping each batch once used:
+    # no second full copy of the features is ever held.
+    by_row = np.argsort(rows, kind="stable")
+    sorted_rows = rows[by_row]
+    starts = np.cumsum([0] + [b.num_rows for b in batches])
+    bounds = np.searchsorted(sorted_rows, starts, side="left")
+    for k in range(len(batches)):
+        lo, hi = bounds[k], bounds[k + 1]
+        if hi > lo:
+            flat = batches[k].column(3).flatten().to_numpy(zero_copy_only=False)
+            block = flat.reshape(-1, len(columns))
+            values[by_row[lo:hi]] = block[sorted_rows[lo:hi] - starts[k]]
+        batches[k] = None
+    values[~found] = np.nan
+    return values, event_out.view("datetime64[us]")

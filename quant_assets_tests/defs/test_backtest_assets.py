@@ -1,0 +1,80 @@
+"""Champion backtest and the sweep fan-out, on Postgres; the sweep runs under the multiprocess executor."""
+
+import shutil
+
+import dagster as dg
+
+from quant_assets.core import pg
+from quant_assets.defs.backtests import champion_backtest
+from quant_assets.defs.models import trained_model, training_snapshot
+from quant_assets.defs.resources import LakeResource, PostgresResource
+from quant_assets_tests.defs.test_model_assets import RUN_CONFIG
+
+SWEEP_CONFIG = {
+    "learning_rates": [0.05],
+    "num_leaves": [7, 15],
+    "rules": ["long_short:0.2", "topk:8:2"],
+    "n_folds": 2,
+    "min_train_days": 60,
+    "num_boost_round": 20,
+    "pbo_blocks": 4,
+}
+
+
+def sweep_job():
+    """Module-level so the multiprocess executor can rebuild the job in its step processes."""
+    from quant_assets.definitions import defs
+
+    return defs.resolve_job_def("sweep_job")
+
+
+def test_champion_backtest_then_a_parallel_sweep(feature_lake, tmp_path, pg_db, dagster_instance, monkeypatch):
+    root = tmp_path / "lake"
+    shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
+    resources = {"lake": LakeResource(root=str(root)), "postgres": PostgresResource(url=pg_db)}
+    trained = dg.materialize(
+        [training_snapshot, trained_model, champion_backtest],
+        instance=dagster_instance,
+        resources=resources,
+        run_config=RUN_CONFIG,
+    )
+    assert trained.success
+    meta = trained.asset_materializations_for_node("champion_backtest")[0].metadata
+    assert meta["model"].value == "model:equity_lgbm:v1" and meta["mean_daily_turnover"].value > 0
+    assert meta["net_sharpe"].value < meta["gross_sharpe"].value
+    for plot in ("equity_curve", "drawdown", "daily_ic"):
+        assert "data:image/png;base64," in meta[plot].value
+    with pg.connect(pg_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT scope, count(*) FROM quant.model_metrics WHERE dataset_type = 'backtest' GROUP BY 1")
+        assert dict(cur.fetchall()) == {"net": 12, "gross": 12}
+        cur.execute("SELECT dst FROM quant.lineage_edges WHERE src = 'model:equity_lgbm:v1'")
+        assert cur.fetchone()[0] == meta["backtest"].value
+
+    # The sweep, through the multiprocess executor, in separate step processes that read the env.
+    monkeypatch.setenv("QUANT_DATA_ROOT", str(root))
+    monkeypatch.setenv("QUANT_PG_URL", pg_db)
+    result = dg.execute_job(
+        dg.reconstructable(sweep_job),
+        instance=dagster_instance,
+        run_config={
+            "ops": {
+                "backtest_sweep": {
+                    "ops": {"plan_sweep": {"config": SWEEP_CONFIG}, "aggregate_sweep": {"config": SWEEP_CONFIG}}
+                }
+            },
+            "execution": {"config": {"multiprocess": {"max_concurrent": 2}}},
+        },
+    )
+    assert result.success
+    cells = [e for e in result.all_events if e.event_type_value == "STEP_SUCCESS" and "run_cell" in e.step_key]
+    assert len(cells) == 2 * 2 * 2  # 4 configurations x 2 folds, one step each
+    pids = {e.pid for e in result.all_events if e.step_key and "run_cell" in e.step_key}
+    assert len(pids) > 1  # separate processes
+    mat = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"][0]
+    sweep_meta = mat.event_specific_data.materialization.metadata
+    assert sweep_meta["trials"].value == 4 and sweep_meta["cells"].value == 8
+    assert 0.0 <= sweep_meta["pbo"].value <= 1.0 and 0.0 <= sweep_meta["deflated_sharpe"].value <= 1.0
+    with pg.connect(pg_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT kind, metrics->>'pbo', metrics->>'trials' FROM quant.backtests WHERE kind = 'sweep'")
+        kind, stored_pbo, trials = cur.fetchone()
+        assert float(stored_pbo) == sweep_meta["pbo"].value and trials == "4"
