@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from quant_assets.defs.backtests import backtest_sweep, champion_backtest
@@ -18,10 +20,21 @@ ingest_job = dg.define_asset_job(
     description="Ingest market and alternative data and compute their features for the selected trading days.",
 )
 
+
+def sweep_executor() -> dg.ExecutorDefinition:
+    """Multiprocess by default; ``QUANT_EXECUTOR=celery`` runs the same cells on Celery workers."""
+    if os.environ.get("QUANT_EXECUTOR", "multiprocess") == "celery":
+        from dagster_celery import celery_executor
+
+        return celery_executor
+    return dg.multiprocess_executor
+
+
 sweep_job = dg.define_asset_job(
     "sweep_job",
     selection=[backtest_sweep],
-    description="The parameter sweep alone; its cells run in parallel under the multiprocess executor.",
+    executor_def=sweep_executor(),
+    description="The parameter sweep alone: one step per (configuration, fold) cell, run in parallel.",
 )
 
 defs = dg.Definitions(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import mmap
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -159,7 +160,7 @@ class FeatureStore:
         """
         as_of = pd.to_datetime(entity_times["as_of"], utc=True).astype("datetime64[us, UTC]")
         q_time = as_of.dt.tz_localize(None).to_numpy().view("int64")  # NaT -> int64 min: matches nothing
-        q_keys = pa.array(entity_times["entity_key"].astype(str).to_numpy(), pa.string())
+        q_keys = pa.array(entity_times["entity_key"].astype(str))  # missing keys stay null: they match nothing
         pieces: list[pd.DataFrame | str] = [entity_times[["entity_key", "as_of"]].reset_index(drop=True)]
         event_columns: dict[str, pd.Series] = {}
         con = duckdb.connect()
@@ -272,6 +273,20 @@ def _best_rows(
     return np.where(found, order[cand[jj]], -1)
 
 
+def _float_matrix(n_rows: int, n_cols: int) -> np.ndarray:
+    """An uninitialised float64 matrix; a large one in plain 4 KiB pages (an anonymous mmap).
+
+    numpy asks the kernel for transparent huge pages on large arrays. On the VMs this project runs on
+    (guest memory not backed by huge pages on the host), first-touching 2 MiB pages costs about four
+    times as much as 4 KiB ones: about 1 s for this 0.5 GiB answer matrix at full size, a third of the
+    query (benchmarks/bench_feature_store.py measures it). Elsewhere the difference is small either way.
+    """
+    size = n_rows * n_cols * 8
+    if size < 1 << 24:
+        return np.empty((n_rows, n_cols), dtype="float64")
+    return np.frombuffer(mmap.mmap(-1, size), dtype="float64").reshape(n_rows, n_cols)
+
+
 def _point_in_time(
     con: duckdb.DuckDBPyConnection, files: list[str], columns: list[str], q_keys: pa.Array, q_time: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -279,17 +294,18 @@ def _point_in_time(
     the answering rows' event times (datetime64[us], NaT when none)."""
     batches = _read_rows(con, files, columns)
     n_q = len(q_time)
-    values = np.empty((n_q, len(columns)), dtype="float64")
+    values = _float_matrix(n_q, len(columns))
     event_out = np.full(n_q, np.iinfo(np.int64).min, dtype="int64")
     if not batches or not sum(b.num_rows for b in batches):
         values[:] = np.nan
         return values, event_out.view("datetime64[us]")
-    keys = pa.chunked_array([b.column(0) for b in batches])
-    entities = pc.unique(keys)
-    code = pc.index_in(keys, value_set=entities).to_numpy().astype("int64")
-    q_code = pc.fill_null(pc.index_in(q_keys, value_set=entities), -1).to_numpy().astype("int64")
-    event = np.concatenate([b.column(1).to_numpy() for b in batches])
-    ingest = np.concatenate([b.column(2).to_numpy() for b in batches])
+    keys = pa.Table.from_batches(batches).select([0, 1, 2])
+    entities = pc.unique(keys.column(0))
+    code = pc.index_in(keys.column(0), value_set=entities).to_numpy().astype("int64")
+    q_code = pc.index_in(q_keys, value_set=entities.cast(q_keys.type))
+    q_code = pc.fill_null(q_code, -1).to_numpy().astype("int64")
+    event, ingest = keys.column(1).to_numpy(), keys.column(2).to_numpy()
+    del keys
     rows = _best_rows(code, event, ingest, q_code, q_time)
     found = rows >= 0
     event_out[found] = event[rows[found]]
