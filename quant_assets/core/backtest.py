@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from quant_assets.core.metrics import daily_ic, icir
+from quant_assets.core.metrics import icir, wide_ic
 
 DAYS = 252
 EULER_GAMMA = 0.5772156649015329
@@ -113,8 +113,8 @@ def run(frame: pd.DataFrame, rule: PortfolioRule = PortfolioRule(), costs: Costs
     gross = (w * ret.fillna(0.0)).sum(axis=1)
     cost = pd.Series(per_trade.sum(axis=1), index=w.index)
     daily = pd.DataFrame({"gross": gross, "cost": cost, "net": gross - cost, "turnover": trades.sum(axis=1)})
-    ic = daily_ic(frame)
-    ric = daily_ic(frame, method="spearman")
+    ic = wide_ic(pred, ret)
+    ric = wide_ic(pred, ret, method="spearman")
     signal = {
         "ic": float(ic.mean()),
         "rank_ic": float(ric.mean()),
@@ -132,9 +132,9 @@ def run(frame: pd.DataFrame, rule: PortfolioRule = PortfolioRule(), costs: Costs
 
 def quantile_returns(frame: pd.DataFrame, n: int = 5) -> pd.Series:
     """Mean label per prediction quantile (1 = lowest), cross-sectionally each day."""
-    q = frame.groupby("date")["prediction"].transform(
-        lambda p: pd.qcut(p.rank(method="first"), n, labels=False) + 1 if p.notna().sum() >= n else np.nan
-    )
+    by_date = frame.groupby("date")["prediction"]
+    rank, count = by_date.rank(method="first"), by_date.transform("count")
+    q = (np.floor((rank - 1) * n / count) + 1).where(count >= n)
     return frame.assign(q=q).groupby("q")["label"].mean().rename_axis("quantile")
 
 

@@ -9,14 +9,28 @@ import pandas as pd
 def daily_ic(
     frame: pd.DataFrame, pred: str = "prediction", label: str = "label", by: str = "date", method: str = "pearson"
 ) -> pd.Series:
-    """Per-date cross-sectional correlation of prediction and realised label (NaN where undefined)."""
+    """Per-date cross-sectional correlation of prediction and realised label (NaN where undefined).
 
-    def corr(g: pd.DataFrame) -> float:
-        if len(g) < 3 or g[pred].nunique() < 2 or g[label].nunique() < 2:
-            return np.nan
-        return g[pred].corr(g[label], method=method)
+    Vectorised over dates: both sides are pivoted wide, masked to the names
+    that have both values, ranked per row for Spearman, and correlated row-wise.
+    """
+    p = frame.pivot(index=by, columns="entity_key", values=pred).sort_index()
+    y = frame.pivot(index=by, columns="entity_key", values=label).reindex_like(p)
+    return wide_ic(p, y, method)
 
-    return frame.groupby(by, sort=True)[[pred, label]].apply(corr).astype(float)
+
+def wide_ic(p: pd.DataFrame, y: pd.DataFrame, method: str = "pearson") -> pd.Series:
+    """Row-wise correlation of two aligned wide frames (rows: dates, columns: names)."""
+    valid = p.notna() & y.notna()
+    p, y = p.where(valid), y.where(valid)
+    if method == "spearman":
+        p, y = p.rank(axis=1), y.rank(axis=1)
+    elif method != "pearson":
+        raise ValueError(f"unknown correlation method {method!r}")
+    pm, ym = p.sub(p.mean(axis=1), axis=0), y.sub(y.mean(axis=1), axis=0)
+    denom = np.sqrt((pm**2).sum(axis=1) * (ym**2).sum(axis=1))
+    ic = (pm * ym).sum(axis=1) / denom.where(denom > 1e-300)
+    return ic.where(valid.sum(axis=1) >= 3).astype(float)
 
 
 def icir(ic: pd.Series) -> float:
