@@ -110,7 +110,7 @@ def build(
     y = labels(root, sessions, horizon, as_of_time)
     if universe is not None:
         y = y[y["entity_key"].isin(set(universe))]
-    y["decision_time"] = y["date"].map(qtime.decision_time)
+    y["decision_time"] = y["date"].map({d: qtime.decision_time(d) for d in y["date"].unique()})
     pit = store.get_point_in_time(y.rename(columns={"decision_time": "as_of"})[["entity_key", "as_of"]], features)
     matrix = pd.concat([y.reset_index(drop=True), pit[features]], axis=1)
     known = pit.filter(like="event_time_").notna().any(axis=1).to_numpy()

@@ -58,9 +58,15 @@ def load_inputs(root: Path, family: FeatureFamily, days: list[dt.date]) -> pd.Da
 
 
 def window_rows(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.DataFrame:
-    """The slice of loaded inputs inside ``day``'s window."""
+    """The slice of loaded inputs inside ``day``'s window (rows sorted by day, as the loaders return them).
+
+    A binary search, so a range backfill costs the same per day however long the loaded range is.
+    """
     axis = window_axis(family, day)
-    return rows[(rows["day"] >= axis[0]) & (rows["day"] <= day)]
+    days = rows["day"].to_numpy(dtype="datetime64[D]")
+    lo = np.searchsorted(days, np.datetime64(axis[0], "D"), "left")
+    hi = np.searchsorted(days, np.datetime64(day, "D"), "right")
+    return rows.iloc[lo:hi]
 
 
 def load_window(root: Path, family: FeatureFamily, day: dt.date) -> pd.DataFrame:
@@ -75,11 +81,11 @@ def _read(root: Path, family: FeatureFamily, partitions: list[dt.date]) -> pd.Da
         for f in sorted(lake.partition_dir(root, family.source, part).glob(f"{lake.PART_PREFIX}*.parquet")):
             frames.append(pq.read_table(f, columns=cols).to_pandas())
     if not frames:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=list(dict.fromkeys([*cols, "day"])))
     rows = pd.concat(frames, ignore_index=True)
     if family.source != "alt_data":
         rows["day"] = rows["event_time"].dt.tz_convert(qtime.EXCHANGE_TZ).dt.date
-    return rows
+    return rows.sort_values("day", kind="mergesort").reset_index(drop=True)
 
 
 def _panel(visible: pd.DataFrame, family: FeatureFamily, axis: list[dt.date]) -> dict[str, pd.DataFrame]:
