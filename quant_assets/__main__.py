@@ -46,6 +46,13 @@ def _lineage(args: argparse.Namespace) -> int:
         return 2
     with pg.connect(url) as conn:
         if args.downstream:
+            if not registry.node_exists(conn, args.downstream):
+                print(
+                    f"unknown lineage node {args.downstream!r}: use full ids as `lineage` prints them "
+                    "(e.g. feature:ret_5@<12-char version>, code:<40-char sha>)",
+                    file=sys.stderr,
+                )
+                return 1
             affected = registry.blast_radius(conn, args.downstream)
             print(f"Models and backtests downstream of {args.downstream}: {len(affected)}")
             for node in affected:

@@ -166,6 +166,12 @@ def _walk(conn, node: str, here: str, there: str) -> pd.DataFrame:
         return pd.DataFrame(cur.fetchall(), columns=["src", "dst", "depth"])
 
 
+def node_exists(conn, node: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT EXISTS (SELECT 1 FROM quant.lineage_edges WHERE src = %s OR dst = %s)", (node, node))
+        return cur.fetchone()[0]
+
+
 def blast_radius(conn, node: str) -> list[str]:
     """Models and backtests that used ``node`` (a feature version, snapshot, source partition or code version)."""
     nodes = set(downstream(conn, node)["dst"])

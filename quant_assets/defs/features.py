@@ -60,7 +60,7 @@ class FeatureConfig(dg.Config):
     max_null_rate: float = 0.2
 
 
-def _specs(asset: str) -> list[dg.AssetCheckSpec]:
+def _specs(asset: str, blocking_freshness: bool) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(
             "no_lookahead_recompute",
@@ -75,7 +75,11 @@ def _specs(asset: str) -> list[dg.AssetCheckSpec]:
             description="No row's ingest_time precedes event_time + lag or its own input's arrival.",
         ),
         dg.AssetCheckSpec(
-            "fresh", asset=asset, blocking=True, description="Each partition's latest event_time is its own day's."
+            "fresh",
+            asset=asset,
+            blocking=blocking_freshness,
+            description="Each partition's latest event_time is its own day's (alt data: a warning, since a day "
+            "without any tweet is real).",
         ),
         dg.AssetCheckSpec(
             "null_rate", asset=asset, description="Share of missing values per feature stays under max_null_rate."
@@ -99,7 +103,7 @@ def _feature_asset(family: FeatureFamily) -> dg.AssetsDefinition:
         group_name="features",
         owners=OWNERS,
         kinds={"python", "parquet", "duckdb"},
-        check_specs=_specs(name),
+        check_specs=_specs(name, blocking_freshness=family.source != "alt_data"),
         pool="features",
         description=f"{family.description} Lookback {family.lookback} "
         f"{'UTC days' if family.source == 'alt_data' else 'sessions'}. Bitemporal rows in "
@@ -140,7 +144,13 @@ def _feature_asset(family: FeatureFamily) -> dg.AssetsDefinition:
             check_results=[
                 _result(name, "no_lookahead_recompute", recompute_fail, {"rows_recomputed": checked}),
                 _result(name, "ingest_not_before_inputs", early_fail, {"rows_checked": len(frame)}),
-                _result(name, "fresh", stale, {"partitions": len(days)}),
+                _result(
+                    name,
+                    "fresh",
+                    stale,
+                    {"partitions": len(days)},
+                    dg.AssetCheckSeverity.ERROR if family.source != "alt_data" else dg.AssetCheckSeverity.WARN,
+                ),
                 dg.AssetCheckResult(
                     asset_key=name,
                     check_name="null_rate",
@@ -157,12 +167,18 @@ def _feature_asset(family: FeatureFamily) -> dg.AssetsDefinition:
     return _asset
 
 
-def _result(asset: str, check: str, failures: list[str], extra: dict) -> dg.AssetCheckResult:
+def _result(
+    asset: str,
+    check: str,
+    failures: list[str],
+    extra: dict,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=check,
         passed=not failures,
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=severity,
         metadata={
             "failures": len(failures),
             "examples": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures[:20]) or "none"),

@@ -1,5 +1,6 @@
 """raw_prices and alt_data: daily-partitioned, validated ingest into the lake."""
 
+import os
 from collections.abc import Callable
 
 import dagster as dg
@@ -16,7 +17,7 @@ OWNERS = ["team:quant-data"]
 
 class IngestConfig(dg.Config):
     clock: str = "backfill"
-    max_bad_share: float = 0.05
+    max_bad_share: float = float(os.environ.get("QUANT_MAX_BAD_SHARE", "0.05"))
 
 
 def _check_spec(asset: str) -> dg.AssetCheckSpec:

@@ -73,6 +73,7 @@ def test_lineage_upstream_downstream_and_blast_radius(pg_db, tiny_model):
         ]
         assert registry.blast_radius(conn, "code:c2") == ["model:m:v2"]
         assert registry.blast_radius(conn, "code:c1") == ["backtest:B1", "model:m:v1"]
+        assert registry.node_exists(conn, "feature:ret_5@a") and not registry.node_exists(conn, "feature:ret_5")
         assert registry.best_model(conn, "m") == m1
         assert registry.model(conn, "m") == m2 and registry.model(conn, "m:v1") == m1
         with pytest.raises(LookupError):

@@ -49,7 +49,7 @@ def test_partition_range_through_the_dagster_cli_then_summary(pg_db, tmp_path):
         timeout=120,
     )
     assert summary.returncode == 0, summary.stderr
-    lines = {line.split()[0]: line.split() for line in summary.stdout.splitlines()[1:]}
+    lines = {line.split()[0]: line.split() for line in summary.stdout.splitlines()[1:] if line.strip()}
     # 2024-07-01..08 holds 5 sessions (07-04 is a holiday); alt days: 06-29..07-08 = 10 calendar days.
     assert lines["raw_prices"][1:4] == ["5", "35", "7"]
     assert lines["alt_data"][1:4] == ["5", "70", "7"]
