@@ -1,4 +1,4 @@
-"""The point-in-time feature store over ``feature_events`` Parquet, queried with DuckDB.
+"""The point-in-time feature store over ``feature_events`` Parquet, read with DuckDB.
 
 Physical layout (the logical contract is the long ``feature_events`` schema):
 
@@ -10,10 +10,15 @@ Point-in-time rule for a query (entity, as_of): among rows with
 ``event_time <= as_of AND ingest_time <= as_of`` take the latest event_time,
 then the latest ingest_time. Because every row has ingest_time >= event_time
 (enforced on write), that is the row with the lexicographically largest
-(event_time, ingest_time) among those ingested by as_of. The query computes,
-per entity in ingest order, the running best row (a window ``max``), keeps the
-rows that are the best when they arrive, and answers every (entity, as_of)
-pair with one DuckDB ASOF join on ingest_time: vectorised, no loop over dates.
+(event_time, ingest_time) among those ingested by as_of. A query reads the
+key columns and the requested feature columns once (DuckDB over the Parquet
+files, features as one fixed-size list per row), computes per entity in ingest
+order the running best row (a running ``max`` of event_time), keeps the rows
+that are the best when they arrive, and answers every (entity, as_of) pair
+with one binary search over (entity, ingest_time) in NumPy: vectorised, no
+loop over dates, no sort of the wide rows. The answering rows' features are
+scattered straight into one float matrix in query order, which the returned
+frame wraps without a copy.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import mmap
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -163,27 +170,23 @@ class FeatureStore:
         q_keys = pa.array(entity_times["entity_key"].astype(str))  # missing keys stay null: they match nothing
         pieces: list[pd.DataFrame | str] = [entity_times[["entity_key", "as_of"]].reset_index(drop=True)]
         event_columns: dict[str, pd.Series] = {}
-        con = duckdb.connect()
-        try:
-            for dirs, wanted in self._groups(features).items():
-                files = [
-                    str(p)
-                    for d in dirs
-                    for p in sorted(d.glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
-                    if since is None or p.parent.name[5:] >= since.isoformat()
-                ]
-                if not files:
-                    raise FeatureStoreError(f"no stored partitions since {since} for {[n for n, _ in wanted]}")
-                requested = list(dict.fromkeys(r for _, r in wanted))
-                name_of = dict((r, n) for n, r in wanted)
-                values, event_time = _point_in_time(con, files, [name_of[r] for r in requested], q_keys, q_time)
-                pieces.append(pd.DataFrame(values, columns=requested, copy=False))
-                column = f"event_time_{dirs[0].parent.name}"
-                if column not in event_columns:
-                    pieces.append(column)
-                event_columns[column] = pd.Series(event_time, name=column).dt.tz_localize("UTC")
-        finally:
-            con.close()
+        for dirs, wanted in self._groups(features).items():
+            files = [
+                str(p)
+                for d in dirs
+                for p in sorted(d.glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
+                if since is None or p.parent.name[5:] >= since.isoformat()
+            ]
+            if not files:
+                raise FeatureStoreError(f"no stored partitions since {since} for {[n for n, _ in wanted]}")
+            requested = list(dict.fromkeys(r for _, r in wanted))
+            name_of = dict((r, n) for n, r in wanted)
+            values, event_time = _point_in_time(files, [name_of[r] for r in requested], q_keys, q_time)
+            pieces.append(pd.DataFrame(values, columns=requested, copy=False))
+            column = f"event_time_{dirs[0].parent.name}"
+            if column not in event_columns:
+                pieces.append(column)
+            event_columns[column] = pd.Series(event_time, name=column).dt.tz_localize("UTC")
         return pd.concat([event_columns[p].to_frame() if isinstance(p, str) else p for p in pieces], axis=1)
 
     def get_latest(
@@ -223,12 +226,21 @@ class FeatureStore:
         return out[["entity_key", "feature_name", "feature_version", "event_time", "value", "ingest_time", *PROVENANCE]]
 
 
-def _read_rows(con: duckdb.DuckDBPyConnection, files: list[str], columns: list[str]) -> list[pa.RecordBatch]:
+_FILES_PER_SCAN = 512  # below this many files per CPU, one scan
+
+
+def _read_rows(
+    files: list[str], columns: list[str], connections: list[duckdb.DuckDBPyConnection]
+) -> list[pa.RecordBatch]:
     """Keys (event and ingest time as epoch microseconds) and the features as one fixed-size list per row.
 
-    Read with DuckDB, projecting only these columns. Every file of a group holds every column asked for
-    (the manifests say so), and DuckDB matches the other files' columns to the first one's by name, so no
-    schema pre-pass (``union_by_name``) is needed; it is the fallback should a file disagree.
+    Read with DuckDB, projecting only these columns, in file order. Every file of a group holds every
+    column asked for (the manifests say so), and DuckDB matches the other files' columns to the first
+    one's by name, so no schema pre-pass (``union_by_name``) is needed; it is the fallback should a file
+    disagree. Thousands of small files are split into one contiguous run per CPU, each scanned by its
+    own single-threaded DuckDB in a thread: that scales better than one multi-threaded scan, whose
+    per-file work does not spread well. The batches stay valid while ``connections`` (appended to
+    here; the caller closes them) are open.
     """
     values = ", ".join(f'"{c}"' for c in columns)
     sql = """
@@ -237,12 +249,24 @@ def _read_rows(con: duckdb.DuckDBPyConnection, files: list[str], columns: list[s
         FROM read_parquet(?{union})
         WHERE entity_key IS NOT NULL AND event_time IS NOT NULL AND ingest_time IS NOT NULL
     """
-    try:
-        reader = con.sql(sql.format(values=values, width=len(columns), union=""), params=[files]).to_arrow_reader()
-        return list(reader)
-    except duckdb.Error:
-        sql = sql.format(values=values, width=len(columns), union=", union_by_name = true")
-        return list(con.sql(sql, params=[files]).to_arrow_reader())
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n_scans = max(1, min(cpus, len(files) // _FILES_PER_SCAN))
+    runs = [files[k * len(files) // n_scans : (k + 1) * len(files) // n_scans] for k in range(n_scans)]
+    for _ in runs:
+        connections.append(duckdb.connect(config={"threads": 1} if n_scans > 1 else {}))
+
+    def scan(con: duckdb.DuckDBPyConnection, run: list[str]) -> list[pa.RecordBatch]:
+        try:
+            query = sql.format(values=values, width=len(columns), union="")
+            return list(con.sql(query, params=[run]).to_arrow_reader())
+        except duckdb.Error:
+            query = sql.format(values=values, width=len(columns), union=", union_by_name = true")
+            return list(con.sql(query, params=[run]).to_arrow_reader())
+
+    if n_scans == 1:
+        return scan(connections[0], runs[0])
+    with ThreadPoolExecutor(n_scans) as pool:
+        return [b for batches in pool.map(scan, connections, runs) for b in batches]
 
 
 def _best_rows(
@@ -274,27 +298,40 @@ def _best_rows(
 
 
 def _float_matrix(n_rows: int, n_cols: int) -> np.ndarray:
-    """An uninitialised float64 matrix; a large one in plain 4 KiB pages (an anonymous mmap).
+    """An uninitialised float64 matrix; a large one pre-faulted in plain 4 KiB pages (Linux anonymous mmap).
 
-    numpy asks the kernel for transparent huge pages on large arrays. On the VMs this project runs on
-    (guest memory not backed by huge pages on the host), first-touching 2 MiB pages costs about four
-    times as much as 4 KiB ones: about 1 s for this 0.5 GiB answer matrix at full size, a third of the
-    query (benchmarks/bench_feature_store.py measures it). Elsewhere the difference is small either way.
+    numpy asks the kernel for transparent huge pages on large arrays. On this project's 2-core VM,
+    first-touching fresh memory in 2 MiB pages costs about four times as much as in 4 KiB ones, and
+    populating the mapping in one call (``MAP_POPULATE``) halves the 4 KiB cost again: for the 0.5 GiB
+    answer matrix of the full-size benchmark query, about 1 s becomes about 0.15 s
+    (benchmarks/bench_feature_store.py prints the probe). Elsewhere the difference is small either way.
     """
     size = n_rows * n_cols * 8
-    if size < 1 << 24:
+    if size < 1 << 24 or not hasattr(mmap, "MAP_POPULATE"):
         return np.empty((n_rows, n_cols), dtype="float64")
-    return np.frombuffer(mmap.mmap(-1, size), dtype="float64").reshape(n_rows, n_cols)
+    buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE)
+    return np.frombuffer(buffer, dtype="float64").reshape(n_rows, n_cols)
 
 
 def _point_in_time(
-    con: duckdb.DuckDBPyConnection, files: list[str], columns: list[str], q_keys: pa.Array, q_time: np.ndarray
+    files: list[str], columns: list[str], q_keys: pa.Array, q_time: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(values, event_time)``: the answers as a row-major float matrix (NaN when nothing was known) and
     the answering rows' event times (datetime64[us], NaT when none)."""
-    batches = _read_rows(con, files, columns)
+    connections: list[duckdb.DuckDBPyConnection] = []
+    try:
+        return _answer(_read_rows(files, columns, connections), len(columns), q_keys, q_time)
+    finally:
+        for con in connections:
+            con.close()
+
+
+def _answer(
+    batches: list[pa.RecordBatch], width: int, q_keys: pa.Array, q_time: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The point-in-time answers to the queries from the rows ``_read_rows`` returned."""
     n_q = len(q_time)
-    values = _float_matrix(n_q, len(columns))
+    values = _float_matrix(n_q, width)
     event_out = np.full(n_q, np.iinfo(np.int64).min, dtype="int64")
     if not batches or not sum(b.num_rows for b in batches):
         values[:] = np.nan
@@ -309,8 +346,8 @@ def _point_in_time(
     rows = _best_rows(code, event, ingest, q_code, q_time)
     found = rows >= 0
     event_out[found] = event[rows[found]]
-    # Scatter batch by batch (queries sorted by answering row), dropping each batch once used:
-    # no second full copy of the features is ever held.
+    # Scatter batch by batch (queries sorted by answering row): the read features are never concatenated
+    # into a second full copy, and the wide rows are never sorted.
     by_row = np.argsort(rows, kind="stable")
     sorted_rows = rows[by_row]
     starts = np.cumsum([0] + [b.num_rows for b in batches])
@@ -319,7 +356,7 @@ def _point_in_time(
         lo, hi = bounds[k], bounds[k + 1]
         if hi > lo:
             flat = batches[k].column(3).flatten().to_numpy(zero_copy_only=False)
-            block = flat.reshape(-1, len(columns))
+            block = flat.reshape(-1, width)
             values[by_row[lo:hi]] = block[sorted_rows[lo:hi] - starts[k]]
         batches[k] = None
     values[~found] = np.nan
