@@ -33,7 +33,7 @@ What it measures
    (``as_of = AS_OF``, horizon 1, every feature of ``library.ALL_FEATURES``):
    a) ``snapshots.build`` + ``snapshots.write`` into a fresh output directory
       (one process per window). ``build`` is split into ``labels`` (raw price
-      read), ``FeatureStore.get_point_in_time`` (the DuckDB ASOF query) and the
+      read), ``FeatureStore.get_point_in_time`` (the point-in-time query) and the
       rest (pandas assembly, manifest, producer versions).
    b) ``snapshots.read`` of that snapshot (fingerprint verified), then
       ``models.train_walk_forward(data, features, TrainConfig())`` with the

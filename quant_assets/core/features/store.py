@@ -298,19 +298,19 @@ def _best_rows(
 
 
 def _float_matrix(n_rows: int, n_cols: int) -> np.ndarray:
-    """An uninitialised float64 matrix; a large one pre-faulted in plain 4 KiB pages (Linux anonymous mmap).
+    """An uninitialised float64 matrix; a large one in plain 4 KiB pages (an anonymous mmap).
 
     numpy asks the kernel for transparent huge pages on large arrays. On this project's 2-core VM,
-    first-touching fresh memory in 2 MiB pages costs about four times as much as in 4 KiB ones, and
-    populating the mapping in one call (``MAP_POPULATE``) halves the 4 KiB cost again: for the 0.5 GiB
-    answer matrix of the full-size benchmark query, about 1 s becomes about 0.15 s
-    (benchmarks/bench_feature_store.py prints the probe). Elsewhere the difference is small either way.
+    first-touching fresh memory in 2 MiB pages usually costs several times as much as in 4 KiB ones:
+    about 1 s against 0.3 s for 0.5 GiB, the size of the full-size benchmark query's answer matrix
+    (benchmarks/bench_feature_store.py prints this probe; now and then both are 0.3 s). Elsewhere the
+    difference is small either way. The pages are touched as the answers are scattered in, while the
+    read batches are being released, which also keeps the peak lower.
     """
     size = n_rows * n_cols * 8
-    if size < 1 << 24 or not hasattr(mmap, "MAP_POPULATE"):
+    if size < 1 << 24:
         return np.empty((n_rows, n_cols), dtype="float64")
-    buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE)
-    return np.frombuffer(buffer, dtype="float64").reshape(n_rows, n_cols)
+    return np.frombuffer(mmap.mmap(-1, size), dtype="float64").reshape(n_rows, n_cols)
 
 
 def _point_in_time(
@@ -331,9 +331,9 @@ def _answer(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The point-in-time answers to the queries from the rows ``_read_rows`` returned."""
     n_q = len(q_time)
-    values = _float_matrix(n_q, width)
     event_out = np.full(n_q, np.iinfo(np.int64).min, dtype="int64")
     if not batches or not sum(b.num_rows for b in batches):
+        values = _float_matrix(n_q, width)
         values[:] = np.nan
         return values, event_out.view("datetime64[us]")
     keys = pa.Table.from_batches(batches).select([0, 1, 2])
@@ -352,6 +352,8 @@ def _answer(
     sorted_rows = rows[by_row]
     starts = np.cumsum([0] + [b.num_rows for b in batches])
     bounds = np.searchsorted(sorted_rows, starts, side="left")
+    del code, event, ingest, q_code
+    values = _float_matrix(n_q, width)  # after the search's temporaries are freed: a lower peak
     for k in range(len(batches)):
         lo, hi = bounds[k], bounds[k + 1]
         if hi > lo:
