@@ -12,6 +12,23 @@ from quant_assets.core import lake
 DATASETS = ("raw_prices", "alt_data")
 
 
+def _span(con, files: str, key: str) -> dict:
+    """Partitions, rows, distinct keys and event-time span of the Parquet files matching ``files``."""
+    return (
+        con.execute(
+            f"""
+            SELECT count(DISTINCT date) AS partitions, count(*) AS rows, count(DISTINCT {key}) AS tickers,
+                   min(event_time) AS first_event, max(event_time) AS last_event
+            FROM read_parquet(?, hive_partitioning = true)
+            """,
+            [files],
+        )
+        .fetchdf()
+        .iloc[0]
+        .to_dict()
+    )
+
+
 def summarize(root: Path) -> pd.DataFrame:
     """Per dataset and feature family version: partitions, rows (all versions), tickers, event-time span."""
     rows = []
@@ -27,20 +44,7 @@ def summarize(root: Path) -> pd.DataFrame:
             "quarantined": 0,
         }
         if lake.has_files(root, name):
-            entry.update(
-                con.execute(
-                    """
-                    SELECT count(DISTINCT date) AS partitions, count(*) AS rows,
-                           count(DISTINCT ticker) AS tickers,
-                           min(event_time) AS first_event, max(event_time) AS last_event
-                    FROM read_parquet(?, hive_partitioning = true)
-                    """,
-                    [lake.dataset_glob(root, name)],
-                )
-                .fetchdf()
-                .iloc[0]
-                .to_dict()
-            )
+            entry.update(_span(con, lake.dataset_glob(root, name), "ticker"))
         if lake.has_files(root, f"quarantine/{name}"):
             entry["quarantined"] = con.execute(
                 "SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
@@ -49,20 +53,7 @@ def summarize(root: Path) -> pd.DataFrame:
         rows.append(entry)
     for fdir in sorted((Path(root) / "features").glob("*/fv=*")):
         entry = {"dataset": f"features/{fdir.parent.name}@{fdir.name[3:]}", "quarantined": 0}
-        entry.update(
-            con.execute(
-                """
-                SELECT count(DISTINCT date) AS partitions, count(*) AS rows,
-                       count(DISTINCT entity_key) AS tickers,
-                       min(event_time) AS first_event, max(event_time) AS last_event
-                FROM read_parquet(?, hive_partitioning = true)
-                """,
-                [str(fdir / "date=*" / f"{lake.PART_PREFIX}*.parquet")],
-            )
-            .fetchdf()
-            .iloc[0]
-            .to_dict()
-        )
+        entry.update(_span(con, str(fdir / "date=*" / f"{lake.PART_PREFIX}*.parquet"), "entity_key"))
         rows.append(entry)
     return pd.DataFrame(rows)
 
