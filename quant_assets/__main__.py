@@ -1,6 +1,7 @@
 """Command line: ``python -m quant_assets <command>``.
 
-summary   print what the lake holds (rows, tickers, date span, quarantine)
+summary   print what the lake holds (rows, tickers, date span, quarantine), the registry and drift
+sensor-once  run the Dagster daemon until the retraining sensor ticked and its runs finished
 pg-url    start the project-local Postgres if needed and print its URL
 pg-stop   stop the project-local Postgres
 """
@@ -33,7 +34,44 @@ def _summary(args: argparse.Namespace) -> int:
         with pg.connect(url) as conn:
             print()
             print(registry_summary(conn, root).to_string(index=False))
+            _drift_summary(conn)
     return 0
+
+
+def _drift_summary(conn) -> None:
+    from quant_assets.core import drift_db
+
+    daily, monthly = drift_db.summary(conn)
+    if daily.empty:
+        return
+    print("\nDrift after going live (first sessions; IC of the predictions that matured that day):")
+    print(daily.round(3).to_string(index=False))
+    print("\nDrift by month (mean IC, mean PSI, last 20-day Sharpe, critical days):")
+    print(monthly.round(3).to_string(index=False))
+    print("\nPromotion decisions:")
+    with pd_options():
+        print(drift_db.promotions(conn).to_string(index=False))
+
+
+def pd_options():
+    import pandas as pd
+
+    return pd.option_context("display.max_colwidth", 200, "display.width", 250)
+
+
+def _sensor_once(args: argparse.Namespace) -> int:
+    from quant_assets.defs import daemon_once
+    from quant_assets.paths import PROJECT_ROOT
+
+    log = Path(args.log or PROJECT_ROOT / ".state" / "logs" / "daemon.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    runs = daemon_once.run(PROJECT_ROOT / "workspace.yaml", log, args.timeout)
+    if not runs:
+        print("retrain_on_drift ticked and requested no run (no new breach out of cool-down)")
+    for r in runs:
+        why = {k.removeprefix("quant/"): v for k, v in r.tags.items() if k.startswith("quant/")}
+        print(f"retrain_on_drift requested {r.job_name} run {r.run_id[:8]} ({r.status.value}): {why}")
+    return 0 if all(r.status.value == "SUCCESS" for r in runs) else 1
 
 
 def _lineage(args: argparse.Namespace) -> int:
@@ -95,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         "--downstream", metavar="NODE", help="e.g. feature:ret_5@<version>, code:<git sha>, snapshot:<fingerprint>"
     )
     p.set_defaults(func=_lineage)
+    p = sub.add_parser("sensor-once", help="run the daemon until the retraining sensor ticked and its runs finished")
+    p.add_argument("--timeout", type=float, default=1200.0)
+    p.add_argument("--log", help="daemon log file (default .state/logs/daemon.log)")
+    p.set_defaults(func=_sensor_once)
     sub.add_parser("pg-url", help="start the local Postgres and print its URL").set_defaults(func=_pg_url)
     sub.add_parser("pg-stop", help="stop the local Postgres").set_defaults(func=_pg_stop)
     args = parser.parse_args(argv)

@@ -6,7 +6,9 @@ import os
 
 import dagster as dg
 
+from quant_assets.defs.automation import daily_job, daily_schedule, record_run_failures, retrain_job, retrain_on_drift
 from quant_assets.defs.backtests import backtest_sweep, champion_backtest
+from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.features import alt_features, feature_catalog, price_features
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.partitions import trading_days
@@ -49,7 +51,10 @@ defs = dg.Definitions(
         predictions,
         champion_backtest,
         backtest_sweep,
+        drift_metrics,
     ],
-    jobs=[ingest_job, sweep_job],
+    jobs=[ingest_job, daily_job, retrain_job, sweep_job],
+    schedules=[daily_schedule],
+    sensors=[retrain_on_drift, record_run_failures],
     resources=default_resources(),
 )

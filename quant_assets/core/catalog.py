@@ -65,7 +65,7 @@ def registry_summary(conn, root: Path) -> pd.DataFrame:
             """SELECT m.name || ':v' || m.version AS model, m.status, left(m.snapshot, 12) AS snapshot,
                       max(x.value) FILTER (WHERE x.metric = 'rank_ic') AS test_rank_ic,
                       max(x.value) FILTER (WHERE x.metric = 'icir') AS test_icir,
-                      (SELECT p.reason FROM quant.model_promotions p WHERE p.model_id = m.model_id
+                      (SELECT p.decision FROM quant.model_promotions p WHERE p.model_id = m.model_id
                        ORDER BY p.promotion_id DESC LIMIT 1) AS decision
                FROM quant.models m LEFT JOIN quant.model_metrics x
                  ON x.model_id = m.model_id AND x.dataset_type = 'test' AND x.scope = 'overall'
@@ -80,4 +80,5 @@ def registry_summary(conn, root: Path) -> pd.DataFrame:
         params=[lake.dataset_glob(root, "predictions")],
     ).df()
     scored["model"] = scored["model"].str.removeprefix("model:")
-    return models.merge(scored, on="model", how="left").fillna({"days_scored": 0})
+    out = models.merge(scored, on="model", how="left").fillna({"days_scored": 0})
+    return out.astype({"days_scored": int})

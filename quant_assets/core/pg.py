@@ -1,4 +1,4 @@
-"""The ``quant`` schema in Postgres: feature catalog (and, later, registry and drift tables)."""
+"""The ``quant`` schema in Postgres: feature catalog, registry, lineage, drift metrics, run failures."""
 
 from __future__ import annotations
 
@@ -85,6 +85,42 @@ CREATE TABLE IF NOT EXISTS quant.backtests (
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS lineage_edges_dst ON quant.lineage_edges (dst);
+CREATE SEQUENCE IF NOT EXISTS quant.drift_seq;
+CREATE TABLE IF NOT EXISTS quant.drift_metrics (
+    date            date NOT NULL,
+    model           text NOT NULL,
+    prediction_date date NOT NULL,
+    n_names         integer NOT NULL,
+    ic              double precision,
+    rank_ic         double precision,
+    ic_mean_5       double precision,
+    hit_rate        double precision,
+    net_return      double precision,
+    sharpe_5        double precision,
+    sharpe_20       double precision,
+    psi_mean        double precision,
+    psi_max         double precision,
+    psi_max_feature text,
+    prediction_psi  double precision,
+    psi             jsonb NOT NULL,
+    levels          jsonb NOT NULL,
+    level           text NOT NULL,
+    actions         text[] NOT NULL,
+    reasons         jsonb NOT NULL,
+    run_id          text,
+    seq             bigint NOT NULL DEFAULT nextval('quant.drift_seq'),
+    computed_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (date, model)
+);
+CREATE INDEX IF NOT EXISTS drift_metrics_seq ON quant.drift_metrics (seq);
+CREATE TABLE IF NOT EXISTS quant.run_failures (
+    run_id        text PRIMARY KEY,
+    job_name      text NOT NULL,
+    partition_key text,
+    tags          jsonb NOT NULL,
+    error         text NOT NULL,
+    failed_at     timestamptz NOT NULL DEFAULT now()
+);
 """
 
 

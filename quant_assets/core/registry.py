@@ -7,9 +7,11 @@ Lineage is a graph of edges ``src -> dst`` between typed node ids:
 recursive queries; the blast radius of a node is every model and backtest
 downstream of it.
 
-Promotion rule: a candidate becomes champion when its walk-forward test
-rank IC is positive and beats the current champion's by at least
-``min_improvement``; otherwise it is rejected. Both decisions are recorded.
+Promotion rule: a candidate becomes champion when its rank IC is positive
+and at least the current champion's plus ``min_improvement``; otherwise it
+is rejected. Both are scored on the same out-of-sample sessions when there
+are enough of them (``core/promotion.py``), else on their own walk-forward
+test periods (the reason says which). Both decisions are recorded.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pandas as pd
 from psycopg2.extras import execute_values
 
 from quant_assets.core.models import Ensemble, sha256
+from quant_assets.core.promotion import MIN_COMMON_DAYS, HeadToHead
 
 PROMOTION_METRIC = "rank_ic"
 
@@ -241,29 +244,41 @@ def champions(conn, name: str) -> list[ModelRef]:
     return out
 
 
-def decide_promotion(conn, candidate: ModelRef, min_improvement: float = 0.0) -> tuple[str, str]:
+def decide_promotion(
+    conn, candidate: ModelRef, min_improvement: float = 0.0, comparison: HeadToHead | None = None
+) -> tuple[str, str]:
     """Apply the promotion rule, record the decision, return (decision, reason)."""
-    score = metric(conn, candidate)
     current = champions(conn, candidate.name)
     incumbent = current[0] if current else None
-    incumbent_score = metric(conn, incumbent) if incumbent else None
-    if score is None or score <= 0:
-        decision, reason = "rejected", f"test {PROMOTION_METRIC} {score} is not positive"
+    label = f"test {PROMOTION_METRIC}"
+    if incumbent is not None and comparison is not None and comparison.days >= MIN_COMMON_DAYS:
+        score, incumbent_score = comparison.challenger_rank_ic, comparison.champion_rank_ic
+        basis, label = comparison.describe(), "rank IC"
+    else:
+        score = metric(conn, candidate)
+        incumbent_score = metric(conn, incumbent) if incumbent else None
+        basis = None
+        if incumbent is not None and comparison is not None:
+            basis = f"only {comparison.days} common out-of-sample sessions (< {MIN_COMMON_DAYS}): own test periods"
+    if score is None or not score > 0:
+        decision, reason = "rejected", f"{label} {score} is not positive"
     elif incumbent_score is not None and score < incumbent_score + min_improvement:
         decision, reason = (
             "rejected",
             (
-                f"test {PROMOTION_METRIC} {score:.4f} < champion v{incumbent.version} {incumbent_score:.4f}"
+                f"{label} {score:.4f} < champion v{incumbent.version} {incumbent_score:.4f}"
                 f" + {min_improvement}"
             ),
         )
     else:
         decision = "promoted"
-        reason = f"test {PROMOTION_METRIC} {score:.4f}" + (
+        reason = f"{label} {score:.4f}" + (
             f" beats champion v{incumbent.version} {incumbent_score:.4f} + {min_improvement}"
             if incumbent
             else ", first champion"
         )
+    if basis:
+        reason = f"{reason} ({basis})"
     with conn.cursor() as cur:
         cur.execute(
             "INSERT INTO quant.model_promotions (name, model_id, decision, reason) VALUES (%s, %s, %s, %s)",

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from quant_assets.core import pg, registry, snapshots
+from quant_assets.core import pg, promotion, registry, snapshots
 from quant_assets.core import predict as scoring
 from quant_assets.core import time as qtime
 from quant_assets.core.features import compute
@@ -127,6 +127,29 @@ def _ic_plot(predictions: pd.DataFrame) -> dg.MetadataValue:
     return plots.as_markdown(fig, "daily rank IC")
 
 
+def _head_to_head(conn, root: Path, challenger: pd.DataFrame, snap) -> promotion.HeadToHead | None:
+    """The challenger against the current champion on their common out-of-sample sessions (None: no champion)."""
+    champs = registry.champions(conn, MODEL_NAME)
+    if not champs:
+        return None
+    champion = champs[0]
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT a.path, m.snapshot FROM quant.model_artifacts a JOIN quant.models m USING (model_id) "
+            "WHERE model_id = %s",
+            (champion.model_id,),
+        )
+        artifact, champion_snapshot = cur.fetchone()
+    oos_file = oos_path(Path(artifact))
+    if not oos_file.exists():
+        return promotion.HeadToHead(0, float("nan"), float("nan"), None, None)
+    champion_as_of = json.loads((root / "snapshots" / champion_snapshot / "manifest.json").read_text())["as_of"]
+    track = promotion.track_record(
+        root, pd.read_parquet(oos_file), champion.node, champion_as_of, snap.manifest["as_of"]
+    )
+    return promotion.head_to_head(challenger, track, snap.data)
+
+
 @dg.asset(
     group_name="models",
     owners=OWNERS,
@@ -159,6 +182,7 @@ def trained_model(
         tmp.replace(artifact)
     result.predictions.to_parquet(oos_path(artifact), index=False)  # the walk-forward test predictions
     with pg.connect(postgres.url) as conn:
+        comparison = _head_to_head(conn, lake.path, result.predictions, snap)
         ref = registry.register_model(
             conn,
             MODEL_NAME,
@@ -171,7 +195,7 @@ def trained_model(
             _metric_rows(result.fold_metrics),
             context.run_id,
         )
-        decision, reason = registry.decide_promotion(conn, ref, config.min_improvement)
+        decision, reason = registry.decide_promotion(conn, ref, config.min_improvement, comparison)
         champion = registry.champions(conn, MODEL_NAME)
     overall = result.fold_metrics.set_index("fold").loc["overall"]
     context.log.info(f"{ref.node}: {decision} ({reason})")
@@ -181,6 +205,7 @@ def trained_model(
             "model": dg.MetadataValue.text(ref.node),
             "snapshot": dg.MetadataValue.text(snap.fingerprint),
             "promotion": dg.MetadataValue.text(f"{decision}: {reason}"),
+            "head_to_head": dg.MetadataValue.json(comparison.__dict__ if comparison else {"champion": None}),
             "champion": dg.MetadataValue.text(champion[0].node if champion else "-"),
             "test_rank_ic": dg.MetadataValue.float(float(overall["rank_ic"])),
             "test_ic": dg.MetadataValue.float(float(overall["ic"])),
@@ -227,7 +252,14 @@ def predictions(
             raise dg.Failure("no champion or previous champion could be loaded", metadata={"errors": notes})
         with conn.cursor() as cur:
             cur.execute("SELECT snapshot FROM quant.models WHERE model_id = %s", (used.model_id,))
-            universe = snapshots.read(lake.path / "snapshots" / cur.fetchone()[0]).manifest["universe"]
+            manifest = snapshots.read(lake.path / "snapshots" / cur.fetchone()[0]).manifest
+    universe, trained_as_of = manifest["universe"], qtime.as_date(manifest["as_of"])
+    early = [k for k in context.partition_keys if qtime.as_date(k) <= trained_as_of]
+    if early:
+        raise dg.Failure(
+            f"{used.node} learned from labels known at the close of {trained_as_of}: scoring {early[0]}"
+            f"{'..' + early[-1] if len(early) > 1 else ''} would be in-sample; score sessions after {trained_as_of}"
+        )
     if used != candidates[0]:
         notes.append(f"FELL BACK from {candidates[0].node} to previous champion {used.node}")
         context.log.warning(notes[-1])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from quant_assets.core.drift import AlertConfig
 from quant_assets.core.sources import AltSource, PriceSource, make_sources
 from quant_assets.paths import default_data_root
 
@@ -47,6 +48,27 @@ class MarketDataResource(dg.ConfigurableResource):
         )
 
 
+class AlertPolicy(dg.ConfigurableResource):
+    """The alert matrix (DESIGN.md defaults) and the retraining policy, shared by drift_metrics and the sensor."""
+
+    ic_warning: float = 0.02
+    ic_warning_days: int = 5
+    ic_critical: float = 0.01
+    ic_pause: float = 0.0
+    ic_pause_days: int = 3
+    psi_warning: float = 0.10
+    psi_critical: float = 0.25
+    sharpe_warning: float = 0.5
+    sharpe_warning_days: int = 10
+    sharpe_critical: float = 0.0
+    sharpe_critical_days: int = 5
+    cooldown_sessions: int = 10
+    retrain_sessions: int = 250
+
+    def rules(self) -> AlertConfig:
+        return AlertConfig(**{f: getattr(self, f) for f in AlertConfig.__dataclass_fields__})
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     """Resources configured from the environment (see README: QUANT_*)."""
     return {
@@ -59,4 +81,5 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             regime_change=os.environ.get("QUANT_REGIME_CHANGE", "2024-07-01"),
             stocknet_dir=os.environ.get("QUANT_STOCKNET_DIR"),
         ),
+        "alert_policy": AlertPolicy(),
     }

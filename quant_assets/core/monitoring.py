@@ -1,0 +1,220 @@
+"""A live model's daily drift rows, computed from the lake as it was known at each day's close.
+
+For session D (run after D's close) and a model with horizon h:
+- matured predictions are those of t = D - h sessions (their label, open t -> open t+h = D, is known);
+- IC, rank IC, hit rate and the signal's net return come from predictions and labels of the
+  look-back window ending at t, with price versions known at D's close + the price lag;
+- feature PSI compares the features the model saw at D's decision time with its training snapshot,
+  prediction PSI compares D's predictions with the model's scores on that snapshot.
+
+A range of days is loaded once (each partition read once) and each day is computed from its own
+window, so the cost of a day does not grow with the history and a backfill costs per day what a
+daily run does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from quant_assets.core import drift, lake
+from quant_assets.core import predict as scoring
+from quant_assets.core import time as qtime
+from quant_assets.core.features.store import FeatureStore
+from quant_assets.core.models import Ensemble
+from quant_assets.core.snapshots import Snapshot
+from quant_assets.core.sources.base import PRICE_LAG
+
+
+class DriftInputError(RuntimeError):
+    """The day cannot be monitored (no predictions, missing prices): nothing is written for it."""
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """What a model is compared against: its features, universe and reference distributions."""
+
+    node: str
+    features: list[str]
+    universe: list[str]
+    horizon: int
+    feature_refs: dict[str, drift.PsiReference]
+    prediction_ref: drift.PsiReference
+
+    @classmethod
+    def of(cls, node: str, snapshot: Snapshot, model: Ensemble) -> ModelProfile:
+        data = snapshot.data
+        return cls(
+            node=node,
+            features=list(model.features),
+            universe=list(snapshot.manifest["universe"]),
+            horizon=int(snapshot.manifest["label"]["horizon"]),
+            feature_refs={f: drift.PsiReference.of(data[f]) for f in model.features},
+            prediction_ref=drift.PsiReference.of(model.predict(data)),
+        )
+
+
+def as_of_time(day: dt.date) -> pd.Timestamp:
+    """What a drift row for ``day`` may know: everything ingested by the day's close + the price lag."""
+    return qtime.session_close(day) + PRICE_LAG
+
+
+class DriftRange:
+    """Loads the partitions a range of drift days reads, once, and computes each day's row."""
+
+    def __init__(
+        self,
+        root: Path,
+        store: FeatureStore,
+        profile: ModelProfile,
+        days: list[dt.date],
+        alerts: drift.AlertConfig | None = None,
+        signal: drift.SignalConfig | None = None,
+    ):
+        if not days:
+            raise ValueError("no days to monitor")
+        self.root, self.profile = Path(root), profile
+        self.alerts, self.signal = alerts or drift.AlertConfig(), signal or drift.SignalConfig()
+        self.days = sorted(qtime.require_session(d) for d in days)
+        self.lookback = self.alerts.lookback
+        first = qtime.session_offset(self.days[0], -(profile.horizon + self.lookback))
+        self.sessions = qtime.sessions_between(first, self.days[-1])
+        self._pos = {d: i for i, d in enumerate(self.sessions)}
+        self.prices = self._read("raw_prices")
+        self.predictions = self._read(scoring.DATASET)
+        self.psi = self._psi_series(store)
+
+    def _read(self, dataset: str) -> dict[dt.date, pd.DataFrame]:
+        return {d: lake.read_partition(self.root, dataset, d) for d in self.sessions}
+
+    def _model_predictions(self, day: dt.date) -> pd.DataFrame:
+        frame = self.predictions[day]
+        if frame.empty:
+            return frame
+        return lake.latest_versions(frame[frame["model"] == self.profile.node], ["entity_key"])
+
+    def _psi_series(self, store: FeatureStore) -> pd.DataFrame:
+        """Feature PSI (per feature) and prediction PSI for every session of the range.
+
+        The actual distribution of session d pools the cross-sections of the PSI_WINDOW sessions ending at
+        d (features as known at each decision time, predictions stamped then): fixed once d's decision time
+        has passed, so computed once per session, not once per drift day.
+        """
+        span = self.sessions
+        queries = pd.DataFrame(
+            [(e, qtime.decision_time(d), d) for d in span for e in self.profile.universe],
+            columns=["entity_key", "as_of", "date"],
+        )
+        pit = store.get_point_in_time(
+            queries[["entity_key", "as_of"]], self.profile.features, since=qtime.session_offset(span[0], -5)
+        )
+        pit["date"] = queries["date"].to_numpy()
+        fresh = pit.filter(like="event_time_").notna().all(axis=1).to_numpy()
+        by_day = {d: g for d, g in pit[fresh].groupby("date")}
+        scores = {d: p["prediction"] for d in span if len(p := self._model_predictions(d))}
+        rows, pred_psi = {}, {}
+        for i, day in enumerate(span):
+            pooled = span[max(0, i - drift.PSI_WINDOW + 1) : i + 1]
+            feats = [by_day[d] for d in pooled if d in by_day]
+            if feats:
+                both = pd.concat(feats)
+                rows[day] = {f: self.profile.feature_refs[f].psi(both[f]) for f in self.profile.features}
+            preds = [scores[d] for d in pooled if d in scores]
+            if day in scores:  # a day without its own predictions has no prediction PSI
+                pred_psi[day] = self.profile.prediction_ref.psi(pd.concat(preds))
+        out = pd.DataFrame(index=pd.Index(span, name="date"))
+        psi = pd.DataFrame.from_dict(rows, orient="index").reindex(index=out.index, columns=self.profile.features)
+        out["psi_mean"] = psi.mean(axis=1, skipna=True)
+        out["psi_max"] = psi.max(axis=1, skipna=True)
+        out["psi_max_feature"] = psi.fillna(-1.0).idxmax(axis=1).where(psi.notna().any(axis=1))
+        out["prediction_psi"] = pd.Series(pred_psi, dtype=float).reindex(out.index)
+        self.feature_psi = psi
+        return out
+
+    def _labels(self, sessions: list[dt.date], as_of: pd.Timestamp) -> pd.DataFrame:
+        """Adjusted open-to-open labels of ``sessions`` from price versions known at ``as_of``."""
+        h = self.profile.horizon
+        frames = [self.prices[d] for d in sessions + [qtime.session_offset(sessions[-1], k) for k in range(1, h + 1)]]
+        px = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+        px = lake.latest_versions(px[px["ingest_time"] <= as_of], ["ticker", "event_time"])
+        px["date"] = px["event_time"].dt.tz_convert(qtime.EXCHANGE_TZ).dt.date
+        wide = px.pivot(index="date", columns="ticker", values="adj_close").sort_index()
+        adj_open = (
+            px.pivot(index="date", columns="ticker", values="open")
+            * wide
+            / px.pivot(index="date", columns="ticker", values="close")
+        )
+        fwd = adj_open.shift(-h) / adj_open - 1
+        return fwd.reindex(sessions).stack().rename("label").rename_axis(["date", "entity_key"]).reset_index()
+
+    def row(self, day: dt.date) -> dict:
+        """The drift row of ``day``; raises DriftInputError when the day has nothing to monitor."""
+        day = qtime.require_session(day)
+        i = self._pos[day]
+        matured = self.sessions[i - self.profile.horizon]
+        window = self.sessions[max(0, i - self.profile.horizon - self.lookback) : i - self.profile.horizon + 1]
+        preds = [self._model_predictions(d).assign(date=d) for d in window]
+        preds = pd.concat([p for p in preds if len(p)], ignore_index=True) if any(len(p) for p in preds) else None
+        today = self._model_predictions(day)
+        if preds is None and today.empty:
+            raise DriftInputError(f"{self.profile.node} has no predictions for {window[0]}..{day}: nothing to monitor")
+        missing = [d for d in window[-1:] + [day] if self.prices[d].empty]
+        if missing:
+            raise DriftInputError(f"raw_prices missing for {missing}: labels of {matured} cannot be known")
+        if preds is not None:
+            frame = preds[["date", "entity_key", "prediction"]].merge(
+                self._labels(window, as_of_time(day)), on=["date", "entity_key"], how="inner"
+            )
+            daily = drift.daily_signal(frame, self.signal).reindex(window) if len(frame) else None
+        else:
+            daily = None
+        if daily is None:
+            daily = pd.DataFrame(index=pd.Index(window), columns=["n", "ic", "rank_ic", "hit_rate", "net_return"])
+            daily = daily.astype(float)
+        history = pd.DataFrame(index=daily.index)
+        history["ic_mean_5"] = drift.rolling_observed(daily["ic"], 5, drift.trailing_mean)
+        history["sharpe_20"] = drift.rolling_observed(daily["net_return"], 20, drift.trailing_sharpe)
+        # The same sessions whether the day is computed alone or inside a longer range.
+        psi_hist = self.psi["psi_mean"].reindex(self.sessions[max(0, i - self.profile.horizon - self.lookback) : i + 1])
+        # The day's row: signal metrics end at the matured session, distribution metrics at the day itself.
+        history = history.reindex(history.index.union(psi_hist.index))
+        history["psi_mean"] = psi_hist
+        history = history.sort_index()
+        alerts = drift.evaluate(history, self.alerts)
+        last = daily.loc[matured] if matured in daily.index else pd.Series(dtype=float)
+        psi_today = self.psi.loc[day] if day in self.psi.index else pd.Series(dtype=object)
+        per_feature = self.feature_psi.loc[day].dropna() if day in self.feature_psi.index else pd.Series(dtype=float)
+        return {
+            "date": day,
+            "model": self.profile.node,
+            "prediction_date": matured,
+            "n_names": int(_num(last.get("n")) or 0),
+            "ic": _num(last.get("ic")),
+            "rank_ic": _num(last.get("rank_ic")),
+            "ic_mean_5": _num(drift.trailing_mean(daily["ic"], 5)),
+            "hit_rate": _num(last.get("hit_rate")),
+            "net_return": _num(last.get("net_return")),
+            "sharpe_5": _num(drift.trailing_sharpe(daily["net_return"], 5)),
+            "sharpe_20": _num(drift.trailing_sharpe(daily["net_return"], 20)),
+            "psi_mean": _num(psi_today.get("psi_mean")),
+            "psi_max": _num(psi_today.get("psi_max")),
+            "psi_max_feature": psi_today.get("psi_max_feature") if len(per_feature) else None,
+            "prediction_psi": _num(psi_today.get("prediction_psi")),
+            "psi": {k: round(float(v), 6) for k, v in per_feature.items()},
+            "levels": alerts.levels,
+            "level": alerts.worst,
+            "actions": alerts.actions,
+            "reasons": alerts.reasons,
+        }
+
+
+def _num(value) -> float | None:
+    """JSON- and SQL-friendly: NaN and missing become None."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None

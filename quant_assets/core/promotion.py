@@ -1,0 +1,72 @@
+"""Champion versus challenger on the same out-of-sample sessions.
+
+Each model's own walk-forward test score covers a different period, and across a regime change the
+older period flatters the older model. So both are scored on the sessions where both have
+out-of-sample predictions: the challenger's walk-forward test predictions, and the champion's
+track record (its walk-forward test predictions, then its live predictions after its training as-of),
+with the same labels (the challenger's snapshot, the latest price versions).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from quant_assets.core import lake
+from quant_assets.core import predict as scoring
+from quant_assets.core import time as qtime
+from quant_assets.core.metrics import daily_ic
+
+MIN_COMMON_DAYS = 20
+
+
+@dataclass(frozen=True)
+class HeadToHead:
+    days: int
+    challenger_rank_ic: float
+    champion_rank_ic: float
+    first: str | None
+    last: str | None
+
+    def describe(self) -> str:
+        return (
+            f"head-to-head on {self.days} common out-of-sample sessions {self.first}..{self.last}"
+        )
+
+
+def head_to_head(challenger: pd.DataFrame, champion: pd.DataFrame, labels: pd.DataFrame) -> HeadToHead:
+    """Mean daily rank IC of both on the (date, entity) pairs both predicted; frames: date, entity_key, prediction."""
+    key = ["date", "entity_key"]
+    both = (
+        challenger[key + ["prediction"]]
+        .merge(champion[key + ["prediction"]], on=key, suffixes=("_challenger", "_champion"))
+        .merge(labels[key + ["label"]], on=key)
+    )
+    if both.empty:
+        return HeadToHead(0, math.nan, math.nan, None, None)
+    ric = {
+        side: daily_ic(both, pred=f"prediction_{side}", method="spearman").dropna()
+        for side in ("challenger", "champion")
+    }
+    days = ric["challenger"].index.intersection(ric["champion"].index)
+    return HeadToHead(
+        len(days),
+        float(ric["challenger"].loc[days].mean()) if len(days) else math.nan,
+        float(ric["champion"].loc[days].mean()) if len(days) else math.nan,
+        str(min(days)) if len(days) else None,
+        str(max(days)) if len(days) else None,
+    )
+
+
+def track_record(root, oos: pd.DataFrame, node: str, after, until) -> pd.DataFrame:
+    """A model's out-of-sample predictions: its walk-forward test rows, then its live predictions in (after, until]."""
+    frames = [oos[["date", "entity_key", "prediction"]]]
+    for day in qtime.sessions_between(qtime.next_session(after), until):
+        live = lake.read_partition(root, scoring.DATASET, day)
+        if len(live):
+            live = lake.latest_versions(live[live["model"] == node], ["entity_key"])
+            frames.append(live[["entity_key", "prediction"]].assign(date=day))
+    out = pd.concat(frames, ignore_index=True)
+    return out.drop_duplicates(["date", "entity_key"], keep="last")

@@ -1,0 +1,125 @@
+"""Jobs, the daily schedule, the retraining sensor and the run-failure sensor."""
+
+import json
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from quant_assets.core import drift, drift_db, pg, registry
+from quant_assets.core import time as qtime
+from quant_assets.defs.backtests import champion_backtest
+from quant_assets.defs.drift import drift_metrics
+from quant_assets.defs.features import alt_features, price_features
+from quant_assets.defs.models import MODEL_NAME, predictions, trained_model, training_snapshot
+from quant_assets.defs.partitions import trading_days
+from quant_assets.defs.raw import alt_data, raw_prices
+from quant_assets.defs.resources import AlertPolicy, PostgresResource
+
+DAILY_CRON = "30 17 * * 1-5"  # 17:30 New York, after the close (13:00 on early-close days) and the data lags
+
+daily_job = dg.define_asset_job(
+    "daily_job",
+    selection=[raw_prices, alt_data, price_features, alt_features, predictions, drift_metrics],
+    partitions_def=trading_days,
+    description="One trading session end to end: ingest -> features -> predictions -> drift metrics.",
+)
+
+retrain_job = dg.define_asset_job(
+    "retrain_job",
+    selection=[training_snapshot, trained_model, champion_backtest],
+    description="Snapshot -> walk-forward training -> champion/challenger decision -> the champion's backtest. "
+    "Requested by the retrain_on_drift sensor with the breach's date as the snapshot's as-of.",
+)
+
+
+@dg.schedule(
+    job=daily_job,
+    cron_schedule=DAILY_CRON,
+    execution_timezone=qtime.EXCHANGE_TZ,
+    description="Each NYSE session after the close: that session's partition of daily_job. Weekday holidays skip.",
+)
+def daily_schedule(context: dg.ScheduleEvaluationContext):
+    local = context.scheduled_execution_time.astimezone(ZoneInfo(qtime.EXCHANGE_TZ))
+    day = local.date()
+    if not qtime.is_session(day):
+        return dg.SkipReason(f"{day} is not an NYSE session")
+    key = day.isoformat()
+    return dg.RunRequest(run_key=key, partition_key=key, tags={"quant/trigger": "schedule"})
+
+
+def retrain_run_config(as_of: str, sessions: int) -> dict:
+    """Snapshot of the ``sessions`` sessions up to the breach day, as known at its close."""
+    start = qtime.session_offset(as_of, -(sessions - 1)).isoformat()
+    return {"ops": {"training_snapshot": {"config": {"start": start, "end": as_of, "as_of": as_of}}}}
+
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dg.sensor(
+    job=retrain_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Reads quant.drift_metrics of the champion; when PSI, IC or the 20-day Sharpe turns critical "
+    "(a new breach, not a continuing one) and the model is out of its cool-down, requests one retrain_job run "
+    "with run key retrain:<model>:<signal>:<date>. One retrain in flight at a time.",
+)
+def retrain_on_drift(context: dg.SensorEvaluationContext, postgres: PostgresResource, alert_policy: AlertPolicy):
+    state = json.loads(context.cursor) if context.cursor else {"seq": 0, "last": {}}
+    with pg.connect(postgres.url) as conn:
+        champions = registry.champions(conn, MODEL_NAME)
+        if not champions:
+            return dg.SkipReason(f"no champion of {MODEL_NAME}")
+        champion = champions[0].node
+        rows = drift_db.read(conn, model=champion)
+    new = rows[rows["seq"] > state["seq"]]
+    if new.empty:
+        return dg.SkipReason(f"no new drift rows for {champion}")
+    if context.instance.get_runs(dg.RunsFilter(job_name=retrain_job.name, statuses=IN_FLIGHT), limit=1):
+        return dg.SkipReason("a retrain is in flight; new drift rows wait for it")
+    seq_at = dict(zip(rows["date"].astype(str), rows["seq"], strict=True))
+    fresh = [b for b in drift.retrain_breaches(rows, alert_policy.rules()) if seq_at[b.date] > state["seq"]]
+    last = state["last"].get(champion)
+    for breach in fresh:
+        if not drift.cooled_down(breach, last, alert_policy.cooldown_sessions, qtime.sessions_between):
+            context.log.info(f"{breach.run_key}: within the {alert_policy.cooldown_sessions}-session cool-down")
+            continue
+        state["last"][champion] = breach.date
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key=breach.run_key,
+                    run_config=retrain_run_config(breach.date, alert_policy.retrain_sessions),
+                    tags={
+                        "quant/trigger": "drift",
+                        "quant/model": champion,
+                        "quant/signal": breach.signal,
+                        "quant/metric": breach.metric,
+                        "quant/value": "n/a" if breach.value is None else f"{breach.value:.4f}",
+                        "quant/threshold": f"{breach.threshold:g}",
+                        "quant/date": breach.date,
+                    },
+                )
+            ],
+            cursor=json.dumps(state),  # seq kept: later breaches in the same rows come at the next tick
+        )
+    state["seq"] = int(new["seq"].max())
+    return dg.SensorResult(
+        skip_reason=f"{len(new)} new drift rows, no new breach out of cool-down", cursor=json.dumps(state)
+    )
+
+
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Records every failed run (job, partition, tags, error) in quant.run_failures.",
+)
+def record_run_failures(context: dg.RunFailureSensorContext, postgres: PostgresResource):
+    run = context.dagster_run
+    error = context.failure_event.message or "run failed"
+    with pg.connect(postgres.url) as conn:
+        drift_db.record_run_failure(conn, run.run_id, run.job_name, run.tags.get("dagster/partition"), run.tags, error)

@@ -1,0 +1,157 @@
+"""Daily drift metrics of the live models, the alert matrix, and its blocking check."""
+
+import dagster as dg
+import pandas as pd
+
+from quant_assets.core import drift, drift_db, lake, pg, registry, snapshots
+from quant_assets.core import predict as scoring
+from quant_assets.core import time as qtime
+from quant_assets.core.features.library import ALL_FEATURES
+from quant_assets.core.features.store import FeatureStore
+from quant_assets.core.monitoring import DriftInputError, DriftRange, ModelProfile
+from quant_assets.defs import plots
+from quant_assets.defs.models import MODEL_NAME, predictions
+from quant_assets.defs.partitions import trading_days
+from quant_assets.defs.raw import raw_prices
+from quant_assets.defs.resources import AlertPolicy, LakeResource, PostgresResource
+
+OWNERS = ["team:quant-research"]
+CHECK = "alert_levels"
+
+
+class DriftConfig(dg.Config):
+    """``on_critical``: "fail" (the check blocks and the run fails) or "warn" (for replays of known history)."""
+
+    on_critical: str = "fail"
+    quantile: float = 0.2
+    cost_bps: float = 5.0
+    slippage_bps: float = 5.0
+
+
+def monitored_models(root, days: list) -> list[str]:
+    """Models of MODEL_NAME that scored any session the days' windows read."""
+    first = qtime.session_offset(days[0], -(drift.AlertConfig().lookback + 2))
+    found = set()
+    for d in qtime.sessions_between(first, days[-1]):
+        frame = lake.read_partition(root, scoring.DATASET, d)
+        if len(frame):
+            found.update(m for m in frame["model"].unique() if m.startswith(f"model:{MODEL_NAME}:v"))
+    return sorted(found, key=lambda m: int(m.rsplit(":v", 1)[1]))
+
+
+def _profile(conn, root, store: FeatureStore, node: str) -> ModelProfile:
+    ref = registry.model(conn, node.removeprefix("model:"))
+    model = registry.load_model(conn, ref)
+    with conn.cursor() as cur:
+        cur.execute("SELECT snapshot FROM quant.models WHERE model_id = %s", (ref.model_id,))
+        snap = snapshots.read(root / "snapshots" / cur.fetchone()[0])
+    return ModelProfile.of(node, snap, model)
+
+
+def _series_plot(frame: pd.DataFrame, columns: list[str], title: str, lines: dict[str, float]) -> dg.MetadataValue:
+    fig, ax = plots.figure()
+    x = pd.to_datetime(frame["date"])
+    for col in columns:
+        ax.plot(x, frame[col].astype(float).to_numpy(), label=col, marker=".", lw=1)
+    for label, y in lines.items():
+        ax.axhline(y, color="firebrick" if "critical" in label else "orange", lw=0.8, ls="--", label=label)
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    return plots.as_markdown(fig, title)
+
+
+@dg.asset(
+    partitions_def=trading_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="monitoring",
+    owners=OWNERS,
+    kinds={"python", "postgres"},
+    deps=[predictions, raw_prices],
+    check_specs=[
+        dg.AssetCheckSpec(
+            CHECK,
+            asset="drift_metrics",
+            blocking=True,
+            description="Fails when any day's alert level is critical (IC, PSI or 20-day Sharpe under the "
+            "alert matrix): the breach shows in the UI and the run stops.",
+        )
+    ],
+    description="Per session and live model: IC, rank IC, 5-day mean IC and hit rate of the predictions whose "
+    "label matured that day; PSI of every model feature and of the predictions against the training snapshot; "
+    "5- and 20-day Sharpe of the live long-short signal net of costs; alert levels. Upserted into "
+    "quant.drift_metrics (re-running a day replaces its row).",
+)
+def drift_metrics(
+    context: dg.AssetExecutionContext,
+    config: DriftConfig,
+    lake: LakeResource,
+    postgres: PostgresResource,
+    alert_policy: AlertPolicy,
+) -> dg.MaterializeResult:
+    days = [qtime.as_date(k) for k in context.partition_keys]
+    store = FeatureStore(lake.path, ALL_FEATURES)
+    signal = drift.SignalConfig(config.quantile, config.cost_bps, config.slippage_bps)
+    rows, errors = [], {}
+    with pg.connect(postgres.url) as conn:
+        models = monitored_models(lake.path, days)
+        if not models:
+            raise dg.Failure(f"no predictions of {MODEL_NAME} around {days[0]}..{days[-1]}: materialise predictions")
+        for node in models:
+            profile = _profile(conn, lake.path, store, node)
+            window = DriftRange(lake.path, store, profile, days, alert_policy.rules(), signal)
+            for day in days:
+                try:
+                    rows.append(window.row(day))
+                except DriftInputError as exc:
+                    errors.setdefault(day, []).append(str(exc))
+        written = drift_db.upsert(conn, rows, context.run_id)
+    covered = {r["date"] for r in rows}
+    failed = {d: e for d, e in errors.items() if d not in covered}
+    if failed:  # the good days are stored; the bad ones say why
+        raise dg.Failure(
+            f"{len(failed)} of {len(days)} days have no drift row: "
+            + "; ".join(f"{d}: {e[0]}" for d, e in failed.items()),
+            metadata={"rows_written": written},
+        )
+    table = pd.DataFrame(rows)
+    critical = table[table["level"] == "critical"]
+    recent = table.tail(60)
+    severity = dg.AssetCheckSeverity.ERROR if config.on_critical == "fail" else dg.AssetCheckSeverity.WARN
+    shown = ["date", "model", "ic", "ic_mean_5", "hit_rate", "psi_mean", "psi_max", "prediction_psi", "sharpe_20"]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(written),
+            "models": dg.MetadataValue.text(", ".join(models)),
+            "critical_days": dg.MetadataValue.int(len(critical)),
+            "latest": dg.MetadataValue.md(
+                table.tail(10)[[*shown, "level", "actions"]].round(4).to_markdown(index=False)
+            ),
+            "ic_plot": _series_plot(
+                recent,
+                ["ic", "ic_mean_5"],
+                "IC and its 5-day mean",
+                {"critical": alert_policy.ic_critical, "warning": alert_policy.ic_warning},
+            ),
+            "psi_plot": _series_plot(
+                recent,
+                ["psi_mean", "psi_max", "prediction_psi"],
+                "PSI against the training snapshot",
+                {"critical": alert_policy.psi_critical, "warning": alert_policy.psi_warning},
+            ),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=CHECK,
+                passed=critical.empty,
+                severity=severity,
+                metadata={
+                    "critical_days": dg.MetadataValue.int(len(critical)),
+                    "breaches": dg.MetadataValue.md(
+                        critical[["date", "model", "levels", "reasons"]].astype(str).to_markdown(index=False)
+                        if len(critical)
+                        else "none"
+                    ),
+                },
+            )
+        ],
+    )
