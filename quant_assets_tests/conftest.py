@@ -128,3 +128,34 @@ def feature_lake(tmp_path_factory) -> Path:
             rows = compute.compute_day(family, compute.window_rows(family, inputs, day), day)
             store.write_day(root, family, day, rows, {"producer": "test", "producer_version": "sha0", "run_id": "r"})
     return root
+
+
+SCORED_TRAIN = ("2024-01-02", "2024-04-30")
+SCORED_DAYS = ("2024-05-01", "2024-06-28")
+MODEL_NODE = "model:equity_lgbm:v1"
+
+
+@pytest.fixture(scope="session")
+def scored_lake(feature_lake, tmp_path_factory):
+    """feature_lake plus a snapshot of SCORED_TRAIN, a small ensemble on it and its predictions for SCORED_DAYS.
+
+    Returns (root, snapshot, model). Built with the core API only: the Dagster layer is tested on top of it.
+    """
+    import shutil
+
+    from quant_assets.core import predict as scoring
+    from quant_assets.core import snapshots
+    from quant_assets.core import time as qtime
+    from quant_assets.core.features.library import ALL_FEATURES
+    from quant_assets.core.features.store import FeatureStore
+    from quant_assets.core.models import Ensemble, TrainConfig
+
+    root = tmp_path_factory.mktemp("scored") / "lake"
+    shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models", "predictions"))
+    store = FeatureStore(root, ALL_FEATURES)
+    data, manifest = snapshots.build(root, store, *SCORED_TRAIN, SCORED_TRAIN[1], list(ALL_FEATURES))
+    snap = snapshots.read(snapshots.write(root, data, manifest)[0])
+    model = Ensemble.fit(snap.data, snap.features, TrainConfig(num_boost_round=30, seeds=(1,)))
+    for day in qtime.sessions_between(*SCORED_DAYS):
+        scoring.write_day(root, day, scoring.score_day(store, model, MODEL_NODE, day, snap.manifest["universe"]))
+    return root, snap, model

@@ -1,0 +1,131 @@
+"""Daily drift rows from a real lake: values by hand, order independence, and no dependence on the future."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from quant_assets.core import drift, lake
+from quant_assets.core import predict as scoring
+from quant_assets.core import time as qtime
+from quant_assets.core.features.library import ALL_FEATURES
+from quant_assets.core.features.store import FeatureStore
+from quant_assets.core.ingest import PRICE_SCHEMA
+from quant_assets.core.monitoring import DriftInputError, DriftRange, ModelProfile, as_of_time
+from quant_assets_tests.conftest import MODEL_NODE, SCORED_DAYS
+
+
+def _range(root, snap, model, days) -> DriftRange:
+    return DriftRange(root, FeatureStore(root, ALL_FEATURES), ModelProfile.of(MODEL_NODE, snap, model), days)
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Equal to the last bit, NaN/None included."""
+    return json.dumps(a, default=str, sort_keys=True) == json.dumps(b, default=str, sort_keys=True)
+
+
+def _adj_open(root, day) -> pd.Series:
+    px = lake.latest_versions(lake.read_partition(root, "raw_prices", day), ["ticker"]).set_index("ticker")
+    return px["open"] * px["adj_close"] / px["close"]
+
+
+def test_a_drift_row_by_hand(scored_lake):
+    root, snap, model = scored_lake
+    day = qtime.as_date("2024-06-03")
+    row = _range(root, snap, model, [day]).row(day)
+    matured = qtime.as_date("2024-05-31")
+    assert (row["date"], row["model"], row["prediction_date"], row["n_names"]) == (day, MODEL_NODE, matured, 40)
+    preds = lake.read_partition(root, scoring.DATASET, matured).set_index("entity_key")["prediction"]
+    label = (_adj_open(root, day) / _adj_open(root, matured) - 1).reindex(preds.index)
+    assert row["ic"] == pytest.approx(np.corrcoef(preds, label)[0, 1], abs=1e-12)
+    assert row["rank_ic"] == pytest.approx(preds.rank().corr(label.rank()), abs=1e-12)
+    # Feature PSI: the five sessions' cross-sections at their decision times against the snapshot.
+    store = FeatureStore(root, ALL_FEATURES)
+    pooled = pd.concat(
+        [
+            store.get_latest(snap.manifest["universe"], ["vol_20"], qtime.decision_time(d))
+            for d in qtime.sessions_between("2024-05-28", day)
+        ]
+    )
+    assert row["psi"]["vol_20"] == pytest.approx(drift.psi(snap.data["vol_20"], pooled["vol_20"]), abs=1e-6)
+    assert row["psi_mean"] == pytest.approx(np.mean(list(row["psi"].values())), abs=1e-5)
+    assert row["psi_max"] == pytest.approx(max(row["psi"].values()), abs=1e-6)
+    assert row["psi"][row["psi_max_feature"]] == pytest.approx(row["psi_max"], abs=1e-6)
+    scored = pd.concat(
+        [lake.read_partition(root, scoring.DATASET, d) for d in qtime.sessions_between("2024-05-28", day)]
+    )
+    assert row["prediction_psi"] == pytest.approx(drift.psi(model.predict(snap.data), scored["prediction"]))
+    assert set(row["levels"]) == {"ic", "ic_negative", "psi", "sharpe"} and row["level"] in drift.LEVELS
+
+
+def test_rows_do_not_depend_on_the_range_they_were_computed_in(scored_lake):
+    root, snap, model = scored_lake
+    days = qtime.sessions_between(*SCORED_DAYS)
+    together = {r["date"]: r for r in (lambda rng: [rng.row(d) for d in days])(_range(root, snap, model, days))}
+    assert len(together) == len(days)
+    # A fresh process computing one day alone (a restart, or a daemon backfill run per partition) agrees.
+    for day in (days[0], days[7], days[-1]):
+        assert _same(_range(root, snap, model, [day]).row(day), together[day])
+    late = [r for d, r in together.items() if d >= qtime.as_date("2024-06-10")]
+    assert all(r["sharpe_20"] is not None for r in late)  # 20 matured sessions by then
+
+
+def _perturb_after(root, cut) -> None:
+    """Change every input known after the cut's close: later prices scaled, later predictions and features gone,
+    and a restated bar for a day before the cut that arrives after it."""
+    for day in qtime.sessions_between(qtime.next_session(cut), SCORED_DAYS[1]):
+        for f in lake.partition_dir(root, "raw_prices", day).glob("part-*.parquet"):
+            t = pq.read_table(f).to_pandas()
+            t[["open", "high", "low", "close", "adj_close"]] *= 1.1
+            pq.write_table(lake.canonical_table(t, ["ticker"], PRICE_SCHEMA), f)
+        shutil.rmtree(lake.partition_dir(root, scoring.DATASET, day), ignore_errors=True)
+        for fam in (root / "features").iterdir():
+            for d in fam.glob(f"fv=*/date={day.isoformat()}"):
+                shutil.rmtree(d)
+    earlier = qtime.previous_session(cut)
+    bars = lake.latest_versions(lake.read_partition(root, "raw_prices", earlier), ["ticker"])
+    restated = bars.assign(open=bars["open"] * 1.3)
+    late = as_of_time(cut) + pd.Timedelta(hours=1)
+    res = lake.append_new_versions(
+        root, "raw_prices", earlier, restated, ["ticker", "event_time"], ["open"], late, PRICE_SCHEMA
+    )
+    assert res.rows_written == len(bars)
+
+
+@pytest.mark.parametrize("cut", ["2024-05-20", "2024-06-12"])
+def test_changing_the_future_leaves_past_rows_identical(scored_lake, tmp_path, cut):
+    root, snap, model = scored_lake
+    cut = qtime.as_date(cut)
+    days = qtime.sessions_between(SCORED_DAYS[0], cut)
+    before = _range(root, snap, model, days)
+    original = [before.row(d) for d in days]
+    after_cut = qtime.next_session(cut)
+    original_next = _range(root, snap, model, [after_cut]).row(after_cut)
+
+    copy = tmp_path / "lake"
+    shutil.copytree(root, copy)
+    _perturb_after(copy, cut)
+    again = _range(copy, snap, model, days)
+    assert all(_same(a, again.row(d)) for a, d in zip(original, days, strict=True))
+    # The perturbation is real: the next day, which may see it, changes.
+    assert not _same(original_next, _range(copy, snap, model, [after_cut]).row(after_cut))
+
+
+def test_a_day_without_predictions_or_prices_is_an_error_not_a_row(scored_lake, tmp_path):
+    root, snap, model = scored_lake
+    early = qtime.as_date("2024-03-01")
+    with pytest.raises(DriftInputError, match="no predictions"):
+        _range(root, snap, model, [early]).row(early)
+    copy = tmp_path / "lake"
+    shutil.copytree(root, copy)
+    day = qtime.as_date("2024-06-04")
+    shutil.rmtree(lake.partition_dir(copy, "raw_prices", day))
+    later = qtime.session_offset(day, 2)
+    rng = _range(copy, snap, model, [day, later])
+    with pytest.raises(DriftInputError, match="raw_prices missing"):
+        rng.row(day)
+    row = rng.row(later)  # two sessions on, the missing bar only blanks the window days whose label needs it
+    assert row["n_names"] == 40 and row["ic"] is not None

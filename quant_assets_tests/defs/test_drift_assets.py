@@ -1,0 +1,244 @@
+"""drift_metrics, its blocking check, the sensors and the daily schedule on a Postgres-backed instance."""
+
+import datetime as dt
+import json
+import shutil
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from quant_assets.core import drift_db, pg, registry
+from quant_assets.core import time as qtime
+from quant_assets.core.models import Ensemble, TrainConfig
+from quant_assets.defs.automation import daily_job, daily_schedule, record_run_failures, retrain_on_drift
+from quant_assets.defs.drift import drift_metrics
+from quant_assets.defs.models import predictions, trained_model, training_snapshot
+from quant_assets.defs.partitions import trading_days
+from quant_assets.defs.resources import AlertPolicy, LakeResource, PostgresResource
+from quant_assets_tests.defs.test_model_assets import RUN_CONFIG
+
+SCORED = {"dagster/asset_partition_range_start": "2024-06-03", "dagster/asset_partition_range_end": "2024-06-28"}
+WARN = {"ops": {"drift_metrics": {"config": {"on_critical": "warn"}}}}
+
+
+def _count(url, where="true"):
+    with pg.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM quant.drift_metrics WHERE {where}")
+        return cur.fetchone()[0]
+
+
+def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
+    feature_lake, tmp_path, pg_db, dagster_instance
+):
+    root = tmp_path / "lake"
+    shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
+    resources = {
+        "lake": LakeResource(root=str(root)),
+        "postgres": PostgresResource(url=pg_db),
+        "alert_policy": AlertPolicy(),
+    }
+    run = lambda assets, **kw: dg.materialize(assets, instance=dagster_instance, resources=resources, **kw)  # noqa: E731
+    assert run([training_snapshot, trained_model], run_config=RUN_CONFIG).success
+    assert run([predictions], tags=SCORED).success
+
+    result = run([drift_metrics], tags=SCORED, run_config=WARN)
+    assert result.success
+    meta = result.asset_materializations_for_node("drift_metrics")[0].metadata
+    assert meta["dagster/row_count"].value == 19 and meta["models"].value == "model:equity_lgbm:v1"
+    for plot in ("ic_plot", "psi_plot"):
+        assert "data:image/png;base64," in meta[plot].value
+    check = result.get_asset_check_evaluations()[0]
+    assert check.check_name == "alert_levels" and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.passed == (meta["critical_days"].value == 0)
+    assert _count(pg_db) == 19  # June 3-28 holds 19 sessions (June 19 is a holiday)
+
+    # Re-running a day replaces its row: same values, a new seq, no duplicate.
+    with pg.connect(pg_db) as conn:
+        first = drift_db.read(conn, start="2024-06-10", end="2024-06-10").iloc[0]
+    assert run([drift_metrics], partition_key="2024-06-10", run_config=WARN).success
+    with pg.connect(pg_db) as conn:
+        again = drift_db.read(conn, start="2024-06-10", end="2024-06-10").iloc[0]
+    assert _count(pg_db) == 19 and again["seq"] > first["seq"]
+    assert again.drop(["seq", "run_id"]).to_json() == first.drop(["seq", "run_id"]).to_json()
+
+    # A critical level fails the blocking check and the run; the row is stored and the failure recorded.
+    strict = {**resources, "alert_policy": AlertPolicy(psi_critical=0.0)}
+    failed = dg.materialize(
+        [drift_metrics], partition_key="2024-06-11", instance=dagster_instance, resources=strict, raise_on_error=False
+    )
+    assert not failed.success
+    evaluation = failed.get_asset_check_evaluations()[0]
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert _count(pg_db, "date = '2024-06-11' AND level = 'critical'") == 1
+    failure = dagster_instance.all_logs(failed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0].dagster_event
+    context = dg.build_run_status_sensor_context(
+        sensor_name=record_run_failures.name,
+        dagster_event=failure,
+        dagster_instance=dagster_instance,
+        dagster_run=dagster_instance.get_run_by_id(failed.run_id),
+        resources={"postgres": PostgresResource(url=pg_db)},
+    ).for_run_failure()
+    record_run_failures(context)
+    with pg.connect(pg_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT run_id, partition_key FROM quant.run_failures")
+        assert cur.fetchall() == [(failed.run_id, "2024-06-11")]
+
+    # No predictions to monitor: the run fails with a reason and writes nothing.
+    empty = run([drift_metrics], partition_key="2024-03-01", raise_on_error=False)
+    assert not empty.success and _count(pg_db, "date = '2024-03-01'") == 0
+    assert "no predictions of equity_lgbm" in str(empty.get_step_failure_events()[0].event_specific_data.error)
+
+
+# --- the retraining sensor ------------------------------------------------------------------------------------
+
+
+def _row(day: str, **levels) -> dict:
+    base = {"ic": "ok", "ic_negative": "ok", "psi": "ok", "sharpe": "ok"}
+    return {
+        "date": qtime.as_date(day),
+        "model": "model:equity_lgbm:v1",
+        "prediction_date": qtime.previous_session(day),
+        "n_names": 40,
+        "ic": 0.05,
+        "rank_ic": 0.05,
+        "ic_mean_5": 0.0 if levels.get("ic") == "critical" else 0.05,
+        "hit_rate": 0.5,
+        "net_return": 0.001,
+        "sharpe_5": 1.0,
+        "sharpe_20": 1.0,
+        "psi_mean": 0.4 if levels.get("psi") == "critical" else 0.05,
+        "psi_max": 0.5,
+        "psi_max_feature": "vol_20",
+        "prediction_psi": 0.05,
+        "psi": {"vol_20": 0.5},
+        "levels": {**base, **levels},
+        "level": "critical" if levels else "ok",
+        "actions": ["retrain"] if levels else [],
+        "reasons": {},
+    }
+
+
+@pytest.fixture
+def champion(pg_db, tmp_path):
+    frame = pd.DataFrame({"date": [1] * 50 + [2] * 50, "x": range(100), "label": [i % 7 for i in range(100)]})
+    model = Ensemble.fit(frame, ["x"], TrainConfig(num_boost_round=3, seeds=(1,), params={"min_data_in_leaf": 5}))
+    path = tmp_path / "model.json"
+    path.write_bytes(model.to_bytes())
+    metrics = pd.DataFrame({"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.05]})
+    with pg.connect(pg_db) as conn:
+        ref = registry.register_model(
+            conn, "equity_lgbm", "S", {"x": "1"}, {}, "c", ("2024-01-02", "2024-04-30"), path, metrics
+        )
+        assert registry.decide_promotion(conn, ref)[0] == "promoted"
+    return ref
+
+
+def _tick(instance, url, cursor=None, policy=None):
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"postgres": PostgresResource(url=url), "alert_policy": policy or AlertPolicy(cooldown_sessions=5)},
+    )
+    result = retrain_on_drift(context)
+    if isinstance(result, dg.SkipReason):
+        return [], cursor
+    return list(result.run_requests or []), result.cursor
+
+
+def _store(url, *rows):
+    with pg.connect(url) as conn:
+        drift_db.upsert(conn, list(rows), "test-run")
+
+
+def test_retrain_sensor_one_request_per_breach_with_cool_down(pg_db, dagster_instance, champion):
+    requests, cursor = _tick(dagster_instance, pg_db)
+    assert requests == [] and cursor is None  # no drift rows yet
+
+    _store(pg_db, _row("2024-07-01"), _row("2024-07-02"))
+    requests, cursor = _tick(dagster_instance, pg_db, cursor)
+    assert requests == [] and json.loads(cursor)["seq"] > 0  # below threshold: seen, nothing asked
+
+    _store(pg_db, _row("2024-07-03", psi="critical"))
+    requests, cursor = _tick(dagster_instance, pg_db, cursor)
+    assert len(requests) == 1
+    req = requests[0]
+    assert req.run_key == "retrain:model:equity_lgbm:v1:psi:2024-07-03"
+    assert req.tags["quant/metric"] == "psi_mean" and req.tags["quant/value"] == "0.4000"
+    assert req.tags["quant/threshold"] == "0.25" and req.tags["quant/date"] == "2024-07-03"
+    snap = req.run_config["ops"]["training_snapshot"]["config"]
+    assert (
+        snap["as_of"] == snap["end"] == "2024-07-03" and len(qtime.sessions_between(snap["start"], snap["end"])) == 250
+    )
+
+    # The same breach again (a restart with the saved cursor, or the breach continuing): nothing new.
+    assert _tick(dagster_instance, pg_db, cursor)[0] == []
+    _store(pg_db, _row("2024-07-05", psi="critical", ic="critical"))
+    requests, cursor = _tick(dagster_instance, pg_db, cursor)
+    assert requests == []  # psi continues; ic is a new breach but inside the 5-session cool-down
+
+    # Re-running a breached day replaces its row (new seq): still the same breach, still nothing.
+    _store(pg_db, _row("2024-07-03", psi="critical"))
+    assert _tick(dagster_instance, pg_db, cursor)[0] == []
+
+    # Recovery, then a new breach after the cool-down: exactly one more request.
+    _store(pg_db, _row("2024-07-08"), _row("2024-07-09"), _row("2024-07-10", ic="critical"))
+    requests, cursor = _tick(dagster_instance, pg_db, cursor)
+    assert requests == []  # 07-10 is 4 sessions after the request of 07-03: still cooling down
+    _store(pg_db, _row("2024-07-11"), _row("2024-07-12", ic="critical"))
+    requests, cursor = _tick(dagster_instance, pg_db, cursor)
+    assert [r.run_key for r in requests] == ["retrain:model:equity_lgbm:v1:ic:2024-07-12"]
+    assert _tick(dagster_instance, pg_db, cursor)[0] == []
+
+
+def test_retrain_sensor_ignores_a_failed_drift_run_and_waits_for_a_retrain_in_flight(
+    feature_lake, tmp_path, pg_db, dagster_instance, champion
+):
+    root = tmp_path / "lake"
+    shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
+    resources = {"lake": LakeResource(root=str(root)), "postgres": PostgresResource(url=pg_db)}
+    failed = dg.materialize(
+        [drift_metrics],
+        partition_key="2024-06-03",
+        instance=dagster_instance,
+        resources={**resources, "alert_policy": AlertPolicy(psi_critical=0.0)},
+        raise_on_error=False,
+    )
+    assert not failed.success and _count(pg_db) == 0  # no predictions: a failed run, no row
+    assert _tick(dagster_instance, pg_db)[0] == []
+
+    _store(pg_db, _row("2024-07-01", ic="critical"))
+    dagster_instance.add_run(
+        dg.DagsterRun(job_name="retrain_job", run_id="inflight", status=dg.DagsterRunStatus.STARTED)
+    )
+    assert _tick(dagster_instance, pg_db)[0] == []
+    dagster_instance.report_run_failed(dagster_instance.get_run_by_id("inflight"))
+    assert [r.run_key for r in _tick(dagster_instance, pg_db)[0]] == ["retrain:model:equity_lgbm:v1:ic:2024-07-01"]
+
+
+# --- the daily schedule ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "day, expected",
+    [
+        ("2024-07-03", "2024-07-03"),  # a session
+        ("2024-07-04", None),  # Independence Day
+        ("2024-11-29", "2024-11-29"),  # early close: still a session
+        ("2024-12-25", None),
+        ("2025-01-09", None),  # national day of mourning (Carter): the exchange was closed
+        ("2026-11-25", "2026-11-25"),
+        ("2026-11-26", None),  # Thanksgiving
+    ],
+)
+def test_daily_schedule_ticks_after_the_close_on_sessions_only(day, expected):
+    when = dt.datetime.fromisoformat(f"{day}T17:30").replace(tzinfo=ZoneInfo(qtime.EXCHANGE_TZ))
+    with dg.instance_for_test() as instance:
+        result = daily_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+    if expected is None:
+        assert isinstance(result, dg.SkipReason) and "not an NYSE session" in result.skip_message
+    else:
+        assert (result.partition_key, result.run_key) == (expected, expected)
+        assert expected in trading_days.get_partition_keys(current_time=when)  # today's session is a partition
+    assert daily_schedule.cron_schedule == "30 17 * * 1-5" and daily_schedule.job_name == daily_job.name
