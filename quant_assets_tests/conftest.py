@@ -107,27 +107,21 @@ def lake_root(tmp_path) -> Path:
 FEATURE_LAKE_SESSIONS = ("2023-10-02", "2024-06-28")
 
 
+def synthetic_lake(root: Path, market, first: str, last: str) -> Path:
+    """Raw data and both feature families of ``market`` for every session in [first, last], via the core API."""
+    from quant_assets.core.features.backfill import backfill
+
+    return backfill(root, market, first, last, {"producer": "test", "producer_version": "sha0", "run_id": "r"})
+
+
 @pytest.fixture(scope="session")
 def feature_lake(tmp_path_factory) -> Path:
     """A synthetic lake (40 names) with raw data and both feature families for FEATURE_LAKE_SESSIONS."""
-    from quant_assets.core import time as qtime
-    from quant_assets.core.features import compute, store
-    from quant_assets.core.features.library import FAMILIES
-    from quant_assets.core.ingest import ingest_alt, ingest_prices
     from quant_assets.core.sources import SyntheticMarket
 
-    root = tmp_path_factory.mktemp("feature_lake")
-    market = SyntheticMarket(seed=21, n_tickers=40)
-    days = qtime.sessions_between(*FEATURE_LAKE_SESSIONS)
-    for day in days:
-        ingest_prices(market, day, root)
-        ingest_alt(market, day, root)
-    for family in FAMILIES.values():
-        inputs = compute.load_inputs(root, family, days)
-        for day in days:
-            rows = compute.compute_day(family, compute.window_rows(family, inputs, day), day)
-            store.write_day(root, family, day, rows, {"producer": "test", "producer_version": "sha0", "run_id": "r"})
-    return root
+    return synthetic_lake(
+        tmp_path_factory.mktemp("feature_lake"), SyntheticMarket(seed=21, n_tickers=40), *FEATURE_LAKE_SESSIONS
+    )
 
 
 SCORED_TRAIN = ("2024-01-02", "2024-04-30")
