@@ -19,17 +19,41 @@ with one binary search over (entity, ingest_time) in NumPy: vectorised, no
 loop over dates, no sort of the wide rows. The answering rows' features are
 scattered straight into one float matrix in query order, which the returned
 frame wraps without a copy.
+
+Compaction (``compact``, an explicit operation): each daily partition holds a
+file per delivery, so a long history is thousands of small files, and a scan
+pays about a millisecond of CPU per file whatever its size. ``compact`` writes,
+beside the originals, one content-addressed file per calendar month holding
+exactly the rows of that month's original files, then a record naming the
+originals it covers (a new file, written last; nothing is rewritten or
+deleted):
+
+    <family version dir>/_compacted/part-<sha>.parquet        same schema as the originals
+    <family version dir>/_compacted/<YYYY-MM>-<sha>.json      {"period", "covers": [original paths], "parts", "rows"}
+
+A reader takes the records whose covered originals and parts all exist, the
+largest first, skipping any that overlaps one already taken (a later
+compaction of a month covers a superset of an earlier one and so supersedes
+it), and reads their parts plus every original file no taken record covers
+(files written after the compaction, such as restatements of old days). The
+rows read are the same set either way, and the answer depends only on that
+set (keys are unique), so compacted and uncompacted stores answer
+identically. ``feature_events`` and the other audit readers keep reading the
+originals, which stay the source of truth.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import mmap
 import os
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -116,6 +140,173 @@ def write_day(
     return lake.WriteResult(len(rows), len(fresh), path)
 
 
+COMPACTED = "_compacted"
+PERIODS = {"month": 7, "year": 4}  # a period is this long a prefix of the partition date
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """One written (or already present) compaction record."""
+
+    record: Path
+    period: str
+    files: int
+    rows: int
+    created: bool
+
+
+def _originals(base: Path) -> list[Path]:
+    """The family version's original files, in partition-date then name order."""
+    return sorted(base.glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
+
+
+def _compactions(base: Path, present: set[str]) -> list[dict]:
+    """The usable compaction records, chosen without overlap: largest first (a superset supersedes).
+
+    A record is usable when every original it covers is among ``present`` (relative paths) and every part
+    it names exists; anything else (a half-finished compaction has no record yet) is ignored.
+    """
+    records = []
+    for path in sorted((base / COMPACTED).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            covers, parts = list(record["covers"]), list(record["parts"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if covers and set(covers) <= present and all((base / COMPACTED / p).is_file() for p in parts):
+            records.append({**record, "name": path.name})
+    chosen, taken = [], set()
+    for record in sorted(records, key=lambda r: (-len(r["covers"]), r["name"])):
+        if taken.isdisjoint(record["covers"]):
+            chosen.append(record)
+            taken.update(record["covers"])
+    return sorted(chosen, key=lambda r: (r["period"], r["name"]))
+
+
+def read_plan(base: Path, since: dt.date | None = None) -> list[Path]:
+    """The files a query of one family version reads: compacted parts plus the originals they do not cover.
+
+    With ``since``, only partitions from that day on count; a compaction is used only when every file it
+    covers is in that window (it holds whole months, and older rows must not come back into the answer).
+    """
+    base = Path(base)
+    originals = [p for p in _originals(base) if since is None or p.parent.name[5:] >= since.isoformat()]
+    relative = {p.relative_to(base).as_posix(): p for p in originals}
+    records = _compactions(base, set(relative))
+    covered = {c for r in records for c in r["covers"]}
+    parts = [base / COMPACTED / p for r in records for p in r["parts"]]
+    return parts + [p for rel, p in relative.items() if rel not in covered]
+
+
+def _write_once(path: Path, write) -> bool:
+    """Write a new file atomically (temp file, fsync, hard link into place, fsync the directory).
+
+    The hard link fails if ``path`` exists, so an existing file is never replaced, not even by a
+    concurrent writer of the same content-addressed name. Returns whether the file was created.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}{path.suffix}"
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return True
+
+
+def _digest(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _same_rows(a: pa.Table, b: pa.Table) -> bool:
+    """Same schema, same values in the same order: nulls where nulls, floats bit for bit (NaN included)."""
+    if a.schema.remove_metadata() != b.schema.remove_metadata() or a.num_rows != b.num_rows:
+        return False
+    for x, y in zip(a.columns, b.columns, strict=True):
+        if not pc.equal(x.is_null(), y.is_null()).to_numpy(zero_copy_only=False).all():
+            return False
+        if pa.types.is_floating(x.type):
+            bits = [pc.fill_null(c, 0).to_numpy().view(f"u{c.type.byte_width}") for c in (x, y)]
+            if not np.array_equal(*bits):
+                return False
+        elif not x.equals(y):
+            return False
+    return True
+
+
+def _write_compacted(table: pa.Table, path: Path) -> None:
+    """Uncompressed, dictionary encoding for the strings only: the compacted set exists to be read fast.
+
+    On the feature-store benchmark (1.29M rows x 50 float features, 121 monthly files) DuckDB reads it in
+    about 1.0-1.1 s of CPU uncompressed against 1.3-1.6 s with zstd (the originals' codec), for 538 against
+    472 MiB on disk; float features do not repeat, so dictionary pages for them only cost time.
+    """
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
+    pq.write_table(table, path, compression="none", use_dictionary=strings)
+
+
+def compact_family(base: Path, period: str = "month", min_files: int = 8) -> list[Compaction]:
+    """Compact one family version directory: per period, one file of all its original rows plus a record.
+
+    A period is (re)compacted when at least ``min_files`` of its original files are not covered by the
+    records a reader would use; the new record covers all of the period's originals, so it supersedes the
+    earlier one. Originals, earlier parts and records stay as they are (superseded ones are simply no
+    longer read). The part is content-addressed and checked as it reads back (row count and digest)
+    before the record is written; re-running on unchanged files writes nothing.
+    """
+    if period not in PERIODS:
+        raise FeatureStoreError(f"unknown compaction period {period!r}; one of {sorted(PERIODS)}")
+    base = Path(base)
+    originals = _originals(base)
+    relative = [p.relative_to(base).as_posix() for p in originals]
+    covered = {c for r in _compactions(base, set(relative)) for c in r["covers"]}
+    by_period: dict[str, list[str]] = defaultdict(list)
+    for rel in relative:
+        by_period[rel[5 : 5 + PERIODS[period]]].append(rel)
+    out = []
+    for key, files in sorted(by_period.items()):
+        if sum(f not in covered for f in files) < max(1, min_files):
+            continue
+        table = pa.concat_tables([pq.read_table(base / f) for f in files], promote_options="default")
+        # named by the originals it holds, themselves content-addressed: the same files, the same name
+        part = f"{lake.PART_PREFIX}{_digest(files)[:32]}.parquet"
+        part_path = base / COMPACTED / part
+        _write_once(part_path, lambda tmp, t=table: _write_compacted(t, tmp))
+        try:
+            back = pq.read_table(part_path)
+        except (OSError, pa.ArrowInvalid):
+            back = None
+        if back is None or not _same_rows(back, table):
+            raise FeatureStoreError(f"compacted {part_path} does not read back as the rows of {key}")
+        rows = table.num_rows
+        del back, table
+        body = {"period": key, "covers": files, "parts": [part], "rows": rows}
+        text = json.dumps(body, indent=2, sort_keys=True)
+        record = base / COMPACTED / f"{key}-{_digest([text])[:32]}.json"
+        created = _write_once(record, lambda tmp, t=text: Path(tmp).write_text(t))
+        out.append(Compaction(record, key, len(files), rows, created))
+    return out
+
+
+def compact(root: Path, family: str | None = None, period: str = "month", min_files: int = 8) -> list[Compaction]:
+    """``compact_family`` over every stored family version (or those of one family) under ``root``."""
+    out = []
+    for manifest in sorted((Path(root) / "features").glob("*/fv=*/_manifest.json")):
+        if family is None or manifest.parent.parent.name == family:
+            out.extend(compact_family(manifest.parent, period, min_files))
+    return out
+
+
 class FeatureStore:
     """Point-in-time reads over every stored feature version."""
 
@@ -171,12 +362,7 @@ class FeatureStore:
         pieces: list[pd.DataFrame | str] = [entity_times[["entity_key", "as_of"]].reset_index(drop=True)]
         event_columns: dict[str, pd.Series] = {}
         for dirs, wanted in self._groups(features).items():
-            files = [
-                str(p)
-                for d in dirs
-                for p in sorted(d.glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
-                if since is None or p.parent.name[5:] >= since.isoformat()
-            ]
+            files = [str(p) for d in dirs for p in read_plan(d, since)]
             if not files:
                 raise FeatureStoreError(f"no stored partitions since {since} for {[n for n, _ in wanted]}")
             requested = list(dict.fromkeys(r for _, r in wanted))
@@ -226,7 +412,8 @@ class FeatureStore:
         return out[["entity_key", "feature_name", "feature_version", "event_time", "value", "ingest_time", *PROVENANCE]]
 
 
-_FILES_PER_SCAN = 512  # below this many files per CPU, one scan
+_FILES_PER_SCAN = 512  # below this many files per CPU ...
+_BYTES_PER_SCAN = 32 << 20  # ... and this many bytes per CPU, one scan
 
 
 def _read_rows(
@@ -250,8 +437,11 @@ def _read_rows(
         WHERE entity_key IS NOT NULL AND event_time IS NOT NULL AND ingest_time IS NOT NULL
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    n_scans = max(1, min(cpus, len(files) // _FILES_PER_SCAN))
-    runs = [files[k * len(files) // n_scans : (k + 1) * len(files) // n_scans] for k in range(n_scans)]
+    sizes = np.cumsum([os.path.getsize(f) for f in files])
+    total = int(sizes[-1]) if len(files) else 0
+    n_scans = max(1, min(cpus, len(files), max(len(files) // _FILES_PER_SCAN, total // _BYTES_PER_SCAN)))
+    cuts = [0, *np.searchsorted(sizes, [total * k / n_scans for k in range(1, n_scans)], side="right"), len(files)]
+    runs = [files[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
     for _ in runs:
         connections.append(duckdb.connect(config={"threads": 1} if n_scans > 1 else {}))
 
