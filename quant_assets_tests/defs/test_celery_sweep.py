@@ -1,0 +1,281 @@
+"""The parameter sweep on Celery, end to end: a real broker, a real `dagster-celery` worker, a Postgres instance.
+
+The same `sweep_job` is run twice through the Dagster CLI on one small synthetic snapshot: once under the
+multiprocess executor (the default) and once with ``QUANT_EXECUTOR=celery`` and the execution block of
+``deploy/celery.yaml`` in the run config, with a worker started by the documented command. The aggregated
+table, deflated Sharpe and PBO must be equal by value, and every step of the Celery run must have run in the
+worker's processes.
+
+Everything that could wait forever is bounded: the worker must report ready within WORKER_READY_S, each run
+is a subprocess killed after RUN_TIMEOUT_S, and the worker's whole process group is stopped in teardown. The
+logs are printed at teardown, so pytest shows them when the test fails. Without a reachable broker the test
+skips, except under CI=true, where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+import yaml
+
+from quant_assets.core import pg, snapshots
+from quant_assets.core import time as qtime
+from quant_assets.paths import PROJECT_ROOT
+from quant_assets_tests.conftest import require_or_skip
+
+CELERY_YAML = PROJECT_ROOT / "deploy" / "celery.yaml"
+BIN = Path(sys.executable).parent
+WORKER_READY_S = 60
+RUN_TIMEOUT_S = 150
+
+SWEEP_CONFIG = {
+    "learning_rates": [0.05],
+    "num_leaves": [7, 15],
+    "rules": ["long_short:0.2", "topk:8:2"],
+    "n_folds": 2,
+    "min_train_days": 60,
+    "num_boost_round": 20,
+    "pbo_blocks": 4,
+}
+CELLS = 4 * 2  # 4 configurations x 2 folds
+SWEEP_RUN_CONFIG = {
+    "ops": {
+        "backtest_sweep": {"ops": {"plan_sweep": {"config": SWEEP_CONFIG}, "aggregate_sweep": {"config": SWEEP_CONFIG}}}
+    }
+}
+# The reference: the multiprocess executor, with a forkserver that has the project preloaded (the executor is
+# the same; only the per-step interpreter start-up, seconds each, is saved).
+PRELOAD = {"forkserver": {"preload_modules": ["quant_assets.definitions"]}}
+MULTIPROCESS = {"execution": {"config": {"max_concurrent": 2, "start_method": PRELOAD}}}
+
+
+def _celery_config() -> dict:
+    return yaml.safe_load(CELERY_YAML.read_text())["execution"]["config"]
+
+
+def _require_broker(url: str) -> None:
+    try:
+        import dagster_celery  # noqa: F401
+    except ImportError:
+        require_or_skip("dagster-celery is not installed (pip install -e '.[dev]')")
+    parts = urlsplit(url)
+    host, port = parts.hostname or "localhost", parts.port or 5672
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        require_or_skip(f"no Celery broker reachable at {host}:{port} (deploy/celery.yaml): {exc}")
+
+
+def _synthetic_snapshot(root: Path) -> Path:
+    """A fingerprinted snapshot: 30 names x 167 sessions, four features, one of them weakly predictive."""
+    rng = np.random.default_rng(7)
+    days = qtime.sessions_between("2024-01-02", "2024-08-30")
+    frame = pd.MultiIndex.from_product([days, [f"T{i:02d}" for i in range(30)]], names=["date", "entity_key"])
+    frame = frame.to_frame(index=False)
+    features = ["f0", "f1", "f2", "f3"]
+    for f in features:
+        frame[f] = rng.standard_normal(len(frame))
+    frame["label"] = 0.002 * frame["f0"] - 0.001 * frame["f1"] + 0.02 * rng.standard_normal(len(frame))
+    frame["decision_time"] = frame["date"].map({d: qtime.decision_time(d) for d in days})
+    manifest = {"features": dict.fromkeys(features, "v1"), "label": {"horizon": 1}, "row_count": len(frame)}
+    path, _ = snapshots.write(root, frame[["date", "entity_key", "decision_time", "label", *features]], manifest)
+    return path
+
+
+def _seed_snapshot_asset(home: Path, path: Path) -> None:
+    """Store ``training_snapshot`` (the sweep's input) in the instance, as its materialisation would."""
+
+    @dg.asset(name="training_snapshot")
+    def stand_in() -> str:
+        return str(path)
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert dg.materialize([stand_in], instance=instance).success
+
+
+def _run_sweep(env: dict, config_files: list[Path], log: Path) -> None:
+    args = [str(BIN / "dagster"), "job", "execute", "-m", "quant_assets.definitions", "-j", "sweep_job"]
+    for f in config_files:
+        args += ["-c", str(f)]
+    with open(log, "w") as out:
+        try:
+            proc = subprocess.run(args, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"sweep run still going after {RUN_TIMEOUT_S} s (see {log.name} below)")
+    assert proc.returncode == 0, f"sweep run failed with exit code {proc.returncode} (see {log.name} below)"
+
+
+def _last_sweep(home: Path, pg_url: str) -> tuple[dg.DagsterRun, list, dict]:
+    """The newest sweep_job run, its event log, and the sweep's record in quant.backtests."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run = instance.get_runs(filters=dg.RunsFilter(job_name="sweep_job"), limit=1)[0]
+        events = [e.dagster_event for e in instance.all_logs(run.run_id) if e.dagster_event is not None]
+    with pg.connect(pg_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT metrics FROM quant.backtests WHERE kind = 'sweep'")
+        (metrics,) = cur.fetchone()
+    return run, events, metrics if isinstance(metrics, dict) else json.loads(metrics)
+
+
+def _stop_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the worker's process group (the CLI wrapper, celery's main process, its pool), then SIGKILL."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _group(proc):
+            time.sleep(0.2)
+        if not _group(proc):
+            break
+    proc.wait(timeout=5)
+
+
+def _group(proc: subprocess.Popen) -> set[int]:
+    """Live (not zombie) processes of the worker's process group; reaps the group leader, our child."""
+    proc.poll()
+    live = set()
+    for p in psutil.process_iter(["pid", "status"]):
+        if p.info["status"] != psutil.STATUS_ZOMBIE and _pgid(p.pid) == proc.pid:
+            live.add(p.pid)
+    return live
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _tail(path: Path, lines: int = 120) -> str:
+    if not path.exists():
+        return f"({path.name}: not written)"
+    text = path.read_text(errors="replace").splitlines()
+    return "\n".join([f"===== {path.name} (last {min(lines, len(text))} of {len(text)} lines) ====="] + text[-lines:])
+
+
+@pytest.mark.timeout(2 * RUN_TIMEOUT_S + WORKER_READY_S + 120)
+def test_sweep_on_celery_workers_matches_multiprocess(tmp_path, pg_db, monkeypatch):
+    celery_cfg = _celery_config()
+    _require_broker(celery_cfg["broker"])
+    # The project's own instance config (as ./qa links it), on this test's database.
+    home, lake = tmp_path / "dagster_home", tmp_path / "lake"
+    home.mkdir()
+    (home / "dagster.yaml").symlink_to(PROJECT_ROOT / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_PG_URL", pg_db)
+    _seed_snapshot_asset(home, _synthetic_snapshot(lake))
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "QUANT_EXECUTOR"},
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": pg_db,
+        "QUANT_PG_URL": pg_db,
+        "QUANT_DATA_ROOT": str(lake),
+        "PYTHONWARNINGS": "ignore",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    sweep_yaml, mp_yaml, celery_yaml = tmp_path / "sweep.yaml", tmp_path / "multiprocess.yaml", tmp_path / "celery.yaml"
+    sweep_yaml.write_text(yaml.safe_dump(SWEEP_RUN_CONFIG))
+    mp_yaml.write_text(yaml.safe_dump(MULTIPROCESS))
+    # deploy/celery.yaml's block, on a queue of this test's own: no other worker on the broker takes its tasks,
+    # and nothing left in the shared 'dagster' queue by an earlier run reaches this worker.
+    queue, name = f"quant-test-{uuid.uuid4().hex[:8]}", f"quanttest{uuid.uuid4().hex[:6]}"
+    celery_yaml.write_text(
+        yaml.safe_dump({"execution": {"config": {**celery_cfg, "config_source": {"task_default_queue": queue}}}})
+    )
+    logs = [tmp_path / "multiprocess_run.log", tmp_path / "worker.log", tmp_path / "celery_run.log"]
+
+    try:
+        # 1. The reference: the default multiprocess executor.
+        t0 = time.monotonic()
+        _run_sweep(env, [sweep_yaml, mp_yaml], logs[0])
+        t_mp = time.monotonic() - t0
+        mp_run, mp_events, mp_result = _last_sweep(home, pg_db)
+        assert mp_run.status == dg.DagsterRunStatus.SUCCESS
+
+        # 2. A worker, started as the README says, with the run's environment (QUANT_EXECUTOR, DAGSTER_HOME, ...).
+        celery_env = {**env, "QUANT_EXECUTOR": "celery"}
+        t0 = time.monotonic()
+        with open(logs[1], "w") as out:
+            worker = subprocess.Popen(
+                [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(CELERY_YAML),
+                 "-q", queue, "-n", name, "--loglevel", "INFO"],
+                cwd=PROJECT_ROOT, env=celery_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        try:
+            deadline = time.monotonic() + WORKER_READY_S
+            while " ready." not in logs[1].read_text(errors="replace"):
+                if worker.poll() is not None:
+                    pytest.fail(f"the celery worker exited with code {worker.returncode} before it was ready")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the celery worker was not ready after {WORKER_READY_S} s")
+                time.sleep(0.5)
+            worker_pids = _group(worker)
+            t_ready = time.monotonic() - t0
+
+            # 3. The same job by configuration alone: QUANT_EXECUTOR=celery and the executor's run config.
+            t0 = time.monotonic()
+            _run_sweep(celery_env, [sweep_yaml, celery_yaml], logs[2])
+            t_celery = time.monotonic() - t0
+            worker_pids |= _group(worker)
+        finally:
+            _stop_group(worker)
+            _delete_queue(celery_cfg["broker"], queue)
+        print(f"multiprocess run {t_mp:.1f} s; worker ready in {t_ready:.1f} s; celery run {t_celery:.1f} s")
+
+        cel_run, cel_events, cel_result = _last_sweep(home, pg_db)
+        assert cel_run.run_id != mp_run.run_id and cel_run.status == dg.DagsterRunStatus.SUCCESS
+        assert cel_run.run_config["execution"]["config"]["broker"] == celery_cfg["broker"]
+
+        # Equal by value: every configuration's net and gross figures, the DSR of the best and the PBO.
+        assert cel_result["cells"] == mp_result["cells"] == CELLS and cel_result["configs"] == 4
+        pd.testing.assert_frame_equal(pd.DataFrame(cel_result["table"]), pd.DataFrame(mp_result["table"]))
+        assert cel_result == mp_result
+
+        # Every step of the Celery run ran in the worker, one task each, none in the run's own process.
+        steps = {e.step_key for e in cel_events if e.event_type_value == "STEP_SUCCESS"}
+        assert len(steps) == 1 + CELLS + 1 and sum("run_cell" in s for s in steps) == CELLS
+        assert steps == {e.step_key for e in mp_events if e.event_type_value == "STEP_SUCCESS"}
+        delegated = {
+            e.step_key: e.engine_event_data.metadata["Celery worker"].value
+            for e in cel_events
+            if e.event_type_value == "ENGINE_EVENT" and "Celery worker" in (e.engine_event_data.metadata or {})
+        }
+        assert set(delegated) == steps and all(host.startswith(f"{name}@") for host in delegated.values())
+        step_pids = {e.pid for e in cel_events if e.step_key and e.event_type_value in ("STEP_START", "STEP_SUCCESS")}
+        assert step_pids and step_pids <= worker_pids, (step_pids, worker_pids)
+        run_pids = {e.pid for e in cel_events if e.event_type_value == "RUN_START"}
+        assert not run_pids & worker_pids
+        succeeded = [ln for ln in logs[1].read_text().splitlines() if "Task execute_plan[" in ln and "succeeded" in ln]
+        assert len(succeeded) == len(steps)
+        mp_pids = {e.pid for e in mp_events if e.step_key and e.event_type_value == "STEP_SUCCESS"}
+        assert len(mp_pids) > 1 and not mp_pids & worker_pids
+    finally:
+        for log in logs:
+            print(_tail(log))
+
+
+def _delete_queue(broker: str, queue: str) -> None:
+    from kombu import Connection
+
+    try:
+        with Connection(broker, connect_timeout=5) as conn:
+            conn.default_channel.queue_delete(queue)
+    except Exception as exc:  # best effort: a leftover empty queue is harmless
+        print(f"could not delete queue {queue}: {exc}")
