@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -81,5 +82,5 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             regime_change=os.environ.get("QUANT_REGIME_CHANGE", "2024-07-01"),
             stocknet_dir=os.environ.get("QUANT_STOCKNET_DIR"),
         ),
-        "alert_policy": AlertPolicy(),
+        "alert_policy": AlertPolicy(**json.loads(os.environ.get("QUANT_ALERT_POLICY") or "{}")),
     }

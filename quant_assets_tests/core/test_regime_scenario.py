@@ -19,7 +19,7 @@ from quant_assets.core.sources import SyntheticMarket
 from quant_assets_tests.conftest import synthetic_lake
 
 CHANGE = qtime.as_date("2024-07-01")
-WITHIN = 8  # sessions after the change by which the retrain must have fired
+WITHIN = 12  # sessions: the 5-day mean IC needs five matured post-change sessions; noise adds up to ~6 more
 
 
 @pytest.mark.parametrize("seed", [5, 23, 42])
