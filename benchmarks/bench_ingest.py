@@ -50,18 +50,17 @@ warm (nothing is dropped); caches inside the Python process are cold.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import platform
-import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
+from functools import partial
 from pathlib import Path
+
+import _common as common
 
 REPO = Path(__file__).resolve().parents[1]
 STOCKNET_DIR = (REPO / ".." / "shared" / "data" / "stocknet").resolve()
@@ -83,10 +82,6 @@ DATASETS = ("raw_prices", "alt_data")
 # --------------------------------------------------------------------------- child side
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
-
-
 def _child_ingest(root: str, day: str, trace: bool) -> dict:
     t0 = time.perf_counter()
     from quant_assets.core import time as qtime
@@ -98,7 +93,7 @@ def _child_ingest(root: str, day: str, trace: bool) -> dict:
     t2 = time.perf_counter()
     prices, alt = make_sources("synthetic", seed=SEED, n_tickers=N_TICKERS)
     session = qtime.as_date(day)
-    rss_before = _maxrss_mb()
+    rss_before = common.maxrss_mb()
     if trace:
         tracemalloc.start()
     t3 = time.perf_counter()
@@ -120,7 +115,7 @@ def _child_ingest(root: str, day: str, trace: bool) -> dict:
         "rows_alt": ra.rows_written,
         "quarantined": rp.rows_quarantined + ra.rows_quarantined,
         "rss_before_mb": rss_before,
-        "rss_peak_mb": _maxrss_mb(),
+        "rss_peak_mb": common.maxrss_mb(),
         "heap_peak_mb": heap_peak,
     }
 
@@ -183,7 +178,7 @@ def _child_stocknet(root: str, dataset: str, first: str, last: str, stocknet_dir
     qtime.calendar()
     prices, alt = make_sources("stocknet", stocknet_dir=stocknet_dir)
     sessions = qtime.sessions_between(first, last)
-    rss_before = _maxrss_mb()
+    rss_before = common.maxrss_mb()
     per_session = []
     tot = {"offered": 0, "clean": 0, "written": 0, "quarantined": 0, "quarantine_written": 0}
     t0 = time.perf_counter()
@@ -209,7 +204,7 @@ def _child_stocknet(root: str, dataset: str, first: str, last: str, stocknet_dir
         "median_session_s": statistics.median(per_session),
         "p95_session_s": ordered[int(0.95 * (len(ordered) - 1))],
         "rss_before_mb": rss_before,
-        "rss_peak_mb": _maxrss_mb(),
+        "rss_peak_mb": common.maxrss_mb(),
     }
 
 
@@ -225,20 +220,8 @@ CHILDREN = {
 # --------------------------------------------------------------------------- parent side
 
 
-def _spawn(kind: str, *args) -> subprocess.Popen:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, json.dumps(list(args))]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _collect(proc: subprocess.Popen) -> dict:
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"child {proc.args[3:]} failed ({proc.returncode}):\n{err}")
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def _run(kind: str, *args) -> dict:
-    return _collect(_spawn(kind, *args))
+_spawn = partial(common.spawn, __file__)  # _spawn(kind, *args): this script's child process
+_run = partial(common.run, __file__)
 
 
 def _clear_day(lake: Path, day: str) -> None:
@@ -250,21 +233,6 @@ def _clear_day(lake: Path, day: str) -> None:
 def _count_partitions(lake: Path, ds: str) -> int:
     d = lake / ds
     return sum(1 for p in d.iterdir() if p.name.startswith("date=")) if d.is_dir() else 0
-
-
-def _med(runs: list[dict], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
-
-
-def _table(headers: list[str], rows: list[list]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = []
-    for n, r in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _ms(s: float) -> str:
@@ -292,7 +260,7 @@ def bench_one_day_and_history(tmp: Path) -> None:
         _spawn("fill", str(lake10), hist10[i].isoformat(), hist10[min(i + chunk, len(hist10)) - 1].isoformat())
         for i in range(0, len(hist10), chunk)
     ]
-    fills = [_collect(p) for p in procs]
+    fills = [common.collect(p) for p in procs]
     fill_wall = time.perf_counter() - t0
     fill_rows = sum(f["rows"] for f in fills)
     for s in hist1:
@@ -304,7 +272,7 @@ def bench_one_day_and_history(tmp: Path) -> None:
         if counts != [n, n] or (lake / "raw_prices" / f"date={DAY}").exists():
             raise SystemExit(f"{lake} holds {counts} partitions, expected {n} each and no {DAY}")
 
-    load_before_timing = _load()
+    load_before_timing = common.load_text()
     lakes = {"empty": empty, "1y": lake1, "10y": lake10}
     timed: dict[str, list[dict]] = {k: [] for k in lakes}
     traced: dict[str, list[dict]] = {k: [] for k in lakes}
@@ -328,8 +296,8 @@ def bench_one_day_and_history(tmp: Path) -> None:
 
     setup = timed["empty"]
     print(
-        f"\nprocess setup (not in the timings below): imports {_ms(_med(setup, 'import_s'))} ms, "
-        f"calendar build {_ms(_med(setup, 'calendar_s'))} ms (median of {REPS})"
+        f"\nprocess setup (not in the timings below): imports {_ms(common.med(setup, 'import_s'))} ms, "
+        f"calendar build {_ms(common.med(setup, 'calendar_s'))} ms (median of {REPS})"
     )
 
     print(f"\n[1] + [2] one-day ingest: synthetic seed={SEED}, {N_TICKERS} tickers, session {DAY}, prices + alt")
@@ -341,7 +309,7 @@ def bench_one_day_and_history(tmp: Path) -> None:
     )
     print(f"    {load_before_timing} when the timed repetitions started")
     rows = []
-    base = _med(timed["empty"], "total_s")
+    base = common.med(timed["empty"], "total_s")
     for name in lakes:
         runs = timed[name]
         tot = [r["total_s"] for r in runs]
@@ -350,19 +318,19 @@ def bench_one_day_and_history(tmp: Path) -> None:
                 {"empty": "empty lake", "1y": f"{HISTORY_1Y} sessions (1y)", "10y": f"{HISTORY_10Y} sessions (10y)"}[
                     name
                 ],
-                _ms(_med(runs, "prices_s")),
-                _ms(_med(runs, "alt_s")),
+                _ms(common.med(runs, "prices_s")),
+                _ms(common.med(runs, "alt_s")),
                 f"{_ms(statistics.median(tot))} [{_ms(min(tot))}..{_ms(max(tot))}]",
-                f"{_med(runs, 'total_s') / base:.2f}",
+                f"{common.med(runs, 'total_s') / base:.2f}",
                 runs[0]["rows"],
                 f"{runs[0]['rows'] / statistics.median(tot):,.0f}",
-                _mb(_med(runs, "rss_peak_mb")),
-                _mb(_med(runs, "rss_peak_mb") - _med(runs, "rss_before_mb")),
-                _mb(_med(traced[name], "heap_peak_mb")),
+                _mb(common.med(runs, "rss_peak_mb")),
+                _mb(common.med(runs, "rss_peak_mb") - common.med(runs, "rss_before_mb")),
+                _mb(common.med(traced[name], "heap_peak_mb")),
             ]
         )
     print(
-        _table(
+        common.table(
             [
                 "lake history",
                 "prices ms",
@@ -378,14 +346,14 @@ def bench_one_day_and_history(tmp: Path) -> None:
             rows,
         )
     )
-    r10, r1 = _med(timed["10y"], "total_s"), _med(timed["1y"], "total_s")
+    r10, r1 = common.med(timed["10y"], "total_s"), common.med(timed["1y"], "total_s")
     m10, m1 = (min(r["total_s"] for r in timed[k]) for k in ("10y", "1y"))
     print(
         f"ratio 10y/1y (median total): {r10 / r1:.3f}   (min total): {m10 / m1:.3f}   "
-        f"prices {_med(timed['10y'], 'prices_s') / _med(timed['1y'], 'prices_s'):.3f}   "
-        f"alt {_med(timed['10y'], 'alt_s') / _med(timed['1y'], 'alt_s'):.3f}   "
-        f"peak RSS {_med(timed['10y'], 'rss_peak_mb') / _med(timed['1y'], 'rss_peak_mb'):.3f}   "
-        f"py heap peak {_med(traced['10y'], 'heap_peak_mb') / _med(traced['1y'], 'heap_peak_mb'):.3f}"
+        f"prices {common.med(timed['10y'], 'prices_s') / common.med(timed['1y'], 'prices_s'):.3f}   "
+        f"alt {common.med(timed['10y'], 'alt_s') / common.med(timed['1y'], 'alt_s'):.3f}   "
+        f"peak RSS {common.med(timed['10y'], 'rss_peak_mb') / common.med(timed['1y'], 'rss_peak_mb'):.3f}   "
+        f"py heap peak {common.med(traced['10y'], 'heap_peak_mb') / common.med(traced['1y'], 'heap_peak_mb'):.3f}"
     )
     print(
         f"warm, one process, lakes round-robin, median of {WARM_REPS}: "
@@ -406,15 +374,15 @@ def bench_one_day_and_history(tmp: Path) -> None:
                     d,
                     regime,
                     "post" if post else "pre",
-                    _ms(_med(runs, "prices_s")),
-                    _ms(_med(runs, "alt_s")),
-                    _ms(_med(runs, "total_s")),
+                    _ms(common.med(runs, "prices_s")),
+                    _ms(common.med(runs, "alt_s")),
+                    _ms(common.med(runs, "total_s")),
                     runs[0]["rows"],
                 ]
             )
-        ratio = _med(late, "total_s") / _med(early, "total_s")
+        ratio = common.med(late, "total_s") / common.med(early, "total_s")
         rows.append(["  ratio 2026/2001", regime, "", "", "", f"{ratio:.3f}", ""])
-    print(_table(["day", "regime change", "regime", "prices ms", "alt ms", "total ms", "rows"], rows))
+    print(common.table(["day", "regime change", "regime", "prices ms", "alt ms", "total ms", "rows"], rows))
 
 
 def bench_stocknet(tmp: Path) -> None:
@@ -462,7 +430,7 @@ def bench_stocknet(tmp: Path) -> None:
             ]
         )
     print(
-        _table(
+        common.table(
             [
                 "dataset",
                 "sessions",
@@ -494,44 +462,26 @@ def bench_stocknet(tmp: Path) -> None:
     )
 
 
-def _code_version() -> str:
-    """Commit and whether the package has uncommitted changes (the figures belong to that code)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "quant_assets"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no git)"
-    return f"{head}{' + uncommitted changes in quant_assets/' if dirty else ''}"
-
-
-def _load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main() -> None:
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
     try:
         print(
             f"bench_ingest: python {platform.python_version()}, {os.cpu_count()} cpus, "
-            f"{platform.platform()}, code {_code_version()}"
+            f"{platform.platform()}, code {common.git_version('quant_assets')}"
         )
-        print(f"temp lake {tmp}; at start: {_load()}")
+        print(f"temp lake {tmp}; at start: {common.load_text()}")
         bench_one_day_and_history(tmp)
         bench_stocknet(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\ntotal benchmark runtime {time.perf_counter() - started:.0f} s; temp lake removed; at end: {_load()}")
-    print(f"code at end {_code_version()} (a change during the run would make the figures mixed)")
+    print(
+        f"\ntotal benchmark runtime {time.perf_counter() - started:.0f} s; temp lake removed; "
+        f"at end: {common.load_text()}"
+    )
+    print(f"code at end {common.git_version('quant_assets')} (a change during the run would make the figures mixed)")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        result = CHILDREN[sys.argv[2]](*json.loads(sys.argv[3]))
-        print(json.dumps(result))
-    else:
+    if not common.child_main(CHILDREN):
         main()

@@ -56,15 +56,15 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
+
+import _common as common
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 42
@@ -76,26 +76,6 @@ PROVENANCE = {"producer": "bench_training", "producer_version": "bench", "run_id
 # --------------------------------------------------------------------------- child side
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
-
-
-class _Timer:
-    """Accumulated wall and process CPU time of calls to a wrapped function."""
-
-    def __init__(self, fn):
-        self.fn, self.seconds, self.cpu, self.calls = fn, 0.0, 0.0, 0
-
-    def __call__(self, *args, **kwargs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        try:
-            return self.fn(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - t0
-            self.cpu += time.process_time() - c0
-            self.calls += 1
-
-
 def _child_lake(root: str, tickers: int, first: str, last: str) -> dict:
     from quant_assets.core import time as qtime
     from quant_assets.core.features import compute, store
@@ -104,7 +84,7 @@ def _child_lake(root: str, tickers: int, first: str, last: str) -> dict:
     from quant_assets.core.sources import SyntheticMarket
 
     qtime.calendar()
-    rss0 = _maxrss_mb()
+    rss0 = common.maxrss_mb()
     root_p = Path(root)
     market = SyntheticMarket(seed=SEED, n_tickers=tickers)
     days = qtime.sessions_between(first, last)
@@ -129,7 +109,7 @@ def _child_lake(root: str, tickers: int, first: str, last: str) -> dict:
         "alt_s": alt_s,
     }
     out["ingest_days"] = [str(d) for d in ingest_days]
-    out["rss_after_ingest_mb"] = _maxrss_mb()
+    out["rss_after_ingest_mb"] = common.maxrss_mb()
 
     for name, family in FAMILIES.items():
         t0, c0 = time.perf_counter(), time.process_time()
@@ -155,7 +135,7 @@ def _child_lake(root: str, tickers: int, first: str, last: str) -> dict:
         del inputs
     out["days"] = [str(d) for d in days]
     out["rss_before_mb"] = rss0
-    out["rss_peak_mb"] = _maxrss_mb()
+    out["rss_peak_mb"] = common.maxrss_mb()
     return out
 
 
@@ -166,15 +146,15 @@ def _child_snapshot(root: str, out_root: str, start: str, end: str, as_of: str) 
     from quant_assets.core.features.store import FeatureStore
 
     qtime.calendar()
-    rss0 = _maxrss_mb()
-    labels = snapshots.labels = _Timer(snapshots.labels)
+    rss0 = common.maxrss_mb()
+    labels = snapshots.labels = common.Timer(snapshots.labels)
     store = FeatureStore(Path(root), ALL_FEATURES)
-    pit = store.get_point_in_time = _Timer(store.get_point_in_time)
+    pit = store.get_point_in_time = common.Timer(store.get_point_in_time)
     features = list(ALL_FEATURES)
     t0, c0 = time.perf_counter(), time.process_time()
     data, manifest = snapshots.build(Path(root), store, start, end, as_of, features, HORIZON, code_version="bench")
     t1, c1 = time.perf_counter(), time.process_time()
-    rss_build = _maxrss_mb()
+    rss_build = common.maxrss_mb()
     path, created = snapshots.write(Path(out_root), data, manifest)
     t2, c2 = time.perf_counter(), time.process_time()
     return {
@@ -196,7 +176,7 @@ def _child_snapshot(root: str, out_root: str, start: str, end: str, as_of: str) 
         "fingerprint": path.name,
         "rss_before_mb": rss0,
         "rss_build_mb": rss_build,
-        "rss_peak_mb": _maxrss_mb(),
+        "rss_peak_mb": common.maxrss_mb(),
     }
 
 
@@ -208,13 +188,13 @@ def _child_train(snap_path: str, pred_out: str) -> dict:
     from quant_assets.core import time as qtime
 
     qtime.calendar()
-    rss0 = _maxrss_mb()
-    lgb_train = models.lgb.train = _Timer(models.lgb.train)
-    metrics = models.signal_metrics = _Timer(models.signal_metrics)
+    rss0 = common.maxrss_mb()
+    lgb_train = models.lgb.train = common.Timer(models.lgb.train)
+    metrics = models.signal_metrics = common.Timer(models.signal_metrics)
     t0, c0 = time.perf_counter(), time.process_time()
     snap = snapshots.read(Path(snap_path))
     t1, c1 = time.perf_counter(), time.process_time()
-    rss_read = _maxrss_mb()
+    rss_read = common.maxrss_mb()
     data = snap.data
     result = models.train_walk_forward(data, snap.features, models.TrainConfig())
     t2, c2 = time.perf_counter(), time.process_time()
@@ -248,7 +228,7 @@ def _child_train(snap_path: str, pred_out: str) -> dict:
         "model_sha": models.sha256(result.final.to_bytes()),
         "rss_before_mb": rss0,
         "rss_read_mb": rss_read,
-        "rss_peak_mb": _maxrss_mb(),
+        "rss_peak_mb": common.maxrss_mb(),
     }
 
 
@@ -258,27 +238,7 @@ CHILDREN = {"lake": _child_lake, "snapshot": _child_snapshot, "train": _child_tr
 # --------------------------------------------------------------------------- parent side
 
 
-def _run(kind: str, *args) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, json.dumps(list(args))]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"child {kind} {args} failed ({proc.returncode}):\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _table(headers: list[str], rows: list[list]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = []
-    for n, r in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+_run = partial(common.run, __file__)  # _run(kind, *args): this script's child process, its JSON result
 
 
 def _sources() -> dict[str, str]:
@@ -292,16 +252,7 @@ def _sources() -> dict[str, str]:
 def _code_version(sources: dict[str, str]) -> str:
     """Commit, whether the package has uncommitted changes, and a digest of its sources."""
     digest = hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()[:12]
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "quant_assets"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        head, dirty = "unknown (no git)", ""
-    return f"{head}{' + uncommitted changes in quant_assets/' if dirty else ''}, sources {digest}"
+    return f"{common.git_version('quant_assets')}, sources {digest}"
 
 
 def _window_start(as_of: dt.date, years: float) -> dt.date:
@@ -327,7 +278,7 @@ def bench_lake(root: Path, tickers: int, years: float, as_of: dt.date) -> dict:
 
     first = qtime.session_on_or_after(_window_start(as_of, years))
     print(f"\n[1] lake build: SyntheticMarket(seed={SEED}, n_tickers={tickers}), features for {first}..{as_of}")
-    print(f"    one process; {_load()} at start")
+    print(f"    one process; {common.load_text()} at start")
     lake = _run("lake", str(root), tickers, first.isoformat(), as_of.isoformat())
     ing = lake["ingest"]
     n_ing = lake["ingest_sessions"]
@@ -368,7 +319,7 @@ def bench_lake(root: Path, tickers: int, years: float, as_of: dt.date) -> dict:
         f"sessions for the longest lookback + {lake['feature_sessions']} feature sessions)"
     )
     print(
-        _table(
+        common.table(
             [
                 "step",
                 "sessions",
@@ -395,7 +346,7 @@ def bench_lake(root: Path, tickers: int, years: float, as_of: dt.date) -> dict:
     al_c = _per_year(lake["days"], lake["alt"]["compute_s"])
     al_w = _per_year(lake["days"], lake["alt"]["write_s"])
     print(
-        _table(
+        common.table(
             ["year", "ingest", "price compute", "price write", "alt compute", "alt write"],
             [
                 [y, _ms(ing_y[y]), *(_ms(s[y]) if y in s else "-" for s in (px_c, px_w, al_c, al_w))]
@@ -421,9 +372,9 @@ def bench_windows(root: Path, tmp: Path, windows: list[float], as_of: dt.date) -
     for w in windows:
         start = _window_start(as_of, w)
         out = tmp / f"snap_{w:g}y"
-        load_snap = _load()
+        load_snap = common.load_text()
         snap = _run("snapshot", str(root), str(out), start.isoformat(), as_of.isoformat(), as_of.isoformat())
-        load_train = _load()
+        load_train = common.load_text()
         train = _run("train", snap["path"], str(tmp / f"pred_{w:g}y.parquet"))
         results[w] = {"start": start, "snap": snap, "train": train}
         print(
@@ -459,7 +410,7 @@ def bench_windows(root: Path, tmp: Path, windows: list[float], as_of: dt.date) -
             ]
         )
     print(
-        _table(
+        common.table(
             [
                 "window",
                 "rows",
@@ -506,7 +457,7 @@ def bench_windows(root: Path, tmp: Path, windows: list[float], as_of: dt.date) -
             ]
         )
     print(
-        _table(
+        common.table(
             [
                 "window",
                 "rows",
@@ -558,7 +509,7 @@ def bench_windows(root: Path, tmp: Path, windows: list[float], as_of: dt.date) -
             ]
         )
     print(
-        _table(
+        common.table(
             [
                 "window",
                 "rows",
@@ -587,7 +538,7 @@ def bench_repro(tmp: Path, results: dict[float, dict]) -> None:
 
     w = max(results)
     first = results[w]["train"]
-    print(f"\n[3] reproducibility: {w:g}y training re-run in a fresh process; {_load()}")
+    print(f"\n[3] reproducibility: {w:g}y training re-run in a fresh process; {common.load_text()}")
     again = _run("train", first_path := results[w]["snap"]["path"], str(tmp / "pred_rerun.parquet"))
     a = pd.read_parquet(tmp / f"pred_{w:g}y.parquet")
     b = pd.read_parquet(tmp / "pred_rerun.parquet")
@@ -632,14 +583,17 @@ def main() -> None:
             f"bench_training: python {platform.python_version()}, {os.cpu_count()} cpus, {platform.platform()}, "
             f"code {code_start}"
         )
-        print(f"temp dir {tmp}; {args.tickers} tickers, {args.years:g} years; at start: {_load()}")
+        print(f"temp dir {tmp}; {args.tickers} tickers, {args.years:g} years; at start: {common.load_text()}")
         root = tmp / "lake"
         bench_lake(root, args.tickers, args.years, as_of)
         results = bench_windows(root, tmp, windows, as_of)
         bench_repro(tmp, results)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\ntotal benchmark runtime {time.perf_counter() - started:.0f} s; temp dir removed; at end: {_load()}")
+    print(
+        f"\ntotal benchmark runtime {time.perf_counter() - started:.0f} s; temp dir removed; "
+        f"at end: {common.load_text()}"
+    )
     sources_end = _sources()
     changed = sorted(f for f in sources_start.keys() | sources_end.keys() if sources_start.get(f) != sources_end.get(f))
     print(
@@ -653,8 +607,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        result = CHILDREN[sys.argv[2]](*json.loads(sys.argv[3]))
-        print(json.dumps(result))
-    else:
+    if not common.child_main(CHILDREN):
         main()
