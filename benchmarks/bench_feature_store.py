@@ -25,6 +25,13 @@ ranges), so the layout is exactly the production one:
 1-10 days (seconds resolution). Values are standard normals drawn from
 ``(SEED, day index)``, so any process regenerates the identical rows.
 
+That is 5,040 small files, and DuckDB pays about 1 ms of CPU per file. Each
+store is then hard-linked into a second one that ``store.compact`` compacts
+(one uncompressed file per month written beside the originals, plus a record
+of the originals each covers; nothing is rewritten): the figures are for the
+compacted store, and the full-size uncompacted store is timed alongside for
+comparison; the verification checks the two answer bit for bit alike.
+
 The query
 ---------
 Every (entity, ``time.decision_time(day)``) pair, 500 x 2,520 = 1.26M rows,
@@ -65,7 +72,7 @@ and equals the naive loop on the sampled dates.
 
 Scaling: the same query at 1x, 4x and 16x the rows: the last 158, 630 and
 2,520 sessions (the 158- and 630-day stores hold hard links to the full
-store's partitions, i.e. identical files).
+store's partitions, i.e. identical files, each compacted on its own).
 
 The machine: a 2-core VM. Other jobs may run on it; the load average is printed
 around every measurement, and the cpu seconds are less sensitive to it than the
@@ -78,17 +85,17 @@ store allocates its answer matrix in 4 KiB pages for this reason).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+
+import _common as common
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 42
@@ -253,33 +260,6 @@ def merge_asof_answer(data, queries, features):
 # --------------------------------------------------------------------------- child side
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
-
-
-def _cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _load() -> float:
-    return os.getloadavg()[0]
-
-
-class _Timer:
-    """Accumulated wall time of calls to a wrapped function."""
-
-    def __init__(self, fn):
-        self.fn, self.seconds = fn, 0.0
-
-    def __call__(self, *args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return self.fn(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - t0
-
-
 def _child_build(root: str, lo: int, hi: int) -> dict:
     from quant_assets.core.features.store import write_day
 
@@ -300,12 +280,13 @@ def _child_store(root: str, n_days: int) -> dict:
     queries = _queries(n_days)
     features = _feature_names()
     store = FeatureStore(Path(root), {f.name: f for f in _family().features})
-    read = store_module._read_rows = _Timer(store_module._read_rows)
-    rss0, load0, cpu0 = _maxrss_mb(), _load(), _cpu_s()
+    n_files = len(store_module.read_plan(store_module.family_dir(Path(root), _family())))
+    read = store_module._read_rows = common.Timer(store_module._read_rows)
+    rss0, load0, cpu0 = common.maxrss_mb(), common.load1(), common.cpu_s()
     t0 = time.perf_counter()
     answer = store.get_point_in_time(queries, features)
     wall = time.perf_counter() - t0
-    cpu, peak, read_s = _cpu_s() - cpu0, _maxrss_mb(), read.seconds
+    cpu, peak, read_s = common.cpu_s() - cpu0, common.maxrss_mb(), read.seconds
     shape = list(answer.shape)
     del answer
     t1 = time.perf_counter()
@@ -319,7 +300,23 @@ def _child_store(root: str, n_days: int) -> dict:
         "rss_before_mb": rss0,
         "rss_peak_mb": peak,
         "shape": shape,
-        "load": [load0, _load()],
+        "files": n_files,
+        "load": [load0, common.load1()],
+    }
+
+
+def _child_compact(root: str) -> dict:
+    from quant_assets.core.features.store import compact
+
+    load0, cpu0, t0 = common.load1(), common.cpu_s(), time.perf_counter()
+    done = compact(Path(root))
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "cpu_s": common.cpu_s() - cpu0,
+        "records": len(done),
+        "files": sum(c.files for c in done),
+        "rows": sum(c.rows for c in done),
+        "load": [load0, common.load1()],
     }
 
 
@@ -336,15 +333,15 @@ def _child_rows(path: str) -> dict:
 def _child_asof(rows_path: str, n_days: int) -> dict:
     data = _memory_rows(rows_path, n_days)
     queries = _queries(n_days)
-    rss0, load0, cpu0 = _maxrss_mb(), _load(), _cpu_s()
+    rss0, load0, cpu0 = common.maxrss_mb(), common.load1(), common.cpu_s()
     t0 = time.perf_counter()
     merge_asof_answer(data, queries, _feature_names())
     return {
         "wall_s": time.perf_counter() - t0,
-        "cpu_s": _cpu_s() - cpu0,
+        "cpu_s": common.cpu_s() - cpu0,
         "rss_before_mb": rss0,
-        "rss_peak_mb": _maxrss_mb(),
-        "load": [load0, _load()],
+        "rss_peak_mb": common.maxrss_mb(),
+        "load": [load0, common.load1()],
     }
 
 
@@ -361,7 +358,7 @@ def _child_naive(rows_path: str, n_days: int, out_path: str) -> dict:
     queries = _queries(n_days)
     features, entities = _feature_names(), _entities()
     sample = _sample_dates(n_days)
-    load0, cpu0 = _load(), _cpu_s()
+    load0, cpu0 = common.load1(), common.cpu_s()
     seconds, answers = [], []
     for k in sample:
         as_of = queries["as_of"].iloc[k * N_ENTITIES]
@@ -377,13 +374,13 @@ def _child_naive(rows_path: str, n_days: int, out_path: str) -> dict:
     return {
         "sample": sample,
         "seconds": seconds,
-        "cpu_s": _cpu_s() - cpu0,
-        "rss_peak_mb": _maxrss_mb(),
-        "load": [load0, _load()],
+        "cpu_s": common.cpu_s() - cpu0,
+        "rss_peak_mb": common.maxrss_mb(),
+        "load": [load0, common.load1()],
     }
 
 
-def _child_verify(root: str, rows_path: str, naive_path: str) -> dict:
+def _child_verify(root: str, raw_root: str, rows_path: str, naive_path: str) -> dict:
     import duckdb
     import numpy as np
     import pandas as pd
@@ -410,6 +407,12 @@ def _child_verify(root: str, rows_path: str, naive_path: str) -> dict:
     # 2. store == merge_asof on the full query
     queries = _queries(N_DAYS)
     got = FeatureStore(Path(root), {f.name: f for f in _family().features}).get_point_in_time(queries, features)
+    raw = FeatureStore(Path(raw_root), {f.name: f for f in _family().features}).get_point_in_time(queries, features)
+    pd.testing.assert_frame_equal(got, raw, check_exact=True)
+    for c in got.columns[2:]:  # the features' float bits and the answering event times
+        u, v = (x[c].dt.tz_convert(None) if c.startswith("event_time") else x[c] for x in (got, raw))
+        assert u.to_numpy().tobytes() == v.to_numpy().tobytes(), f"compacted != uncompacted in {c}"
+    del raw
     want = merge_asof_answer(data, queries, features)
     assert got.shape == (len(queries), 2 + N_FEATURES + 1), got.shape
     assert (got["entity_key"].to_numpy() == queries["entity_key"].to_numpy()).all()
@@ -460,6 +463,7 @@ def _child_touch() -> dict:
 
 CHILDREN = {
     "build": _child_build,
+    "compact": _child_compact,
     "rows": _child_rows,
     "store": _child_store,
     "asof": _child_asof,
@@ -472,35 +476,8 @@ CHILDREN = {
 # --------------------------------------------------------------------------- parent side
 
 
-def _spawn(kind: str, *args) -> subprocess.Popen:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, json.dumps(list(args))]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _collect(proc: subprocess.Popen) -> dict:
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"child {proc.args[3:]} failed ({proc.returncode}):\n{err}")
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def _run(kind: str, *args) -> dict:
-    return _collect(_spawn(kind, *args))
-
-
-def _table(headers: list[str], rows: list[list]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = []
-    for n, r in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _med(runs: list[dict], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
+_spawn = partial(common.spawn, __file__)  # _spawn(kind, *args): this script's child process
+_run = partial(common.run, __file__)
 
 
 def _reps(runs: list[dict]) -> str:
@@ -512,40 +489,20 @@ def _loads(runs: list[dict]) -> str:
     return f"{min(values):.1f}-{max(values):.1f}"
 
 
-def _now_load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def _code_version() -> str:
-    """Commit and whether the package has uncommitted changes (the figures belong to that code)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "quant_assets/core/features"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no git)"
-    return f"{head}{' + uncommitted changes in quant_assets/core/features/' if dirty else ''}"
-
-
 def build_store(tmp: Path) -> Path:
     from quant_assets.core.features.store import family_dir
 
     root = tmp / f"store_{N_DAYS}"
     print(
         f"\n== build: {N_ENTITIES} entities x {N_DAYS} sessions to {END}, {N_FEATURES} features, "
-        f"{RESTATED_PER_DAY / N_ENTITIES:.0%} restated; store.write_day, {BUILD_WORKERS} processes; {_now_load()}"
+        f"{RESTATED_PER_DAY / N_ENTITIES:.0%} restated; store.write_day, {BUILD_WORKERS} processes; "
+        f"{common.load_text()}"
     )
     t0 = time.perf_counter()
     first = _run("build", str(root), 0, 1)  # creates the manifest before the workers race for it
     chunk = -(-(N_DAYS - 1) // BUILD_WORKERS)
     procs = [_spawn("build", str(root), lo, min(lo + chunk, N_DAYS)) for lo in range(1, N_DAYS, chunk)]
-    results = [first] + [_collect(p) for p in procs]
+    results = [first] + [common.collect(p) for p in procs]
     wall = time.perf_counter() - t0
     base = family_dir(root, _family())
     files = sorted(base.glob("date=*/part-*.parquet"))
@@ -565,6 +522,22 @@ def build_store(tmp: Path) -> Path:
             (sub_base / part.name).mkdir()
             for f in part.iterdir():
                 os.link(f, sub_base / part.name / f.name)
+    print(f"compaction (store.compact, one file per month beside the originals); {common.load_text()}")
+    for n_days in SCALES:
+        packed = family_dir(tmp / f"packed_{n_days}", _family())
+        packed.mkdir(parents=True)
+        src = family_dir(tmp / f"store_{n_days}", _family())
+        shutil.copy2(src / "_manifest.json", packed / "_manifest.json")
+        for part in sorted(src.glob("date=*")):
+            (packed / part.name).mkdir()
+            for f in part.iterdir():
+                os.link(f, packed / part.name / f.name)
+        c = _run("compact", str(tmp / f"packed_{n_days}"))
+        size = sum(f.stat().st_size for f in (packed / "_compacted").glob("*.parquet"))
+        print(
+            f"  {n_days} sessions: {c['files']:,} files -> {c['records']} compacted files ({size / 2**20:.0f} MiB,"
+            f" uncompressed) in {c['wall_s']:.0f} s wall, {c['cpu_s']:.0f} s cpu, load {_loads([c])}"
+        )
     made = _run("rows", str(tmp / "rows.arrow"))
     print(
         f"in-memory rows for the baselines regenerated from the seed in {made['wall_s']:.0f} s: {made['rows']:,} rows"
@@ -573,7 +546,7 @@ def build_store(tmp: Path) -> Path:
 
 
 def bench(tmp: Path, root: Path) -> None:
-    print(f"\n== first-touch probe: 512 MiB of fresh memory (then written once), fresh process; {_now_load()}")
+    print(f"\n== first-touch probe: 512 MiB of fresh memory (then written once), fresh process; {common.load_text()}")
     time.sleep(5)
     touch = _run("touch")
     print(
@@ -583,20 +556,23 @@ def bench(tmp: Path, root: Path) -> None:
     )
 
     print(
-        f"\n== store and merge_asof at 1x/4x/16x rows, {REPS} interleaved repetitions, fresh processes; {_now_load()}"
+        f"\n== store and merge_asof at 1x/4x/16x rows, {REPS} interleaved repetitions, fresh processes; "
+        f"{common.load_text()}"
     )
     rows_path = str(tmp / "rows.arrow")
     store_runs: dict[int, list[dict]] = {n: [] for n in SCALES}
     asof_runs: dict[int, list[dict]] = {n: [] for n in SCALES}
+    raw_runs: list[dict] = []  # the full-size store before compaction, for comparison
     for _ in range(REPS):
         for n in SCALES:
-            store_runs[n].append(_run("store", str(tmp / f"store_{n}"), n))
+            store_runs[n].append(_run("store", str(tmp / f"packed_{n}"), n))
             asof_runs[n].append(_run("asof", rows_path, n))
-    print(f"naive per-date loop, {NAIVE_SAMPLE} sampled dates of {N_DAYS}; {_now_load()}")
+        raw_runs.append(_run("store", str(root), N_DAYS))
+    print(f"naive per-date loop, {NAIVE_SAMPLE} sampled dates of {N_DAYS}; {common.load_text()}")
     naive_path = str(tmp / "naive_answers.npy")
     naive = _run("naive", rows_path, N_DAYS, naive_path)
-    print(f"verification (full query: store vs merge_asof; sampled dates: store vs naive); {_now_load()}")
-    check = _run("verify", str(root), rows_path, naive_path)
+    print(f"verification (full query: store vs merge_asof; sampled dates: store vs naive); {common.load_text()}")
+    check = _run("verify", str(tmp / f"packed_{N_DAYS}"), str(root), rows_path, naive_path)
 
     rows = []
     base_n = SCALES[0]
@@ -608,24 +584,24 @@ def bench(tmp: Path, root: Path) -> None:
                 n,
                 f"{n * (N_ENTITIES + RESTATED_PER_DAY):,}",
                 f"{n * N_ENTITIES:,}",
-                f"{_med(s, 'wall_s'):.2f}",
-                f"{_med(s, 'read_s'):.2f}",
-                f"{_med(s, 'wall_s') - _med(s, 'read_s'):.2f}",
-                f"{_med(s, 'cpu_s'):.2f}",
-                f"{_med(s, 'second_s'):.2f}",
-                f"{_med(s, 'wall_s') / _med(store_runs[base_n], 'wall_s'):.1f}",
+                f"{common.med(s, 'wall_s'):.2f}",
+                f"{common.med(s, 'read_s'):.2f}",
+                f"{common.med(s, 'wall_s') - common.med(s, 'read_s'):.2f}",
+                f"{common.med(s, 'cpu_s'):.2f}",
+                f"{common.med(s, 'second_s'):.2f}",
+                f"{common.med(s, 'wall_s') / common.med(store_runs[base_n], 'wall_s'):.1f}",
                 f"{max(r['rss_peak_mb'] for r in s):.0f}",
                 f"{max(r['rss_peak_mb'] - r['rss_before_mb'] for r in s):.0f}",
-                f"{_med(a, 'wall_s'):.2f}",
-                f"{_med(a, 'wall_s') / _med(asof_runs[base_n], 'wall_s'):.1f}",
+                f"{common.med(a, 'wall_s'):.2f}",
+                f"{common.med(a, 'wall_s') / common.med(asof_runs[base_n], 'wall_s'):.1f}",
                 f"{max(r['rss_peak_mb'] for r in a):.0f}",
-                f"{_med(s, 'wall_s') / _med(a, 'wall_s'):.2f}",
+                f"{common.med(s, 'wall_s') / common.med(a, 'wall_s'):.2f}",
                 _loads(s + a),
             ]
         )
     print()
     print(
-        _table(
+        common.table(
             [
                 "rows",
                 "days",
@@ -655,7 +631,7 @@ def bench(tmp: Path, root: Path) -> None:
     )
 
     full_store, full_asof = store_runs[N_DAYS], asof_runs[N_DAYS]
-    store_s, asof_s = _med(full_store, "wall_s"), _med(full_asof, "wall_s")
+    store_s, asof_s = common.med(full_store, "wall_s"), common.med(full_asof, "wall_s")
     per_date = statistics.mean(naive["seconds"])
     naive_s = sum(naive["seconds"]) * N_DAYS / len(naive["seconds"])
     peak_gib = max(r["rss_peak_mb"] for r in full_store) / 1024
@@ -664,10 +640,16 @@ def bench(tmp: Path, root: Path) -> None:
         f"({check['queries']:,} queries, {check['rows']:,} stored rows)"
     )
     print(
-        f"store (on disk, Parquet): {store_s:.2f} s wall (reps {_reps(full_store)}),"
-        f" of which Parquet read {_med(full_store, 'read_s'):.2f} s and the rest"
-        f" {store_s - _med(full_store, 'read_s'):.2f} s; cpu {_med(full_store, 'cpu_s'):.2f} s;"
-        f" 2nd call in the same process {_med(full_store, 'second_s'):.2f} s"
+        f"store (on disk, Parquet, compacted: {full_store[0]['files']} files): {store_s:.2f} s wall"
+        f" (reps {_reps(full_store)}), of which Parquet read {common.med(full_store, 'read_s'):.2f} s and the rest"
+        f" {store_s - common.med(full_store, 'read_s'):.2f} s; cpu {common.med(full_store, 'cpu_s'):.2f} s;"
+        f" 2nd call in the same process {common.med(full_store, 'second_s'):.2f} s; load {_loads(full_store)}"
+    )
+    print(
+        f"same store before compaction ({raw_runs[0]['files']:,} files): {common.med(raw_runs, 'wall_s'):.2f} s wall"
+        f" (reps {_reps(raw_runs)}), Parquet read {common.med(raw_runs, 'read_s'):.2f} s, cpu"
+        f" {common.med(raw_runs, 'cpu_s'):.2f} s, peak {max(r['rss_peak_mb'] for r in raw_runs) / 1024:.2f} GiB;"
+        f" load {_loads(raw_runs)}"
     )
     print(
         f"store peak RSS {peak_gib:.2f} GiB (process), added over imports + query frame "
@@ -685,7 +667,7 @@ def bench(tmp: Path, root: Path) -> None:
     print(
         f"ratios: store/naive {store_s / naive_s:.4f} (naive/store {naive_s / store_s:.0f}x), "
         f"store/merge_asof {store_s / asof_s:.2f}; store without the Parquet read / merge_asof "
-        f"{(store_s - _med(full_store, 'read_s')) / asof_s:.2f}"
+        f"{(store_s - common.med(full_store, 'read_s')) / asof_s:.2f}"
     )
     print(
         f"targets: time < {TARGET_S:.0f} s: {'MET' if store_s < TARGET_S else 'NOT MET'} ({store_s:.2f} s); "
@@ -693,7 +675,8 @@ def bench(tmp: Path, root: Path) -> None:
         f"load during the full-size store runs {_loads(full_store)}"
     )
     print(
-        f"verified: stored rows == regenerated rows; store == merge_asof on all {check['queries']:,} queries "
+        f"verified: stored rows == regenerated rows; compacted store == uncompacted store bit for bit; store =="
+        f" merge_asof on all {check['queries']:,} queries "
         f"(values, NaN pattern, answering event time): {check['answered']:,} answered, {check['unanswered']:,} "
         f"before any data; {check['restated_answers']:,} answers are restated values; store == naive on "
         f"{check['naive_dates']} sampled dates"
@@ -709,20 +692,23 @@ def main() -> None:
     try:
         print(
             f"bench_feature_store: python {platform.python_version()}, {os.cpu_count()} cpus, "
-            f"{platform.platform()}, code {_code_version()}"
+            f"{platform.platform()}, code {common.git_version('quant_assets/core/features')}"
         )
-        print(f"temp dir {tmp}; at start: {_now_load()}")
+        print(f"temp dir {tmp}; at start: {common.load_text()}")
         root = build_store(tmp)
         bench(tmp, root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\ntotal benchmark runtime {time.perf_counter() - started:.0f} s; temp dir removed; at end: {_now_load()}")
-    print(f"code at end {_code_version()} (a change during the run would make the figures mixed)")
+    print(
+        f"\ntotal benchmark runtime {time.perf_counter() - started:.0f} s; temp dir removed; "
+        f"at end: {common.load_text()}"
+    )
+    print(
+        f"code at end {common.git_version('quant_assets/core/features')} "
+        "(a change during the run would make the figures mixed)"
+    )
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        result = CHILDREN[sys.argv[2]](*json.loads(sys.argv[3]))
-        print(json.dumps(result))
-    else:
+    if not common.child_main(CHILDREN):
         main()

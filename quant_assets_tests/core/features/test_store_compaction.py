@@ -113,9 +113,16 @@ def _assert_identical(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) ->
         pd.testing.assert_frame_equal(x, y, check_exact=True)
         assert list(x.dtypes) == list(y.dtypes)
         for column in x.columns:
-            u, v = x[column].to_numpy(), y[column].to_numpy()
-            if u.dtype.kind in "fMm":  # the bits, NaN payloads and all
-                assert u.tobytes() == v.tobytes(), (name, column)
+            u, v = (_raw(s[column]) for s in (x, y))
+            if u.dtype.kind in "fM":  # the bits, NaN payloads and all; event times as int64 microseconds
+                assert u.dtype == v.dtype and u.tobytes() == v.tobytes(), (name, column)
+            else:
+                assert u.tolist() == v.tolist(), (name, column)
+        assert any(c.startswith("event_time_") for c in x.columns)
+
+
+def _raw(s: pd.Series) -> np.ndarray:
+    return s.dt.tz_convert(None).to_numpy() if isinstance(s.dtype, pd.DatetimeTZDtype) else s.to_numpy()
 
 
 def _tree(root) -> dict[str, tuple]:
