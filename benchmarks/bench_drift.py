@@ -28,6 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import _common as common  # noqa: E402
+
 from quant_assets.core import pg, registry, snapshots  # noqa: E402
 from quant_assets.core import predict as scoring  # noqa: E402
 from quant_assets.core import time as qtime  # noqa: E402
@@ -41,10 +43,6 @@ from quant_assets.localpg import psycopg2_url  # noqa: E402
 
 N_DAYS = 500
 FIRST_SCORED = "2021-07-01"
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _setup(root: Path, url: str) -> tuple[list, ModelProfile, FeatureStore]:
@@ -146,7 +144,7 @@ def main() -> None:
     try:
         scored, profile, store = _setup(root, url)
         early, late = scored[40], scored[-1]
-        print(f"load average before timing: {_load()}")
+        print(f"code {common.git_version()}; before timing: {common.load_text()}")
         t_early = _one_day(root, store, profile, early)
         t_late = _one_day(root, store, profile, late)
         print(
@@ -159,7 +157,7 @@ def main() -> None:
         print(
             f"CLI backfill of drift_metrics over {len(scored)} sessions ({scored[0]}..{scored[-1]}): "
             f"{wall:.1f} s wall, {runs} run(s) created, {rows} rows upserted; "
-            f"{per_day * 1e3:.0f} ms per day = {per_day / t_late:.2f}x one day alone; load {_load()}"
+            f"{per_day * 1e3:.0f} ms per day = {per_day / t_late:.2f}x one day alone; {common.load_text()}"
         )
     finally:
         server.cleanup()

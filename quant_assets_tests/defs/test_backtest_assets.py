@@ -62,7 +62,12 @@ def test_champion_backtest_then_a_parallel_sweep(feature_lake, tmp_path, pg_db, 
                     "ops": {"plan_sweep": {"config": SWEEP_CONFIG}, "aggregate_sweep": {"config": SWEEP_CONFIG}}
                 }
             },
-            "execution": {"config": {"max_concurrent": 2}},
+            "execution": {
+                "config": {
+                    "max_concurrent": 2,
+                    "start_method": {"forkserver": {"preload_modules": ["quant_assets.definitions"]}},
+                }
+            },
         },
     )
     assert result.success
