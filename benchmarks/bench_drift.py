@@ -144,6 +144,7 @@ def main() -> None:
     try:
         scored, profile, store = _setup(root, url)
         early, late = scored[40], scored[-1]
+        _one_day(root, store, profile, scored[20], repeats=1)  # warm-up: imports, calendar, first scans
         print(f"code {common.git_version()}; before timing: {common.load_text()}")
         t_early = _one_day(root, store, profile, early)
         t_late = _one_day(root, store, profile, late)

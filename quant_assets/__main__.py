@@ -2,6 +2,7 @@
 
 summary   print what the lake holds (rows, tickers, date span, quarantine), the registry and drift
 sensor-once  run the Dagster daemon until the retraining sensor ticked and its runs finished
+compact   write compacted feature files (one per month) beside the originals; queries read them
 pg-url    start the project-local Postgres if needed and print its URL
 pg-stop   stop the project-local Postgres
 """
@@ -105,6 +106,18 @@ def _lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compact(args: argparse.Namespace) -> int:
+    from quant_assets.core.features.store import compact
+
+    root = Path(args.data_root or os.environ.get("QUANT_DATA_ROOT", default_data_root())).resolve()
+    done = compact(root, family=args.family, period=args.period, min_files=args.min_files)
+    for c in done:
+        note = "" if c.created else " (already there)"
+        print(f"{c.record.relative_to(root)}: {c.files} files, {c.rows} rows{note}")
+    print(f"{len(done)} compacted period(s) under {root / 'features'}" if done else "nothing to compact")
+    return 0
+
+
 def _pg_url(args: argparse.Namespace) -> int:
     from quant_assets.localpg import ensure_local_postgres
 
@@ -137,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1200.0)
     p.add_argument("--log", help="daemon log file (default .state/logs/daemon.log)")
     p.set_defaults(func=_sensor_once)
+    p = sub.add_parser("compact", help="compact feature files per month beside the originals (nothing rewritten)")
+    p.add_argument("--data-root", help="defaults to QUANT_DATA_ROOT or data/lake")
+    p.add_argument("--family", help="one feature family (default: all)")
+    p.add_argument("--period", choices=["month", "year"], default="month")
+    p.add_argument("--min-files", type=int, default=8, help="(re)compact a period once this many files are uncovered")
+    p.set_defaults(func=_compact)
     sub.add_parser("pg-url", help="start the local Postgres and print its URL").set_defaults(func=_pg_url)
     sub.add_parser("pg-stop", help="stop the local Postgres").set_defaults(func=_pg_stop)
     args = parser.parse_args(argv)

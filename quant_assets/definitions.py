@@ -6,7 +6,15 @@ import os
 
 import dagster as dg
 
-from quant_assets.defs.automation import daily_job, daily_schedule, record_run_failures, retrain_job, retrain_on_drift
+from quant_assets.defs.automation import (
+    compaction_job,
+    compaction_schedule,
+    daily_job,
+    daily_schedule,
+    record_run_failures,
+    retrain_job,
+    retrain_on_drift,
+)
 from quant_assets.defs.backtests import backtest_sweep, champion_backtest
 from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.features import alt_features, feature_catalog, price_features
@@ -53,8 +61,8 @@ defs = dg.Definitions(
         backtest_sweep,
         drift_metrics,
     ],
-    jobs=[ingest_job, daily_job, retrain_job, sweep_job],
-    schedules=[daily_schedule],
+    jobs=[ingest_job, daily_job, retrain_job, sweep_job, compaction_job],
+    schedules=[daily_schedule, compaction_schedule],
     sensors=[retrain_on_drift, record_run_failures],
     resources=default_resources(),
 )

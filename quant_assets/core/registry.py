@@ -295,6 +295,20 @@ def decide_promotion(
     return decision, reason
 
 
+def model_files(conn, ref: ModelRef) -> tuple[Path, str]:
+    """(artifact path, training snapshot fingerprint) of a registered model."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT a.path, m.snapshot FROM quant.models m JOIN quant.model_artifacts a USING (model_id) "
+            "WHERE model_id = %s",
+            (ref.model_id,),
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise ArtifactTampered(f"{ref.node} has no registered artifact")
+    return Path(row[0]), row[1]
+
+
 def load_model(conn, ref: ModelRef) -> Ensemble:
     """Load a model's artifact, refusing it when its size or SHA-256 differs from the registry's."""
     with conn.cursor() as cur:

@@ -1,4 +1,4 @@
-"""Jobs, the daily schedule, the retraining sensor and the run-failure sensor."""
+"""Jobs and schedules (daily run, monthly compaction), the retraining sensor and the run-failure sensor."""
 
 import json
 from zoneinfo import ZoneInfo
@@ -7,13 +7,14 @@ import dagster as dg
 
 from quant_assets.core import drift, drift_db, pg, registry
 from quant_assets.core import time as qtime
+from quant_assets.core.features.store import compact
 from quant_assets.defs.backtests import champion_backtest
 from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.features import alt_features, price_features
 from quant_assets.defs.models import MODEL_NAME, predictions, trained_model, training_snapshot
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.raw import alt_data, raw_prices
-from quant_assets.defs.resources import AlertPolicy, PostgresResource
+from quant_assets.defs.resources import AlertPolicy, LakeResource, PostgresResource
 
 DAILY_CRON = "30 17 * * 1-5"  # 17:30 New York, after the close (13:00 on early-close days) and the data lags
 
@@ -112,6 +113,27 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, postgres: PostgresReso
     return dg.SensorResult(
         skip_reason=f"{len(new)} new drift rows, no new breach out of cool-down", cursor=json.dumps(state)
     )
+
+
+@dg.op(description="One compacted file per month and feature family version, beside the originals.")
+def compact_feature_files(context: dg.OpExecutionContext, lake: LakeResource) -> int:
+    done = compact(lake.path)
+    for c in done:
+        context.log.info(f"{c.record.relative_to(lake.path)}: {c.files} files, {c.rows} rows")
+    return len(done)
+
+
+@dg.job(description="Compact the feature store's small daily files (nothing rewritten; queries answer the same).")
+def compaction_job():
+    compact_feature_files()
+
+
+compaction_schedule = dg.ScheduleDefinition(
+    job=compaction_job,
+    cron_schedule="0 6 1 * *",
+    execution_timezone=qtime.EXCHANGE_TZ,
+    description="Monthly, before the open: compact last month's feature files.",
+)
 
 
 @dg.run_failure_sensor(

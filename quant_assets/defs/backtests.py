@@ -79,13 +79,7 @@ def champion_backtest(
         if not champs:
             raise dg.Failure(f"no champion for {MODEL_NAME}: materialise trained_model first")
         ref = champs[0]
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT a.path, m.snapshot FROM quant.model_artifacts a JOIN quant.models m "
-                "USING (model_id) WHERE model_id = %s",
-                (ref.model_id,),
-            )
-            artifact, snapshot = cur.fetchone()
+        artifact, snapshot = registry.model_files(conn, ref)
         frame = pd.read_parquet(oos_path(Path(artifact)))
         net = bt.run(frame, rule, costs)
         gross = bt.run(frame, rule, bt.NO_COSTS)

@@ -42,9 +42,7 @@ def monitored_models(root, days: list) -> list[str]:
 def _profile(conn, root, store: FeatureStore, node: str) -> ModelProfile:
     ref = registry.model(conn, node.removeprefix("model:"))
     model = registry.load_model(conn, ref)
-    with conn.cursor() as cur:
-        cur.execute("SELECT snapshot FROM quant.models WHERE model_id = %s", (ref.model_id,))
-        snap = snapshots.read(root / "snapshots" / cur.fetchone()[0])
+    snap = snapshots.read(root / "snapshots" / registry.model_files(conn, ref)[1])
     return ModelProfile.of(node, snap, model)
 
 

@@ -133,13 +133,7 @@ def _head_to_head(conn, root: Path, challenger: pd.DataFrame, snap) -> promotion
     if not champs:
         return None
     champion = champs[0]
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT a.path, m.snapshot FROM quant.model_artifacts a JOIN quant.models m USING (model_id) "
-            "WHERE model_id = %s",
-            (champion.model_id,),
-        )
-        artifact, champion_snapshot = cur.fetchone()
+    artifact, champion_snapshot = registry.model_files(conn, champion)
     oos_file = oos_path(Path(artifact))
     if not oos_file.exists():
         return promotion.HeadToHead(0, float("nan"), float("nan"), None, None)
@@ -250,9 +244,7 @@ def predictions(
                 context.log.error(notes[-1])
         if model is None:
             raise dg.Failure("no champion or previous champion could be loaded", metadata={"errors": notes})
-        with conn.cursor() as cur:
-            cur.execute("SELECT snapshot FROM quant.models WHERE model_id = %s", (used.model_id,))
-            manifest = snapshots.read(lake.path / "snapshots" / cur.fetchone()[0]).manifest
+        manifest = snapshots.read(lake.path / "snapshots" / registry.model_files(conn, used)[1]).manifest
     universe, trained_as_of = manifest["universe"], qtime.as_date(manifest["as_of"])
     early = [k for k in context.partition_keys if qtime.as_date(k) <= trained_as_of]
     if early:

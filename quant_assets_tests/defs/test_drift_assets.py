@@ -242,3 +242,25 @@ def test_daily_schedule_ticks_after_the_close_on_sessions_only(day, expected):
         assert (result.partition_key, result.run_key) == (expected, expected)
         assert expected in trading_days.get_partition_keys(current_time=when)  # today's session is a partition
     assert daily_schedule.cron_schedule == "30 17 * * 1-5" and daily_schedule.job_name == daily_job.name
+
+
+def test_compaction_job_compacts_and_queries_answer_the_same(feature_lake, tmp_path):
+    from quant_assets.core.features.library import ALL_FEATURES
+    from quant_assets.core.features.store import FeatureStore
+    from quant_assets.defs.automation import compaction_job
+
+    root = tmp_path / "lake"
+    shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
+    queries = pd.DataFrame(
+        {
+            "entity_key": ["SYN000", "SYN007", "SYN039"] * 2,
+            "as_of": [qtime.decision_time("2024-03-04")] * 3 + [qtime.decision_time("2024-06-28")] * 3,
+        }
+    )
+    before = FeatureStore(root, ALL_FEATURES).get_point_in_time(queries, ["ret_5", "sentiment_1"])
+    result = compaction_job.execute_in_process(resources={"lake": LakeResource(root=str(root))})
+    assert result.success and result.output_for_node("compact_feature_files") == 2 * 9  # 2 families x Oct..Jun
+    assert len(list(root.glob("features/*/fv=*/_compacted/*.parquet"))) == 18
+    pd.testing.assert_frame_equal(
+        FeatureStore(root, ALL_FEATURES).get_point_in_time(queries, ["ret_5", "sentiment_1"]), before
+    )
