@@ -291,6 +291,27 @@ def retrain_breaches(rows: pd.DataFrame, cfg: AlertConfig = AlertConfig()) -> li
     return out
 
 
+def next_retrain(
+    rows: pd.DataFrame,
+    seen_seq: int,
+    last_request: str | None,
+    cfg: AlertConfig,
+    cooldown_sessions: int,
+    sessions_between,
+) -> Breach | None:
+    """The breach to retrain on, if any, among those that start in rows newer than ``seen_seq``.
+
+    ``rows``: all drift rows of one model with their ``seq`` (a breach continuing from an older row is not
+    new). Breaches inside the cool-down after ``last_request`` are passed over. When several qualify (a
+    backlog: the daemon was down, or history was replayed) the latest wins: one retrain, on the newest data,
+    rather than one per stale breach.
+    """
+    seq_at = dict(zip(rows["date"].astype(str), rows["seq"], strict=True))
+    fresh = [b for b in retrain_breaches(rows, cfg) if seq_at[b.date] > seen_seq]
+    ready = [b for b in fresh if cooled_down(b, last_request, cooldown_sessions, sessions_between)]
+    return max(ready, key=lambda b: b.date) if ready else None
+
+
 def cooled_down(breach: Breach, last_request: str | None, cooldown_sessions: int, sessions_between) -> bool:
     """True when no retrain was requested for the model within ``cooldown_sessions`` before the breach."""
     if last_request is None:

@@ -110,7 +110,10 @@ class DriftRange:
             columns=["entity_key", "as_of", "date"],
         )
         pit = store.get_point_in_time(
-            queries[["entity_key", "as_of"]], self.profile.features, since=qtime.session_offset(span[0], -5)
+            queries[["entity_key", "as_of"]],
+            self.profile.features,
+            since=qtime.session_offset(span[0], -5),
+            until=span[-1],
         )
         pit["date"] = queries["date"].to_numpy()
         fresh = pit.filter(like="event_time_").notna().all(axis=1).to_numpy()

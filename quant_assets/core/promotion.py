@@ -31,9 +31,7 @@ class HeadToHead:
     last: str | None
 
     def describe(self) -> str:
-        return (
-            f"head-to-head on {self.days} common out-of-sample sessions {self.first}..{self.last}"
-        )
+        return f"head-to-head on {self.days} common out-of-sample sessions {self.first}..{self.last}"
 
 
 def head_to_head(challenger: pd.DataFrame, champion: pd.DataFrame, labels: pd.DataFrame) -> HeadToHead:

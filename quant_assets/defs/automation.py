@@ -68,7 +68,8 @@ IN_FLIGHT = [
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Reads quant.drift_metrics of the champion; when PSI, IC or the 20-day Sharpe turns critical "
     "(a new breach, not a continuing one) and the model is out of its cool-down, requests one retrain_job run "
-    "with run key retrain:<model>:<signal>:<date>. One retrain in flight at a time.",
+    "with run key retrain:<model>:<signal>:<date> (the latest such breach when new rows arrive in a batch). "
+    "One retrain in flight at a time.",
 )
 def retrain_on_drift(context: dg.SensorEvaluationContext, postgres: PostgresResource, alert_policy: AlertPolicy):
     state = json.loads(context.cursor) if context.cursor else {"seq": 0, "last": {}}
@@ -83,35 +84,38 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, postgres: PostgresReso
         return dg.SkipReason(f"no new drift rows for {champion}")
     if context.instance.get_runs(dg.RunsFilter(job_name=retrain_job.name, statuses=IN_FLIGHT), limit=1):
         return dg.SkipReason("a retrain is in flight; new drift rows wait for it")
-    seq_at = dict(zip(rows["date"].astype(str), rows["seq"], strict=True))
-    fresh = [b for b in drift.retrain_breaches(rows, alert_policy.rules()) if seq_at[b.date] > state["seq"]]
-    last = state["last"].get(champion)
-    for breach in fresh:
-        if not drift.cooled_down(breach, last, alert_policy.cooldown_sessions, qtime.sessions_between):
-            context.log.info(f"{breach.run_key}: within the {alert_policy.cooldown_sessions}-session cool-down")
-            continue
-        state["last"][champion] = breach.date
-        return dg.SensorResult(
-            run_requests=[
-                dg.RunRequest(
-                    run_key=breach.run_key,
-                    run_config=retrain_run_config(breach.date, alert_policy.retrain_sessions),
-                    tags={
-                        "quant/trigger": "drift",
-                        "quant/model": champion,
-                        "quant/signal": breach.signal,
-                        "quant/metric": breach.metric,
-                        "quant/value": "n/a" if breach.value is None else f"{breach.value:.4f}",
-                        "quant/threshold": f"{breach.threshold:g}",
-                        "quant/date": breach.date,
-                    },
-                )
-            ],
-            cursor=json.dumps(state),  # seq kept: later breaches in the same rows come at the next tick
-        )
+    breach = drift.next_retrain(
+        rows,
+        state["seq"],
+        state["last"].get(champion),
+        alert_policy.rules(),
+        alert_policy.cooldown_sessions,
+        qtime.sessions_between,
+    )
     state["seq"] = int(new["seq"].max())
+    if breach is None:
+        return dg.SensorResult(
+            skip_reason=f"{len(new)} new drift rows of {champion}: no new breach out of the cool-down",
+            cursor=json.dumps(state),
+        )
+    state["last"][champion] = breach.date
     return dg.SensorResult(
-        skip_reason=f"{len(new)} new drift rows, no new breach out of cool-down", cursor=json.dumps(state)
+        run_requests=[
+            dg.RunRequest(
+                run_key=breach.run_key,
+                run_config=retrain_run_config(breach.date, alert_policy.retrain_sessions),
+                tags={
+                    "quant/trigger": "drift",
+                    "quant/model": champion,
+                    "quant/signal": breach.signal,
+                    "quant/metric": breach.metric,
+                    "quant/value": "n/a" if breach.value is None else f"{breach.value:.4f}",
+                    "quant/threshold": f"{breach.threshold:g}",
+                    "quant/date": breach.date,
+                },
+            )
+        ],
+        cursor=json.dumps(state),
     )
 
 
@@ -129,6 +133,7 @@ def compaction_job():
 
 
 compaction_schedule = dg.ScheduleDefinition(
+    name="compaction_schedule",
     job=compaction_job,
     cron_schedule="0 6 1 * *",
     execution_timezone=qtime.EXCHANGE_TZ,
@@ -138,7 +143,8 @@ compaction_schedule = dg.ScheduleDefinition(
 
 @dg.run_failure_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Records every failed run (job, partition, tags, error) in quant.run_failures.",
+    description="Records every failed run launched through the instance (schedule, sensor, backfill, UI) in "
+    "quant.run_failures: job, partition, tags, error.",
 )
 def record_run_failures(context: dg.RunFailureSensorContext, postgres: PostgresResource):
     run = context.dagster_run

@@ -113,6 +113,8 @@ def drift_metrics(
         )
     table = pd.DataFrame(rows)
     critical = table[table["level"] == "critical"]
+    for r in critical.itertuples():
+        context.log.warning(f"critical {r.date} {r.model}: {r.reasons}, actions {list(r.actions)}")
     recent = table.tail(60)
     severity = dg.AssetCheckSeverity.ERROR if config.on_critical == "fail" else dg.AssetCheckSeverity.WARN
     shown = ["date", "model", "ic", "ic_mean_5", "hit_rate", "psi_mean", "psi_max", "prediction_psi", "sharpe_20"]

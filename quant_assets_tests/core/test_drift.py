@@ -185,3 +185,18 @@ def test_retrain_breaches_fire_once_per_crossing_and_respect_the_cool_down():
     assert not drift.cooled_down(late, "2024-07-02", 10, between)  # exactly 10 sessions: still cooling
     later = drift.Breach("model:m:v1", "2024-07-18", "ic", "ic_mean_5", 0.0, 0.01)
     assert drift.cooled_down(later, "2024-07-02", 10, between)
+
+
+def test_a_backlog_of_breaches_asks_for_one_retrain_on_the_latest():
+    ok, psi, ic = {"psi": "ok", "ic": "ok"}, {"psi": "critical", "ic": "ok"}, {"psi": "ok", "ic": "critical"}
+    rows = _rows([ok, psi, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ic, ok]).assign(seq=range(1, 16))
+    between = qtime.sessions_between
+    cfg = drift.AlertConfig()
+    latest = drift.next_retrain(rows, 0, None, cfg, 10, between)
+    assert (latest.date, latest.signal) == (str(rows["date"][13]), "ic")  # not the older psi breach
+    assert drift.next_retrain(rows, 15, None, cfg, 10, between) is None  # nothing new since the cursor
+    assert drift.next_retrain(rows, 14, None, cfg, 10, between) is None  # its breach row (seq 14) was already seen
+    # Within the cool-down of a request on the psi breach day, the ic breach 12 sessions later qualifies...
+    assert drift.next_retrain(rows, 2, str(rows["date"][1]), cfg, 10, between).signal == "ic"
+    # ...and with a longer cool-down nothing does.
+    assert drift.next_retrain(rows, 2, str(rows["date"][1]), cfg, 12, between) is None

@@ -39,10 +39,16 @@ def test_retrain_fires_within_days_after_the_regime_change_and_never_before(seed
     before = rows[rows["date"] < CHANGE]
     assert before["ic"].mean() > 0.05  # the model works before the change...
     assert (before["level"] != "critical").all(), before[before["level"] == "critical"][["date", "levels"]]
-    breaches = drift.retrain_breaches(rows)
-    assert breaches, rows[["date", "ic_mean_5", "psi_mean", "level"]].to_string()
-    first = qtime.as_date(breaches[0].date)
-    assert CHANGE < first <= qtime.session_offset(CHANGE, WITHIN), [b.run_key for b in breaches]
+    # The sensor's decision after each day's drift row, as the daemon would tick through the two months.
+    rows["seq"] = range(1, len(rows) + 1)
+    requests = []
+    for i in range(len(rows)):
+        last = requests[-1].date if requests else None
+        breach = drift.next_retrain(rows.iloc[: i + 1], i, last, drift.AlertConfig(), 10, qtime.sessions_between)
+        requests += [breach] if breach else []
+    assert requests, rows[["date", "ic_mean_5", "psi_mean", "level"]].to_string()
+    first = qtime.as_date(requests[0].date)
+    assert CHANGE < first <= qtime.session_offset(CHANGE, WITHIN), [b.run_key for b in requests]
     after = rows[rows["date"] > qtime.session_offset(CHANGE, WITHIN)]
     assert after["ic"].mean() < before["ic"].mean() / 2  # ...and decays after it
     assert after["psi_mean"].mean() > before["psi_mean"].mean()

@@ -191,6 +191,17 @@ def test_retrain_sensor_one_request_per_breach_with_cool_down(pg_db, dagster_ins
     assert [r.run_key for r in requests] == ["retrain:model:equity_lgbm:v1:ic:2024-07-12"]
     assert _tick(dagster_instance, pg_db, cursor)[0] == []
 
+    # A backlog (the daemon was down): one request, on the latest breach out of the cool-down.
+    _store(
+        pg_db,
+        *[_row(d) for d in ("2024-07-15", "2024-08-01", "2024-09-02")],
+        *[_row(d, psi="critical") for d in ("2024-07-16", "2024-08-02")],
+        _row("2024-09-03", ic="critical"),
+    )
+    requests, cursor = _tick(dagster_instance, pg_db, cursor)
+    assert [r.run_key for r in requests] == ["retrain:model:equity_lgbm:v1:ic:2024-09-03"]
+    assert _tick(dagster_instance, pg_db, cursor)[0] == []
+
 
 def test_retrain_sensor_ignores_a_failed_drift_run_and_waits_for_a_retrain_in_flight(
     feature_lake, tmp_path, pg_db, dagster_instance, champion

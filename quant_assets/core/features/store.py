@@ -183,14 +183,25 @@ def _compactions(base: Path, present: set[str]) -> list[dict]:
     return sorted(chosen, key=lambda r: (r["period"], r["name"]))
 
 
-def read_plan(base: Path, since: dt.date | None = None) -> list[Path]:
+def _exchange_date(as_of) -> dt.date:
+    """The New York date of an as-of time: partitions dated after it hold no event known by then."""
+    ts = pd.Timestamp(as_of)
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).tz_convert("America/New_York").date()
+
+
+def read_plan(base: Path, since: dt.date | None = None, until: dt.date | None = None) -> list[Path]:
     """The files a query of one family version reads: compacted parts plus the originals they do not cover.
 
-    With ``since``, only partitions from that day on count; a compaction is used only when every file it
-    covers is in that window (it holds whole months, and older rows must not come back into the answer).
+    With ``since`` / ``until``, only partitions in that window count; a compaction is used only when every
+    file it covers is in the window (it holds whole months, and older rows must not come back into the answer).
     """
     base = Path(base)
-    originals = [p for p in _originals(base) if since is None or p.parent.name[5:] >= since.isoformat()]
+    originals = [
+        p
+        for p in _originals(base)
+        if (since is None or p.parent.name[5:] >= since.isoformat())
+        and (until is None or p.parent.name[5:] <= until.isoformat())
+    ]
     relative = {p.relative_to(base).as_posix(): p for p in originals}
     records = _compactions(base, set(relative))
     covered = {c for r in records for c in r["covers"]}
@@ -348,13 +359,19 @@ class FeatureStore:
 
     # -- queries ----------------------------------------------------------------------------
     def get_point_in_time(
-        self, entity_times: pd.DataFrame, features: list[str], since: dt.date | None = None
+        self,
+        entity_times: pd.DataFrame,
+        features: list[str],
+        since: dt.date | None = None,
+        until: dt.date | None = None,
     ) -> pd.DataFrame:
         """For each (entity_key, as_of) row, the features as known at as_of: a wide frame in input order.
 
         ``since`` reads only partitions from that day on: a daily scorer that needs recent values passes it,
         so its cost does not grow with the history (older rows, restated or not, cannot be the answer
-        once a newer event exists).
+        once a newer event exists). ``until`` skips partitions after that day, which hold only events
+        after every query's as-of when no as-of falls after that day's end (a backfill of old days then does
+        not read the newer history).
         """
         as_of = pd.to_datetime(entity_times["as_of"], utc=True).astype("datetime64[us, UTC]")
         q_time = as_of.dt.tz_localize(None).to_numpy().view("int64")  # NaT -> int64 min: matches nothing
@@ -362,7 +379,7 @@ class FeatureStore:
         pieces: list[pd.DataFrame | str] = [entity_times[["entity_key", "as_of"]].reset_index(drop=True)]
         event_columns: dict[str, pd.Series] = {}
         for dirs, wanted in self._groups(features).items():
-            files = [str(p) for d in dirs for p in read_plan(d, since)]
+            files = [str(p) for d in dirs for p in read_plan(d, since, until)]
             if not files:
                 raise FeatureStoreError(f"no stored partitions since {since} for {[n for n, _ in wanted]}")
             requested = list(dict.fromkeys(r for _, r in wanted))
@@ -380,7 +397,7 @@ class FeatureStore:
     ) -> pd.DataFrame:
         keys = list(entity_keys)
         frame = pd.DataFrame({"entity_key": keys, "as_of": [pd.Timestamp(as_of)] * len(keys)})
-        return self.get_point_in_time(frame, features, since)
+        return self.get_point_in_time(frame, features, since, until=_exchange_date(as_of))
 
     def feature_events(self, family: str | None = None) -> pd.DataFrame:
         """The logical long ``feature_events`` view (for audits and tests; wide is for speed)."""
