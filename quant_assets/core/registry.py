@@ -261,7 +261,8 @@ def decide_promotion(
         if incumbent is not None and comparison is not None:
             basis = f"only {comparison.days} common out-of-sample sessions (< {MIN_COMMON_DAYS}): own test periods"
     if score is None or not score > 0:
-        decision, reason = "rejected", f"{label} {score} is not positive"
+        shown = "missing" if score is None else f"{score:.4f}"
+        decision, reason = "rejected", f"{label} {shown} is not positive"
     elif incumbent_score is not None and score < incumbent_score + min_improvement:
         decision, reason = (
             "rejected",
