@@ -32,7 +32,9 @@ def score_day(store: FeatureStore, model: Ensemble, model_node: str, day: dt.dat
     event_time = ingest_time = the decision time: a prediction is made then, from what was known then.
     """
     when = qtime.decision_time(day)
-    pit = store.get_latest(universe, model.features, when, since=qtime.session_offset(day, -STALE_SESSIONS))
+    pit = store.get_latest(
+        universe, model.features, when, since=qtime.session_offset(day, -STALE_SESSIONS), until=day
+    )  # later partitions hold only events after the decision time: a backfill of old days does not read them
     fresh = pit["event_time_price"] == qtime.session_close(qtime.previous_session(day))
     pit = pit[fresh.to_numpy()]
     return pd.DataFrame(

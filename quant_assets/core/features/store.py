@@ -183,12 +183,6 @@ def _compactions(base: Path, present: set[str]) -> list[dict]:
     return sorted(chosen, key=lambda r: (r["period"], r["name"]))
 
 
-def _exchange_date(as_of) -> dt.date:
-    """The New York date of an as-of time: partitions dated after it hold no event known by then."""
-    ts = pd.Timestamp(as_of)
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).tz_convert("America/New_York").date()
-
-
 def read_plan(base: Path, since: dt.date | None = None, until: dt.date | None = None) -> list[Path]:
     """The files a query of one family version reads: compacted parts plus the originals they do not cover.
 
@@ -393,11 +387,16 @@ class FeatureStore:
         return pd.concat([event_columns[p].to_frame() if isinstance(p, str) else p for p in pieces], axis=1)
 
     def get_latest(
-        self, entity_keys: Iterable[str], features: list[str], as_of, since: dt.date | None = None
+        self,
+        entity_keys: Iterable[str],
+        features: list[str],
+        as_of,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
     ) -> pd.DataFrame:
         keys = list(entity_keys)
         frame = pd.DataFrame({"entity_key": keys, "as_of": [pd.Timestamp(as_of)] * len(keys)})
-        return self.get_point_in_time(frame, features, since, until=_exchange_date(as_of))
+        return self.get_point_in_time(frame, features, since, until)
 
     def feature_events(self, family: str | None = None) -> pd.DataFrame:
         """The logical long ``feature_events`` view (for audits and tests; wide is for speed)."""
