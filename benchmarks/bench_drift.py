@@ -48,7 +48,8 @@ FIRST_SCORED = "2021-07-01"
 def _setup(root: Path, url: str) -> tuple[list, ModelProfile, FeatureStore]:
     scored = qtime.sessions_between(FIRST_SCORED, "2024-01-01")[:N_DAYS]
     t0 = time.perf_counter()
-    backfill(root, SyntheticMarket(seed=42, n_tickers=200), "2020-10-01", scored[-1])
+    market = SyntheticMarket(seed=42, n_tickers=200)
+    backfill(root, market, market, "2020-10-01", scored[-1])
     store = FeatureStore(root, ALL_FEATURES)
     data, manifest = snapshots.build(root, store, "2021-01-04", "2021-06-30", "2021-06-30", list(ALL_FEATURES))
     path, _ = snapshots.write(root, data, manifest)

@@ -111,7 +111,7 @@ def synthetic_lake(root: Path, market, first: str, last: str) -> Path:
     """Raw data and both feature families of ``market`` for every session in [first, last], via the core API."""
     from quant_assets.core.features.backfill import backfill
 
-    return backfill(root, market, first, last, {"producer": "test", "producer_version": "sha0", "run_id": "r"})
+    return backfill(root, market, market, first, last, {"producer": "test", "producer_version": "sha0", "run_id": "r"})
 
 
 @pytest.fixture(scope="session")

@@ -72,12 +72,6 @@ def read(conn, model: str | None = None, since_seq: int = 0, start=None, end=Non
         return pd.DataFrame(cur.fetchall(), columns=[*COLUMNS, "seq"])
 
 
-def max_seq(conn) -> int:
-    with conn.cursor() as cur:
-        cur.execute("SELECT coalesce(max(seq), 0) FROM quant.drift_metrics")
-        return int(cur.fetchone()[0])
-
-
 def record_run_failure(conn, run_id: str, job_name: str, partition_key: str | None, tags: dict, error: str) -> None:
     with conn.cursor() as cur:
         cur.execute(

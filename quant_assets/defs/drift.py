@@ -112,6 +112,7 @@ def drift_metrics(
             metadata={"rows_written": written},
         )
     table = pd.DataFrame(rows)
+    table["psi_band"] = table["psi_mean"].map(lambda v: drift.psi_band(float("nan") if v is None else v))
     critical = table[table["level"] == "critical"]
     for r in critical.itertuples():
         context.log.warning(f"critical {r.date} {r.model}: {r.reasons}, actions {list(r.actions)}")
@@ -124,7 +125,7 @@ def drift_metrics(
             "models": dg.MetadataValue.text(", ".join(models)),
             "critical_days": dg.MetadataValue.int(len(critical)),
             "latest": dg.MetadataValue.md(
-                table.tail(10)[[*shown, "level", "actions"]].round(4).to_markdown(index=False)
+                table.tail(10)[[*shown, "psi_band", "level", "actions"]].round(4).to_markdown(index=False)
             ),
             "ic_plot": _series_plot(
                 recent,

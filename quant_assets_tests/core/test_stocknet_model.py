@@ -7,25 +7,16 @@ figure and fails only if it is implausibly good (leakage) or broken.
 import numpy as np
 
 from quant_assets.core import snapshots
-from quant_assets.core import time as qtime
-from quant_assets.core.features import compute, store
-from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
-from quant_assets.core.ingest import ingest_alt, ingest_prices
+from quant_assets.core.features import store
+from quant_assets.core.features.backfill import backfill
+from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.models import TrainConfig, train_walk_forward
 from quant_assets.core.sources import make_sources
 
 
 def test_stocknet_end_to_end_honest_out_of_sample_ic(stocknet_dir, tmp_path, capsys):
     prices, tweets = make_sources("stocknet", stocknet_dir=str(stocknet_dir))
-    days = qtime.sessions_between("2014-01-02", "2015-12-31")
-    for day in days:
-        ingest_prices(prices, day, tmp_path)
-        ingest_alt(tweets, day, tmp_path)
-    for family in FAMILIES.values():
-        inputs = compute.load_inputs(tmp_path, family, days)
-        for day in days:
-            rows = compute.compute_day(family, compute.window_rows(family, inputs, day), day)
-            store.write_day(tmp_path, family, day, rows, {"producer": "test"})
+    backfill(tmp_path, prices, tweets, "2014-01-02", "2015-12-31", {"producer": "test"})
     fs = store.FeatureStore(tmp_path, ALL_FEATURES)
     data, manifest = snapshots.build(tmp_path, fs, "2014-04-01", "2015-12-31", "2015-12-31", list(ALL_FEATURES), 1)
     assert manifest["row_count"] == len(data) > 25_000 and len(manifest["universe"]) >= 60

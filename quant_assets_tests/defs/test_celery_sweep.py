@@ -36,21 +36,13 @@ from quant_assets.core import pg, snapshots
 from quant_assets.core import time as qtime
 from quant_assets.paths import PROJECT_ROOT
 from quant_assets_tests.conftest import require_or_skip
+from quant_assets_tests.defs.test_backtest_assets import SWEEP_CONFIG
 
 CELERY_YAML = PROJECT_ROOT / "deploy" / "celery.yaml"
 BIN = Path(sys.executable).parent
 WORKER_READY_S = 60
 RUN_TIMEOUT_S = 150
 
-SWEEP_CONFIG = {
-    "learning_rates": [0.05],
-    "num_leaves": [7, 15],
-    "rules": ["long_short:0.2", "topk:8:2"],
-    "n_folds": 2,
-    "min_train_days": 60,
-    "num_boost_round": 20,
-    "pbo_blocks": 4,
-}
 CELLS = 4 * 2  # 4 configurations x 2 folds
 SWEEP_RUN_CONFIG = {
     "ops": {

@@ -47,6 +47,7 @@ def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
     assert result.success
     meta = result.asset_materializations_for_node("drift_metrics")[0].metadata
     assert meta["dagster/row_count"].value == 19 and meta["models"].value == "model:equity_lgbm:v1"
+    assert "psi_band" in meta["latest"].value and "ic_mean_5" in meta["latest"].value
     for plot in ("ic_plot", "psi_plot"):
         assert "data:image/png;base64," in meta[plot].value
     check = result.get_asset_check_evaluations()[0]

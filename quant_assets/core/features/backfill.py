@@ -16,12 +16,15 @@ from quant_assets.core.ingest import ingest_alt, ingest_prices
 PROVENANCE = {"producer": "backfill", "producer_version": "local", "run_id": "local"}
 
 
-def backfill(root: Path, market, first, last, provenance: dict | None = None) -> Path:
-    """Raw prices, alternative data and both feature families for every session in [first, last]."""
+def backfill(root: Path, prices, alt, first, last, provenance: dict | None = None) -> Path:
+    """Raw prices, alternative data and both feature families for every session in [first, last].
+
+    ``prices`` and ``alt`` are source adapters (the synthetic market serves both).
+    """
     days = qtime.sessions_between(first, last)
     for day in days:
-        ingest_prices(market, day, root)
-        ingest_alt(market, day, root)
+        ingest_prices(prices, day, root)
+        ingest_alt(alt, day, root)
     for family in FAMILIES.values():
         inputs = compute.load_inputs(root, family, days)
         for day in days:
