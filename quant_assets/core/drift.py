@@ -7,7 +7,8 @@
 - IC / rank IC: the cross-sectional Pearson / Spearman correlation of a
   day's predictions with their realised labels (``metrics.wide_ic``).
 - Live signal: the long-short quantile portfolio of the predictions, net of
-  costs (``backtest``); its rolling Sharpe is mean/std(ddof=1)*sqrt(252).
+  costs (``backtest.run`` with LIVE_RULE); its rolling Sharpe is
+  mean/std(ddof=1)*sqrt(252).
 
 Alert rules count *observed* sessions: a session without a value (no matured
 predictions, a missing run) neither counts towards nor breaks a streak, and
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from quant_assets.core import backtest as bt
+from quant_assets.core import time as qtime
 from quant_assets.core.metrics import wide_ic
 
 PSI_BINS = 10
@@ -86,18 +88,10 @@ def psi_band(value: float) -> str:
 # --- the live signal, per matured session ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SignalConfig:
-    """How the live signal is traded for its Sharpe: long-short quantiles (no path dependence), net of costs."""
-
-    quantile: float = 0.2
-    cost_bps: float = 5.0
-    slippage_bps: float = 5.0
-    min_cost: float = 1.0
-    capital: float = 10_000_000.0
+LIVE_RULE = bt.PortfolioRule("long_short", quantile=0.2)  # no path dependence: a day needs only the day before
 
 
-def daily_signal(frame: pd.DataFrame, cfg: SignalConfig = SignalConfig()) -> pd.DataFrame:
+def daily_signal(frame: pd.DataFrame, costs: bt.Costs, rule: bt.PortfolioRule = LIVE_RULE) -> pd.DataFrame:
     """Per session of ``frame`` (date, entity_key, prediction, label): n, IC, rank IC, hit rate, net return.
 
     The first session is the warm-up: its net return would charge the whole book as
@@ -110,11 +104,7 @@ def daily_signal(frame: pd.DataFrame, cfg: SignalConfig = SignalConfig()) -> pd.
     ldm = lab.where(both).sub(lab.where(both).mean(axis=1), axis=0)
     hits = ((np.sign(pdm) == np.sign(ldm)) & (pdm != 0) & (ldm != 0)).sum(axis=1)
     decided = ((pdm != 0) & (ldm != 0) & both).sum(axis=1)
-    result = bt.run(
-        frame,
-        bt.PortfolioRule("long_short", quantile=cfg.quantile),
-        bt.Costs(cfg.cost_bps, cfg.slippage_bps, cfg.min_cost, cfg.capital),
-    )
+    result = bt.run(frame, rule, costs)
     net = result.daily["net"].copy()
     if len(net):
         net.iloc[0] = np.nan
@@ -297,7 +287,6 @@ def next_retrain(
     last_request: str | None,
     cfg: AlertConfig,
     cooldown_sessions: int,
-    sessions_between,
 ) -> Breach | None:
     """The breach to retrain on, if any, among those that start in rows newer than ``seen_seq``.
 
@@ -308,12 +297,12 @@ def next_retrain(
     """
     seq_at = dict(zip(rows["date"].astype(str), rows["seq"], strict=True))
     fresh = [b for b in retrain_breaches(rows, cfg) if seq_at[b.date] > seen_seq]
-    ready = [b for b in fresh if cooled_down(b, last_request, cooldown_sessions, sessions_between)]
+    ready = [b for b in fresh if cooled_down(b, last_request, cooldown_sessions)]
     return max(ready, key=lambda b: b.date) if ready else None
 
 
-def cooled_down(breach: Breach, last_request: str | None, cooldown_sessions: int, sessions_between) -> bool:
+def cooled_down(breach: Breach, last_request: str | None, cooldown_sessions: int) -> bool:
     """True when no retrain was requested for the model within ``cooldown_sessions`` before the breach."""
     if last_request is None:
         return True
-    return len(sessions_between(last_request, breach.date)) - 1 > cooldown_sessions
+    return len(qtime.sessions_between(last_request, breach.date)) - 1 > cooldown_sessions

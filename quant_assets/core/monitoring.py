@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from quant_assets.core import backtest as bt
 from quant_assets.core import drift, lake
 from quant_assets.core import predict as scoring
 from quant_assets.core import time as qtime
@@ -73,12 +74,13 @@ class DriftRange:
         profile: ModelProfile,
         days: list[dt.date],
         alerts: drift.AlertConfig | None = None,
-        signal: drift.SignalConfig | None = None,
+        costs: bt.Costs | None = None,
+        rule: bt.PortfolioRule = drift.LIVE_RULE,
     ):
         if not days:
             raise ValueError("no days to monitor")
         self.root, self.profile = Path(root), profile
-        self.alerts, self.signal = alerts or drift.AlertConfig(), signal or drift.SignalConfig()
+        self.alerts, self.costs, self.rule = alerts or drift.AlertConfig(), costs or bt.Costs(), rule
         self.days = sorted(qtime.require_session(d) for d in days)
         self.lookback = self.alerts.lookback
         first = qtime.session_offset(self.days[0], -(profile.horizon + self.lookback))
@@ -112,7 +114,7 @@ class DriftRange:
         pit = store.get_point_in_time(
             queries[["entity_key", "as_of"]],
             self.profile.features,
-            since=qtime.session_offset(span[0], -5),
+            since=qtime.session_offset(span[0], -scoring.STALE_SESSIONS),
             until=span[-1],
         )
         pit["date"] = queries["date"].to_numpy()
@@ -172,7 +174,7 @@ class DriftRange:
             frame = preds[["date", "entity_key", "prediction"]].merge(
                 self._labels(window, as_of_time(day)), on=["date", "entity_key"], how="inner"
             )
-            daily = drift.daily_signal(frame, self.signal).reindex(window) if len(frame) else None
+            daily = drift.daily_signal(frame, self.costs, self.rule).reindex(window) if len(frame) else None
         else:
             daily = None
         if daily is None:

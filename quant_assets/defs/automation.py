@@ -90,7 +90,6 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, postgres: PostgresReso
         state["last"].get(champion),
         alert_policy.rules(),
         alert_policy.cooldown_sessions,
-        qtime.sessions_between,
     )
     state["seq"] = int(new["seq"].max())
     if breach is None:

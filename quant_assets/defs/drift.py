@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from quant_assets.core import backtest as bt
 from quant_assets.core import drift, drift_db, lake, pg, registry, snapshots
 from quant_assets.core import predict as scoring
 from quant_assets.core import time as qtime
@@ -88,7 +89,10 @@ def drift_metrics(
 ) -> dg.MaterializeResult:
     days = [qtime.as_date(k) for k in context.partition_keys]
     store = FeatureStore(lake.path, ALL_FEATURES)
-    signal = drift.SignalConfig(config.quantile, config.cost_bps, config.slippage_bps)
+    rule, costs = (
+        bt.PortfolioRule("long_short", quantile=config.quantile),
+        bt.Costs(config.cost_bps, config.slippage_bps),
+    )
     rows, errors = [], {}
     with pg.connect(postgres.url) as conn:
         models = monitored_models(lake.path, days)
@@ -96,7 +100,7 @@ def drift_metrics(
             raise dg.Failure(f"no predictions of {MODEL_NAME} around {days[0]}..{days[-1]}: materialise predictions")
         for node in models:
             profile = _profile(conn, lake.path, store, node)
-            window = DriftRange(lake.path, store, profile, days, alert_policy.rules(), signal)
+            window = DriftRange(lake.path, store, profile, days, alert_policy.rules(), costs, rule)
             for day in days:
                 try:
                     rows.append(window.row(day))

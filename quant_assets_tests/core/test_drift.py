@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from quant_assets.core import backtest as bt
 from quant_assets.core import drift
 from quant_assets.core import time as qtime
 
@@ -77,8 +78,8 @@ def test_daily_signal_ic_rank_ic_hit_rate_and_net_return_by_hand():
         1: {"A": -0.02, "B": 0.01, "C": 0.0, "D": 0.03, "E": 0.02},
         2: {"A": 0.01, "B": 0.02, "C": -0.01, "D": 0.0, "E": -0.02},
     }
-    cfg = drift.SignalConfig(quantile=0.2, cost_bps=10.0, slippage_bps=0.0, min_cost=0.0)
-    out = drift.daily_signal(_frame(preds, labels), cfg)
+    costs = bt.Costs(cost_bps=10.0, slippage_bps=0.0, min_cost=0.0)
+    out = drift.daily_signal(_frame(preds, labels), costs, bt.PortfolioRule("long_short", quantile=0.2))
     for d in (1, 2):
         p, y = list(preds[d].values()), list(labels[d].values())
         assert out.loc[d, "ic"] == pytest.approx(np.corrcoef(p, y)[0, 1])
@@ -177,26 +178,24 @@ def test_retrain_breaches_fire_once_per_crossing_and_respect_the_cool_down():
     assert breaches[0].run_key == "retrain:model:m:v1:psi:2024-07-02"
     assert breaches[0].metric == "psi_mean" and breaches[0].threshold == 0.25 and breaches[0].value == 0.3
     assert drift.retrain_breaches(_rows([ok, ok])) == []
-    between = qtime.sessions_between
-    assert drift.cooled_down(breaches[0], None, 10, between)
-    assert not drift.cooled_down(breaches[1], "2024-07-02", 10, between)  # 2 sessions later
-    assert not drift.cooled_down(breaches[0], "2024-07-02", 10, between)  # the same breach again
+    assert drift.cooled_down(breaches[0], None, 10)
+    assert not drift.cooled_down(breaches[1], "2024-07-02", 10)  # 2 sessions later
+    assert not drift.cooled_down(breaches[0], "2024-07-02", 10)  # the same breach again
     late = drift.Breach("model:m:v1", "2024-07-17", "ic", "ic_mean_5", 0.0, 0.01)
-    assert not drift.cooled_down(late, "2024-07-02", 10, between)  # exactly 10 sessions: still cooling
+    assert not drift.cooled_down(late, "2024-07-02", 10)  # exactly 10 sessions: still cooling
     later = drift.Breach("model:m:v1", "2024-07-18", "ic", "ic_mean_5", 0.0, 0.01)
-    assert drift.cooled_down(later, "2024-07-02", 10, between)
+    assert drift.cooled_down(later, "2024-07-02", 10)
 
 
 def test_a_backlog_of_breaches_asks_for_one_retrain_on_the_latest():
     ok, psi, ic = {"psi": "ok", "ic": "ok"}, {"psi": "critical", "ic": "ok"}, {"psi": "ok", "ic": "critical"}
     rows = _rows([ok, psi, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ic, ok]).assign(seq=range(1, 16))
-    between = qtime.sessions_between
     cfg = drift.AlertConfig()
-    latest = drift.next_retrain(rows, 0, None, cfg, 10, between)
+    latest = drift.next_retrain(rows, 0, None, cfg, 10)
     assert (latest.date, latest.signal) == (str(rows["date"][13]), "ic")  # not the older psi breach
-    assert drift.next_retrain(rows, 15, None, cfg, 10, between) is None  # nothing new since the cursor
-    assert drift.next_retrain(rows, 14, None, cfg, 10, between) is None  # its breach row (seq 14) was already seen
+    assert drift.next_retrain(rows, 15, None, cfg, 10) is None  # nothing new since the cursor
+    assert drift.next_retrain(rows, 14, None, cfg, 10) is None  # its breach row (seq 14) was already seen
     # Within the cool-down of a request on the psi breach day, the ic breach 12 sessions later qualifies...
-    assert drift.next_retrain(rows, 2, str(rows["date"][1]), cfg, 10, between).signal == "ic"
+    assert drift.next_retrain(rows, 2, str(rows["date"][1]), cfg, 10).signal == "ic"
     # ...and with a longer cool-down nothing does.
-    assert drift.next_retrain(rows, 2, str(rows["date"][1]), cfg, 12, between) is None
+    assert drift.next_retrain(rows, 2, str(rows["date"][1]), cfg, 12) is None

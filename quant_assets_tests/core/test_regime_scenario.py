@@ -44,7 +44,7 @@ def test_retrain_fires_within_days_after_the_regime_change_and_never_before(seed
     requests = []
     for i in range(len(rows)):
         last = requests[-1].date if requests else None
-        breach = drift.next_retrain(rows.iloc[: i + 1], i, last, drift.AlertConfig(), 10, qtime.sessions_between)
+        breach = drift.next_retrain(rows.iloc[: i + 1], i, last, drift.AlertConfig(), 10)
         requests += [breach] if breach else []
     assert requests, rows[["date", "ic_mean_5", "psi_mean", "level"]].to_string()
     first = qtime.as_date(requests[0].date)
