@@ -22,12 +22,11 @@ import numpy as np
 import pandas as pd
 
 from quant_assets.core import backtest as bt
-from quant_assets.core import drift, lake
+from quant_assets.core import drift, lake, snapshots
 from quant_assets.core import predict as scoring
 from quant_assets.core import time as qtime
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.models import Ensemble
-from quant_assets.core.snapshots import Snapshot
 from quant_assets.core.sources.base import PRICE_LAG
 
 
@@ -47,7 +46,7 @@ class ModelProfile:
     prediction_ref: drift.PsiReference
 
     @classmethod
-    def of(cls, node: str, snapshot: Snapshot, model: Ensemble) -> ModelProfile:
+    def of(cls, node: str, snapshot: snapshots.Snapshot, model: Ensemble) -> ModelProfile:
         data = snapshot.data
         return cls(
             node=node,
@@ -146,15 +145,8 @@ class DriftRange:
         frames = [self.prices[d] for d in sessions + [qtime.session_offset(sessions[-1], k) for k in range(1, h + 1)]]
         px = pd.concat([f for f in frames if not f.empty], ignore_index=True)
         px = lake.latest_versions(px[px["ingest_time"] <= as_of], ["ticker", "event_time"])
-        px["date"] = px["event_time"].dt.tz_convert(qtime.EXCHANGE_TZ).dt.date
-        wide = px.pivot(index="date", columns="ticker", values="adj_close").sort_index()
-        adj_open = (
-            px.pivot(index="date", columns="ticker", values="open")
-            * wide
-            / px.pivot(index="date", columns="ticker", values="close")
-        )
-        fwd = adj_open.shift(-h) / adj_open - 1
-        return fwd.reindex(sessions).stack().rename("label").rename_axis(["date", "entity_key"]).reset_index()
+        px = px.assign(entity_key=px["ticker"], adj_open=px["open"] * px["adj_close"] / px["close"])
+        return snapshots.forward_returns(px, sessions, h)
 
     def row(self, day: dt.date) -> dict:
         """The drift row of ``day``; raises DriftInputError when the day has nothing to monitor."""

@@ -82,8 +82,18 @@ def labels(root: Path, sessions: list[dt.date], horizon: int, as_of_time: pd.Tim
         """,
         params=[files, as_of_time.to_pydatetime()],
     ).df()
-    px["date"] = px["event_time"].dt.tz_convert(qtime.EXCHANGE_TZ).dt.date
-    wide = px.pivot(index="date", columns="entity_key", values="adj_open").reindex(needed)
+    return forward_returns(px, sessions, horizon)
+
+
+def forward_returns(px: pd.DataFrame, sessions: list[dt.date], horizon: int) -> pd.DataFrame:
+    """(date, entity_key, label): adjusted open-to-open returns from each session to ``horizon`` sessions on.
+
+    ``px`` holds one version per bar (entity_key, event_time, adj_open). The bars are placed on the calendar's
+    sessions, so a session without a bar gives no label, never a return over a longer span.
+    """
+    needed = sessions + [qtime.session_offset(sessions[-1], k) for k in range(1, horizon + 1)]
+    dates = px["event_time"].dt.tz_convert(qtime.EXCHANGE_TZ).dt.date
+    wide = px.assign(date=dates).pivot(index="date", columns="entity_key", values="adj_open").reindex(needed)
     fwd = wide.shift(-horizon) / wide - 1
     out = fwd.loc[sessions].stack().rename(LABEL).reset_index()
     return out.rename(columns={"level_0": "date"}).dropna(subset=[LABEL])

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from quant_assets.core import drift, lake
+from quant_assets.core import drift, lake, snapshots
 from quant_assets.core import predict as scoring
 from quant_assets.core import time as qtime
 from quant_assets.core.features.library import ALL_FEATURES
@@ -59,6 +59,21 @@ def test_a_drift_row_by_hand(scored_lake):
     )
     assert row["prediction_psi"] == pytest.approx(drift.psi(model.predict(snap.data), scored["prediction"]))
     assert set(row["levels"]) == {"ic", "ic_negative", "psi", "sharpe"} and row["level"] in drift.LEVELS
+
+
+def test_a_missing_bar_leaves_its_labels_out_rather_than_stretching_them():
+    def bar(name, day, adj_open):
+        return (name, qtime.session_close(day), adj_open)
+
+    px = pd.DataFrame(
+        [bar("A", "2024-06-03", 10.0), bar("A", "2024-06-05", 11.0), bar("A", "2024-06-06", 12.1)],
+        columns=["entity_key", "event_time", "adj_open"],
+    )
+    days = [qtime.as_date(d) for d in ("2024-06-03", "2024-06-04", "2024-06-05")]
+    out = snapshots.forward_returns(px, days, 1)
+    # 06-04 has no bar: neither 06-03 -> 06-04 nor 06-04 -> 06-05 is known, and 06-03 -> 06-05 is not a label.
+    assert out["date"].tolist() == [qtime.as_date("2024-06-05")]
+    assert out["label"].iloc[0] == pytest.approx(12.1 / 11.0 - 1)
 
 
 def test_rows_do_not_depend_on_the_range_they_were_computed_in(scored_lake):
