@@ -195,6 +195,12 @@ class AlertConfig:
     sharpe_critical: float = 0.0
     sharpe_critical_days: int = 5
 
+    def __post_init__(self) -> None:
+        days = {k: v for k, v in self.__dict__.items() if k.endswith("_days")}
+        bad = {k: v for k, v in days.items() if not (isinstance(v, int) and v >= 1)}
+        if bad:
+            raise ValueError(f"alert rules need at least one day in a row: {bad}")
+
     def signals(self) -> list[Signal]:
         return [
             Signal(

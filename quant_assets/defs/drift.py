@@ -1,6 +1,9 @@
 """Daily drift metrics of the live models, the alert matrix, and its blocking check."""
 
+from enum import Enum
+
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from quant_assets.core import backtest as bt
@@ -20,24 +23,33 @@ OWNERS = ["team:quant-research"]
 CHECK = "alert_levels"
 
 
-class DriftConfig(dg.Config):
-    """``on_critical``: "fail" (the check blocks and the run fails) or "warn" (for replays of known history)."""
+class OnCritical(Enum):
+    fail = "fail"  # the blocking check fails and so does the run
+    warn = "warn"  # the check reports the breach as a warning (replays of known history)
 
-    on_critical: str = "fail"
+
+class DriftConfig(dg.Config):
+    on_critical: OnCritical = OnCritical.fail
     quantile: float = 0.2
     cost_bps: float = 5.0
     slippage_bps: float = 5.0
 
 
-def monitored_models(root, days: list) -> list[str]:
-    """Models of MODEL_NAME that scored any session the days' windows read."""
-    first = qtime.session_offset(days[0], -(drift.AlertConfig().lookback + 2))
-    found = set()
-    for d in qtime.sessions_between(first, days[-1]):
-        frame = lake.read_partition(root, scoring.DATASET, d)
-        if len(frame):
-            found.update(m for m in frame["model"].unique() if m.startswith(f"model:{MODEL_NAME}:v"))
-    return sorted(found, key=lambda m: int(m.rsplit(":v", 1)[1]))
+def monitored_models(root, days: list, lookback: int) -> list[str]:
+    """Models of MODEL_NAME that scored any session the days' windows read (the model column only)."""
+    first = qtime.session_offset(days[0], -(lookback + 2))  # + the horizon, with room to spare
+    files = [
+        str(f)
+        for d in qtime.sessions_between(first, days[-1])
+        for f in lake.partition_dir(root, scoring.DATASET, d).glob(f"{lake.PART_PREFIX}*.parquet")
+    ]
+    if not files:
+        return []
+    rows = duckdb.sql(
+        "SELECT DISTINCT model FROM read_parquet(?) WHERE starts_with(model, ?)",
+        params=[files, f"model:{MODEL_NAME}:v"],
+    ).fetchall()
+    return sorted((m for (m,) in rows), key=lambda m: int(m.rsplit(":v", 1)[1]))
 
 
 def _profile(conn, root, store: FeatureStore, node: str) -> ModelProfile:
@@ -95,7 +107,7 @@ def drift_metrics(
     )
     rows, errors = [], {}
     with pg.connect(postgres.url) as conn:
-        models = monitored_models(lake.path, days)
+        models = monitored_models(lake.path, days, alert_policy.rules().lookback)
         if not models:
             raise dg.Failure(f"no predictions of {MODEL_NAME} around {days[0]}..{days[-1]}: materialise predictions")
         for node in models:
@@ -121,7 +133,7 @@ def drift_metrics(
     for r in critical.itertuples():
         context.log.warning(f"critical {r.date} {r.model}: {r.reasons}, actions {list(r.actions)}")
     recent = table.tail(60)
-    severity = dg.AssetCheckSeverity.ERROR if config.on_critical == "fail" else dg.AssetCheckSeverity.WARN
+    severity = dg.AssetCheckSeverity.ERROR if config.on_critical is OnCritical.fail else dg.AssetCheckSeverity.WARN
     shown = ["date", "model", "ic", "ic_mean_5", "hit_rate", "psi_mean", "psi_max", "prediction_psi", "sharpe_20"]
     return dg.MaterializeResult(
         metadata={

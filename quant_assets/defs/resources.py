@@ -50,24 +50,41 @@ class MarketDataResource(dg.ConfigurableResource):
 
 
 class AlertPolicy(dg.ConfigurableResource):
-    """The alert matrix (DESIGN.md defaults) and the retraining policy, shared by drift_metrics and the sensor."""
+    """The alert matrix (defaults: core.drift.AlertConfig) and the retraining policy, for drift and the sensor."""
 
-    ic_warning: float = 0.02
-    ic_warning_days: int = 5
-    ic_critical: float = 0.01
-    ic_pause: float = 0.0
-    ic_pause_days: int = 3
-    psi_warning: float = 0.10
-    psi_critical: float = 0.25
-    sharpe_warning: float = 0.5
-    sharpe_warning_days: int = 10
-    sharpe_critical: float = 0.0
-    sharpe_critical_days: int = 5
+    ic_warning: float = AlertConfig.ic_warning
+    ic_warning_days: int = AlertConfig.ic_warning_days
+    ic_critical: float = AlertConfig.ic_critical
+    ic_pause: float = AlertConfig.ic_pause
+    ic_pause_days: int = AlertConfig.ic_pause_days
+    psi_warning: float = AlertConfig.psi_warning
+    psi_critical: float = AlertConfig.psi_critical
+    sharpe_warning: float = AlertConfig.sharpe_warning
+    sharpe_warning_days: int = AlertConfig.sharpe_warning_days
+    sharpe_critical: float = AlertConfig.sharpe_critical
+    sharpe_critical_days: int = AlertConfig.sharpe_critical_days
     cooldown_sessions: int = 10
     retrain_sessions: int = 250
 
     def rules(self) -> AlertConfig:
         return AlertConfig(**{f: getattr(self, f) for f in AlertConfig.__dataclass_fields__})
+
+
+def alert_policy_from_env() -> AlertPolicy:
+    """``QUANT_ALERT_POLICY``: a JSON object of AlertPolicy fields; anything else is refused with the reason."""
+    raw = os.environ.get("QUANT_ALERT_POLICY") or "{}"
+    try:
+        fields = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"QUANT_ALERT_POLICY is not valid JSON ({exc}): {raw!r}") from exc
+    if not isinstance(fields, dict):
+        raise ValueError(f"QUANT_ALERT_POLICY must be a JSON object of AlertPolicy fields, got {raw!r}")
+    unknown = sorted(set(fields) - set(AlertPolicy.model_fields))
+    if unknown:
+        raise ValueError(f"QUANT_ALERT_POLICY has unknown fields {unknown}; known: {sorted(AlertPolicy.model_fields)}")
+    policy = AlertPolicy(**fields)
+    policy.rules()  # the rules check their own values
+    return policy
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
@@ -82,5 +99,5 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             regime_change=os.environ.get("QUANT_REGIME_CHANGE", "2024-07-01"),
             stocknet_dir=os.environ.get("QUANT_STOCKNET_DIR"),
         ),
-        "alert_policy": AlertPolicy(**json.loads(os.environ.get("QUANT_ALERT_POLICY") or "{}")),
+        "alert_policy": alert_policy_from_env(),
     }

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import re
 import shutil
 from zoneinfo import ZoneInfo
 
@@ -276,3 +277,31 @@ def test_compaction_job_compacts_and_queries_answer_the_same(feature_lake, tmp_p
     pd.testing.assert_frame_equal(
         FeatureStore(root, ALL_FEATURES).get_point_in_time(queries, ["ret_5", "sentiment_1"]), before
     )
+
+
+def test_bad_alert_policy_and_drift_config_are_refused_with_the_reason(monkeypatch, tmp_path):
+    from quant_assets.defs.resources import alert_policy_from_env
+
+    for raw, message in [
+        ("nope", "not valid JSON"),
+        ("[1]", "must be a JSON object"),
+        ('{"psi_crit": 0.3}', "unknown fields ['psi_crit']"),
+        ('{"ic_warning_days": 0}', "at least one day in a row"),
+    ]:
+        monkeypatch.setenv("QUANT_ALERT_POLICY", raw)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            alert_policy_from_env()
+    monkeypatch.setenv("QUANT_ALERT_POLICY", '{"psi_critical": 0.3, "cooldown_sessions": 20}')
+    policy = alert_policy_from_env()
+    assert (policy.rules().psi_critical, policy.cooldown_sessions, policy.ic_critical) == (0.3, 20, 0.01)
+    with pytest.raises(dg.DagsterInvalidConfigError, match="on_critical"):
+        dg.materialize(
+            [drift_metrics],
+            partition_key="2024-06-03",
+            resources={
+                "lake": LakeResource(root=str(tmp_path)),
+                "postgres": PostgresResource(url="unused"),
+                "alert_policy": AlertPolicy(),
+            },
+            run_config={"ops": {"drift_metrics": {"config": {"on_critical": "fial"}}}},
+        )
