@@ -17,10 +17,14 @@ from pathlib import Path
 from quant_assets.paths import default_data_root
 
 
+def _data_root(args: argparse.Namespace) -> Path:
+    return Path(args.data_root or os.environ.get("QUANT_DATA_ROOT", default_data_root())).resolve()
+
+
 def _summary(args: argparse.Namespace) -> int:
     from quant_assets.core.catalog import summarize
 
-    root = Path(args.data_root or os.environ.get("QUANT_DATA_ROOT", default_data_root())).resolve()
+    root = _data_root(args)
     table = summarize(root)
     print(f"Data root: {root}")
     print(table.to_string(index=False))
@@ -40,6 +44,8 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _drift_summary(conn) -> None:
+    import pandas as pd
+
     from quant_assets.core import drift_db
 
     daily, monthly = drift_db.summary(conn)
@@ -50,14 +56,8 @@ def _drift_summary(conn) -> None:
     print("\nDrift by month (mean IC, mean PSI, last 20-day Sharpe, critical days):")
     print(monthly.round(3).to_string(index=False))
     print("\nPromotion decisions:")
-    with pd_options():
+    with pd.option_context("display.max_colwidth", 200, "display.width", 250):
         print(drift_db.promotions(conn).to_string(index=False))
-
-
-def pd_options():
-    import pandas as pd
-
-    return pd.option_context("display.max_colwidth", 200, "display.width", 250)
 
 
 def _sensor_once(args: argparse.Namespace) -> int:
@@ -109,7 +109,7 @@ def _lineage(args: argparse.Namespace) -> int:
 def _compact(args: argparse.Namespace) -> int:
     from quant_assets.core.features.store import compact
 
-    root = Path(args.data_root or os.environ.get("QUANT_DATA_ROOT", default_data_root())).resolve()
+    root = _data_root(args)
     done = compact(root, family=args.family, period=args.period, min_files=args.min_files)
     for c in done:
         note = "" if c.created else " (already there)"

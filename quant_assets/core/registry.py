@@ -266,7 +266,7 @@ def decide_promotion(
     elif incumbent_score is not None and score < incumbent_score + min_improvement:
         decision, reason = (
             "rejected",
-            (f"{label} {score:.4f} < champion v{incumbent.version} {incumbent_score:.4f} + {min_improvement}"),
+            f"{label} {score:.4f} < champion v{incumbent.version} {incumbent_score:.4f} + {min_improvement}",
         )
     else:
         decision = "promoted"

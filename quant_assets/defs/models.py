@@ -134,7 +134,7 @@ def _head_to_head(conn, root: Path, challenger: pd.DataFrame, snap) -> promotion
         return None
     champion = champs[0]
     artifact, champion_snapshot = registry.model_files(conn, champion)
-    oos_file = oos_path(Path(artifact))
+    oos_file = oos_path(artifact)
     if not oos_file.exists():
         return promotion.HeadToHead(0, float("nan"), float("nan"), None, None)
     champion_as_of = json.loads((root / "snapshots" / champion_snapshot / "manifest.json").read_text())["as_of"]

@@ -221,11 +221,7 @@ def _write_once(path: Path, write) -> bool:
             return False
     finally:
         tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    lake.fsync_dir(path.parent)
     return True
 
 
