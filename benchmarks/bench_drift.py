@@ -55,9 +55,8 @@ def _setup(root: Path, url: str) -> tuple[list, ModelProfile, FeatureStore]:
     path, _ = snapshots.write(root, data, manifest)
     snap = snapshots.read(path)
     model = Ensemble.fit(snap.data, snap.features, TrainConfig(num_boost_round=60, seeds=(1,)))
-    artifact = root / "models" / "equity_lgbm" / "bench.json"
-    artifact.parent.mkdir(parents=True, exist_ok=True)
-    artifact.write_bytes(model.to_bytes())
+    oos = snap.data[["date", "entity_key"]].assign(prediction=model.predict(snap.data))
+    files = registry.save_model_files(root, "equity_lgbm", model.to_bytes(), oos)
     metrics_rows = {"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.1]}
     import pandas as pd
 
@@ -70,7 +69,7 @@ def _setup(root: Path, url: str) -> tuple[list, ModelProfile, FeatureStore]:
             {},
             "bench",
             ("2021-01-04", "2021-06-30"),
-            artifact,
+            files,
             pd.DataFrame(metrics_rows),
         )
         registry.decide_promotion(conn, ref)

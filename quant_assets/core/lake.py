@@ -3,8 +3,16 @@
 A dataset lives under ``<root>/<dataset>/date=YYYY-MM-DD/part-<sha>.parquet``.
 Files are never rewritten: a write adds only the rows that are new or whose
 values changed (a restatement), as one new file named by the SHA-256 of its
-canonical content, written to a temp file, fsynced and renamed into place.
-Re-writing the same data therefore adds nothing, and history is never lost.
+canonical content. Re-writing the same data therefore adds nothing, and
+history is never lost.
+
+Every file the project writes goes through ``write_once``: the bytes go to a
+private temporary file, are fsynced, and the file is linked into place under
+its final name (a link never replaces an existing file), so a reader sees a
+complete file or none, after any kill, and two writers of the same object
+never fail each other. Parquet files carry page checksums, and every pyarrow
+read verifies them and, for content-addressed parts, the name against the
+content (``CorruptFile`` names the file).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import datetime as dt
 import hashlib
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,18 +63,76 @@ def table_digest(table: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
 
 
-def atomic_write_parquet(table: pa.Table, path: Path) -> None:
-    """Temp file, fsync, rename, fsync the directory: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{uuid.uuid4().hex}.parquet"
+class CorruptFile(RuntimeError):
+    """A stored file that does not read back as what was written; the message names the file."""
+
+
+def write_once(path: Path, write: Callable[[Path], None]) -> bool:
+    """Create ``path`` atomically unless it exists; returns whether this call created it.
+
+    ``write`` fills a private temporary file beside ``path``, which ``publish`` puts in place. An
+    orphaned temporary file is the only trace a killed writer can leave, and no reader looks at it.
+    """
+    tmp = temp_path(path.parent, path.suffix)
     try:
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write(tmp)
+        return publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def temp_path(directory: Path, suffix: str = "") -> Path:
+    """A private, unique temporary name in ``directory`` (created if needed); readers never list it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f".tmp-{uuid.uuid4().hex}{suffix}"
+
+
+def publish(tmp: Path, path: Path) -> bool:
+    """Put a finished temporary file in place as ``path`` unless it exists; returns whether it did.
+
+    The file is fsynced and hard-linked (a link fails rather than replace an existing file, so neither a
+    crash nor a concurrent writer of the same name leaves a partial or overwritten file), then the
+    directory is fsynced. The caller removes ``tmp``.
+    """
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
     fsync_dir(path.parent)
+    return True
+
+
+def write_parquet(table: pa.Table, path: Path, **options) -> bool:
+    """``write_once`` of a Parquet file with page checksums (zstd unless ``options`` say otherwise)."""
+    return write_once(path, lambda tmp: _write_table(table, tmp, options))
+
+
+def write_part(directory: Path, table: pa.Table) -> Path:
+    """Write ``table`` once as ``<directory>/part-<digest>.parquet``, named by its content as it reads back.
+
+    The name is taken over the file as written, the same table every later read hashes to verify it (the
+    in-memory table can differ from it under missing values), so writing the same rows again adds nothing.
+    """
+    tmp = temp_path(directory, ".parquet")
+    try:
+        _write_table(table, tmp, {})
+        path = directory / part_name(read_parquet(tmp))
+        publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _write_table(table: pa.Table, path: Path, options: dict) -> None:
+    pq.write_table(table, path, **{"compression": "zstd", **options, "write_page_checksum": True})
+
+
+def write_text(text: str, path: Path) -> bool:
+    """``write_once`` of a UTF-8 text file (manifests, records)."""
+    return write_once(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def fsync_dir(directory: Path) -> None:
@@ -77,12 +144,42 @@ def fsync_dir(directory: Path) -> None:
         os.close(dir_fd)
 
 
+def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """A Parquet file with its page checksums verified; any damage raises ``CorruptFile`` naming it."""
+    try:
+        return pq.read_table(path, columns=columns, page_checksum_verification=True)
+    except (OSError, pa.ArrowException) as exc:
+        raise CorruptFile(f"{path}: unreadable Parquet ({exc})") from exc
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def part_name(table: pa.Table) -> str:
+    """The content-addressed name of a part file holding ``table``."""
+    return f"{PART_PREFIX}{table_digest(table)[:32]}.parquet"
+
+
+def read_part(path: Path) -> pa.Table:
+    """A content-addressed part, refused (``CorruptFile``) unless its content hashes to its name."""
+    table = read_parquet(path)
+    if part_name(table) != Path(path).name:
+        raise CorruptFile(f"{path}: content does not match its name (digest {part_name(table)})")
+    return table
+
+
 def read_partition(root: Path, dataset: str, day: dt.date) -> pd.DataFrame:
     """Every stored row of one partition (all versions), or an empty frame."""
     files = sorted(partition_dir(root, dataset, day).glob(f"{PART_PREFIX}*.parquet"))
     if not files:
         return pd.DataFrame()
-    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+    return pd.concat([read_part(f).to_pandas() for f in files], ignore_index=True)
 
 
 def latest_versions(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
@@ -143,10 +240,7 @@ def append_new_versions(
         fresh["ingest_time"] = fresh["ingest_time"].where(~is_changed[keep], restamp)
     if fresh.empty:
         return WriteResult(len(batch), 0, None)
-    table = canonical_table(fresh, key + ["ingest_time"], schema)
-    path = partition_dir(root, dataset, day) / f"{PART_PREFIX}{table_digest(table)[:32]}.parquet"
-    if not path.exists():
-        atomic_write_parquet(table, path)
+    path = write_part(partition_dir(root, dataset, day), canonical_table(fresh, key + ["ingest_time"], schema))
     return WriteResult(len(batch), len(fresh), path)
 
 
@@ -163,11 +257,7 @@ def append_quarantine(root: Path, dataset: str, day: dt.date, rejects: pd.DataFr
         fresh = rejects.loc[[k not in seen for k in offered]]
     if fresh.empty:
         return WriteResult(len(rejects), 0, None)
-    table = canonical_table(fresh, key, schema)
-    qdir = partition_dir(root, f"quarantine/{dataset}", day)
-    path = qdir / f"{PART_PREFIX}{table_digest(table)[:32]}.parquet"
-    if not path.exists():
-        atomic_write_parquet(table, path)
+    path = write_part(partition_dir(root, f"quarantine/{dataset}", day), canonical_table(fresh, key, schema))
     return WriteResult(len(rejects), len(fresh), path)
 
 

@@ -144,9 +144,7 @@ class DriftRange:
         h = self.profile.horizon
         frames = [self.prices[d] for d in sessions + [qtime.session_offset(sessions[-1], k) for k in range(1, h + 1)]]
         px = pd.concat([f for f in frames if not f.empty], ignore_index=True)
-        px = lake.latest_versions(px[px["ingest_time"] <= as_of], ["ticker", "event_time"])
-        px = px.assign(entity_key=px["ticker"], adj_open=px["open"] * px["adj_close"] / px["close"])
-        return snapshots.forward_returns(px, sessions, h)
+        return snapshots.forward_returns(snapshots.known_bars(px, as_of), sessions, h)
 
     def row(self, day: dt.date) -> dict:
         """The drift row of ``day``; raises DriftInputError when the day has nothing to monitor."""

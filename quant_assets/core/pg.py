@@ -61,6 +61,10 @@ CREATE TABLE IF NOT EXISTS quant.model_artifacts (
     sha256        text NOT NULL,
     size_bytes    bigint NOT NULL
 );
+-- the model's out-of-sample walk-forward predictions, covered by their own hash (NULL: registered before)
+ALTER TABLE quant.model_artifacts ADD COLUMN IF NOT EXISTS oos_path text;
+ALTER TABLE quant.model_artifacts ADD COLUMN IF NOT EXISTS oos_sha256 text;
+ALTER TABLE quant.model_artifacts ADD COLUMN IF NOT EXISTS oos_size_bytes bigint;
 CREATE TABLE IF NOT EXISTS quant.model_promotions (
     promotion_id  bigserial PRIMARY KEY,
     name          text NOT NULL,

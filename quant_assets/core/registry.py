@@ -17,20 +17,82 @@ test periods (the reason says which). Both decisions are recorded.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from psycopg2.extras import execute_values
 
+from quant_assets.core import lake
 from quant_assets.core.models import Ensemble, sha256
 from quant_assets.core.promotion import MIN_COMMON_DAYS, HeadToHead
 
 PROMOTION_METRIC = "rank_ic"
+_MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 
 
 class ArtifactTampered(RuntimeError):
     pass
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if it may name a model, else a ValueError saying what a name may hold.
+
+    A model name becomes a directory under ``models/`` and the first part of ``name:vN``: letters, digits,
+    ``_``, ``.`` and ``-``, starting with a letter, at most 64 characters, so no ``/``, ``..`` or ``:``.
+    """
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid model name {name!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter "
+            "(it becomes a directory and the first part of name:vN)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file a model owns, with the SHA-256 and size it must have when read back."""
+
+    path: Path
+    sha256: str
+    size: int
+
+    def read_bytes(self, owner: str) -> bytes:
+        """The file's bytes, refused (ArtifactTampered naming the file) unless they hash as recorded."""
+        try:
+            blob = Path(self.path).read_bytes()
+        except OSError as exc:
+            raise ArtifactTampered(f"{owner}: {self.path} is unreadable: {exc}") from exc
+        if len(blob) != self.size or sha256(blob) != self.sha256:
+            raise ArtifactTampered(f"{owner}: {self.path} fails verification (sha256/size differ from the registry)")
+        return blob
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Every file a model owns: the artifact and its out-of-sample walk-forward predictions."""
+
+    artifact: StoredFile
+    oos: StoredFile
+
+
+def save_model_files(root: Path, name: str, blob: bytes, oos: pd.DataFrame) -> ModelFiles:
+    """Write a model's artifact (named by its SHA-256) and out-of-sample predictions (a content-addressed part)
+    under ``models/<name>/``, each once, and return them as they now stand on disk.
+
+    A file of the same name written earlier must hold the same content: the artifact is checked against
+    its name, the predictions part against its content digest.
+    """
+    directory = Path(root) / "models" / check_model_name(name)
+    artifact = StoredFile(directory / f"{sha256(blob)}.json", sha256(blob), len(blob))
+    lake.write_once(artifact.path, lambda tmp: tmp.write_bytes(blob))
+    artifact.read_bytes(f"model {name}")
+    path = lake.write_part(directory / "oos", pa.Table.from_pandas(oos, preserve_index=False))
+    lake.read_part(path)
+    return ModelFiles(artifact, StoredFile(path, lake.file_sha256(path), path.stat().st_size))
 
 
 @dataclass(frozen=True)
@@ -52,12 +114,12 @@ def register_model(
     params: dict,
     code_version: str,
     dataset: tuple[str, str],
-    artifact: Path,
+    files: ModelFiles,
     metrics: pd.DataFrame,
     orchestrator_run_id: str | None = None,
 ) -> ModelRef:
-    """A new version of ``name`` with its training run, metrics, artifact checksum and lineage."""
-    blob = Path(artifact).read_bytes()
+    """A new version of ``name`` with its training run, metrics, the checksums of its files, and lineage."""
+    check_model_name(name)
     with conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"model:{name}",))
         cur.execute("SELECT coalesce(max(version), 0) + 1 FROM quant.models WHERE name = %s", (name,))
@@ -73,9 +135,11 @@ def register_model(
                orchestrator_run_id) VALUES (%s, %s, %s, %s, %s)""",
             (model_id, json.dumps(params, default=str), dataset[0], dataset[1], orchestrator_run_id),
         )
+        art, oos = files.artifact, files.oos
         cur.execute(
-            "INSERT INTO quant.model_artifacts VALUES (%s, %s, %s, %s)",
-            (model_id, str(artifact), sha256(blob), len(blob)),
+            """INSERT INTO quant.model_artifacts (model_id, path, sha256, size_bytes, oos_path, oos_sha256,
+               oos_size_bytes) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+            (model_id, str(art.path), art.sha256, art.size, str(oos.path), oos.sha256, oos.size),
         )
     ref = ModelRef(model_id, name, version)
     record_metrics(conn, ref, metrics)
@@ -184,6 +248,9 @@ def blast_radius(conn, node: str) -> list[str]:
 def model(conn, spec: str) -> ModelRef:
     """``name`` (latest version) or ``name:vN``."""
     name, _, version = spec.partition(":v")
+    check_model_name(name)
+    if version and not version.isdigit():
+        raise ValueError(f"invalid model version in {spec!r}: expected name:vN with N a number")
     with conn.cursor() as cur:
         if version:
             cur.execute(
@@ -307,18 +374,30 @@ def model_files(conn, ref: ModelRef) -> tuple[Path, str]:
     return Path(row[0]), row[1]
 
 
-def load_model(conn, ref: ModelRef) -> Ensemble:
-    """Load a model's artifact, refusing it when its size or SHA-256 differs from the registry's."""
+def _stored_files(conn, ref: ModelRef) -> tuple[StoredFile, StoredFile | None]:
+    """The recorded artifact and out-of-sample predictions of a model (None: registered before they were)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT path, sha256, size_bytes FROM quant.model_artifacts WHERE model_id = %s", (ref.model_id,))
+        cur.execute(
+            "SELECT path, sha256, size_bytes, oos_path, oos_sha256, oos_size_bytes FROM quant.model_artifacts "
+            "WHERE model_id = %s",
+            (ref.model_id,),
+        )
         row = cur.fetchone()
     if row is None:
         raise ArtifactTampered(f"{ref.node} has no registered artifact")
-    path, digest, size = row
-    try:
-        blob = Path(path).read_bytes()
-    except OSError as exc:
-        raise ArtifactTampered(f"{ref.node}: artifact {path} is unreadable: {exc}") from exc
-    if len(blob) != size or sha256(blob) != digest:
-        raise ArtifactTampered(f"{ref.node}: artifact {path} fails verification (sha256/size differ)")
-    return Ensemble.from_bytes(blob)
+    oos = StoredFile(Path(row[3]), row[4], row[5]) if row[3] is not None else None
+    return StoredFile(Path(row[0]), row[1], row[2]), oos
+
+
+def load_model(conn, ref: ModelRef) -> Ensemble:
+    """Load a model's artifact, refusing it when its size or SHA-256 differs from the registry's."""
+    return Ensemble.from_bytes(_stored_files(conn, ref)[0].read_bytes(ref.node))
+
+
+def load_oos(conn, ref: ModelRef) -> pd.DataFrame | None:
+    """A model's out-of-sample walk-forward predictions, verified against their recorded hash (ArtifactTampered
+    naming the file otherwise); None for a model registered before they were recorded."""
+    oos = _stored_files(conn, ref)[1]
+    if oos is None:
+        return None
+    return pq.read_table(pa.BufferReader(oos.read_bytes(ref.node))).to_pandas()

@@ -15,9 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import shutil
-import uuid
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +33,8 @@ LABEL = "label"
 INDEX = ["date", "entity_key"]
 # Recorded in the manifest but not part of the content: the same data built by another commit is the same snapshot.
 NOT_CONTENT = ("fingerprint", "code_version", "producer_versions")
+DATA, MANIFEST = "data.parquet", "manifest.json"
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
 class SnapshotError(RuntimeError):
@@ -70,19 +70,19 @@ def fingerprint_of(table: pa.Table, manifest: dict) -> str:
 def labels(root: Path, sessions: list[dt.date], horizon: int, as_of_time: pd.Timestamp) -> pd.DataFrame:
     """Adjusted open-to-open forward returns for ``sessions`` from price versions known at ``as_of_time``."""
     needed = sessions + [qtime.session_offset(sessions[-1], k) for k in range(1, horizon + 1)]
-    files = [str(f) for d in needed for f in lake.partition_dir(root, "raw_prices", d).glob("part-*.parquet")]
-    if not files:
+    bars = [b for d in needed if not (b := lake.read_partition(root, "raw_prices", d)).empty]
+    if not bars:
         raise SnapshotError(f"no raw_prices partitions for {sessions[0]}..{sessions[-1]} under {root}")
-    px = duckdb.sql(
-        """
-        SELECT ticker AS entity_key, event_time, open * adj_close / close AS adj_open
-        FROM read_parquet(?)
-        WHERE ingest_time <= ?
-        QUALIFY row_number() OVER (PARTITION BY ticker, event_time ORDER BY ingest_time DESC) = 1
-        """,
-        params=[files, as_of_time.to_pydatetime()],
-    ).df()
-    return forward_returns(px, sessions, horizon)
+    return forward_returns(known_bars(pd.concat(bars, ignore_index=True), as_of_time), sessions, horizon)
+
+
+def known_bars(bars: pd.DataFrame, as_of_time: pd.Timestamp) -> pd.DataFrame:
+    """What was known of ``bars`` at ``as_of_time``: per bar its latest version ingested by then, with its
+    adjusted open (entity_key, event_time, adj_open) -- the input of every label."""
+    known = lake.latest_versions(bars[bars["ingest_time"] <= as_of_time], ["ticker", "event_time"])
+    adj_open = known["open"] * known["adj_close"] / known["close"]
+    frame = {"entity_key": known["ticker"], "event_time": known["event_time"], "adj_open": adj_open}
+    return pd.DataFrame(frame).reset_index(drop=True)
 
 
 def forward_returns(px: pd.DataFrame, sessions: list[dt.date], horizon: int) -> pd.DataFrame:
@@ -171,42 +171,48 @@ def _family_dirs(store: FeatureStore, features: list[str]) -> list[Path]:
     return [d for dirs in store._groups(features) for d in dirs]
 
 
-def write(root: Path, data: pd.DataFrame, manifest: dict) -> tuple[Path, bool]:
-    """Write once under the fingerprint; returns (path, created). An existing snapshot is left as is.
+def locate(root: Path, fingerprint: str) -> Path:
+    """The directory of the snapshot with ``fingerprint`` (a SHA-256 in hex; nothing else becomes a path)."""
+    if not isinstance(fingerprint, str) or not _FINGERPRINT.fullmatch(fingerprint):
+        raise SnapshotError(f"not a snapshot fingerprint (64 hex digits): {fingerprint!r}")
+    return Path(root) / "snapshots" / fingerprint
 
-    The fingerprint is taken over the Parquet file as it reads back, the same
-    bytes ``read`` will hash.
+
+def write(root: Path, data: pd.DataFrame, manifest: dict) -> tuple[Path, bool]:
+    """Write once under the fingerprint; returns (path, created). An existing snapshot is verified, not rewritten.
+
+    The fingerprint is taken over the Parquet file as it reads back, the same table ``read`` will hash.
+    ``data.parquet`` goes in first and ``manifest.json`` last, each with ``lake.write_once``: a reader sees
+    a complete snapshot or an incomplete one it refuses, never a partial file, and two writers of the same
+    snapshot (the same bytes) never fail each other.
     """
-    base = Path(root) / "snapshots"
-    tmp = base / f".tmp-{uuid.uuid4().hex}"
-    tmp.mkdir(parents=True)
+    tmp = lake.temp_path(Path(root) / "snapshots", ".parquet")
     try:
-        pq.write_table(pa.Table.from_pandas(data, preserve_index=False), tmp / "data.parquet", compression="zstd")
-        table = pq.read_table(tmp / "data.parquet").replace_schema_metadata(None)
-        manifest = {**manifest, "fingerprint": fingerprint_of(table, manifest)}
-        final = base / manifest["fingerprint"]
-        if final.exists():
-            read(final)  # verify what is there rather than trust it
-            return final, False
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.rename(tmp, final)
-        return final, True
+        table = pa.Table.from_pandas(data, preserve_index=False)
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+        manifest = {**manifest, "fingerprint": fingerprint_of(lake.read_parquet(tmp), manifest)}
+        final = locate(root, manifest["fingerprint"])
+        created = lake.publish(tmp, final / DATA)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.unlink(missing_ok=True)
+    created |= lake.write_text(json.dumps(manifest, indent=2, sort_keys=True), final / MANIFEST)
+    read(final)  # verify what is there rather than trust it
+    return final, created
 
 
 def read(path: Path) -> Snapshot:
     """Load a snapshot, recomputing its fingerprint; a mismatch raises SnapshotTampered."""
     path = Path(path)
+    if (path / DATA).is_file() and not (path / MANIFEST).exists():
+        raise SnapshotError(
+            f"snapshot {path} is incomplete (no {MANIFEST}): its writer was interrupted; build it again"
+        )
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
-        table = pq.read_table(path / "data.parquet")
-    except (OSError, ValueError, pa.ArrowInvalid) as exc:
+        manifest = json.loads((path / MANIFEST).read_text())
+        table = lake.read_parquet(path / DATA)
+    except (OSError, ValueError, lake.CorruptFile) as exc:
         raise SnapshotTampered(f"snapshot {path} is unreadable: {exc}") from exc
-    actual = fingerprint_of(table.replace_schema_metadata(None), manifest)
+    actual = fingerprint_of(table, manifest)
     if actual != manifest.get("fingerprint") or actual != path.name:
         raise SnapshotTampered(
             f"snapshot {path} fails verification: content hashes to {actual[:16]}…, "

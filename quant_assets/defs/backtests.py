@@ -14,7 +14,7 @@ from quant_assets.core import pg, registry, snapshots
 from quant_assets.core.metrics import daily_ic
 from quant_assets.core.models import Ensemble, TrainConfig, walk_forward
 from quant_assets.defs import plots
-from quant_assets.defs.models import MODEL_NAME, oos_path, trained_model
+from quant_assets.defs.models import MODEL_NAME, trained_model
 from quant_assets.defs.resources import PostgresResource
 
 OWNERS = ["team:quant-research"]
@@ -79,8 +79,10 @@ def champion_backtest(
         if not champs:
             raise dg.Failure(f"no champion for {MODEL_NAME}: materialise trained_model first")
         ref = champs[0]
-        artifact, snapshot = registry.model_files(conn, ref)
-        frame = pd.read_parquet(oos_path(Path(artifact)))
+        snapshot = registry.model_files(conn, ref)[1]
+        frame = registry.load_oos(conn, ref)
+        if frame is None:
+            raise dg.Failure(f"{ref.node} has no recorded out-of-sample predictions: retrain it to backtest it")
         net = bt.run(frame, rule, costs)
         gross = bt.run(frame, rule, bt.NO_COSTS)
         table = pd.DataFrame({"net": net.metrics, "gross (no costs)": gross.metrics}).round(4)

@@ -55,7 +55,7 @@ def monitored_models(root, days: list, lookback: int) -> list[str]:
 def _profile(conn, root, store: FeatureStore, node: str) -> ModelProfile:
     ref = registry.model(conn, node.removeprefix("model:"))
     model = registry.load_model(conn, ref)
-    snap = snapshots.read(root / "snapshots" / registry.model_files(conn, ref)[1])
+    snap = snapshots.read(snapshots.locate(root, registry.model_files(conn, ref)[1]))
     return ModelProfile.of(node, snap, model)
 
 

@@ -88,11 +88,6 @@ def training_snapshot(
     )
 
 
-def oos_path(artifact: Path) -> Path:
-    """Where a model's out-of-sample walk-forward predictions sit, beside its artifact."""
-    return Path(artifact).with_suffix(".oos.parquet")
-
-
 class TrainingConfig(dg.Config):
     n_folds: int = 4
     min_train_days: int = 120
@@ -133,13 +128,12 @@ def _head_to_head(conn, root: Path, challenger: pd.DataFrame, snap) -> promotion
     if not champs:
         return None
     champion = champs[0]
-    artifact, champion_snapshot = registry.model_files(conn, champion)
-    oos_file = oos_path(artifact)
-    if not oos_file.exists():
+    oos = registry.load_oos(conn, champion)
+    if oos is None:
         return promotion.HeadToHead(0, float("nan"), float("nan"), None, None)
-    champion_as_of = json.loads((root / "snapshots" / champion_snapshot / "manifest.json").read_text())["as_of"]
+    champion_snapshot = snapshots.read(snapshots.locate(root, registry.model_files(conn, champion)[1]))
     track = promotion.track_record(
-        root, pd.read_parquet(oos_file), champion.node, champion_as_of, snap.manifest["as_of"]
+        root, oos, champion.node, champion_snapshot.manifest["as_of"], snap.manifest["as_of"]
     )
     return promotion.head_to_head(challenger, track, snap.data)
 
@@ -167,14 +161,7 @@ def trained_model(
         seeds=tuple(config.seeds),
     )
     result = train_walk_forward(snap.data, snap.features, cfg)
-    blob = result.final.to_bytes()
-    artifact = lake.path / "models" / MODEL_NAME / f"{registry.sha256(blob)}.json"
-    if not artifact.exists():
-        artifact.parent.mkdir(parents=True, exist_ok=True)
-        tmp = artifact.with_suffix(".tmp")
-        tmp.write_bytes(blob)
-        tmp.replace(artifact)
-    result.predictions.to_parquet(oos_path(artifact), index=False)  # the walk-forward test predictions
+    files = registry.save_model_files(lake.path, MODEL_NAME, result.final.to_bytes(), result.predictions)
     with pg.connect(postgres.url) as conn:
         comparison = _head_to_head(conn, lake.path, result.predictions, snap)
         ref = registry.register_model(
@@ -185,7 +172,7 @@ def trained_model(
             result.final.params,
             code_version(),
             tuple(snap.manifest["date_range"]),
-            artifact,
+            files,
             _metric_rows(result.fold_metrics),
             context.run_id,
         )
@@ -208,7 +195,8 @@ def trained_model(
             "folds": dg.MetadataValue.md(result.fold_metrics.round(4).to_markdown(index=False)),
             "feature_importance": _importance_plot(result.final.importance()),
             "oos_rank_ic": _ic_plot(result.predictions),
-            "artifact": dg.MetadataValue.path(str(artifact)),
+            "artifact": dg.MetadataValue.path(str(files.artifact.path)),
+            "oos_predictions": dg.MetadataValue.path(str(files.oos.path)),
             "params": dg.MetadataValue.json(json.loads(json.dumps(result.final.params, default=str))),
         },
     )
@@ -244,7 +232,7 @@ def predictions(
                 context.log.error(notes[-1])
         if model is None:
             raise dg.Failure("no champion or previous champion could be loaded", metadata={"errors": notes})
-        manifest = snapshots.read(lake.path / "snapshots" / registry.model_files(conn, used)[1]).manifest
+        manifest = snapshots.read(snapshots.locate(lake.path, registry.model_files(conn, used)[1])).manifest
     universe, trained_as_of = manifest["universe"], qtime.as_date(manifest["as_of"])
     early = [k for k in context.partition_keys if qtime.as_date(k) <= trained_as_of]
     if early:

@@ -95,7 +95,8 @@ def _perturb_after(root, cut) -> None:
         for f in lake.partition_dir(root, "raw_prices", day).glob("part-*.parquet"):
             t = pq.read_table(f).to_pandas()
             t[["open", "high", "low", "close", "adj_close"]] *= 1.1
-            pq.write_table(lake.canonical_table(t, ["ticker"], PRICE_SCHEMA), f)
+            f.unlink()  # replaced by the changed rows, under their own content-addressed name
+            lake.write_part(f.parent, lake.canonical_table(t, ["ticker"], PRICE_SCHEMA))
         shutil.rmtree(lake.partition_dir(root, scoring.DATASET, day), ignore_errors=True)
         for fam in (root / "features").iterdir():
             for d in fam.glob(f"fv=*/date={day.isoformat()}"):

@@ -18,18 +18,22 @@ def _metrics(rank_ic: float) -> pd.DataFrame:
     )
 
 
-@pytest.fixture
-def tiny_model(tmp_path):
+def tiny_files(root):
+    """A one-feature model and its out-of-sample predictions, saved as the registry saves them."""
     frame = pd.DataFrame({"date": [1] * 50 + [2] * 50, "x": range(100), "label": [i % 7 for i in range(100)]})
     model = Ensemble.fit(frame, ["x"], TrainConfig(num_boost_round=3, seeds=(1,), params={"min_data_in_leaf": 5}))
-    path = tmp_path / "model.json"
-    path.write_bytes(model.to_bytes())
-    return path
+    oos = frame.assign(entity_key=frame["x"].astype(str), prediction=model.predict(frame))
+    return registry.save_model_files(root, "m", model.to_bytes(), oos[["date", "entity_key", "prediction", "label"]])
 
 
-def _register(conn, path, snapshot, rank_ic, code="c1"):
+@pytest.fixture
+def tiny_model(tmp_path):
+    return tiny_files(tmp_path)
+
+
+def _register(conn, files, snapshot, rank_ic, code="c1"):
     return registry.register_model(
-        conn, "m", snapshot, {"x": "v1"}, {"p": 1}, code, ("2024-01-02", "2024-03-28"), path, _metrics(rank_ic)
+        conn, "m", snapshot, {"x": "v1"}, {"p": 1}, code, ("2024-01-02", "2024-03-28"), files, _metrics(rank_ic)
     )
 
 
@@ -104,10 +108,11 @@ def test_tampered_or_missing_artifact_refuses_to_load(pg_db, tiny_model):
     with pg.connect(pg_db) as conn:
         ref = _register(conn, tiny_model, "S", 0.03)
         assert registry.load_model(conn, ref).features == ["x"]
-        blob = tiny_model.read_bytes()
-        tiny_model.write_bytes(blob.replace(b'"x"', b'"y"', 1))
+        artifact = tiny_model.artifact.path
+        blob = artifact.read_bytes()
+        artifact.write_bytes(blob.replace(b'"x"', b'"y"', 1))
         with pytest.raises(registry.ArtifactTampered, match="fails verification"):
             registry.load_model(conn, ref)
-        tiny_model.unlink()
+        artifact.unlink()
         with pytest.raises(registry.ArtifactTampered, match="unreadable"):
             registry.load_model(conn, ref)

@@ -126,12 +126,12 @@ def _row(day: str, **levels) -> dict:
 def champion(pg_db, tmp_path):
     frame = pd.DataFrame({"date": [1] * 50 + [2] * 50, "x": range(100), "label": [i % 7 for i in range(100)]})
     model = Ensemble.fit(frame, ["x"], TrainConfig(num_boost_round=3, seeds=(1,), params={"min_data_in_leaf": 5}))
-    path = tmp_path / "model.json"
-    path.write_bytes(model.to_bytes())
+    oos = frame.assign(entity_key=frame["x"].astype(str), prediction=model.predict(frame))[["date", "entity_key"]]
+    files = registry.save_model_files(tmp_path, "equity_lgbm", model.to_bytes(), oos)
     metrics = pd.DataFrame({"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.05]})
     with pg.connect(pg_db) as conn:
         ref = registry.register_model(
-            conn, "equity_lgbm", "S", {"x": "1"}, {}, "c", ("2024-01-02", "2024-04-30"), path, metrics
+            conn, "equity_lgbm", "S", {"x": "1"}, {}, "c", ("2024-01-02", "2024-04-30"), files, metrics
         )
         assert registry.decide_promotion(conn, ref)[0] == "promoted"
     return ref

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from quant_assets.core import lake
 from quant_assets.core import time as qtime
@@ -79,7 +78,7 @@ def _read(root: Path, family: FeatureFamily, partitions: list[dt.date]) -> pd.Da
     frames = []
     for part in partitions:
         for f in sorted(lake.partition_dir(root, family.source, part).glob(f"{lake.PART_PREFIX}*.parquet")):
-            frames.append(pq.read_table(f, columns=cols).to_pandas())
+            frames.append(lake.read_part(f).select(cols).to_pandas())
     if not frames:
         return pd.DataFrame(columns=list(dict.fromkeys([*cols, "day"])))
     rows = pd.concat(frames, ignore_index=True)

@@ -60,6 +60,15 @@ class FeatureDef:
         return self.fn(panel, **self.params).rename(self.name)
 
 
+def family_version(features: Mapping[str, str]) -> str:
+    """The version of a family holding exactly these ``{feature name: feature version}``.
+
+    Also how a stored family directory (``fv=<version>``) is checked against its manifest.
+    """
+    keys = ",".join(sorted(f"{name}@{version}" for name, version in features.items()))
+    return hashlib.sha256(keys.encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class FeatureFamily:
     """Features computed together from one input window; stored together, one column each."""
@@ -81,8 +90,7 @@ class FeatureFamily:
     @property
     def version(self) -> str:
         """Identifies the exact set of feature versions stored side by side."""
-        keys = ",".join(sorted(f.key for f in self.features))
-        return hashlib.sha256(keys.encode()).hexdigest()[:12]
+        return family_version({f.name: f.version for f in self.features})
 
     def ordered(self) -> list[FeatureDef]:
         """Features in dependency order (bases before the cross-sectional ones)."""

@@ -49,7 +49,6 @@ import hashlib
 import json
 import mmap
 import os
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -61,13 +60,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from quant_assets.core import lake
-from quant_assets.core.features.definitions import FeatureDef, FeatureFamily
+from quant_assets.core.features.definitions import FeatureDef, FeatureFamily, family_version
 
 PROVENANCE = ["producer", "producer_version", "run_id"]
 KEY = ["entity_key", "event_time", "ingest_time"]
+MANIFEST = "_manifest.json"
 _TS = pa.timestamp("us", tz="UTC")
 
 
@@ -88,18 +87,37 @@ def _schema(family: FeatureFamily) -> pa.Schema:
 
 
 def _write_manifest(path: Path, family: FeatureFamily) -> None:
-    manifest = path / "_manifest.json"
-    if manifest.exists():
+    """The family version's manifest, written once (a concurrent first writer writes the same bytes)."""
+    if (path / MANIFEST).exists():
         return
-    path.mkdir(parents=True, exist_ok=True)
     body = {
         "family": family.name,
         "family_version": family.version,
         "features": {f.name: f.version for f in family.features},
     }
-    tmp = path / ".manifest.tmp"
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
-    tmp.replace(manifest)
+    lake.write_text(json.dumps(body, indent=2, sort_keys=True), path / MANIFEST)
+
+
+def read_manifest(directory: Path) -> dict:
+    """A family version's manifest, refused unless it parses and its features hash to the directory's version.
+
+    The directory name ``fv=<version>`` is the hash of the manifest's feature versions, so a damaged or
+    edited manifest cannot silently redirect a query to other columns.
+    """
+    path = Path(directory) / MANIFEST
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        version = family_version(body["features"])
+        claimed = (body["family"], body["family_version"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise FeatureStoreError(f"{path}: unreadable feature manifest ({type(exc).__name__}: {exc})") from exc
+    expected = (path.parent.parent.name, path.parent.name.removeprefix("fv="))
+    if claimed != expected or version != expected[1]:
+        raise FeatureStoreError(
+            f"{path}: manifest does not match its directory (family/version {claimed}, features hash to "
+            f"{version}, directory says {expected})"
+        )
+    return body
 
 
 def write_day(
@@ -133,10 +151,7 @@ def write_day(
         fresh = rows.loc[~known]
     if fresh.empty:
         return lake.WriteResult(len(rows), 0, None)
-    table = lake.canonical_table(fresh, KEY, _schema(family))
-    path = base / f"date={day.isoformat()}" / f"{lake.PART_PREFIX}{lake.table_digest(table)[:32]}.parquet"
-    if not path.exists():
-        lake.atomic_write_parquet(table, path)
+    path = lake.write_part(base / f"date={day.isoformat()}", lake.canonical_table(fresh, KEY, _schema(family)))
     return lake.WriteResult(len(rows), len(fresh), path)
 
 
@@ -160,21 +175,32 @@ def _originals(base: Path) -> list[Path]:
     return sorted(base.glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
 
 
+def read_record(path: Path) -> dict:
+    """A compaction record, refused unless its text hashes to its name (``<period>-<sha>.json``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        record = json.loads(text)
+        covers, parts = list(record["covers"]), list(record["parts"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FeatureStoreError(f"{path}: unreadable compaction record ({type(exc).__name__}: {exc})") from exc
+    if not path.stem.endswith(f"-{_digest([text])[:32]}"):
+        raise FeatureStoreError(f"{path}: compaction record does not match its name (edited or damaged)")
+    return {**record, "covers": covers, "parts": parts, "name": path.name}
+
+
 def _compactions(base: Path, present: set[str]) -> list[dict]:
     """The usable compaction records, chosen without overlap: largest first (a superset supersedes).
 
     A record is usable when every original it covers is among ``present`` (relative paths) and every part
-    it names exists; anything else (a half-finished compaction has no record yet) is ignored.
+    it names exists (a compaction killed before its record was written left a part and no record). A
+    record that does not match its name is refused with an error naming it.
     """
     records = []
     for path in sorted((base / COMPACTED).glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-            covers, parts = list(record["covers"]), list(record["parts"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+        record = read_record(path)
+        covers, parts = record["covers"], record["parts"]
         if covers and set(covers) <= present and all((base / COMPACTED / p).is_file() for p in parts):
-            records.append({**record, "name": path.name})
+            records.append(record)
     chosen, taken = [], set()
     for record in sorted(records, key=lambda r: (-len(r["covers"]), r["name"])):
         if taken.isdisjoint(record["covers"]):
@@ -203,28 +229,6 @@ def read_plan(base: Path, since: dt.date | None = None, until: dt.date | None = 
     return parts + [p for rel, p in relative.items() if rel not in covered]
 
 
-def _write_once(path: Path, write) -> bool:
-    """Write a new file atomically (temp file, fsync, hard link into place, fsync the directory).
-
-    The hard link fails if ``path`` exists, so an existing file is never replaced, not even by a
-    concurrent writer of the same content-addressed name. Returns whether the file was created.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{uuid.uuid4().hex}{path.suffix}"
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-    finally:
-        tmp.unlink(missing_ok=True)
-    lake.fsync_dir(path.parent)
-    return True
-
-
 def _digest(lines: list[str]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
@@ -245,7 +249,7 @@ def _same_rows(a: pa.Table, b: pa.Table) -> bool:
     return True
 
 
-def _write_compacted(table: pa.Table, path: Path) -> None:
+def _write_compacted(table: pa.Table, path: Path) -> bool:
     """Uncompressed, dictionary encoding for the strings only: the compacted set exists to be read fast.
 
     On the feature-store benchmark (1.29M rows x 50 float features, 121 monthly files) DuckDB reads it in
@@ -253,7 +257,7 @@ def _write_compacted(table: pa.Table, path: Path) -> None:
     472 MiB on disk; float features do not repeat, so dictionary pages for them only cost time.
     """
     strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
-    pq.write_table(table, path, compression="none", use_dictionary=strings)
+    return lake.write_parquet(table, path, compression="none", use_dictionary=strings)
 
 
 def compact_family(base: Path, period: str = "month", min_files: int = 8) -> list[Compaction]:
@@ -276,33 +280,37 @@ def compact_family(base: Path, period: str = "month", min_files: int = 8) -> lis
         by_period[rel[5 : 5 + PERIODS[period]]].append(rel)
     out = []
     for key, files in sorted(by_period.items()):
-        if sum(f not in covered for f in files) < max(1, min_files):
-            continue
-        table = pa.concat_tables([pq.read_table(base / f) for f in files], promote_options="default")
-        # named by the originals it holds, themselves content-addressed: the same files, the same name
-        part = f"{lake.PART_PREFIX}{_digest(files)[:32]}.parquet"
-        part_path = base / COMPACTED / part
-        _write_once(part_path, lambda tmp, t=table: _write_compacted(t, tmp))
-        try:
-            back = pq.read_table(part_path)
-        except (OSError, pa.ArrowInvalid):
-            back = None
-        if back is None or not _same_rows(back, table):
-            raise FeatureStoreError(f"compacted {part_path} does not read back as the rows of {key}")
-        rows = table.num_rows
-        del back, table
-        body = {"period": key, "covers": files, "parts": [part], "rows": rows}
-        text = json.dumps(body, indent=2, sort_keys=True)
-        record = base / COMPACTED / f"{key}-{_digest([text])[:32]}.json"
-        created = _write_once(record, lambda tmp, t=text: Path(tmp).write_text(t))
-        out.append(Compaction(record, key, len(files), rows, created))
+        if sum(f not in covered for f in files) >= max(1, min_files):
+            out.append(_compact_period(base, key, files))
     return out
+
+
+def _compact_period(base: Path, key: str, files: list[str]) -> Compaction:
+    """One period's part (checked as it reads back) and then its record, which names the part's SHA-256."""
+    table = pa.concat_tables([lake.read_part(base / f) for f in files], promote_options="default")
+    # named by the originals it holds, themselves content-addressed: the same files, the same name
+    part = f"{lake.PART_PREFIX}{_digest(files)[:32]}.parquet"
+    part_path = base / COMPACTED / part
+    _write_compacted(table, part_path)
+    try:
+        same = _same_rows(lake.read_parquet(part_path), table)
+    except lake.CorruptFile:
+        same = False
+    if not same:
+        raise FeatureStoreError(
+            f"compacted {part_path} does not read back as the rows of {key}: delete it and compact again"
+        )
+    body = {"period": key, "covers": files, "parts": [part], "rows": table.num_rows}
+    body["sha256"] = {part: lake.file_sha256(part_path)}
+    text = json.dumps(body, indent=2, sort_keys=True)
+    record = base / COMPACTED / f"{key}-{_digest([text])[:32]}.json"
+    return Compaction(record, key, len(files), table.num_rows, lake.write_text(text, record))
 
 
 def compact(root: Path, family: str | None = None, period: str = "month", min_files: int = 8) -> list[Compaction]:
     """``compact_family`` over every stored family version (or those of one family) under ``root``."""
     out = []
-    for manifest in sorted((Path(root) / "features").glob("*/fv=*/_manifest.json")):
+    for manifest in sorted((Path(root) / "features").glob(f"*/fv=*/{MANIFEST}")):
         if family is None or manifest.parent.parent.name == family:
             out.extend(compact_family(manifest.parent, period, min_files))
     return out
@@ -318,8 +326,8 @@ class FeatureStore:
     # -- resolution -------------------------------------------------------------------------
     def _manifests(self) -> list[tuple[Path, dict]]:
         out = []
-        for m in sorted((self.root / "features").glob("*/fv=*/_manifest.json")):
-            out.append((m.parent, json.loads(m.read_text())))
+        for m in sorted((self.root / "features").glob(f"*/fv=*/{MANIFEST}")):
+            out.append((m.parent, read_manifest(m.parent)))
         return out
 
     def resolve(self, feature: str) -> tuple[str, str]:
@@ -403,7 +411,7 @@ class FeatureStore:
             files = sorted(d.glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
             if not files:
                 continue
-            wide = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default").to_pandas()
+            wide = pa.concat_tables([lake.read_part(f) for f in files], promote_options="default").to_pandas()
             long = wide.melt(id_vars=KEY + PROVENANCE, var_name="feature_name", value_name="value")
             long["feature_version"] = long["feature_name"].map(m["features"])
             frames.append(long)

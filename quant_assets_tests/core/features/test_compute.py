@@ -72,7 +72,7 @@ def _perturb_after(root, dst, cutoff: pd.Timestamp, rng: np.random.Generator) ->
                 ["ticker", "event_time", "ingest_time"],
                 PRICE_SCHEMA if dataset == "raw_prices" else ALT_SCHEMA,
             )
-            lake.atomic_write_parquet(table, lake.partition_dir(dst, dataset, day) / "part-perturbed.parquet")
+            lake.write_part(lake.partition_dir(dst, dataset, day), table)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
