@@ -3,6 +3,7 @@
 summary   print what the lake holds (rows, tickers, date span, quarantine), the registry and drift
 sensor-once  run the Dagster daemon until the retraining sensor ticked and its runs finished
 compact   write compacted feature files (one per month) beside the originals; queries read them
+verify    check every stored file against its name, record or registered hash; exit 1 naming the bad ones
 pg-url    start the project-local Postgres if needed and print its URL
 pg-stop   stop the project-local Postgres
 """
@@ -118,6 +119,35 @@ def _compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from quant_assets.core.verify import verify_lake
+
+    root = _data_root(args)
+    report = verify_lake(root, sample=args.sample, seed=args.seed)
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.checked.items())) or "nothing"
+    print(f"Data root: {root}\nchecked {counts}")
+    for p in report.problems:
+        print(f"BAD {p.kind}: {p.error}")
+    if report.leftovers:
+        print(f"{len(report.leftovers)} temporary file(s) of interrupted writers (never read; safe to delete)")
+    for path in report.incomplete:
+        print(f"incomplete snapshot (its writer was interrupted; building it again completes it): {path}")
+    bad = len(report.problems)
+    url = os.environ.get("QUANT_PG_URL")
+    if url:
+        from quant_assets.core import pg, registry
+
+        with pg.connect(url) as conn:
+            models = registry.verify_models(conn)
+        print(f"checked {len(models)} registered model file(s) against their recorded SHA-256")
+        for node, _path, error in models:
+            if error:
+                print(f"BAD {node}: {error}")
+                bad += 1
+    print("all verified" if not bad else f"{bad} bad file(s)")
+    return 0 if not bad else 1
+
+
 def _pg_url(args: argparse.Namespace) -> int:
     from quant_assets.localpg import ensure_local_postgres
 
@@ -156,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--period", choices=["month", "year"], default="month")
     p.add_argument("--min-files", type=int, default=8, help="(re)compact a period once this many files are uncovered")
     p.set_defaults(func=_compact)
+    p = sub.add_parser("verify", help="check every stored file against its name, record or registered hash")
+    p.add_argument("--data-root", help="defaults to QUANT_DATA_ROOT or data/lake")
+    p.add_argument("--sample", type=int, help="check a random sample of this many lake files (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="the sample's seed")
+    p.set_defaults(func=_verify)
     sub.add_parser("pg-url", help="start the local Postgres and print its URL").set_defaults(func=_pg_url)
     sub.add_parser("pg-stop", help="stop the local Postgres").set_defaults(func=_pg_stop)
     args = parser.parse_args(argv)

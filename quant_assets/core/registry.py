@@ -401,3 +401,24 @@ def load_oos(conn, ref: ModelRef) -> pd.DataFrame | None:
     if oos is None:
         return None
     return pq.read_table(pa.BufferReader(oos.read_bytes(ref.node))).to_pandas()
+
+
+def verify_models(conn) -> list[tuple[str, Path, str | None]]:
+    """Every file of every registered model against its recorded hash: (model node, path, error or None)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT model_id, name, version FROM quant.models ORDER BY model_id")
+        refs = [ModelRef(*row) for row in cur.fetchall()]
+    out = []
+    for ref in refs:
+        try:
+            stored = [f for f in _stored_files(conn, ref) if f is not None]
+        except ArtifactTampered as exc:
+            out.append((ref.node, Path("-"), str(exc)))
+            continue
+        for f in stored:
+            try:
+                f.read_bytes(ref.node)
+                out.append((ref.node, f.path, None))
+            except ArtifactTampered as exc:
+                out.append((ref.node, f.path, str(exc)))
+    return out

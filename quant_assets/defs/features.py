@@ -2,12 +2,14 @@
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from quant_assets.core import pg
 from quant_assets.core import time as qtime
 from quant_assets.core.features import checks, compute, store
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
+from quant_assets.core.features.materialize import FamilyRun, materialize
 from quant_assets.core.provenance import code_version
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import LakeResource, PostgresResource
@@ -56,8 +58,16 @@ def feature_catalog(postgres: PostgresResource) -> dg.MaterializeResult:
 
 
 class FeatureConfig(dg.Config):
-    lookahead_sample: int = 25
-    max_null_rate: float = 0.2
+    lookahead_sample: int = Field(
+        25, ge=0, description="Rows per day recomputed from inputs cut at their time (no_lookahead_recompute)."
+    )
+    max_null_rate: float = Field(0.2, ge=0, le=1, description="The null_rate check warns above this share.")
+    verify_sample: int = Field(
+        20,
+        ge=0,
+        description="Stored files of the family verified against their names each run (files_intact), "
+        "besides every file the run writes.",
+    )
 
 
 def _specs(asset: str, blocking_freshness: bool) -> list[dg.AssetCheckSpec]:
@@ -80,6 +90,13 @@ def _specs(asset: str, blocking_freshness: bool) -> list[dg.AssetCheckSpec]:
             blocking=blocking_freshness,
             description="Each partition's latest event_time is its own day's (alt data: a warning, since a day "
             "without any tweet is real).",
+        ),
+        dg.AssetCheckSpec(
+            "files_intact",
+            asset=asset,
+            blocking=True,
+            description="Every file this run wrote and a random sample (verify_sample) of the family's stored "
+            "files read back as their content-addressed names, records and manifest say.",
         ),
         dg.AssetCheckSpec(
             "null_rate", asset=asset, description="Share of missing values per feature stays under max_null_rate."
@@ -114,57 +131,49 @@ def _feature_asset(family: FeatureFamily) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, config: FeatureConfig, lake: LakeResource) -> dg.MaterializeResult:
         days = [qtime.as_date(k) for k in context.partition_keys]
-        inputs = compute.load_inputs(lake.path, family, days)
         provenance = {"producer": name, "producer_version": code_version(), "run_id": context.run_id}
-        emitted, written, recompute_fail, early_fail, stale, checked = [], 0, [], [], [], 0
-        for day in days:
-            rows = compute.window_rows(family, inputs, day)
-            out = compute.compute_day(family, rows, day)
-            written += store.write_day(lake.path, family, day, out, provenance).rows_written
-            guard = checks.recompute_truncated(family, rows, day, out, config.lookahead_sample, seed=day.toordinal())
-            checked += guard.checked
-            recompute_fail += guard.failures
-            early_fail += checks.ingest_not_before_inputs(family, rows, out).failures
-            latest = out["event_time"].max() if not out.empty else None
-            stale += checks.freshness(family, day, latest).failures
-            emitted.append(out)
-        frame = pd.concat(emitted, ignore_index=True)
-        nulls = checks.null_rates(family, frame)
-        worst = nulls.sort_values(ascending=False).head(10)
+        run = materialize(lake.path, family, days, provenance, config.lookahead_sample, config.verify_sample)
         return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": dg.MetadataValue.int(len(frame)),
-                "rows_written": dg.MetadataValue.int(written),
-                "entities": dg.MetadataValue.int(frame["entity_key"].nunique() if len(frame) else 0),
-                "family_version": dg.MetadataValue.text(family.version),
-                "path": dg.MetadataValue.path(str(store.family_dir(lake.path, family))),
-                "preview": dg.MetadataValue.md(frame.head(5).to_markdown(index=False) if len(frame) else "-"),
-                "null_rates": dg.MetadataValue.md(worst.rename("null_rate").to_frame().to_markdown()),
-            },
-            check_results=[
-                _result(name, "no_lookahead_recompute", recompute_fail, {"rows_recomputed": checked}),
-                _result(name, "ingest_not_before_inputs", early_fail, {"rows_checked": len(frame)}),
-                _result(
-                    name,
-                    "fresh",
-                    stale,
-                    {"partitions": len(days)},
-                    dg.AssetCheckSeverity.ERROR if family.source != "alt_data" else dg.AssetCheckSeverity.WARN,
-                ),
-                dg.AssetCheckResult(
-                    asset_key=name,
-                    check_name="null_rate",
-                    passed=bool((nulls <= config.max_null_rate).all()),
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata={
-                        "max_null_rate": float(nulls.max()) if len(nulls) else 0.0,
-                        "worst_feature": str(nulls.idxmax()) if len(nulls) else "-",
-                    },
-                ),
-            ],
+            metadata=_metadata(family, run, lake), check_results=_checks(name, family, run, config)
         )
 
     return _asset
+
+
+def _metadata(family: FeatureFamily, run: FamilyRun, lake: LakeResource) -> dict:
+    frame = run.emitted
+    worst = checks.null_rates(family, frame).sort_values(ascending=False).head(10)
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(frame)),
+        "rows_written": dg.MetadataValue.int(run.written),
+        "entities": dg.MetadataValue.int(frame["entity_key"].nunique() if len(frame) else 0),
+        "family_version": dg.MetadataValue.text(family.version),
+        "path": dg.MetadataValue.path(str(store.family_dir(lake.path, family))),
+        "preview": dg.MetadataValue.md(frame.head(5).to_markdown(index=False) if len(frame) else "-"),
+        "null_rates": dg.MetadataValue.md(worst.rename("null_rate").to_frame().to_markdown()),
+    }
+
+
+def _checks(asset: str, family: FeatureFamily, run: FamilyRun, config: FeatureConfig) -> list[dg.AssetCheckResult]:
+    nulls = checks.null_rates(family, run.emitted)
+    fresh_severity = dg.AssetCheckSeverity.ERROR if family.source != "alt_data" else dg.AssetCheckSeverity.WARN
+    files = [f"{p.path}: {p.error}" for p in run.files.problems]
+    return [
+        _result(asset, "no_lookahead_recompute", run.lookahead, {"rows_recomputed": run.recomputed}),
+        _result(asset, "ingest_not_before_inputs", run.early, {"rows_checked": len(run.emitted)}),
+        _result(asset, "fresh", run.stale, {"partitions": run.days}, fresh_severity),
+        _result(asset, "files_intact", files, {"files_checked": sum(run.files.checked.values())}),
+        dg.AssetCheckResult(
+            asset_key=asset,
+            check_name="null_rate",
+            passed=bool((nulls <= config.max_null_rate).all()),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "max_null_rate": float(nulls.max()) if len(nulls) else 0.0,
+                "worst_feature": str(nulls.idxmax()) if len(nulls) else "-",
+            },
+        ),
+    ]
 
 
 def _result(

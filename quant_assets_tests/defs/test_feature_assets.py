@@ -24,6 +24,7 @@ def test_lineage_shows_which_sources_each_family_reads():
         "no_lookahead_recompute",
         "ingest_not_before_inputs",
         "fresh",
+        "files_intact",
         "null_rate",
     }
 
@@ -51,8 +52,10 @@ def test_features_for_a_range_pass_their_guards_and_serve_point_in_time(dagster_
     assert result.success
     evals = {(e.asset_key.path[0], e.check_name): e for e in result.get_asset_check_evaluations()}
     for family in ("price_features", "alt_features"):
-        for check in ("no_lookahead_recompute", "ingest_not_before_inputs", "fresh"):
+        for check in ("no_lookahead_recompute", "ingest_not_before_inputs", "fresh", "files_intact"):
             assert evals[(family, check)].passed, (family, check)
+        # every part the run wrote (one per session) and the only other file, the family's manifest
+        assert evals[(family, "files_intact")].metadata["files_checked"].value == 62 + 1
         assert evals[(family, "no_lookahead_recompute")].metadata["rows_recomputed"].value > 100
     meta = result.asset_materializations_for_node("price_features")[0].metadata
     assert meta["dagster/row_count"].value == 15 * len(qtime.sessions_between("2024-01-02", "2024-04-01"))
@@ -66,3 +69,28 @@ def test_features_for_a_range_pass_their_guards_and_serve_point_in_time(dagster_
     # Re-running a day adds nothing.
     again = dg.materialize(ASSETS, instance=dagster_instance, resources=resources, partition_key="2024-03-01")
     assert again.asset_materializations_for_node("price_features")[0].metadata["rows_written"].value == 0
+
+
+def test_a_damaged_stored_feature_file_fails_the_blocking_files_intact_check(dagster_instance, lake_root):
+    resources = {"lake": LakeResource(root=str(lake_root)), "market": MarketDataResource(n_tickers=5)}
+    first = {"dagster/asset_partition_range_start": "2024-03-01", "dagster/asset_partition_range_end": "2024-03-08"}
+    assert dg.materialize(ASSETS, instance=dagster_instance, resources=resources, tags=first).success
+    victim = sorted((lake_root / "features" / "price").glob("fv=*/date=2024-03-05/part-*.parquet"))[0]
+    blob = bytearray(victim.read_bytes())
+    blob[len(blob) // 3] ^= 0x01  # one flipped bit inside a data page
+    victim.write_bytes(bytes(blob))
+    config = {"ops": {"price_features": {"config": {"verify_sample": 100}}}}
+    result = dg.materialize(
+        ASSETS,
+        instance=dagster_instance,
+        resources=resources,
+        partition_key="2024-03-11",
+        run_config=config,
+        raise_on_error=False,
+    )
+    assert not result.success  # blocking: nothing downstream of a damaged store runs
+    evals = {(e.asset_key.path[0], e.check_name): e for e in result.get_asset_check_evaluations()}
+    check = evals[("price_features", "files_intact")]
+    assert not check.passed and check.metadata["failures"].value == 1
+    assert str(victim) in check.metadata["examples"].value
+    assert evals[("alt_features", "files_intact")].passed

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from quant_assets.core import time as qtime
-from quant_assets.core.features import compute, store
 from quant_assets.core.features.library import FAMILIES
+from quant_assets.core.features.materialize import materialize
 from quant_assets.core.ingest import ingest_alt, ingest_prices
 
 PROVENANCE = {"producer": "backfill", "producer_version": "local", "run_id": "local"}
@@ -26,8 +26,5 @@ def backfill(root: Path, prices, alt, first, last, provenance: dict | None = Non
         ingest_prices(prices, day, root)
         ingest_alt(alt, day, root)
     for family in FAMILIES.values():
-        inputs = compute.load_inputs(root, family, days)
-        for day in days:
-            rows = compute.compute_day(family, compute.window_rows(family, inputs, day), day)
-            store.write_day(root, family, day, rows, provenance or PROVENANCE)
+        materialize(root, family, days, provenance or PROVENANCE, lookahead_sample=0, verify_sample=0)
     return Path(root)

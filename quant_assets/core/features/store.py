@@ -188,6 +188,11 @@ def read_record(path: Path) -> dict:
     return {**record, "covers": covers, "parts": parts, "name": path.name}
 
 
+def record_paths(base: Path) -> list[Path]:
+    """The compaction records of a family version directory (not the temporary files of a killed writer)."""
+    return sorted((Path(base) / COMPACTED).glob("[!.]*.json"))
+
+
 def _compactions(base: Path, present: set[str]) -> list[dict]:
     """The usable compaction records, chosen without overlap: largest first (a superset supersedes).
 
@@ -196,7 +201,7 @@ def _compactions(base: Path, present: set[str]) -> list[dict]:
     record that does not match its name is refused with an error naming it.
     """
     records = []
-    for path in sorted((base / COMPACTED).glob("*.json")):
+    for path in record_paths(base):
         record = read_record(path)
         covers, parts = record["covers"], record["parts"]
         if covers and set(covers) <= present and all((base / COMPACTED / p).is_file() for p in parts):
@@ -233,7 +238,7 @@ def _digest(lines: list[str]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def _same_rows(a: pa.Table, b: pa.Table) -> bool:
+def same_rows(a: pa.Table, b: pa.Table) -> bool:
     """Same schema, same values in the same order: nulls where nulls, floats bit for bit (NaN included)."""
     if a.schema.remove_metadata() != b.schema.remove_metadata() or a.num_rows != b.num_rows:
         return False
@@ -293,7 +298,7 @@ def _compact_period(base: Path, key: str, files: list[str]) -> Compaction:
     part_path = base / COMPACTED / part
     _write_compacted(table, part_path)
     try:
-        same = _same_rows(lake.read_parquet(part_path), table)
+        same = same_rows(lake.read_parquet(part_path), table)
     except lake.CorruptFile:
         same = False
     if not same:

@@ -1,0 +1,256 @@
+"""Every writer of the lake, killed at each point of a write and raced against copies of itself.
+
+A writer runs in a child process (forked from a server that has the project imported, so a child
+costs milliseconds) and is killed with SIGKILL at the k-th file it publishes: with the file half
+written, with it written but not yet linked into place, or just after the link. Afterwards every file a
+reader can see must verify (complete and what its name says), and running the writer again must leave
+exactly the files, byte for byte, of an undisturbed run. In the race, four children write the same
+objects at once: all must succeed and leave the undisturbed run's files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import pickle
+import signal
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from quant_assets.core import lake, registry, snapshots
+from quant_assets.core import predict as scoring
+from quant_assets.core.features import compute, store
+from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
+from quant_assets.core.features.store import FeatureStore
+from quant_assets.core.ingest import ingest_alt, ingest_prices
+from quant_assets.core.models import Ensemble, TrainConfig
+from quant_assets.core.sources import YahooCsvPrices
+from quant_assets.core.verify import verify_lake
+
+DAYS = [dt.date(2024, 6, 24), dt.date(2024, 6, 25), dt.date(2024, 6, 26)]
+PROV = {"producer": "test", "producer_version": "sha0", "run_id": "r"}
+HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
+
+
+# ----------------------------------------------------------------------------- the writers
+
+
+def write_ingest(root: Path, inputs: dict) -> None:
+    """Raw prices and their quarantine (one bad line) for three sessions."""
+    source = YahooCsvPrices(inputs["csv_dir"])
+    for day in DAYS:
+        ingest_prices(source, day, root, now=pd.Timestamp("2024-07-01", tz="UTC"))
+
+
+def write_alt_ingest(root: Path, inputs: dict) -> None:
+    ingest_alt(inputs["market"], DAYS[0], root)
+
+
+def write_features(root: Path, inputs: dict) -> None:
+    """A new family version's first partitions: the manifest, then one part per day."""
+    for day, rows in inputs["feature_rows"].items():
+        store.write_day(root, FAMILIES["price"], day, rows, PROV)
+
+
+def write_compaction(root: Path, inputs: dict) -> None:
+    store.compact(root, min_files=1)
+
+
+def write_snapshot(root: Path, inputs: dict) -> None:
+    snapshots.write(root, *inputs["snapshot"])
+
+
+def write_model(root: Path, inputs: dict) -> None:
+    """The artifact, then its out-of-sample predictions."""
+    registry.save_model_files(root, "m", *inputs["model"])
+
+
+def write_predictions(root: Path, inputs: dict) -> None:
+    for day, frame in inputs["predictions"].items():
+        scoring.write_day(root, day, frame)
+
+
+WRITERS = {
+    "ingest": (write_ingest, None),
+    "alt_ingest": (write_alt_ingest, None),
+    "features": (write_features, None),
+    "compaction": (write_compaction, write_features),  # the second writes what the first reads
+    "snapshot": (write_snapshot, None),
+    "model": (write_model, None),
+    "predictions": (write_predictions, None),
+}
+
+
+# ----------------------------------------------------------------------------- the child process
+
+
+def _child(name: str, root: str, inputs_file: str, kill: tuple[str, int] | None, go: str | None) -> None:
+    """Run one writer; with ``kill`` = (point, k), SIGKILL this process at the k-th publish."""
+    with open(inputs_file, "rb") as fh:
+        inputs = pickle.load(fh)
+    if kill is not None:
+        _arm(*kill)
+    while go is not None and not os.path.exists(go):
+        time.sleep(0.001)
+    WRITERS[name][0](Path(root), inputs)
+
+
+def _arm(point: str, k: int) -> None:
+    real_publish, real_link, seen = lake.publish, os.link, [0]
+
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def publish(tmp: Path, path: Path) -> bool:
+        seen[0] += 1
+        if seen[0] == k and point == "half_written":
+            os.truncate(tmp, os.path.getsize(tmp) // 2)
+            die()
+        if seen[0] == k and point == "before_link":
+            die()
+        return real_publish(tmp, path)
+
+    def link(src, dst, **kw):
+        real_link(src, dst, **kw)
+        if seen[0] == k and point == "after_link":
+            die()
+
+    lake.publish = publish
+    os.link = link
+
+
+@pytest.fixture(scope="module")
+def spawn():
+    """Start children from a fork server that has the project imported."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+
+    def start(*args) -> multiprocessing.Process:
+        proc = ctx.Process(target=_child, args=args)
+        proc.start()
+        return proc
+
+    return start
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+@pytest.fixture(scope="module")
+def inputs(feature_lake, tmp_path_factory) -> Path:
+    """Everything the writers write, prepared once from the session's synthetic lake; pickled for children."""
+    base = tmp_path_factory.mktemp("writer_inputs")
+    csv_dir = base / "csv"
+    csv_dir.mkdir()
+    lines = [f"{d},10.0,11.0,9.0,10.{i},10.{i},1000" for i, d in enumerate(DAYS)] + [f"{DAYS[1]},1,2,3"]
+    (csv_dir / "AAA.csv").write_text(HEADER + "\n".join(lines) + "\n")
+    family = FAMILIES["price"]
+    loaded = compute.load_inputs(feature_lake, family, DAYS)
+    feature_rows = {d: compute.compute_day(family, compute.window_rows(family, loaded, d), d) for d in DAYS}
+    feature_store = FeatureStore(feature_lake, ALL_FEATURES)
+    data, manifest = snapshots.build(feature_lake, feature_store, "2024-05-01", "2024-05-31", "2024-06-03", ["ret_5"])
+    model = Ensemble.fit(data, ["ret_5"], TrainConfig(num_boost_round=3, seeds=(1,), params={"min_data_in_leaf": 5}))
+    oos = data[["date", "entity_key", "label"]].assign(prediction=model.predict(data))
+    predictions = {d: scoring.score_day(feature_store, model, "model:m:v1", d, manifest["universe"]) for d in DAYS}
+    from quant_assets.core.sources import SyntheticMarket
+
+    payload = {
+        "csv_dir": csv_dir,
+        "market": SyntheticMarket(seed=4, n_tickers=6),
+        "feature_rows": feature_rows,
+        "snapshot": (data, manifest),
+        "model": (model.to_bytes(), oos),
+        "predictions": predictions,
+    }
+    path = base / "inputs.pkl"
+    path.write_bytes(pickle.dumps(payload))
+    return path
+
+
+def _run(name: str, root: Path, inputs_file: Path) -> None:
+    prepare = WRITERS[name][1]
+    payload = pickle.loads(inputs_file.read_bytes())
+    if prepare is not None:
+        prepare(root, payload)
+    WRITERS[name][0](root, payload)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """What readers can see: every file but the temporary ones, with its bytes."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".tmp-")
+    }
+
+
+@pytest.fixture(scope="module")
+def undisturbed(inputs, tmp_path_factory) -> dict[str, dict[str, bytes]]:
+    out = {}
+    for name in WRITERS:
+        root = tmp_path_factory.mktemp(f"undisturbed_{name}")
+        _run(name, root, inputs)
+        out[name] = _files(root)
+        assert out[name], name
+    return out
+
+
+def _publishes(name: str, undisturbed: dict) -> int:
+    """How many files the writer publishes (the compaction's preparation writes its inputs first)."""
+    prepared = 0 if WRITERS[name][1] is None else len(undisturbed["features"])
+    return len(undisturbed[name]) - prepared
+
+
+KILLS = [
+    (name, point, which)
+    for name in WRITERS
+    for point, which in (("half_written", "first"), ("before_link", "last"), ("after_link", "first"))
+]
+
+
+@pytest.mark.parametrize(("name", "point", "which"), KILLS, ids=[f"{n}-{p}-{w}" for n, p, w in KILLS])
+def test_a_killed_writer_leaves_only_complete_files_and_a_rerun_the_same_bytes(
+    spawn, inputs, undisturbed, tmp_path, name, point, which
+):
+    root = tmp_path / "lake"
+    root.mkdir()
+    if WRITERS[name][1] is not None:
+        WRITERS[name][1](root, pickle.loads(inputs.read_bytes()))
+    k = 1 if which == "first" else _publishes(name, undisturbed)
+    proc = spawn(name, str(root), str(inputs), (point, k), None)
+    proc.join(60)
+    assert proc.exitcode == -signal.SIGKILL, f"{name} was not killed at publish {k} ({proc.exitcode})"
+
+    report = verify_lake(root)
+    assert report.ok, report.problems
+    checked = sum(report.checked.values()) + len(report.incomplete)  # a snapshot killed before its manifest
+    assert checked == len([f for f in _files(root) if not f.endswith(f"/{snapshots.MANIFEST}")])
+    visible = _files(root)
+    assert all(undisturbed[name][f] == b for f, b in visible.items() if f in undisturbed[name])
+    assert set(visible) <= set(undisturbed[name])
+
+    WRITERS[name][0](root, pickle.loads(inputs.read_bytes()))
+    assert _files(root) == undisturbed[name]
+    assert verify_lake(root).ok
+
+
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_concurrent_writers_of_the_same_objects_all_succeed(spawn, inputs, undisturbed, tmp_path, name):
+    root = tmp_path / "lake"
+    root.mkdir()
+    if WRITERS[name][1] is not None:
+        WRITERS[name][1](root, pickle.loads(inputs.read_bytes()))
+    go = tmp_path / "go"
+    procs = [spawn(name, str(root), str(inputs), None, str(go)) for _ in range(4)]
+    time.sleep(0.5)
+    go.touch()
+    for proc in procs:
+        proc.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert _files(root) == undisturbed[name]
+    report = verify_lake(root)
+    assert report.ok and not report.leftovers, (report.problems, report.leftovers)
