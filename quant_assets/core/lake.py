@@ -2,17 +2,17 @@
 
 A dataset lives under ``<root>/<dataset>/date=YYYY-MM-DD/part-<sha>.parquet``.
 Files are never rewritten: a write adds only the rows that are new or whose
-values changed (a restatement), as one new file named by the SHA-256 of its
-canonical content. Re-writing the same data therefore adds nothing, and
-history is never lost.
+values changed (a restatement), as one new file of canonically ordered rows
+named by the SHA-256 of its bytes. Re-writing the same data therefore adds
+nothing, and history is never lost.
 
 Every file the project writes goes through ``write_once``: the bytes go to a
 private temporary file, are fsynced, and the file is linked into place under
 its final name (a link never replaces an existing file), so a reader sees a
 complete file or none, after any kill, and two writers of the same object
-never fail each other. Parquet files carry page checksums, and every pyarrow
-read verifies them and, for content-addressed parts, the name against the
-content (``CorruptFile`` names the file).
+never fail each other. Parquet files carry page checksums; every pyarrow read
+verifies them and, for parts, the bytes against the name (``CorruptFile``
+names the file). DuckDB reads do not: ``core/verify.py`` covers those files.
 """
 
 from __future__ import annotations
@@ -111,15 +111,15 @@ def write_parquet(table: pa.Table, path: Path, **options) -> bool:
 
 
 def write_part(directory: Path, table: pa.Table) -> Path:
-    """Write ``table`` once as ``<directory>/part-<digest>.parquet``, named by its content as it reads back.
+    """Write ``table`` once as ``<directory>/part-<sha>.parquet``, named by the SHA-256 of the file's bytes.
 
-    The name is taken over the file as written, the same table every later read hashes to verify it (the
-    in-memory table can differ from it under missing values), so writing the same rows again adds nothing.
+    The same rows written again give the same bytes and so the same name (nothing is added), and every
+    later read can check the whole file, metadata and statistics included, against its name.
     """
     tmp = temp_path(directory, ".parquet")
     try:
         _write_table(table, tmp, {})
-        path = directory / part_name(read_parquet(tmp))
+        path = directory / _part_name(file_sha256(tmp))
         publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -144,10 +144,11 @@ def fsync_dir(directory: Path) -> None:
         os.close(dir_fd)
 
 
-def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
-    """A Parquet file with its page checksums verified; any damage raises ``CorruptFile`` naming it."""
+def read_parquet(path: Path, columns: list[str] | None = None, source=None) -> pa.Table:
+    """A Parquet file (or its bytes, ``source``) with its page checksums verified; damage raises
+    ``CorruptFile`` naming the file."""
     try:
-        return pq.read_table(path, columns=columns, page_checksum_verification=True)
+        return pq.read_table(path if source is None else source, columns=columns, page_checksum_verification=True)
     except (OSError, pa.ArrowException) as exc:
         raise CorruptFile(f"{path}: unreadable Parquet ({exc})") from exc
 
@@ -161,17 +162,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def part_name(table: pa.Table) -> str:
-    """The content-addressed name of a part file holding ``table``."""
-    return f"{PART_PREFIX}{table_digest(table)[:32]}.parquet"
+def _part_name(sha256: str) -> str:
+    return f"{PART_PREFIX}{sha256[:32]}.parquet"
 
 
 def read_part(path: Path) -> pa.Table:
-    """A content-addressed part, refused (``CorruptFile``) unless its content hashes to its name."""
-    table = read_parquet(path)
-    if part_name(table) != Path(path).name:
-        raise CorruptFile(f"{path}: content does not match its name (digest {part_name(table)})")
-    return table
+    """A content-addressed part, refused (``CorruptFile`` naming it) unless its bytes hash to its name."""
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as exc:
+        raise CorruptFile(f"{path}: unreadable ({exc})") from exc
+    if _part_name(hashlib.sha256(blob).hexdigest()) != Path(path).name:
+        raise CorruptFile(f"{path}: content does not hash to its name (changed after it was written)")
+    return read_parquet(path, source=pa.BufferReader(blob))
 
 
 def read_partition(root: Path, dataset: str, day: dt.date) -> pd.DataFrame:
