@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +42,22 @@ class WriteResult:
 
 
 def partition_dir(root: Path, dataset: str, day: dt.date) -> Path:
-    return Path(root) / dataset / f"date={day.isoformat()}"
+    return under(root, *dataset.split("/")) / f"date={day.isoformat()}"
+
+
+_COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=-]*")
+
+
+def under(root: Path, *names: str) -> Path:
+    """``root/name/...`` for names that stay under ``root`` (no separators, no ``..``); ValueError otherwise.
+
+    Every name that becomes a path (datasets, feature families and versions, model names) goes through
+    here or a stricter check, so a bad name is refused where it enters instead of writing elsewhere.
+    """
+    bad = [n for n in names if n and not _COMPONENT.fullmatch(n)]
+    if bad:
+        raise ValueError(f"invalid name(s) for a path under {root}: {bad!r} (letters, digits, '_', '.', '=', '-')")
+    return Path(root).joinpath(*[n for n in names if n])
 
 
 def canonical_table(df: pd.DataFrame, sort_by: list[str], schema: pa.Schema | None = None) -> pa.Table:

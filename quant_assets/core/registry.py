@@ -86,7 +86,7 @@ def save_model_files(root: Path, name: str, blob: bytes, oos: pd.DataFrame) -> M
     A file of the same name written earlier must hold the same content: the artifact is checked against
     its name, the predictions part against its content digest.
     """
-    directory = Path(root) / "models" / check_model_name(name)
+    directory = lake.under(root, "models", check_model_name(name))
     artifact = StoredFile(directory / f"{sha256(blob)}.json", sha256(blob), len(blob))
     lake.write_once(artifact.path, lambda tmp: tmp.write_bytes(blob))
     artifact.read_bytes(f"model {name}")
@@ -247,9 +247,9 @@ def blast_radius(conn, node: str) -> list[str]:
 
 def model(conn, spec: str) -> ModelRef:
     """``name`` (latest version) or ``name:vN``."""
-    name, _, version = spec.partition(":v")
+    name, sep, version = spec.partition(":v")
     check_model_name(name)
-    if version and not version.isdigit():
+    if sep and not version.isdigit():
         raise ValueError(f"invalid model version in {spec!r}: expected name:vN with N a number")
     with conn.cursor() as cur:
         if version:

@@ -21,7 +21,7 @@ from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import LakeResource, PostgresResource
 
 OWNERS = ["team:quant-research"]
-MODEL_NAME = os.environ.get("QUANT_MODEL_NAME", "equity_lgbm")
+MODEL_NAME = registry.check_model_name(os.environ.get("QUANT_MODEL_NAME", "equity_lgbm"))
 
 
 class SnapshotConfig(dg.Config):

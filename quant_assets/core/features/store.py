@@ -75,7 +75,7 @@ class FeatureStoreError(RuntimeError):
 
 
 def family_dir(root: Path, family: FeatureFamily) -> Path:
-    return Path(root) / "features" / family.name / f"fv={family.version}"
+    return lake.under(root, "features", family.name, f"fv={family.version}")
 
 
 def _schema(family: FeatureFamily) -> pa.Schema:
