@@ -42,7 +42,7 @@ class WriteResult:
 
 
 def partition_dir(root: Path, dataset: str, day: dt.date) -> Path:
-    return under(root, *dataset.split("/")) / f"date={day.isoformat()}"
+    return under(root, *(dataset.split("/") if dataset else ())) / f"date={day.isoformat()}"
 
 
 _COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=-]*")
@@ -54,10 +54,10 @@ def under(root: Path, *names: str) -> Path:
     Every name that becomes a path (datasets, feature families and versions, model names) goes through
     here or a stricter check, so a bad name is refused where it enters instead of writing elsewhere.
     """
-    bad = [n for n in names if n and not _COMPONENT.fullmatch(n)]
+    bad = [n for n in names if not _COMPONENT.fullmatch(n)]
     if bad:
         raise ValueError(f"invalid name(s) for a path under {root}: {bad!r} (letters, digits, '_', '.', '=', '-')")
-    return Path(root).joinpath(*[n for n in names if n])
+    return Path(root).joinpath(*names)
 
 
 def canonical_table(df: pd.DataFrame, sort_by: list[str], schema: pa.Schema | None = None) -> pa.Table:
