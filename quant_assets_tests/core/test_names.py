@@ -49,7 +49,7 @@ def test_a_snapshot_path_is_made_only_from_a_fingerprint(tmp_path, fingerprint):
     assert snapshots.locate(tmp_path, "a" * 64) == tmp_path / "snapshots" / ("a" * 64)
 
 
-@pytest.mark.parametrize("dataset", ESCAPES)
+@pytest.mark.parametrize("dataset", ["../../X", "a/../../b", "..", "/abs", "a//b", "a/."])
 def test_a_dataset_name_cannot_leave_the_lake(tmp_path, dataset):
     with pytest.raises(ValueError, match="invalid name"):
         lake.partition_dir(tmp_path, dataset, dt.date(2024, 1, 2))
