@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
 import uuid
 from pathlib import Path
 
+import pandas as pd
 import psycopg2
 import pytest
 
@@ -122,6 +124,45 @@ def feature_lake(tmp_path_factory) -> Path:
     return synthetic_lake(
         tmp_path_factory.mktemp("feature_lake"), SyntheticMarket(seed=21, n_tickers=40), *FEATURE_LAKE_SESSIONS
     )
+
+
+OUTAGE = (dt.date(2024, 4, 8), dt.date(2024, 4, 14))  # a week without any tweet (Mon..Sun)
+QUIET = ("SYN001", dt.date(2024, 3, 4), dt.date(2024, 3, 17))  # two weeks without a tweet about one name
+SPARSE = "SYN002"  # tweets only every third day
+SILENT = ("SYN003", dt.date(2024, 4, 22))  # no tweet about this name from then on
+
+
+class GappyTweets:
+    """A synthetic market's tweet aggregates with the holes real data has (see the constants above)."""
+
+    def __init__(self, market):
+        self.market, self.name = market, market.name
+
+    def universe(self) -> frozenset[str]:
+        return self.market.universe()
+
+    def alt(self, session: dt.date):
+        from quant_assets.core.sources import RawBatch
+
+        batch = self.market.alt(session)
+        df, day = batch.records, pd.to_datetime(batch.records["day"]).dt.date
+        outage = (day >= OUTAGE[0]) & (day <= OUTAGE[1])
+        quiet = (df["ticker"] == QUIET[0]) & (day >= QUIET[1]) & (day <= QUIET[2])
+        sparse = (df["ticker"] == SPARSE) & (day.map(dt.date.toordinal) % 3 != 0)
+        silent = (df["ticker"] == SILENT[0]) & (day >= SILENT[1])
+        return RawBatch(df[~(outage | quiet | sparse | silent)].reset_index(drop=True))
+
+
+@pytest.fixture(scope="session")
+def gappy_lake(tmp_path_factory) -> Path:
+    """20 synthetic names, 2024-01-02..2024-06-28, prices complete, tweets with GappyTweets' holes."""
+    from quant_assets.core.sources import SyntheticMarket
+
+    market = SyntheticMarket(seed=17, n_tickers=20)
+    root = tmp_path_factory.mktemp("gappy_lake") / "lake"
+    from quant_assets.core.features.backfill import backfill
+
+    return backfill(root, market, GappyTweets(market), "2024-01-02", "2024-06-28")
 
 
 SCORED_TRAIN = ("2024-01-02", "2024-04-30")

@@ -25,6 +25,7 @@ from quant_assets.core import backtest as bt
 from quant_assets.core import drift, lake, snapshots
 from quant_assets.core import predict as scoring
 from quant_assets.core import time as qtime
+from quant_assets.core.features import staleness
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.models import Ensemble
 from quant_assets.core.sources.base import PRICE_LAG
@@ -113,12 +114,13 @@ class DriftRange:
         pit = store.get_point_in_time(
             queries[["entity_key", "as_of"]],
             self.profile.features,
-            since=qtime.session_offset(span[0], -scoring.STALE_SESSIONS),
+            since=staleness.earliest_partition(span[0]),
             until=span[-1],
         )
+        # the features as scoring saw them: the one staleness rule, whatever the range's first day
+        pit, usable = staleness.apply(pit, queries["date"].tolist(), store.families(self.profile.features))
         pit["date"] = queries["date"].to_numpy()
-        fresh = pit.filter(like="event_time_").notna().all(axis=1).to_numpy()
-        by_day = {d: g for d, g in pit[fresh].groupby("date")}
+        by_day = {d: g for d, g in pit[usable].groupby("date")}
         scores = {d: p["prediction"] for d in span if len(p := self._model_predictions(d))}
         rows, pred_psi = {}, {}
         for i, day in enumerate(span):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -10,11 +11,11 @@ import pyarrow as pa
 
 from quant_assets.core import lake
 from quant_assets.core import time as qtime
+from quant_assets.core.features import staleness
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.models import Ensemble
 
 DATASET = "predictions"
-STALE_SESSIONS = 5  # read features from this many sessions back; only the previous session's are used
 SCHEMA = pa.schema(
     [
         ("entity_key", pa.string()),
@@ -26,26 +27,59 @@ SCHEMA = pa.schema(
 )
 
 
-def score_day(store: FeatureStore, model: Ensemble, model_node: str, day: dt.date, universe: list[str]) -> pd.DataFrame:
-    """Predictions for ``day`` for every name whose price features are fresh at its decision time.
-
-    event_time = ingest_time = the decision time: a prediction is made then, from what was known then.
-    """
+def scoring_frame(store: FeatureStore, features: list[str], day: dt.date, universe: list[str]) -> pd.DataFrame:
+    """The model's inputs for ``day``: each name's features as known at its decision time, under the one
+    staleness rule (``features.staleness``) that training snapshots use too; names without usable prices
+    are left out. Holds ``entity_key``, the features and each family's answering event time."""
     when = qtime.decision_time(day)
-    pit = store.get_latest(
-        universe, model.features, when, since=qtime.session_offset(day, -STALE_SESSIONS), until=day
-    )  # later partitions hold only events after the decision time: a backfill of old days does not read them
-    fresh = pit["event_time_price"] == qtime.session_close(qtime.previous_session(day))
-    pit = pit[fresh.to_numpy()]
+    pit = store.get_latest(universe, features, when, since=staleness.earliest_partition(day), until=day)
+    # later partitions hold only events after the decision time: a backfill of old days does not read them
+    pit, usable = staleness.apply(pit, [day] * len(pit), store.families(features))
+    return pit[usable].reset_index(drop=True)
+
+
+def score_day(store: FeatureStore, model: Ensemble, model_node: str, day: dt.date, universe: list[str]) -> pd.DataFrame:
+    """Predictions for ``day`` for every name with usable features at its decision time."""
+    return _predictions(model, model_node, day, scoring_frame(store, model.features, day, universe))
+
+
+def _predictions(model: Ensemble, model_node: str, day: dt.date, frame: pd.DataFrame) -> pd.DataFrame:
+    """event_time = ingest_time = the decision time: a prediction is made then, from what was known then."""
+    when = qtime.decision_time(day)
     return pd.DataFrame(
         {
-            "entity_key": pit["entity_key"].astype(str).to_numpy(),
+            "entity_key": frame["entity_key"].astype(str).to_numpy(),
             "event_time": when,
             "model": model_node,
-            "prediction": model.predict(pit) if len(pit) else [],
+            "prediction": model.predict(frame) if len(frame) else [],
             "ingest_time": when,
         }
     )
+
+
+@dataclass(frozen=True)
+class DayScores:
+    """One scored and stored day: its predictions, rows newly written, and the gaps in optional inputs."""
+
+    day: dt.date
+    predictions: pd.DataFrame
+    written: int
+    gaps: list[staleness.Gap]
+
+
+def score_days(
+    root: Path, store: FeatureStore, model: Ensemble, model_node: str, days: list[dt.date], universe: list[str]
+) -> list[DayScores]:
+    """Score and store each day, saying per day which optional inputs were missing and for how long."""
+    families = store.families(model.features)
+    out = []
+    for day in days:
+        frame = scoring_frame(store, model.features, day, universe)
+        predictions = _predictions(model, model_node, day, frame)
+        written = write_day(root, day, predictions).rows_written
+        gaps = staleness.gaps(frame, day, families, store.newest_partitions(model.features, day))
+        out.append(DayScores(day, predictions, written, gaps))
+    return out
 
 
 def write_day(root: Path, day: dt.date, predictions: pd.DataFrame) -> lake.WriteResult:

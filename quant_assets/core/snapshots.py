@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from quant_assets.core import lake
 from quant_assets.core import time as qtime
+from quant_assets.core.features import staleness
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.sources.base import PRICE_LAG
 
@@ -120,12 +121,7 @@ def build(
     y = labels(root, sessions, horizon, as_of_time)
     if universe is not None:
         y = y[y["entity_key"].isin(set(universe))]
-    y["decision_time"] = y["date"].map({d: qtime.decision_time(d) for d in y["date"].unique()})
-    pit = store.get_point_in_time(y.rename(columns={"decision_time": "as_of"})[["entity_key", "as_of"]], features)
-    matrix = pd.concat([y.reset_index(drop=True), pit[features]], axis=1)
-    known = pit.filter(like="event_time_").notna().any(axis=1).to_numpy()
-    matrix = matrix[known].sort_values(INDEX, kind="mergesort").reset_index(drop=True)
-    matrix = matrix[["date", "entity_key", "decision_time", LABEL, *features]]
+    matrix = _training_rows(store, y, features)
     resolved = dict(store.resolve(f) for f in features)
     manifest = {
         "features": {f: resolved[store.resolve(f)[0]] for f in features},
@@ -148,6 +144,26 @@ def build(
         "producer_versions": _producer_versions(store, features, sessions),
     }
     return matrix, manifest
+
+
+def _training_rows(store: FeatureStore, y: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """Each labelled (date, entity) with its features as scoring sees them at the date's decision time.
+
+    Read under the one staleness rule (``features.staleness``): a row without usable prices is left out,
+    alternative data too old to be used is missing, exactly as on a live day.
+    """
+    if y.empty:
+        raise SnapshotError("no labelled row: the window has no prices to label")
+    y = y.reset_index(drop=True)
+    y["decision_time"] = y["date"].map({d: qtime.decision_time(d) for d in y["date"].unique()})
+    queries = pd.DataFrame({"entity_key": y["entity_key"], "as_of": y["decision_time"]})
+    pit = store.get_point_in_time(queries, features, since=staleness.earliest_partition(y["date"].min()))
+    pit, usable = staleness.apply(pit, y["date"].tolist(), store.families(features))
+    matrix = pd.concat([y, pit[features]], axis=1)[usable]
+    if matrix.empty:
+        raise SnapshotError(f"no labelled row of {y['date'].min()}..{y['date'].max()} has usable price features")
+    matrix = matrix.sort_values(INDEX, kind="mergesort").reset_index(drop=True)
+    return matrix[["date", "entity_key", "decision_time", LABEL, *features]]
 
 
 def _producer_versions(store: FeatureStore, features: list[str], sessions: list[dt.date]) -> dict[str, list[str]]:

@@ -209,55 +209,76 @@ def trained_model(
     owners=OWNERS,
     kinds={"python", "parquet"},
     deps=[price_features, alt_features, trained_model],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "inputs_fresh",
+            asset="predictions",
+            description="Warns when alternative data is missing for most names on a scored day (an outage): "
+            "those names are scored without it, and the gap's length in sessions is shown.",
+        )
+    ],
     description="The champion's score for each name at the session's decision time (09:00 ET), from features "
-    "known then, in <data root>/predictions/date=YYYY-MM-DD; falls back to the previous champion if the "
-    "champion's artifact fails verification.",
+    "known then under the staleness rule training uses too (prices from the previous session, alternative data "
+    "up to 4 sessions old, else missing), in <data root>/predictions/date=YYYY-MM-DD; falls back to the previous "
+    "champion if the champion's artifact fails verification.",
 )
 def predictions(
     context: dg.AssetExecutionContext, lake: LakeResource, postgres: PostgresResource
 ) -> dg.MaterializeResult:
-    store = FeatureStore(lake.path, ALL_FEATURES)
-    notes = []
+    days = [qtime.as_date(k) for k in context.partition_keys]
     with pg.connect(postgres.url) as conn:
-        candidates = registry.champions(conn, MODEL_NAME)
-        if not candidates:
-            raise dg.Failure(f"no champion for {MODEL_NAME}: materialise trained_model first")
-        model = used = None
-        for ref in candidates:
-            try:
-                model, used = registry.load_model(conn, ref), ref
-                break
-            except registry.ArtifactTampered as exc:
-                notes.append(f"{ref.node} could not load: {exc}")
-                context.log.error(notes[-1])
-        if model is None:
-            raise dg.Failure("no champion or previous champion could be loaded", metadata={"errors": notes})
+        try:
+            used, model, notes = registry.load_champion(conn, MODEL_NAME)
+        except (LookupError, registry.ArtifactTampered) as exc:
+            raise dg.Failure(str(exc)) from exc
         manifest = snapshots.read(snapshots.locate(lake.path, registry.model_files(conn, used)[1])).manifest
-    universe, trained_as_of = manifest["universe"], qtime.as_date(manifest["as_of"])
-    early = [k for k in context.partition_keys if qtime.as_date(k) <= trained_as_of]
+    for note in notes:
+        context.log.warning(note)
+    trained_as_of = qtime.as_date(manifest["as_of"])
+    early = [d for d in days if d <= trained_as_of]
     if early:
         raise dg.Failure(
             f"{used.node} learned from labels known at the close of {trained_as_of}: scoring {early[0]}"
-            f"{'..' + early[-1] if len(early) > 1 else ''} would be in-sample; score sessions after {trained_as_of}"
+            f"{'..' + str(early[-1]) if len(early) > 1 else ''} would be in-sample; "
+            f"score sessions after {trained_as_of}"
         )
-    if used != candidates[0]:
-        notes.append(f"FELL BACK from {candidates[0].node} to previous champion {used.node}")
-        context.log.warning(notes[-1])
-    frames, written = [], 0
-    for key in context.partition_keys:
-        day = qtime.as_date(key)
-        scored = scoring.score_day(store, model, used.node, day, universe)
-        written += scoring.write_day(lake.path, day, scored).rows_written
-        frames.append(scored)
-    allp = pd.concat(frames, ignore_index=True)
+    store = FeatureStore(lake.path, ALL_FEATURES)
+    scores = scoring.score_days(lake.path, store, model, used.node, days, manifest["universe"])
+    empty = [s.day for s in scores if s.predictions.empty]
+    if empty:  # the other days are stored
+        raise dg.Failure(
+            f"no name has usable price features at the decision time of {', '.join(map(str, empty))}: "
+            "materialise price_features for the session before each"
+        )
     return dg.MaterializeResult(
+        metadata=_prediction_metadata(used, notes, scores, lake), check_results=[_inputs_check(scores)]
+    )
+
+
+def _prediction_metadata(used: registry.ModelRef, notes: list[str], scores: list, lake: LakeResource) -> dict:
+    allp = pd.concat([s.predictions for s in scores], ignore_index=True)
+    return {
+        "model": dg.MetadataValue.text(used.node),
+        "fallback": dg.MetadataValue.bool(any(n.startswith("FELL BACK") for n in notes)),
+        "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes) or "champion loaded"),
+        "dagster/row_count": dg.MetadataValue.int(len(allp)),
+        "rows_written": dg.MetadataValue.int(sum(s.written for s in scores)),
+        "path": dg.MetadataValue.path(str(lake.path / scoring.DATASET)),
+        "preview": dg.MetadataValue.md(allp.head(5).to_markdown(index=False) if len(allp) else "-"),
+    }
+
+
+def _inputs_check(scores: list) -> dg.AssetCheckResult:
+    """Warns (never blocks) when an optional input family is missing for most names on a day, with how long."""
+    gaps = [(s.day, g) for s in scores for g in s.gaps if g.outage or g.missing_share > 0.5]
+    return dg.AssetCheckResult(
+        asset_key="predictions",
+        check_name="inputs_fresh",
+        passed=not gaps,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(gaps)} day(s) scored with an input family missing" if gaps else "every input usable",
         metadata={
-            "model": dg.MetadataValue.text(used.node),
-            "fallback": dg.MetadataValue.bool(used != candidates[0]),
-            "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes) or "champion loaded"),
-            "dagster/row_count": dg.MetadataValue.int(len(allp)),
-            "rows_written": dg.MetadataValue.int(written),
-            "path": dg.MetadataValue.path(str(lake.path / scoring.DATASET)),
-            "preview": dg.MetadataValue.md(allp.head(5).to_markdown(index=False) if len(allp) else "-"),
-        }
+            "gaps": dg.MetadataValue.md("\n".join(f"- {g.describe(d)}" for d, g in gaps[:50]) or "none"),
+            "longest_gap_sessions": dg.MetadataValue.int(max((g.newest_age or 0 for _, g in gaps), default=0)),
+        },
     )

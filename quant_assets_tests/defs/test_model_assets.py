@@ -3,9 +3,13 @@
 import shutil
 
 import dagster as dg
+import pandas as pd
 
-from quant_assets.core import lake, pg
+from quant_assets.core import lake, pg, registry, snapshots
 from quant_assets.core import time as qtime
+from quant_assets.core.features.library import ALL_FEATURES
+from quant_assets.core.features.store import FeatureStore
+from quant_assets.core.models import Ensemble, TrainConfig
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.resources import LakeResource, PostgresResource
 
@@ -61,3 +65,40 @@ def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dag
     assert meta["fallback"].value and meta["model"].value == "model:equity_lgbm:v1"
     assert "FELL BACK from model:equity_lgbm:v2" in meta["notes"].value
     assert meta["rows_written"].value == 0  # v1 already scored this day: nothing new
+
+
+def _champion_on(root, pg_url, start: str, as_of: str) -> None:
+    """A small model trained on ``start``..``as_of`` through the core API, registered and promoted."""
+    store = FeatureStore(root, ALL_FEATURES)
+    data, manifest = snapshots.build(root, store, start, as_of, as_of, list(ALL_FEATURES))
+    snap = snapshots.read(snapshots.write(root, data, manifest)[0])
+    model = Ensemble.fit(snap.data, snap.features, TrainConfig(num_boost_round=10, seeds=(1,)))
+    oos = snap.data[["date", "entity_key"]].assign(prediction=model.predict(snap.data))
+    files = registry.save_model_files(root, "equity_lgbm", model.to_bytes(), oos)
+    metrics = pd.DataFrame({"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.05]})
+    with pg.connect(pg_url) as conn:
+        ref = registry.register_model(
+            conn, "equity_lgbm", snap.fingerprint, snap.manifest["features"], {}, "c", (start, as_of), files, metrics
+        )
+        assert registry.decide_promotion(conn, ref)[0] == "promoted"
+
+
+def test_an_alternative_data_outage_warns_with_its_length_and_scoring_goes_on(
+    gappy_lake, tmp_path, pg_db, dagster_instance
+):
+    root = tmp_path / "lake"
+    shutil.copytree(gappy_lake, root)
+    _champion_on(root, pg_db, "2024-02-01", "2024-04-05")
+    resources = {"lake": LakeResource(root=str(root)), "postgres": PostgresResource(url=pg_db)}
+    week = {"dagster/asset_partition_range_start": "2024-04-08", "dagster/asset_partition_range_end": "2024-04-16"}
+    scored = dg.materialize([predictions], instance=dagster_instance, resources=resources, tags=week)
+    assert scored.success  # the chain goes on: a warning, not a failure
+    meta = scored.asset_materializations_for_node("predictions")[0].metadata
+    assert meta["dagster/row_count"].value == 20 * 7  # every name, every session of the week and the day after
+    (check,) = scored.get_asset_check_evaluations()
+    assert (check.check_name, check.passed, check.severity) == ("inputs_fresh", False, dg.AssetCheckSeverity.WARN)
+    # The newest tweets are Friday 04-05's: usable up to 4 sessions after it, then missing for everyone.
+    assert check.metadata["longest_gap_sessions"].value == 5
+    gaps = check.metadata["gaps"].value
+    assert "2024-04-15: alt features missing for 100% of names (newest value 5 session(s) old" in gaps
+    assert "2024-04-12" not in gaps and "2024-04-16" not in gaps

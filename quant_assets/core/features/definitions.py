@@ -78,6 +78,11 @@ class FeatureFamily:
     fields: tuple[str, ...]  # the input columns it pivots into the panel
     features: tuple[FeatureDef, ...]
     description: str
+    # How consumers may use stored values (core/features/staleness.py; not part of the version): a value
+    # is usable at session t's decision time for max_stale_sessions sessions after t-1's; a required family
+    # that is not usable leaves no row at all, an optional one leaves its features missing.
+    max_stale_sessions: int = 0
+    required: bool = True
 
     @property
     def lookback(self) -> int:

@@ -190,6 +190,8 @@ PRICE_FAMILY = FeatureFamily(
     tuple(PRICE_BASE + PRICE_CS),
     "Returns, volatility, RSI, volume ratio, moving-average gaps, ranges, k-bars and their cross-sectional "
     "ranks and z-scores, from daily bars up to the session close (known at close + 15 min).",
+    max_stale_sessions=0,  # yesterday's bar or no prediction: a stale price is no basis for a trade
+    required=True,
 )
 ALT_FAMILY = FeatureFamily(
     "alt",
@@ -198,6 +200,8 @@ ALT_FAMILY = FeatureFamily(
     tuple(ALT_BASE + ALT_CS),
     "Tweet volume z-score, sentiment level and momentum and user breadth, per UTC day up to the end of the "
     "session's UTC day (known at +30 min).",
+    max_stale_sessions=4,  # a name without tweets for a few days keeps its last values; a longer gap is missing
+    required=False,
 )
 FAMILIES = {f.name: f for f in (PRICE_FAMILY, ALT_FAMILY)}
 ALL_FEATURES = {f.name: f for fam in FAMILIES.values() for f in fam.features}

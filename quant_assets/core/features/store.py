@@ -360,6 +360,25 @@ class FeatureStore:
             groups[dirs].append((name, requested))
         return groups
 
+    def families(self, features: Iterable[str]) -> dict[str, str]:
+        """The family name of each requested feature (as stored: ``name`` or ``name@version``)."""
+        return {
+            requested: dirs[0].parent.name for dirs, wanted in self._groups(features).items() for _, requested in wanted
+        }
+
+    def newest_partitions(self, features: Iterable[str], before: dt.date) -> dict[str, dt.date | None]:
+        """Per family of ``features``, its newest stored partition day before ``before`` (None: none)."""
+        out: dict[str, dt.date | None] = {}
+        for dirs in self._groups(features):
+            found = (
+                p.name[5:]
+                for p in sorted((p for d in dirs for p in d.glob("date=*")), key=lambda p: p.name, reverse=True)
+                if p.name[5:] < before.isoformat() and any(p.glob(f"{lake.PART_PREFIX}*.parquet"))
+            )
+            newest = next(found, None)
+            out[dirs[0].parent.name] = dt.date.fromisoformat(newest) if newest else None
+        return out
+
     # -- queries ----------------------------------------------------------------------------
     def get_point_in_time(
         self,
@@ -382,9 +401,7 @@ class FeatureStore:
         pieces: list[pd.DataFrame | str] = [entity_times[["entity_key", "as_of"]].reset_index(drop=True)]
         event_columns: dict[str, pd.Series] = {}
         for dirs, wanted in self._groups(features).items():
-            files = [str(p) for d in dirs for p in read_plan(d, since, until)]
-            if not files:
-                raise FeatureStoreError(f"no stored partitions since {since} for {[n for n, _ in wanted]}")
+            files = [str(p) for d in dirs for p in read_plan(d, since, until)]  # none: nothing known, all NaN
             requested = list(dict.fromkeys(r for _, r in wanted))
             name_of = dict((r, n) for n, r in wanted)
             values, event_time = _point_in_time(files, [name_of[r] for r in requested], q_keys, q_time)
@@ -535,7 +552,8 @@ def _point_in_time(
     the answering rows' event times (datetime64[us], NaT when none)."""
     connections: list[duckdb.DuckDBPyConnection] = []
     try:
-        return _answer(_read_rows(files, columns, connections), len(columns), q_keys, q_time)
+        batches = _read_rows(files, columns, connections) if files else []
+        return _answer(batches, len(columns), q_keys, q_time)
     finally:
         for con in connections:
             con.close()
