@@ -99,6 +99,17 @@ def stocknet_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def stocknet_lake(stocknet_dir, tmp_path_factory) -> Path:
+    """Raw data and both feature families of the real StockNet data, 2014-01-02..2015-12-31."""
+    from quant_assets.core.features.backfill import backfill
+    from quant_assets.core.sources import make_sources
+
+    prices, tweets = make_sources("stocknet", stocknet_dir=str(stocknet_dir))
+    root = tmp_path_factory.mktemp("stocknet_lake") / "lake"
+    return backfill(root, prices, tweets, "2014-01-02", "2015-12-31", {"producer": "test"})
+
+
 @pytest.fixture
 def lake_root(tmp_path) -> Path:
     root = tmp_path / "lake"

@@ -73,6 +73,24 @@ def test_the_snapshot_holds_exactly_what_scoring_gives_the_model(gappy):
     assert silent.loc[dt.date(2024, 5, 1) :].isna().all() and silent.loc[: dt.date(2024, 4, 19)].notna().any()
 
 
+def test_on_stocknet_the_snapshot_holds_exactly_what_scoring_gives_the_model(stocknet_lake):
+    """Real tweets are sparse (many names go days without one) and 2014-11-10..13 has no files at all."""
+    store = FeatureStore(stocknet_lake, ALL_FEATURES)
+    data, manifest = snapshots.build(stocknet_lake, store, "2014-09-02", "2015-02-27", "2015-02-27", FEATURES)
+    by_date = data.set_index(["date", "entity_key"])
+    dates = sorted(set(by_date.index.get_level_values("date")))
+    picked = dates[::6] + [d for d in dates if dt.date(2014, 11, 10) <= d <= dt.date(2014, 11, 21)]
+    alt = [f.name for f in ALT_FAMILY.features]
+    missing_alt = 0
+    for day in sorted(set(picked)):
+        served = scoring.scoring_frame(store, FEATURES, day, manifest["universe"]).set_index("entity_key")
+        trained = by_date.xs(day, level="date")
+        assert set(trained.index) <= set(served.index), day
+        assert np.array_equal(bits(trained[FEATURES]), bits(served.loc[trained.index, FEATURES])), day
+        missing_alt += int(trained[alt].isna().all(axis=1).sum())
+    assert len(picked) > 25 and missing_alt > 0  # sparse names and the gap do leave alternative data missing
+
+
 def test_stale_alternative_data_is_missing_in_training_not_carried_forward(gappy):
     root, store, snap, _ = gappy
     sparse = snap.data[snap.data["entity_key"] == SPARSE].set_index("date")
