@@ -107,7 +107,7 @@ def _wait(what: str, probe: Callable[[], object], proc: subprocess.Popen | None 
         if proc is not None and proc.poll() is not None:
             pytest.fail(f"{Path(proc.args[0]).name} exited ({proc.returncode}) while waiting for {what}")
         time.sleep(0.3)
-    pytest.fail(f"no {what} within {timeout:.0f} s")
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @contextmanager
