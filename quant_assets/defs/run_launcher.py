@@ -7,7 +7,8 @@ only when the run launcher can tell whether a run's worker is alive, and the ``D
 launcher launches exactly like the default one (the run worker is a subprocess of the local code server) and
 adds that check:
 
-- it tags each run it launches with the host its worker runs on (``quant/run_worker_host``);
+- it tags each run it launches with the host its worker runs on (``run_worker/host``; not under ``quant/``,
+  the prefix of the tags that say why a run was started);
 - the worker's pid is the pid of the run's RUN_START event (every Dagster event records the pid of the process
   that emitted it; RUN_START comes from the run worker, also for runs ``dagster asset materialize`` executes in
   its own process, which no launcher sees). The worker counts as alive while that pid is a live process that
@@ -36,7 +37,7 @@ import dagster as dg
 import psutil
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 
-HOST_TAG = "quant/run_worker_host"
+HOST_TAG = "run_worker/host"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # A live worker started before it emitted RUN_START; psutil's start times (boot time + ticks) can be off by
 # about a second, a recycled pid (a process started after the worker died) is later than this by far.
