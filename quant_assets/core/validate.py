@@ -199,6 +199,7 @@ DEFAULT_LIMITS = PriceLimits()
 
 
 def unknown_ticker_rule(universe: frozenset[str]) -> Rule:
+    """The one rule for records of a ticker outside the universe (bars, aggregates, single tweets)."""
     return ("unknown_ticker", lambda d: ~d["ticker"].isin(universe), lambda d: d["ticker"])
 
 
@@ -333,14 +334,23 @@ def _previous_aligned(history: pd.DataFrame, tickers: pd.Series) -> dict[str, np
     return out
 
 
-def _step_flags(bars, value, prev, field, factor, keep, session) -> pd.DataFrame:
+def _step_flags(
+    bars: pd.DataFrame,
+    value: np.ndarray,
+    prev: dict[str, np.ndarray],
+    field: str,
+    factor: float,
+    keep: np.ndarray,
+    session: dt.date,
+) -> pd.DataFrame:
     """Kept bars whose ``field`` moved beyond ``factor`` either way since the previous bar; ``reverted``
     when the previous bar was itself such a jump the other way and this one returns within the factor of
     the bar before it."""
     before, before2 = prev[f"{field}_1"], prev[f"{field}_2"]
     limit = np.log(factor)
     with np.errstate(divide="ignore", invalid="ignore"):
-        step, earlier, net = np.log(value / before), np.log(before / before2), np.log(value / before2)
+        ratio = value / before
+        step, earlier, net = np.log(ratio), np.log(before / before2), np.log(value / before2)
     flagged = keep & (value > 0) & (before > 0) & (np.abs(step) > limit)
     if not flagged.any():
         return pd.DataFrame(columns=STEP_FLAG_COLUMNS)
@@ -353,7 +363,7 @@ def _step_flags(bars, value, prev, field, factor, keep, session) -> pd.DataFrame
             "previous_date": prev["date_1"][flagged],
             "previous": before[flagged],
             "value": value[flagged],
-            "ratio": (value / before)[flagged],
+            "ratio": ratio[flagged],
             "note": np.where(reverted[flagged], "reverted", "jump"),
         },
         columns=STEP_FLAG_COLUMNS,

@@ -91,14 +91,18 @@ def _parse_line(line: bytes, base: dict, file_date: dt.date) -> tuple[dict | Non
     return dict(base, file_date=file_date, raw=raw, **fields), None
 
 
+def _file_reject(ticker: str, source_file: str, reason: str, detail: str) -> dict:
+    """A problem with a whole file or ticker directory: a reject without a line."""
+    return dict(ticker=ticker, source_file=source_file, source_line=None, reason=reason, detail=detail, raw=None)
+
+
 def _read_file(real: Path, shown: Path, ticker: str, file_date: dt.date) -> tuple[list[dict], list[dict], int]:
     """Records and rejects of one tweet file, and how many records (non-blank lines) it holds."""
     rel = f"{ticker}/{file_date.isoformat()}"
     try:
         blob = real.read_bytes()
     except OSError as exc:
-        detail = f"cannot read {shown}: {exc.strerror or exc}"
-        return [], [dict(ticker=ticker, source_file=rel, source_line=None, reason="unreadable_file", detail=detail)], 1
+        return [], [_file_reject(ticker, rel, "unreadable_file", f"cannot read {shown}: {exc.strerror or exc}")], 1
     if blob.startswith(BOM):
         blob = blob[len(BOM) :]
     records, rejects, count = [], [], 0
@@ -150,6 +154,7 @@ class StockNetTweets:
         self._universe = universe
 
     def _scan(self) -> _Tree:
+        """Every entry of the tweet root: a readable ticker directory, a reject or a notice."""
         if not self.directory.is_dir():
             raise SourceError(f"tweet directory not found or not a directory: {self.directory}")
         tree = _Tree(Path(os.path.realpath(self.directory)))
@@ -162,9 +167,7 @@ class StockNetTweets:
             seen.add(ticker)
             found = locate(self.directory / name, tree.root)
             if found.real is None:
-                tree.rejects.append(
-                    dict(ticker=ticker, source_file=name, source_line=None, reason=found.reason, detail=found.detail)
-                )
+                tree.rejects.append(_file_reject(ticker, name, found.reason, found.detail))
             elif not stat.S_ISDIR(found.mode):
                 detail = f"a file where a ticker directory was expected in {self.directory}; not read"
                 tree.notices.append(Notice("unexpected_file", name, detail))
@@ -188,12 +191,7 @@ class StockNetTweets:
             return [], [], 0
         found = locate_file(path, root)
         if found.real is None:
-            rel = f"{ticker}/{file_date.isoformat()}"
-            return (
-                [],
-                [dict(ticker=ticker, source_file=rel, source_line=None, reason=found.reason, detail=found.detail)],
-                1,
-            )
+            return [], [_file_reject(ticker, f"{ticker}/{file_date.isoformat()}", found.reason, found.detail)], 1
         return _read_file(found.real, path, ticker, file_date)
 
     def alt(self, session: dt.date) -> RawBatch:
