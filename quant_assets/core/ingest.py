@@ -5,6 +5,11 @@ session close, a daily aggregate's end of UTC day); ``ingest_time`` is when the
 value became known: event_time + the dataset's availability lag in historical
 backfills, the wall clock in live runs. A corrected value is a new row with a
 later ingest_time.
+
+The report's ``bad_share`` compares like with like: damaged records quarantined
+over records read from the source (CSV lines, tweet lines, synthetic rows);
+records excluded on purpose (``validate.EXCLUDED_REASONS``) are quarantined and
+reported but are not damage.
 """
 
 from __future__ import annotations
@@ -15,13 +20,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from quant_assets.core import lake
 from quant_assets.core import time as qtime
-from quant_assets.core.sources.base import ALT_LAG, PRICE_LAG, AltSource, PriceSource
-from quant_assets.core.validate import ALT_COUNT_FIELDS, PRICE_FIELDS, validate_alt, validate_prices
+from quant_assets.core.sources.base import ALT_LAG, PRICE_LAG, AltSource, Notice, PriceSource
+from quant_assets.core.validate import (
+    ALT_COUNT_FIELDS,
+    DEFAULT_LIMITS,
+    EXCLUDED_REASONS,
+    PRICE_FIELDS,
+    STEP_FLAG_COLUMNS,
+    PriceLimits,
+    check_steps,
+    concat_rejects,
+    empty_rejects,
+    make_rejects,
+    validate_alt,
+    validate_prices,
+)
 
 Clock = Literal["backfill", "live"]
 PRICES = "raw_prices"
@@ -68,32 +87,86 @@ class NotYetAvailable(RuntimeError):
 class IngestReport:
     dataset: str
     partition: dt.date
+    records_read: int = 0  # source records the partition owns, good or bad
     rows_offered: int = 0
     rows_clean: int = 0
     rows_quarantined: int = 0
+    rows_excluded: int = 0  # quarantined with a reason in EXCLUDED_REASONS (valid, left out on purpose)
     rows_written: int = 0
     quarantine_written: int = 0
     tickers: int = 0
     first_event: pd.Timestamp | None = None
     last_event: pd.Timestamp | None = None
     reasons: Counter = field(default_factory=Counter)
+    notices: list[Notice] = field(default_factory=list)
+    step_flags: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=STEP_FLAG_COLUMNS))
     preview: pd.DataFrame = field(default_factory=pd.DataFrame)
     schema: list[tuple[str, str]] = field(default_factory=list)
 
     @property
+    def rows_damaged(self) -> int:
+        return self.rows_quarantined - self.rows_excluded
+
+    @property
     def bad_share(self) -> float:
-        total = self.rows_clean + self.rows_quarantined
-        return self.rows_quarantined / total if total else 0.0
+        """Damaged records quarantined / records read (a whole-file reject counts as one record of each)."""
+        damaged = self.rows_damaged
+        return damaged / max(self.records_read, damaged) if damaged else 0.0
 
 
-def _stamp(df: pd.DataFrame, lag: pd.Timedelta, clock: Clock, now: pd.Timestamp) -> pd.Series:
-    available = df["event_time"] + lag
-    if clock == "backfill":
-        return available
-    if (available > now).any():
-        first = available[available > now].min()
-        raise NotYetAvailable(f"data is not available until {first.isoformat()} (now {now.isoformat()})")
-    return pd.Series(now, index=df.index)
+def _available(
+    df: pd.DataFrame, event_time: pd.Series, lag: pd.Timedelta, clock: Clock, now: pd.Timestamp
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """(rows known by ``now``, rejects, their ingest_time): backfill stamps event_time + lag, live ``now``.
+
+    Under the backfill clock a row whose event_time + lag is after ``now`` (today's bar before the close)
+    would claim to be known before it could exist: it is quarantined as ``not_yet_available``, and a later
+    run ingests it. The live clock refuses such a partition as a whole (NotYetAvailable): a live run is
+    scheduled after its data's availability, so an early one is an operator's mistake to see.
+    """
+    available = event_time + lag
+    early = (available > now).to_numpy()
+    if clock == "live":
+        if early.any():
+            first = available[early].min()
+            raise NotYetAvailable(f"data is not available until {first.isoformat()} (now {now.isoformat()})")
+        return df, empty_rejects(), pd.Series(now, index=df.index)
+    detail = available[early].map(lambda t: f"available at {t.isoformat()}, after the run's now {now.isoformat()}")
+    return df[~early], make_rejects(df[early], "not_yet_available", detail), available[~early]
+
+
+def previous_bars(root: Path, session: dt.date, tickers, lookback: int, known_at: pd.Timestamp) -> pd.DataFrame:
+    """The (up to) two nearest stored bars per ticker before ``session``, within ``lookback`` sessions.
+
+    Each is the latest version ingested by ``known_at``; columns ticker, date, adj_close, volume. Reads
+    one partition at a time, newest first, and stops once every ticker has two: the cost follows the
+    day's work, not the length of the history. Nothing of ``session`` or later is read.
+    """
+    wanted = pd.Index(pd.unique(np.asarray(tickers, dtype=object)))
+    found, frames = np.zeros(len(wanted), dtype=int), []
+    index = qtime.session_index(session)
+    for i in range(index - 1, max(index - 1 - lookback, -1), -1):
+        if (found >= 2).all():
+            break
+        stored = lake.read_partition(root, PRICES, qtime.session_at(i))
+        if stored.empty:
+            continue
+        latest = lake.latest_versions(stored[stored["ingest_time"] <= known_at], KEY)
+        names = latest["ticker"].to_numpy(dtype=object)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "ticker": names,
+                    "date": qtime.session_at(i),
+                    "adj_close": latest["adj_close"],
+                    "volume": latest["volume"],
+                }
+            )
+        )
+        hits = wanted.get_indexer(names)
+        found[hits[hits >= 0]] += 1
+    columns = ["ticker", "date", "adj_close", "volume"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def _finish(
@@ -110,6 +183,7 @@ def _finish(
     quarantined = lake.append_quarantine(root, report.dataset, day, rejects, QUARANTINE_SCHEMA)
     report.rows_clean = len(rows)
     report.rows_quarantined = len(rejects)
+    report.rows_excluded = int(rejects["reason"].isin(EXCLUDED_REASONS).sum())
     report.rows_offered = len(rows) + len(rejects)
     report.rows_written = written.rows_written
     report.quarantine_written = quarantined.rows_written
@@ -124,26 +198,38 @@ def _finish(
 
 
 def ingest_prices(
-    source: PriceSource, session: dt.date, root: Path, clock: Clock = "backfill", now: pd.Timestamp | None = None
+    source: PriceSource,
+    session: dt.date,
+    root: Path,
+    clock: Clock = "backfill",
+    now: pd.Timestamp | None = None,
+    limits: PriceLimits = DEFAULT_LIMITS,
 ) -> IngestReport:
+    """Validate one session's bars (rows, bounds, availability, then steps against the stored bars before
+    it) and append them to the lake; every rejected record goes to the quarantine with its reason."""
     session = qtime.require_session(session)
     now = now or pd.Timestamp.now(tz="UTC")
     batch = source.prices(session)
-    clean, rejects = validate_prices(batch.records, session, source.universe())
+    clean, rejects = validate_prices(batch.records, session, source.universe(), limits)
+    close = pd.Series(qtime.session_close(session), index=clean.index)
+    clean, late, ingest_time = _available(clean, close, PRICE_LAG, clock, now)
+    history = previous_bars(root, session, clean["ticker"], limits.lookback, now)
+    clean, steps, flags = check_steps(clean, session, history, limits)
     rows = pd.DataFrame(
         {
             "ticker": clean["ticker"].astype("string"),
-            "event_time": pd.Series(qtime.session_close(session), index=clean.index),
+            "event_time": close[clean.index],
             **{c: clean[c].astype("float64") for c in PRICE_FIELDS},
             "volume": clean["volume"].astype("int64"),
             "source": source.name,
             "source_file": clean["source_file"].astype("string"),
             "source_line": clean["source_line"].astype("Int64"),
+            "ingest_time": ingest_time[clean.index],
         }
     )
-    rows["ingest_time"] = _stamp(rows, PRICE_LAG, clock, now)
-    all_rejects = pd.concat([batch.rejects, rejects], ignore_index=True) if not batch.rejects.empty else rejects
-    return _finish(IngestReport(PRICES, session), root, session, rows, all_rejects, PRICE_VALUES, now, PRICE_SCHEMA)
+    report = IngestReport(PRICES, session, records_read=batch.read_count(), notices=batch.notices, step_flags=flags)
+    all_rejects = concat_rejects([batch.rejects, rejects, late, steps])
+    return _finish(report, root, session, rows, all_rejects, PRICE_VALUES, now, PRICE_SCHEMA)
 
 
 def ingest_alt(
@@ -155,17 +241,20 @@ def ingest_alt(
     batch = source.alt(session)
     clean, rejects = validate_alt(batch.records, days, source.universe())
     ends = pd.to_datetime(clean["day"].map(lambda d: d + dt.timedelta(days=1))) if not clean.empty else None
+    event = ends.dt.tz_localize("UTC") if ends is not None else pd.Series(dtype="datetime64[ns, UTC]")
+    clean, late, ingest_time = _available(clean, event, ALT_LAG, clock, now)
     rows = pd.DataFrame(
         {
             "ticker": clean["ticker"].astype("string"),
-            "event_time": ends.dt.tz_localize("UTC") if ends is not None else pd.Series(dtype="datetime64[ns, UTC]"),
+            "event_time": event[clean.index],
             "day": clean["day"],
             **{c: clean[c].astype("int64") for c in ALT_COUNT_FIELDS},
             "sentiment": clean["sentiment"].astype("float64"),
             "source": source.name,
             "source_file": clean["source_file"].astype("string"),
+            "ingest_time": ingest_time,
         }
     )
-    rows["ingest_time"] = _stamp(rows, ALT_LAG, clock, now)
-    all_rejects = pd.concat([batch.rejects, rejects], ignore_index=True) if not batch.rejects.empty else rejects
-    return _finish(IngestReport(ALT, session), root, session, rows, all_rejects, ALT_VALUES, now, ALT_SCHEMA)
+    report = IngestReport(ALT, session, records_read=batch.read_count(), notices=batch.notices)
+    all_rejects = concat_rejects([batch.rejects, rejects, late])
+    return _finish(report, root, session, rows, all_rejects, ALT_VALUES, now, ALT_SCHEMA)

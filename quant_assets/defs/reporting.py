@@ -8,14 +8,32 @@ import dagster as dg
 import pandas as pd
 
 from quant_assets.core.ingest import IngestReport
+from quant_assets.core.validate import EXCLUDED_REASONS
+
+SHARE_DEFINITION = (
+    "damaged records quarantined / records read from the source, per partition (records: CSV data lines, "
+    "tweet lines, synthetic rows; a whole-file problem counts as one); excluded reasons "
+    f"({', '.join(sorted(EXCLUDED_REASONS))}) are quarantined but not counted"
+)
 
 
 def _md(df: pd.DataFrame, max_rows: int = 10) -> dg.MetadataValue:
     return dg.MetadataValue.md(df.head(max_rows).to_markdown(index=False) if not df.empty else "_(none)_")
 
 
+def _notices(reports: list[IngestReport]) -> pd.DataFrame:
+    """Distinct source notices of the run (a notice repeats in every partition the source served)."""
+    seen = {(n.code, n.subject, n.detail) for r in reports for n in r.notices}
+    return pd.DataFrame(sorted(seen), columns=["notice", "name", "detail"])
+
+
+def _flags(reports: list[IngestReport]) -> pd.DataFrame:
+    frames = [r.step_flags for r in reports if not r.step_flags.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def ingest_metadata(reports: list[IngestReport], dataset_path: str) -> dict:
-    """Row counts, tickers, date span, schema, a preview and the quarantine tally."""
+    """Row counts, records read, tickers, date span, schema, a preview, the quarantine tally and notices."""
     rows = sum(r.rows_clean for r in reports)
     firsts = [r.first_event for r in reports if r.first_event is not None]
     lasts = [r.last_event for r in reports if r.last_event is not None]
@@ -26,8 +44,10 @@ def ingest_metadata(reports: list[IngestReport], dataset_path: str) -> dict:
         [
             {
                 "partition": r.partition.isoformat(),
+                "read": r.records_read,
                 "clean": r.rows_clean,
                 "quarantined": r.rows_quarantined,
+                "excluded": r.rows_excluded,
                 "written": r.rows_written,
                 "bad_share": round(r.bad_share, 4),
             }
@@ -37,8 +57,10 @@ def ingest_metadata(reports: list[IngestReport], dataset_path: str) -> dict:
     return {
         "dagster/row_count": dg.MetadataValue.int(rows),
         "partitions": dg.MetadataValue.int(len(reports)),
+        "records_read": dg.MetadataValue.int(sum(r.records_read for r in reports)),
         "rows_written": dg.MetadataValue.int(sum(r.rows_written for r in reports)),
         "rows_quarantined": dg.MetadataValue.int(sum(r.rows_quarantined for r in reports)),
+        "rows_excluded": dg.MetadataValue.int(sum(r.rows_excluded for r in reports)),
         "tickers": dg.MetadataValue.int(max((r.tickers for r in reports), default=0)),
         "first_event_time": dg.MetadataValue.text(min(firsts).isoformat() if firsts else "-"),
         "last_event_time": dg.MetadataValue.text(max(lasts).isoformat() if lasts else "-"),
@@ -47,13 +69,14 @@ def ingest_metadata(reports: list[IngestReport], dataset_path: str) -> dict:
         "quarantine_reasons": _md(
             pd.DataFrame(sorted(reasons.items()), columns=["reason", "rows"]) if reasons else pd.DataFrame()
         ),
+        "source_notices": _md(_notices(reports), 50),
         "partitions_detail": _md(per_partition.sort_values("bad_share", ascending=False), 20),
         "path": dg.MetadataValue.path(dataset_path),
     }
 
 
 def quarantine_check(asset_key: str, reports: list[IngestReport], max_bad_share: float) -> dg.AssetCheckResult:
-    """Fails (ERROR, blocking) when any partition's quarantined share exceeds the limit."""
+    """Fails (ERROR, blocking) when any partition's damaged share exceeds the limit."""
     worst = max(reports, key=lambda r: r.bad_share) if reports else None
     share = worst.bad_share if worst else 0.0
     breaches = [r for r in reports if r.bad_share > max_bad_share]
@@ -63,17 +86,57 @@ def quarantine_check(asset_key: str, reports: list[IngestReport], max_bad_share:
         passed=not breaches,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
-            f"{len(breaches)} partition(s) above {max_bad_share:.1%} bad rows"
+            f"{len(breaches)} partition(s) above {max_bad_share:.1%} damaged records"
             if breaches
-            else f"all partitions at or below {max_bad_share:.1%} bad rows"
+            else f"all partitions at or below {max_bad_share:.1%} damaged records"
         ),
         metadata={
+            "share_definition": dg.MetadataValue.text(SHARE_DEFINITION),
             "max_bad_share": dg.MetadataValue.float(max_bad_share),
             "worst_share": dg.MetadataValue.float(round(share, 6)),
             "worst_partition": dg.MetadataValue.text(worst.partition.isoformat() if worst else "-"),
+            "records_read": dg.MetadataValue.int(sum(r.records_read for r in reports)),
             "quarantined_rows": dg.MetadataValue.int(sum(r.rows_quarantined for r in reports)),
+            "excluded_rows": dg.MetadataValue.int(sum(r.rows_excluded for r in reports)),
             "breaching_partitions": dg.MetadataValue.text(
                 ", ".join(r.partition.isoformat() for r in breaches[:20]) or "-"
             ),
         },
     )
+
+
+def _warning(asset_key: str, name: str, table: pd.DataFrame, what: str, max_rows: int = 50) -> dg.AssetCheckResult:
+    """A non-blocking WARN result that fails when ``table`` has rows, and lists them."""
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=name,
+        passed=table.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(table)} {what}" if len(table) else f"no {what}",
+        metadata={"count": dg.MetadataValue.int(len(table)), "details": _md(table, max_rows)},
+    )
+
+
+def source_check(asset_key: str, reports: list[IngestReport]) -> dg.AssetCheckResult:
+    """``source_complete``: every missing or unexpected source entry, by name."""
+    return _warning(asset_key, "source_complete", _notices(reports), "source notice(s): missing or unexpected entries")
+
+
+def steps_check(asset_key: str, reports: list[IngestReport]) -> dg.AssetCheckResult:
+    """``price_steps``: bars kept but flagged for a large move since the previous stored bar."""
+    flags = _flags(reports)
+    if not flags.empty:
+        flags = flags.assign(ratio=flags["ratio"].round(4)).sort_values(["date", "ticker", "field"])
+    return _warning(asset_key, "price_steps", flags, "flagged step(s) (kept; ratio = value / previous bar)", 100)
+
+
+def excluded_check(asset_key: str, reports: list[IngestReport]) -> dg.AssetCheckResult:
+    """``excluded_records``: valid records left out on purpose, per partition and reason."""
+    rows = [
+        {"partition": r.partition.isoformat(), "reason": reason, "records": n, "of_read": r.records_read}
+        for r in reports
+        for reason, n in sorted(r.reasons.items())
+        if reason in EXCLUDED_REASONS
+    ]
+    table = pd.DataFrame(rows)
+    return _warning(asset_key, "excluded_records", table, "partition/reason(s) with records excluded on purpose")

@@ -202,6 +202,29 @@ PRICE_LINE_CASES = {
         *good(MAR25, MAR26, MAR27, MAR28, APR01, APR02),
         Bad(bar("April 3"), "bad_date", APR02, "date=April 3"),
     ],
+    # Finite but absurd values: bounds (PriceLimits: 1e7 per price, 1e11 shares).
+    "finite_but_absurd_price": [
+        *good(MAR25, MAR26),
+        Bad(bar(MAR27, h=1e308), "implausible_price", MAR27, "max price 1e+308 above 1e+07"),
+        *good(MAR28, APR01, APR02),
+    ],
+    "absurd_volume": [
+        *good(MAR25, MAR26),
+        Bad(bar(MAR27, v=200_000_000_000), "implausible_volume", MAR27, "volume=200000000000.0 above 1e+11"),
+        *good(MAR28, APR01, APR02),
+    ],
+    # A units error for one day: 1000x the neighbours, reverting the next day. The next day is checked
+    # against the last stored bar (03-26), so it passes.
+    "one_day_1000x_jump_that_reverts": [
+        *good(MAR25, MAR26),
+        Bad(
+            bar(MAR27, o=10000.0, h=11000.0, lo=9000.0, c=10500.0, adj=10250.0),
+            "implausible_step",
+            MAR27,
+            "adj_close 10250.0 vs 10.25 on 2024-03-26: x1000 (limit 10x either way)",
+        ),
+        *good(MAR28, APR01, APR02),
+    ],
 }
 
 
@@ -407,6 +430,13 @@ TWEET_LINE_CASES = {
     ),
     "duplicate_tweet": (AAA_GOOD[0], "duplicate_tweet", "same ticker, time, user and text"),
     "non_utf8_bytes": (tweet().encode()[:-2] + b'\xff"}', "not_utf8", "invalid start byte"),
+    # JSON escapes of lone UTF-16 surrogates decode to strings no Parquet writer accepts.
+    "lone_surrogate_in_created_at": (
+        tweet(created_at=AT + "\ud800"),
+        "invalid_unicode",
+        "created_at holds a lone UTF-16 surrogate",
+    ),
+    "lone_surrogate_in_a_token": (tweet(text=("aapl", "\udc80")), "invalid_unicode", "text holds a lone UTF-16"),
 }
 
 
@@ -427,6 +457,30 @@ def test_bad_tweet_line_is_quarantined_and_neighbours_kept(tmp_path, lake_root, 
     assert q.loc[0, "raw"] == raw
     assert_aggregates(lake_root, TWEET_SESSION, {("AAA", "2024-03-26"): AAA_AGG, ("BBB", "2024-03-26"): BBB_AGG})
     assert (report.rows_clean, report.rows_quarantined, report.reasons) == (2, 1, {reason: 1})
+
+
+LONG_LINE_CASES = {
+    # json.loads raises RecursionError here, which is no ValueError: it used to fail the whole partition.
+    "nested_100000_deep": ("[" * 100_000 + "]" * 100_000, "nesting_too_deep", "recursion limit"),
+    "number_beyond_the_int_limit": ('{"n": ' + "9" * 5000 + "}", "malformed_json", "ValueError: Exceeds the limit"),
+}
+
+
+@pytest.mark.parametrize(("line", "reason", "detail"), LONG_LINE_CASES.values(), ids=LONG_LINE_CASES.keys())
+def test_any_parser_failure_quarantines_the_line_only(tmp_path, lake_root, line, reason, detail):
+    tweet_dir = tmp_path / "tweets"
+    write_tweets(tweet_dir / "AAA" / "2024-03-26", [AAA_GOOD[0], line, *AAA_GOOD[1:]])
+    write_tweets(tweet_dir / "BBB" / "2024-03-26", BBB_GOOD)
+
+    report = ingest_alt(StockNetTweets(tweet_dir), TWEET_SESSION, lake_root)
+
+    q = quarantined(lake_root, "alt_data", [TWEET_SESSION.isoformat()])
+    assert q[["ticker", "source_file", "source_line", "reason"]].values.tolist() == [
+        ["AAA", "AAA/2024-03-26", 2, reason]
+    ]
+    assert detail in q.loc[0, "detail"] and q.loc[0, "raw"] == line[:500]  # the raw preview
+    assert_aggregates(lake_root, TWEET_SESSION, {("AAA", "2024-03-26"): AAA_AGG, ("BBB", "2024-03-26"): BBB_AGG})
+    assert (report.records_read, report.rows_quarantined, report.bad_share) == (5, 1, 1 / 5)
 
 
 def test_integer_user_id_is_the_same_user_as_its_string(tmp_path, lake_root):

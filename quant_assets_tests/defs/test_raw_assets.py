@@ -1,6 +1,7 @@
 """The Dagster layer, materialised in-process on a Postgres-backed instance."""
 
 import datetime as dt
+import json
 import os
 
 import dagster as dg
@@ -23,8 +24,10 @@ def _resources(root, **market):
     return {"lake": LakeResource(root=str(root)), "market": MarketDataResource(n_tickers=20, **market)}
 
 
-def _check(result, asset):
-    evals = [e for e in result.get_asset_check_evaluations() if e.asset_key == dg.AssetKey(asset)]
+def _check(result, asset, name="quarantine_share"):
+    evals = [
+        e for e in result.get_asset_check_evaluations() if e.asset_key == dg.AssetKey(asset) and e.check_name == name
+    ]
     assert len(evals) == 1
     return evals[0]
 
@@ -151,3 +154,112 @@ def test_on_an_external_postgres_given_by_url(lake_root, tmp_path):
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     finally:
         _drop_database(psycopg2_url(url), name)
+
+
+def _files_market(prices, tweets):
+    class FilesMarket(MarketDataResource):
+        def sources(self):
+            return prices, tweets
+
+    return FilesMarket()
+
+
+def _tweet_line(day: str, hour: int, user: str, text=("aapl", "buy")) -> str:
+    stamp = dt.datetime.fromisoformat(f"{day}T{hour:02d}:00:00+00:00").strftime("%a %b %d %H:%M:%S +0000 %Y")
+    return json.dumps({"text": list(text), "created_at": stamp, "user_id_str": user})
+
+
+def _md_rows(value) -> list[list[str]]:
+    """The body rows of a markdown table, cell by cell."""
+    lines = value.value.splitlines()[2:]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_warning_checks_name_what_is_missing_flagged_or_excluded(dagster_instance, lake_root, tmp_path):
+    """Notices, step flags and late deliveries are reported in non-blocking WARN checks; one duplicate
+    among 35 tweets is 1/35 of what was read, under the default 5%, so the blocking check passes."""
+    from quant_assets.core.sources import StockNetTweets, YahooCsvPrices
+
+    price_dir, tweet_dir = tmp_path / "prices", tmp_path / "tweets"
+    price_dir.mkdir()
+    header = "Date,Open,High,Low,Close,Adj Close,Volume\n"
+    (price_dir / "AAA.csv").write_text(header + "2024-03-04,10,11,9,10,10,100\n2024-03-05,16,17,15,16,16,100\n")
+    (price_dir / "AMZN.CSV").write_text(header)
+    (tweet_dir / "AAA").mkdir(parents=True)
+    lines = [_tweet_line("2024-03-05", 10 + i % 10, f"u{i}", ("aapl", str(i))) for i in range(34)]
+    late = [_tweet_line("2024-03-01", 12, "u99")]
+    (tweet_dir / "AAA" / "2024-03-05").write_text("\n".join([*lines, lines[0], *late]) + "\n")
+    universe = frozenset({"AAA", "MSFT"})
+    market = _files_market(YahooCsvPrices(price_dir, universe), StockNetTweets(tweet_dir, universe))
+    resources = {"lake": LakeResource(root=str(lake_root)), "market": market}
+    tags = {"dagster/asset_partition_range_start": "2024-03-04", "dagster/asset_partition_range_end": "2024-03-05"}
+
+    result = dg.materialize([raw_prices, alt_data], instance=dagster_instance, resources=resources, tags=tags)
+
+    assert result.success
+    assert _check(result, "raw_prices").passed and _check(result, "alt_data").passed
+    assert _check(result, "alt_data").metadata["worst_share"].value == round(1 / 36, 6)  # 35 tweets + the late one
+    source = _check(result, "raw_prices", "source_complete")
+    assert not source.passed and source.severity == dg.AssetCheckSeverity.WARN
+    assert [r[:2] for r in _md_rows(source.metadata["details"])] == [
+        ["missing_file", "MSFT"],
+        ["unexpected_file", "AMZN.CSV"],
+    ]
+    assert [r[:2] for r in _md_rows(_check(result, "alt_data", "source_complete").metadata["details"])] == [
+        ["missing_file", "MSFT"]
+    ]
+    steps = _check(result, "raw_prices", "price_steps")
+    assert not steps.passed and steps.severity == dg.AssetCheckSeverity.WARN and steps.metadata["count"].value == 1
+    assert _md_rows(steps.metadata["details"]) == [
+        ["AAA", "2024-03-05", "adj_close", "2024-03-04", "10", "16", "1.6", "jump"]
+    ]
+    excluded = _check(result, "alt_data", "excluded_records")
+    assert not excluded.passed and excluded.severity == dg.AssetCheckSeverity.WARN
+    assert _md_rows(excluded.metadata["details"]) == [["2024-03-05", "created_long_before_file_date", "1", "36"]]
+    meta = result.asset_materializations_for_node("alt_data")[0].metadata  # the run's, over both partitions
+    assert (meta["records_read"].value, meta["rows_quarantined"].value, meta["rows_excluded"].value) == (36, 2, 1)
+
+
+def test_stocknet_backlog_day_and_worst_day_pass_the_default_blocking_check(dagster_instance, lake_root, stocknet_dir):
+    """2014-11-14: all 27 tweets are the Nov 9-10 backlog (excluded, not damage); 2015-05-14, the worst
+    2014-2015 day, has 3 duplicates among the 122 tweets of its files: 2.5% (against its 34 aggregates plus
+    3, as counted before, 8.1%).
+
+    Read off the files: ``cat tweet/preprocessed/*/2014-11-14 | grep -c .`` -> 27, created Nov 09 (21) and
+    Nov 10 (6); ``cat tweet/preprocessed/*/2015-05-14 | grep -c .`` -> 122, of which 3 repeat an earlier
+    line's ticker, created_at, user and text; 34 tickers have tweets created on May 14 UTC (files 05-14
+    and 05-15); ``grep -l '^2014-11-14,' price/raw/*.csv | wc -l`` -> 68, ``'^2015-05-14,'`` -> 69.
+    """
+    resources = {
+        "lake": LakeResource(root=str(lake_root)),
+        "market": MarketDataResource(kind="stocknet", stocknet_dir=str(stocknet_dir)),
+    }
+    expected = {
+        # partition: (price rows, tweet lines read, quarantined, excluded, aggregates)
+        "2014-11-14": (68, 27, 27, 27, 0),
+        "2015-05-14": (69, 122, 3, 0, 34),
+    }
+    for key, (bars, read, quarantined, excluded, aggregates) in expected.items():
+        result = dg.materialize(
+            [raw_prices, alt_data], partition_key=key, instance=dagster_instance, resources=resources
+        )
+        assert result.success
+        assert _check(result, "raw_prices").passed and _check(result, "alt_data").passed
+        prices = result.asset_materializations_for_node("raw_prices")[0].metadata
+        assert (prices["dagster/row_count"].value, prices["records_read"].value, prices["rows_quarantined"].value) == (
+            bars,
+            bars,
+            0,
+        )
+        alt = result.asset_materializations_for_node("alt_data")[0].metadata
+        got = (
+            alt["records_read"].value,
+            alt["rows_quarantined"].value,
+            alt["rows_excluded"].value,
+            alt["dagster/row_count"].value,
+        )
+        assert got == (read, quarantined, excluded, aggregates)
+        assert _check(result, "alt_data").metadata["worst_share"].value == round((quarantined - excluded) / read, 6)
+        assert _check(result, "alt_data", "excluded_records").passed == (excluded == 0)
+        assert _check(result, "raw_prices", "source_complete").metadata["count"].value == 18  # StockTable 88, files 70
+        assert _check(result, "alt_data", "source_complete").metadata["count"].value == 19  # 69 tweet directories

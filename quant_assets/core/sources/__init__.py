@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quant_assets.core.sources.base import AltSource, PriceSource, RawBatch, SourceError
+from quant_assets.core.sources.base import AltSource, Notice, PriceSource, RawBatch, SourceError, ticker_of
 from quant_assets.core.sources.stocknet_tweets import StockNetTweets
 from quant_assets.core.sources.synthetic import SyntheticMarket
 from quant_assets.core.sources.yahoo_csv import YahooCsvPrices
@@ -13,15 +13,26 @@ SOURCE_KINDS = ("synthetic", "stocknet")
 
 
 def stocknet_universe(root: Path) -> frozenset[str] | None:
-    """Symbols listed in StockNet's ``StockTable`` (the declared universe), if present."""
+    """Symbols listed in StockNet's ``StockTable`` (the declared universe), if present.
+
+    The universe is configuration: a symbol that is not a valid ticker name is refused with its line,
+    rather than becoming a name that reaches file paths and the lake.
+    """
     table = root / "StockTable"
     if not table.is_file():
         return None
+    try:
+        text = table.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"cannot read the universe {table}: {exc}") from exc
     symbols = set()
-    for line in table.read_text(encoding="utf-8").splitlines()[1:]:
+    for number, line in enumerate(text.splitlines()[1:], start=2):
         parts = line.split("\t")
         if len(parts) >= 2 and parts[1].strip():
-            symbols.add(parts[1].strip().lstrip("$").upper())
+            symbol = ticker_of(parts[1].strip().lstrip("$"))
+            if symbol is None:
+                raise SourceError(f"{table}:{number}: symbol {parts[1].strip()!r} is not a valid ticker name")
+            symbols.add(symbol)
     return frozenset(symbols)
 
 
@@ -54,6 +65,7 @@ def make_sources(
 
 __all__ = [
     "AltSource",
+    "Notice",
     "PriceSource",
     "RawBatch",
     "SourceError",

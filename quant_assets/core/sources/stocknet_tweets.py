@@ -6,78 +6,113 @@ on UTC day F and, in this data set, the late evening of F-1 (about 7% of
 tweets), so a partition reads its own days' files plus the next day's and
 takes the tweets whose UTC day it owns. Line-level problems are reported by
 the partition that owns the file's date.
+
+Only ticker directories and day files that resolve inside the tweet root are
+read. A ticker directory that cannot be read (a link loop, a link leaving the
+root) is a reject in every partition; a day file that cannot be read (a
+directory, a loop, a link leaving the root) a reject of the partition owning
+its day; an entry that is not a ticker directory, and a universe ticker
+without one, are notices. Any failure to parse one line quarantines that line
+with the error named; a UTF-8 byte-order mark opening a file is skipped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from quant_assets.core import time as qtime
 from quant_assets.core.lexicon import score_tokens
-from quant_assets.core.sources.base import RawBatch, SourceError
-from quant_assets.core.validate import concat_rejects, validate_tweets
+from quant_assets.core.sources.base import Notice, RawBatch, SourceError, locate, locate_file, ticker_of
+from quant_assets.core.validate import concat_rejects, utf8_safe, validate_tweets
 
 RAW_PREVIEW = 500
+BOM = b"\xef\xbb\xbf"
+REJECT_FIELDS = ["ticker", "source_file", "source_line", "reason", "detail", "raw"]
+TWEET_FIELDS = ["ticker", "source_file", "source_line", "file_date", "created_at", "user_id", "text", "raw"]
+AGGREGATE_FIELDS = [
+    "ticker",
+    "day",
+    "tweet_count",
+    "unique_users",
+    "pos_words",
+    "neg_words",
+    "sentiment",
+    "source_file",
+    "source_line",
+    "raw",
+]
+# A JSON escape of a UTF-16 surrogate: only lines holding one can decode to a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _read_lines(path: Path, ticker: str, file_date: dt.date) -> tuple[list[dict], list[dict]]:
-    """Parse one tweet file into records and line-level rejects."""
-    rel = f"{ticker}/{file_date.isoformat()}"
-    records, rejects = [], []
+def _lone_surrogate_field(obj: dict) -> str | None:
+    """The first field the aggregates use that holds a string not encodable as UTF-8 (a lone surrogate)."""
+    for name in ("created_at", "user_id_str", "text"):
+        value = obj.get(name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return name
+    return None
+
+
+def _parse_line(line: bytes, base: dict, file_date: dt.date) -> tuple[dict | None, dict | None]:
+    """One tweet line as (record, None) or (None, reject); never raises for a bad line."""
     try:
-        blob = path.read_bytes()
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raw = line[:RAW_PREVIEW].decode("utf-8", "replace")
+        return None, dict(base, reason="not_utf8", detail=f"byte {exc.start}: {exc.reason}", raw=raw)
+    raw = text[:RAW_PREVIEW]
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        detail = "JSON nested deeper than the parser's recursion limit"
+        return None, dict(base, reason="nesting_too_deep", detail=detail, raw=raw)
+    except Exception as exc:  # noqa: BLE001 - a decode error, a number beyond int limits...: this line, not the run
+        return None, dict(base, reason="malformed_json", detail=f"{type(exc).__name__}: {exc}", raw=raw)
+    if not isinstance(obj, dict):
+        return None, dict(base, reason="malformed_json", detail="line is not a JSON object", raw=raw)
+    bad = _lone_surrogate_field(obj) if _SURROGATE_ESCAPE.search(text) else None
+    if bad:
+        detail = f"{bad} holds a lone UTF-16 surrogate (not valid Unicode)"
+        return None, dict(base, reason="invalid_unicode", detail=detail, raw=raw)
+    fields = dict(created_at=obj.get("created_at"), user_id=obj.get("user_id_str"), text=obj.get("text"))
+    return dict(base, file_date=file_date, raw=raw, **fields), None
+
+
+def _file_reject(ticker: str, source_file: str, reason: str, detail: str) -> dict:
+    """A problem with a whole file or ticker directory: a reject without a line."""
+    return dict(ticker=ticker, source_file=source_file, source_line=None, reason=reason, detail=detail, raw=None)
+
+
+def _read_file(real: Path, shown: Path, ticker: str, file_date: dt.date) -> tuple[list[dict], list[dict], int]:
+    """Records and rejects of one tweet file, and how many records (non-blank lines) it holds."""
+    rel = f"{ticker}/{file_date.isoformat()}"
+    try:
+        blob = real.read_bytes()
     except OSError as exc:
-        return [], [
-            dict(
-                ticker=ticker,
-                source_file=rel,
-                source_line=None,
-                reason="unreadable_file",
-                detail=f"cannot read {path}: {exc.strerror or exc}",
-                raw=None,
-            )
-        ]
+        return [], [_file_reject(ticker, rel, "unreadable_file", f"cannot read {shown}: {exc.strerror or exc}")], 1
+    if blob.startswith(BOM):
+        blob = blob[len(BOM) :]
+    records, rejects, count = [], [], 0
     for i, line in enumerate(blob.split(b"\n"), start=1):
         if not line.strip():
             continue
-        base = dict(ticker=ticker, source_file=rel, source_line=i)
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            rejects.append(
-                dict(
-                    base,
-                    reason="not_utf8",
-                    detail=f"byte {exc.start}: {exc.reason}",
-                    raw=line[:RAW_PREVIEW].decode("utf-8", "replace"),
-                )
-            )
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            rejects.append(dict(base, reason="malformed_json", detail=str(exc), raw=text[:RAW_PREVIEW]))
-            continue
-        if not isinstance(obj, dict):
-            rejects.append(
-                dict(base, reason="malformed_json", detail="line is not a JSON object", raw=text[:RAW_PREVIEW])
-            )
-            continue
-        records.append(
-            dict(
-                base,
-                file_date=file_date,
-                created_at=obj.get("created_at"),
-                user_id=obj.get("user_id_str"),
-                text=obj.get("text"),
-                raw=text[:RAW_PREVIEW],
-            )
-        )
-    return records, rejects
+        count += 1
+        record, reject = _parse_line(line, dict(ticker=ticker, source_file=rel, source_line=i), file_date)
+        (records if record else rejects).append(record or reject)
+    return records, rejects, count
 
 
 def aggregate_tweets(tweets: pd.DataFrame) -> pd.DataFrame:
@@ -100,66 +135,88 @@ def aggregate_tweets(tweets: pd.DataFrame) -> pd.DataFrame:
     return out.assign(source_line=pd.NA, raw=pd.NA)
 
 
+@dataclass
+class _Tree:
+    """The tweet root as found: readable ticker directories, and what is wrong or unexpected in it."""
+
+    root: Path  # the resolved tweet root: nothing outside it is read
+    tickers: dict[str, Path] = field(default_factory=dict)  # ticker -> resolved directory
+    rejects: list[dict] = field(default_factory=list)  # ticker entries that cannot be read
+    notices: list[Notice] = field(default_factory=list)
+
+
 class StockNetTweets:
     """Daily tweet aggregates from a StockNet ``tweet/preprocessed`` directory."""
 
     def __init__(self, directory: str | Path, universe: frozenset[str] | None = None):
         self.directory = Path(directory)
-        self.name = f"stocknet_tweets({self.directory})"
+        self.name = utf8_safe(f"stocknet_tweets({self.directory})")
         self._universe = universe
 
-    def _ticker_dirs(self) -> list[Path]:
+    def _scan(self) -> _Tree:
+        """Every entry of the tweet root: a readable ticker directory, a reject or a notice."""
         if not self.directory.is_dir():
             raise SourceError(f"tweet directory not found or not a directory: {self.directory}")
-        return sorted(p for p in self.directory.iterdir() if p.is_dir())
+        tree = _Tree(Path(os.path.realpath(self.directory)))
+        seen = set()
+        for name in sorted(os.listdir(self.directory)):
+            ticker = ticker_of(name)
+            if ticker is None:
+                tree.notices.append(Notice("unexpected_file", name, f"not a ticker directory of {self.directory}"))
+                continue
+            seen.add(ticker)
+            found = locate(self.directory / name, tree.root)
+            if found.real is None:
+                tree.rejects.append(_file_reject(ticker, name, found.reason, found.detail))
+            elif not stat.S_ISDIR(found.mode):
+                detail = f"a file where a ticker directory was expected in {self.directory}; not read"
+                tree.notices.append(Notice("unexpected_file", name, detail))
+            else:
+                tree.tickers[ticker] = found.real
+        for ticker in sorted((self._universe or frozenset()) - seen):
+            detail = f"in the universe but no {ticker}/ directory in {self.directory}"
+            tree.notices.append(Notice("missing_file", ticker, detail))
+        return tree
 
     def universe(self) -> frozenset[str]:
         if self._universe is not None:
             return self._universe
-        return frozenset(p.name.upper() for p in self._ticker_dirs())
+        return frozenset(self._scan().tickers)
+
+    @staticmethod
+    def _read_day(root: Path, tdir: Path, ticker: str, file_date: dt.date) -> tuple[list[dict], list[dict], int]:
+        """One ticker's file for ``file_date``: nothing when there is none (no tweets that day)."""
+        path = tdir / file_date.isoformat()
+        if not os.path.lexists(path):
+            return [], [], 0
+        found = locate_file(path, root)
+        if found.real is None:
+            return [], [_file_reject(ticker, f"{ticker}/{file_date.isoformat()}", found.reason, found.detail)], 1
+        return _read_file(found.real, path, ticker, file_date)
 
     def alt(self, session: dt.date) -> RawBatch:
         days = qtime.owned_calendar_days(session)
-        file_dates = days + [days[-1] + dt.timedelta(days=1)]
-        records, rejects = [], []
-        for tdir in self._ticker_dirs():
-            for fdate in file_dates:
-                path = tdir / fdate.isoformat()
-                if not path.is_file():
-                    continue
-                recs, rejs = _read_lines(path, tdir.name.upper(), fdate)
-                owned = fdate in days
+        tree = self._scan()
+        records, rejects, read = [], list(tree.rejects), len(tree.rejects)
+        for ticker, tdir in tree.tickers.items():
+            for file_date in days + [days[-1] + dt.timedelta(days=1)]:
+                recs, rejs, count = self._read_day(tree.root, tdir, ticker, file_date)
                 records.extend(recs)
-                if owned:
+                if file_date in days:  # the next day's file lends its late-evening tweets, not its problems
                     rejects.extend(rejs)
-        columns = ["ticker", "source_file", "source_line", "file_date", "created_at", "user_id", "text", "raw"]
-        recs = pd.DataFrame(records, columns=columns)
-        line_rejects = pd.DataFrame(
-            rejects, columns=["ticker", "source_file", "source_line", "reason", "detail", "raw"]
-        )
-        clean, tweet_rejects = validate_tweets(recs)
-        owned_files = recs["file_date"].isin(days) if not recs.empty else pd.Series(dtype=bool)
-        keys = set(recs.loc[owned_files, ["source_file", "source_line"]].itertuples(index=False, name=None))
-        if not tweet_rejects.empty:
-            mine = [k in keys for k in tweet_rejects[["source_file", "source_line"]].itertuples(index=False, name=None)]
-            tweet_rejects = tweet_rejects[mine]
+                    read += count
+        aggregates, tweet_rejects = self._aggregate(pd.DataFrame(records, columns=TWEET_FIELDS), days)
+        line_rejects = pd.DataFrame(rejects, columns=REJECT_FIELDS, dtype=object)  # typed by concat_rejects
+        return RawBatch(aggregates, concat_rejects([line_rejects, tweet_rejects]), read, tree.notices)
+
+    def _aggregate(self, tweets: pd.DataFrame, days: list[dt.date]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Aggregates of the valid tweets of ``days``, and the rejects of the files those days own."""
+        clean, rejects = validate_tweets(tweets, self._universe)
+        if not rejects.empty:
+            owned = tweets.loc[tweets["file_date"].isin(days), ["source_file", "source_line"]]
+            keys = set(owned.itertuples(index=False, name=None))
+            rejects = rejects[
+                [k in keys for k in rejects[["source_file", "source_line"]].itertuples(index=False, name=None)]
+            ]
         clean = clean[clean["day"].isin(days)] if not clean.empty else clean
-        aggregates = (
-            aggregate_tweets(clean)
-            if not clean.empty
-            else pd.DataFrame(
-                columns=[
-                    "ticker",
-                    "day",
-                    "tweet_count",
-                    "unique_users",
-                    "pos_words",
-                    "neg_words",
-                    "sentiment",
-                    "source_file",
-                    "source_line",
-                    "raw",
-                ]
-            )
-        )
-        return RawBatch(aggregates, concat_rejects([line_rejects, tweet_rejects]))
+        return (aggregate_tweets(clean) if not clean.empty else pd.DataFrame(columns=AGGREGATE_FIELDS)), rejects

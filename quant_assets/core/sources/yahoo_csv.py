@@ -6,11 +6,20 @@ lines tagged with the session that owns them: a line's own date if it is a
 session, else the next session (a Saturday bar is quarantined with Monday's
 partition); a line whose date cannot be read goes with the next readable line
 (files are date-sorted), so every line is reported in exactly one partition.
+
+Only ``<TICKER>.csv`` files that resolve inside the directory are read; any
+other entry is a notice, a missing universe ticker too. A file that cannot be
+read or parsed, for whatever reason, is one whole-file reject naming the
+error, and never costs the other files their rows. A last line without its
+final newline may have been cut inside its last field (a volume of 2,316,500
+read as 23): it is quarantined as ``no_final_newline`` until the file is
+complete.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from quant_assets.core import time as qtime
-from quant_assets.core.sources.base import RawBatch, SourceError
-from quant_assets.core.validate import concat_rejects, make_rejects
+from quant_assets.core.sources.base import Notice, RawBatch, SourceError, locate_file, ticker_of
+from quant_assets.core.validate import concat_rejects, make_rejects, utf8_safe
 
 HEADER = ["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"]
 FIELDS = ["date", "open", "high", "low", "close", "adj_close", "volume"]
@@ -83,103 +92,128 @@ def _owner_sessions(dates: list[str | None]) -> np.ndarray:
     return owner
 
 
+def _whole_file(ticker: str, name: str, reason: str, detail: str, raw: str | None = None) -> _ParsedFile:
+    """A problem with the file as a whole: no line, reported in every partition the file would feed."""
+    rec = pd.DataFrame({"ticker": [ticker], "source_file": [name], "source_line": [pd.NA], "raw": [raw]})
+    return _ParsedFile(None, None, make_rejects(rec, reason, detail))
+
+
+def _split_line(i: int, line: bytes, cut: bool) -> tuple:
+    """(line number, date hint, text, reason or None, detail, fields) for one data line.
+
+    ``cut``: the file's last line, not ended by a newline. With all its fields it is still suspect.
+    """
+    m = _DATE.match(line)
+    date = m.group(1).decode() if m else None
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (i, date, line.decode("utf-8", "replace"), "not_utf8", f"byte {exc.start}: {exc.reason}", None)
+    parts = text.split(",")
+    if len(parts) != len(FIELDS):
+        return (i, date, text, "wrong_field_count", f"{len(parts)} fields, expected {len(FIELDS)}", None)
+    if cut:
+        detail = "last line has no final newline: the file may have been cut inside its last field"
+        return (i, date, text, "no_final_newline", detail, None)
+    return (i, date, text, None, None, [p.strip() for p in parts])
+
+
+def _parse_blob(blob: bytes, ticker: str, name: str, shown: str) -> _ParsedFile:
+    """Parse a file's bytes (``shown`` is its path for messages)."""
+    if not blob.strip():
+        return _whole_file(ticker, name, "empty_file", f"{shown} is empty (no header, no rows)")
+    raw_lines = blob.split(b"\n")
+    header = raw_lines[0].rstrip(b"\r").lstrip(b"\xef\xbb\xbf").decode("utf-8", errors="replace")
+    if [h.strip() for h in header.split(",")] != HEADER:
+        detail = f"{shown}: expected header {','.join(HEADER)!r}, got {header[:120]!r}"
+        return _whole_file(ticker, name, "bad_header", detail, header)
+    last = len(raw_lines) if not blob.endswith(b"\n") else None
+    rows = [
+        _split_line(i, line.rstrip(b"\r"), i == last) for i, line in enumerate(raw_lines[1:], start=2) if line.strip()
+    ]
+    lines = pd.DataFrame(rows, columns=["source_line", "date_hint", "raw", "pre_reason", "detail", "fields"])
+    lines["owner"] = _owner_sessions(lines["date_hint"].tolist())
+    if len(lines) and lines["owner"].isna().all():
+        detail = f"{shown}: none of its {len(lines)} data lines has a date within the trading calendar"
+        return _whole_file(ticker, name, "no_readable_dates", detail, lines["raw"].iloc[0])
+    lines["ticker"] = ticker
+    lines["source_file"] = name
+    return _index_lines(lines)
+
+
 class YahooCsvPrices:
     """Daily bars from a directory of Yahoo-format CSV files."""
 
     def __init__(self, directory: str | Path, universe: frozenset[str] | None = None):
         self.directory = Path(directory)
-        self.name = f"yahoo_csv({self.directory})"
+        self.name = utf8_safe(f"yahoo_csv({self.directory})")
         self._universe = universe
-        self._cache: dict[Path, tuple[tuple[int, int], _ParsedFile]] = {}
+        self._cache: dict[Path, tuple[tuple, _ParsedFile]] = {}
 
-    def _files(self) -> list[Path]:
+    def _listing(self) -> tuple[dict[str, str], list[Notice]]:
+        """Data files (name -> ticker) of the directory, and a notice for every other entry."""
         if not self.directory.is_dir():
             raise SourceError(f"price directory not found or not a directory: {self.directory}")
-        files = sorted(self.directory.glob("*.csv"))
+        files, notices = {}, []
+        for name in sorted(os.listdir(self.directory)):
+            ticker = ticker_of(name[: -len(".csv")]) if name.endswith(".csv") else None
+            if ticker is None:
+                detail = f"not a <TICKER>.csv file in {self.directory}; not read"
+                notices.append(Notice("unexpected_file", name, detail))
+            else:
+                files[name] = ticker
         if not files:
             raise SourceError(f"no *.csv files in price directory {self.directory}")
-        return files
+        return files, notices
 
     def universe(self) -> frozenset[str]:
         if self._universe is not None:
             return self._universe
-        return frozenset(f.stem.upper() for f in self._files())
+        return frozenset(self._listing()[0].values())
 
-    def _parse(self, path: Path) -> _ParsedFile:
-        stat = path.stat()
-        sig = (stat.st_size, stat.st_mtime_ns)
-        hit = self._cache.get(path)
-        if hit and hit[0] == sig:
-            return hit[1]
-        parsed = self._parse_uncached(path)
+    def _parse(self, name: str, ticker: str, root: Path) -> _ParsedFile:
+        """The parsed file, cached on its real path, size and mtime; any failure is a whole-file reject.
+
+        ``root`` is the resolved directory: a file that links outside it is never read.
+        """
+        path = self.directory / name
+        found = locate_file(path, root)
+        if found.real is None:
+            return _whole_file(ticker, name, found.reason, found.detail)
+        try:
+            st = os.stat(found.real)
+            sig = (found.real, st.st_size, st.st_mtime_ns)
+            hit = self._cache.get(path)
+            if hit and hit[0] == sig:
+                return hit[1]
+            parsed = _parse_blob(found.real.read_bytes(), ticker, name, str(path))
+        except OSError as exc:
+            return _whole_file(ticker, name, "unreadable_file", f"cannot read {path}: {exc.strerror or exc}")
+        except Exception as exc:  # noqa: BLE001 - one file's failure must not cost the other files their rows
+            return _whole_file(ticker, name, "parse_error", f"{path}: {type(exc).__name__}: {exc}")
         self._cache[path] = (sig, parsed)
         return parsed
 
-    def _parse_uncached(self, path: Path) -> _ParsedFile:
-        ticker = path.stem.upper()
-        rel = path.name
-
-        def whole_file(reason: str, detail: str, raw: str | None = None) -> _ParsedFile:
-            rec = pd.DataFrame({"ticker": [ticker], "source_file": [rel], "source_line": [pd.NA], "raw": [raw]})
-            return _ParsedFile(None, None, make_rejects(rec, reason, detail))
-
-        try:
-            blob = path.read_bytes()
-        except OSError as exc:
-            return whole_file("unreadable_file", f"cannot read {path}: {exc.strerror or exc}")
-        if not blob.strip():
-            return whole_file("empty_file", f"{path} is empty (no header, no rows)")
-        raw_lines = blob.split(b"\n")
-        header = raw_lines[0].rstrip(b"\r").lstrip(b"\xef\xbb\xbf").decode("utf-8", errors="replace")
-        if [h.strip() for h in header.split(",")] != HEADER:
-            return whole_file(
-                "bad_header", f"{path}: expected header {','.join(HEADER)!r}, got {header[:120]!r}", header
-            )
-        rows = []
-        for i, line in enumerate(raw_lines[1:], start=2):
-            line = line.rstrip(b"\r")
-            if not line.strip():
-                continue
-            m = _DATE.match(line)
-            date = m.group(1).decode() if m else None
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                rows.append(
-                    (i, date, line.decode("utf-8", "replace"), "not_utf8", f"byte {exc.start}: {exc.reason}", None)
-                )
-                continue
-            parts = text.split(",")
-            if len(parts) != len(FIELDS):
-                rows.append((i, date, text, "wrong_field_count", f"{len(parts)} fields, expected {len(FIELDS)}", None))
-                continue
-            rows.append((i, date, text, None, None, [p.strip() for p in parts]))
-        lines = pd.DataFrame(rows, columns=["source_line", "date_hint", "raw", "pre_reason", "detail", "fields"])
-        lines["owner"] = _owner_sessions(lines["date_hint"].tolist())
-        if len(lines) and lines["owner"].isna().all():
-            return whole_file(
-                "no_readable_dates",
-                f"{path}: none of its {len(lines)} data lines has a date within the trading calendar",
-                lines["raw"].iloc[0],
-            )
-        lines["ticker"] = ticker
-        lines["source_file"] = rel
-        return _index_lines(lines)
-
     def prices(self, session: dt.date) -> RawBatch:
         target = np.datetime64(session, "D")
-        records, rejects = [], []
-        for path in self._files():
-            parsed = self._parse(path)
+        files, notices = self._listing()
+        root = Path(os.path.realpath(self.directory))
+        records, rejects, read = [], [], 0
+        for name, ticker in files.items():
+            parsed = self._parse(name, ticker, root)
             if parsed.file_reject is not None:
                 rejects.append(parsed.file_reject)
+                read += 1
                 continue
             records.append(parsed.records.get(target))
             rejects.append(parsed.rejects.get(target))
+            read += len(records[-1]) + len(rejects[-1])
+        missing = sorted((self._universe or frozenset()) - set(files.values()))
+        notices += [Notice("missing_file", t, f"in the universe but no {t}.csv in {self.directory}") for t in missing]
         records = [r for r in records if not r.empty]
         df = (
             pd.concat(records, ignore_index=True)
             if records
             else pd.DataFrame(columns=["ticker", "source_file", "source_line", "raw", *FIELDS])
         )
-        return RawBatch(df, concat_rejects(rejects))
+        return RawBatch(df, concat_rejects(rejects), records_read=read, notices=notices)
