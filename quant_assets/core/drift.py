@@ -7,8 +7,8 @@
 - IC / rank IC: the cross-sectional Pearson / Spearman correlation of a
   day's predictions with their realised labels (``metrics.wide_ic``).
 - Live signal: the long-short quantile portfolio of the predictions, net of
-  costs (``backtest.run`` with LIVE_RULE); its rolling Sharpe is
-  mean/std(ddof=1)*sqrt(252).
+  costs (``backtest.run`` with LIVE_RULE); its rolling Sharpe is ``backtest.sharpe``
+  (mean/std(ddof=1)*sqrt(252), NaN without dispersion), the backtest's own.
 
 Alert rules count *observed* sessions: a session without a value (no matured
 predictions, a missing run) neither counts towards nor breaks a streak, and
@@ -130,11 +130,9 @@ def trailing_mean(series: pd.Series, n: int) -> float:
 
 
 def trailing_sharpe(series: pd.Series, n: int) -> float:
+    """``backtest.sharpe`` of the last ``n`` observed values; NaN until there are ``n``."""
     last = trailing(series, n)
-    if len(last) < n or n < 2:
-        return math.nan
-    sd = float(np.std(last, ddof=1))
-    return float(np.mean(last) / sd * np.sqrt(bt.DAYS)) if sd > 0 else math.nan
+    return bt.sharpe(last) if len(last) == n else math.nan
 
 
 def rolling_observed(series: pd.Series, n: int, fn) -> pd.Series:

@@ -199,3 +199,26 @@ def test_a_backlog_of_breaches_asks_for_one_retrain_on_the_latest():
     assert drift.next_retrain(rows, 2, str(rows["date"][1]), cfg, 10).signal == "ic"
     # ...and with a longer cool-down nothing does.
     assert drift.next_retrain(rows, 2, str(rows["date"][1]), cfg, 12) is None
+
+
+def test_one_sharpe_for_the_backtest_and_the_live_signal():
+    const = pd.Series([0.001] * 20)
+    # The live 20-day Sharpe divided by the rounding noise of the std (2.2e-19) and returned ~7.1e16.
+    assert np.mean(const) / np.std(const, ddof=1) * np.sqrt(252) == pytest.approx(7.1e16, rel=0.01)
+    assert math.isnan(drift.trailing_sharpe(const, 20)) and math.isnan(drift.trailing_sharpe(const, 5))
+    assert math.isnan(bt.performance(const)["sharpe"]) and math.isnan(bt.sharpe(const))
+    assert bt.performance(const)["annual_volatility"] == 0.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 40), st.floats(0.0, 0.5))
+def test_live_and_backtest_sharpe_agree_on_any_window(seed, n, gaps):
+    rng = np.random.default_rng(seed)
+    series = pd.Series(np.where(rng.random(n + 10) < gaps, np.nan, rng.normal(0.0005, 0.01, n + 10)))
+    last = series.dropna().iloc[-n:]
+    live = drift.trailing_sharpe(series, n)
+    if len(last) < n:
+        assert math.isnan(live)
+        return
+    assert live == bt.performance(last)["sharpe"] == bt.sharpe(last)
+    assert live == pytest.approx(last.mean() / last.std(ddof=1) * np.sqrt(252), rel=1e-12)
