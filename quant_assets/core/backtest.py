@@ -7,8 +7,9 @@ charged on the day's trades: per traded name
 ``max(|dw| * (cost_bps + slippage_bps) / 1e4, min_cost / capital)``.
 
 Metric definitions follow DESIGN.md: Sharpe = mean / std(ddof=1) * sqrt(252)
-of daily net returns; annual return, volatility, Sortino, max drawdown (of
-compounded wealth) and Calmar as empyrical defines them.
+of daily net returns (``sharpe``, NaN when the returns do not vary); annual
+return, volatility, Sortino, max drawdown (of compounded wealth) and Calmar as
+empyrical defines them.
 """
 
 from __future__ import annotations
@@ -138,6 +139,31 @@ def quantile_returns(frame: pd.DataFrame, n: int = 5) -> pd.Series:
     return frame.assign(q=q).groupby("q")["label"].mean().rename_axis("quantile")
 
 
+def daily_volatility(returns) -> float:
+    """std(ddof=1) of the non-NaN ``returns``: NaN below two, 0 when they are constant.
+
+    The std of identical floats is not always 0 (their mean is rounded), and dividing by that rounding noise
+    gave a Sharpe of ~1e16; a spread below 1e-12 of the returns' size is taken as none.
+    """
+    r = np.asarray(returns, dtype=float)
+    r = r[~np.isnan(r)]
+    if len(r) < 2:
+        return float("nan")
+    sd = float(np.std(r, ddof=1))
+    return 0.0 if sd <= 1e-12 * max(1.0, abs(float(np.mean(r)))) else sd
+
+
+def sharpe(returns, periods: int = DAYS) -> float:
+    """mean / std(ddof=1) * sqrt(periods) of the non-NaN ``returns`` (DESIGN.md); NaN without dispersion.
+
+    The one Sharpe of the project: backtests, the sweep's deflated Sharpe and PBO (``periods=1``, per period)
+    and the live signal's rolling Sharpe all call it.
+    """
+    r = np.asarray(returns, dtype=float)
+    sd = daily_volatility(r)
+    return float(np.nanmean(r) / sd * np.sqrt(periods)) if sd > 0 else float("nan")
+
+
 def performance(returns: pd.Series) -> dict[str, float]:
     """Annual return, volatility, Sharpe, Sortino, max drawdown, Calmar, hit rate of daily returns."""
     r = pd.Series(returns, dtype=float).dropna()
@@ -149,16 +175,13 @@ def performance(returns: pd.Series) -> dict[str, float]:
         ) | {"days": 0}
     wealth = np.cumprod(1 + r.to_numpy())
     annual_return = wealth[-1] ** (DAYS / n) - 1
-    sd = r.std(ddof=1) if n > 1 else nan
-    if n > 1 and sd <= 1e-12 * max(1.0, abs(r.mean())):
-        sd = 0.0  # constant returns: rounding noise is not volatility
     downside = np.sqrt(np.mean(np.minimum(r.to_numpy(), 0.0) ** 2)) * np.sqrt(DAYS)
     peak = np.maximum.accumulate(np.concatenate([[1.0], wealth]))
     max_dd = float(np.min(np.concatenate([[1.0], wealth]) / peak - 1))
     return {
         "annual_return": float(annual_return),
-        "annual_volatility": float(sd * np.sqrt(DAYS)) if n > 1 else nan,
-        "sharpe": float(r.mean() / sd * np.sqrt(DAYS)) if n > 1 and sd > 0 else nan,
+        "annual_volatility": daily_volatility(r) * np.sqrt(DAYS),
+        "sharpe": sharpe(r),
         "sortino": float(r.mean() * DAYS / downside) if downside > 0 else nan,
         "max_drawdown": max_dd,
         "calmar": float(annual_return / abs(max_dd)) if max_dd < 0 else nan,
@@ -173,7 +196,7 @@ def deflated_sharpe(returns: pd.Series, trial_sharpes: np.ndarray) -> dict[str, 
     ``trial_sharpes`` are the per-period (not annualised) Sharpe ratios of every configuration tried.
     """
     r = pd.Series(returns, dtype=float).dropna()
-    sr = r.mean() / r.std(ddof=1)
+    sr = sharpe(r, periods=1)
     n_trials = len(trial_sharpes)
     sr0 = expected_max_sharpe(float(np.var(trial_sharpes, ddof=1)) if n_trials > 1 else 0.0, n_trials)
     return {
@@ -230,5 +253,6 @@ def pbo(returns: pd.DataFrame, n_blocks: int = 8) -> dict[str, float]:
 
 
 def _sharpe_cols(m: np.ndarray) -> np.ndarray:
-    sd = np.nanstd(m, axis=0, ddof=1)
-    return np.where(sd > 0, np.nanmean(m, axis=0) / np.where(sd > 0, sd, 1), -np.inf)
+    """Per-period Sharpe of each column, -inf where undefined (it only ranks configurations)."""
+    sr = np.array([sharpe(col, periods=1) for col in m.T])
+    return np.where(np.isnan(sr), -np.inf, sr)

@@ -24,6 +24,8 @@ COLUMNS = [
     "psi_max",
     "psi_max_feature",
     "prediction_psi",
+    "psi_n",
+    "psi_noise",
     "psi",
     "levels",
     "level",
@@ -87,7 +89,8 @@ def summary(conn, first_days: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
     if rows.empty:
         return rows, rows
     rows["model"] = rows["model"].str.removeprefix("model:")
-    shown = ["date", "model", "ic", "ic_mean_5", "psi_mean", "psi_max_feature", "prediction_psi", "sharpe_20", "level"]
+    shown = ["date", "model", "ic", "ic_mean_5", "psi_mean", "psi_noise", "psi_max_feature", "prediction_psi"]
+    shown += ["sharpe_20", "level"]
     daily = rows.groupby("model", group_keys=False).head(first_days)[shown]
     rows["month"] = pd.to_datetime(rows["date"]).dt.strftime("%Y-%m")
     monthly = (

@@ -122,13 +122,15 @@ class DriftRange:
         pit["date"] = queries["date"].to_numpy()
         by_day = {d: g for d, g in pit[usable].groupby("date")}
         scores = {d: p["prediction"] for d in span if len(p := self._model_predictions(d))}
-        rows, pred_psi = {}, {}
+        rows, pred_psi, noise, sizes = {}, {}, {}, {}
+        refs, q = self.profile.feature_refs, self.alerts.psi_noise_quantile
         for i, day in enumerate(span):
             pooled = span[max(0, i - drift.PSI_WINDOW + 1) : i + 1]
             feats = [by_day[d] for d in pooled if d in by_day]
             if feats:
                 both = pd.concat(feats)
-                rows[day] = {f: self.profile.feature_refs[f].psi(both[f]) for f in self.profile.features}
+                rows[day], noise[day] = drift.feature_psi(refs, both, q)
+                sizes[day] = len(both)
             preds = [scores[d] for d in pooled if d in scores]
             if day in scores:  # a day without its own predictions has no prediction PSI
                 pred_psi[day] = self.profile.prediction_ref.psi(pd.concat(preds))
@@ -138,6 +140,8 @@ class DriftRange:
         out["psi_max"] = psi.max(axis=1, skipna=True)
         out["psi_max_feature"] = psi.fillna(-1.0).idxmax(axis=1).where(psi.notna().any(axis=1))
         out["prediction_psi"] = pd.Series(pred_psi, dtype=float).reindex(out.index)
+        out["psi_noise"] = pd.Series(noise, dtype=float).reindex(out.index)
+        out["psi_n"] = pd.Series(sizes, dtype=float).reindex(out.index)
         self.feature_psi = psi
         return out
 
@@ -176,11 +180,10 @@ class DriftRange:
         history["ic_mean_5"] = drift.rolling_observed(daily["ic"], 5, drift.trailing_mean)
         history["sharpe_20"] = drift.rolling_observed(daily["net_return"], 20, drift.trailing_sharpe)
         # The same sessions whether the day is computed alone or inside a longer range.
-        psi_hist = self.psi["psi_mean"].reindex(self.sessions[max(0, i - self.profile.horizon - self.lookback) : i + 1])
+        psi_hist = self.psi[["psi_mean", "psi_noise"]].reindex(self.sessions[self._pos[window[0]] : i + 1])
         # The day's row: signal metrics end at the matured session, distribution metrics at the day itself.
-        history = history.reindex(history.index.union(psi_hist.index))
-        history["psi_mean"] = psi_hist
-        history = history.sort_index()
+        history = history.reindex(history.index.union(psi_hist.index)).sort_index()
+        history[psi_hist.columns] = psi_hist
         alerts = drift.evaluate(history, self.alerts)
         last = daily.loc[matured] if matured in daily.index else pd.Series(dtype=float)
         psi_today = self.psi.loc[day] if day in self.psi.index else pd.Series(dtype=object)
@@ -201,6 +204,8 @@ class DriftRange:
             "psi_max": _num(psi_today.get("psi_max")),
             "psi_max_feature": psi_today.get("psi_max_feature") if len(per_feature) else None,
             "prediction_psi": _num(psi_today.get("prediction_psi")),
+            "psi_n": None if (n := _num(psi_today.get("psi_n"))) is None else int(n),
+            "psi_noise": _num(psi_today.get("psi_noise")),
             "psi": {k: round(float(v), 6) for k, v in per_feature.items()},
             "levels": alerts.levels,
             "level": alerts.worst,

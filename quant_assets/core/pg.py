@@ -106,6 +106,8 @@ CREATE TABLE IF NOT EXISTS quant.drift_metrics (
     psi_max         double precision,
     psi_max_feature text,
     prediction_psi  double precision,
+    psi_n           integer,           -- rows pooled into the PSI sample
+    psi_noise       double precision,  -- the mean PSI's no-drift level at that size
     psi             jsonb NOT NULL,
     levels          jsonb NOT NULL,
     level           text NOT NULL,
@@ -117,6 +119,15 @@ CREATE TABLE IF NOT EXISTS quant.drift_metrics (
     PRIMARY KEY (date, model)
 );
 CREATE INDEX IF NOT EXISTS drift_metrics_seq ON quant.drift_metrics (seq);
+-- Tables made before psi_n / psi_noise get them. Guarded: ALTER TABLE takes an exclusive lock even when the
+-- columns exist, and would wait for (and hold up) every open reader of the table on every connect.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'quant'
+                   AND table_name = 'drift_metrics' AND column_name = 'psi_noise') THEN
+        ALTER TABLE quant.drift_metrics ADD COLUMN IF NOT EXISTS psi_n integer,
+            ADD COLUMN IF NOT EXISTS psi_noise double precision;
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS quant.run_failures (
     run_id        text PRIMARY KEY,
     job_name      text NOT NULL,

@@ -21,6 +21,13 @@ from quant_assets.defs.resources import AlertPolicy, LakeResource, PostgresResou
 
 OWNERS = ["team:quant-research"]
 CHECK = "alert_levels"
+PSI_BANDS = (
+    "PSI bands (psi_band, the psi alert level): stable (ok); watch (warning) when the mean PSI is above "
+    "psi_warning; act (critical, asks for a retrain) when above psi_critical. Each band also needs the mean PSI "
+    "above psi_noise, its no-drift level: what psi_n values drawn from the training snapshot itself exceed with "
+    "probability 1 - psi_noise_quantile (simulated per feature, averaged over the features). Sampling noise alone "
+    "gives a small universe a PSI of 0.1-0.3; below psi_noise such a PSI is no band."
+)
 
 
 class OnCritical(Enum):
@@ -90,7 +97,7 @@ def _series_plot(frame: pd.DataFrame, columns: list[str], title: str, lines: dic
     description="Per session and live model: IC, rank IC, 5-day mean IC and hit rate of the predictions whose "
     "label matured that day; PSI of every model feature and of the predictions against the training snapshot; "
     "5- and 20-day Sharpe of the live long-short signal net of costs; alert levels. Upserted into "
-    "quant.drift_metrics (re-running a day replaces its row).",
+    "quant.drift_metrics (re-running a day replaces its row). " + PSI_BANDS,
 )
 def drift_metrics(
     context: dg.AssetExecutionContext,
@@ -105,13 +112,14 @@ def drift_metrics(
         bt.PortfolioRule("long_short", quantile=config.quantile),
         bt.Costs(config.cost_bps, config.slippage_bps),
     )
-    rows, errors = [], {}
+    rows, errors, without_psi = [], {}, {}
     with pg.connect(postgres.url) as conn:
         models = monitored_models(lake.path, days, alert_policy.rules().lookback)
         if not models:
             raise dg.Failure(f"no predictions of {MODEL_NAME} around {days[0]}..{days[-1]}: materialise predictions")
         for node in models:
             profile = _profile(conn, lake.path, store, node)
+            without_psi.update({f"{node} {f}": r.reason for f, r in profile.feature_refs.items() if r.reason})
             window = DriftRange(lake.path, store, profile, days, alert_policy.rules(), costs, rule)
             for day in days:
                 try:
@@ -127,22 +135,39 @@ def drift_metrics(
             + "; ".join(f"{d}: {e[0]}" for d, e in failed.items()),
             metadata={"rows_written": written},
         )
-    table = pd.DataFrame(rows)
-    table["psi_band"] = table["psi_mean"].map(lambda v: drift.psi_band(float("nan") if v is None else v))
+    for feature, reason in without_psi.items():
+        context.log.warning(f"no PSI for {feature}: {reason}")
+    return _result(context, pd.DataFrame(rows), models, without_psi, config, alert_policy)
+
+
+def _result(
+    context: dg.AssetExecutionContext,
+    table: pd.DataFrame,
+    models: list[str],
+    without_psi: dict[str, str],
+    config: DriftConfig,
+    alert_policy: AlertPolicy,
+) -> dg.MaterializeResult:
+    """The materialisation's metadata (latest rows with their PSI band, plots) and the alert_levels check."""
+    rules = alert_policy.rules()
+    table["psi_band"] = [
+        drift.psi_band(_float(v), _float(z), rules) for v, z in zip(table["psi_mean"], table["psi_noise"], strict=True)
+    ]
     critical = table[table["level"] == "critical"]
     for r in critical.itertuples():
         context.log.warning(f"critical {r.date} {r.model}: {r.reasons}, actions {list(r.actions)}")
     recent = table.tail(60)
     severity = dg.AssetCheckSeverity.ERROR if config.on_critical is OnCritical.fail else dg.AssetCheckSeverity.WARN
-    shown = ["date", "model", "ic", "ic_mean_5", "hit_rate", "psi_mean", "psi_max", "prediction_psi", "sharpe_20"]
+    shown = ["date", "model", "ic", "ic_mean_5", "hit_rate", "psi_mean", "psi_noise", "psi_n", "psi_max"]
+    shown += ["prediction_psi", "sharpe_20", "psi_band", "level", "actions"]
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(written),
+            "dagster/row_count": dg.MetadataValue.int(len(table)),
             "models": dg.MetadataValue.text(", ".join(models)),
             "critical_days": dg.MetadataValue.int(len(critical)),
-            "latest": dg.MetadataValue.md(
-                table.tail(10)[[*shown, "psi_band", "level", "actions"]].round(4).to_markdown(index=False)
-            ),
+            "latest": dg.MetadataValue.md(table.tail(10)[shown].round(4).to_markdown(index=False)),
+            "psi_bands": dg.MetadataValue.md(PSI_BANDS),
+            "features_without_psi": dg.MetadataValue.json(without_psi),
             "ic_plot": _series_plot(
                 recent,
                 ["ic", "ic_mean_5"],
@@ -151,7 +176,7 @@ def drift_metrics(
             ),
             "psi_plot": _series_plot(
                 recent,
-                ["psi_mean", "psi_max", "prediction_psi"],
+                ["psi_mean", "psi_noise", "psi_max", "prediction_psi"],
                 "PSI against the training snapshot",
                 {"critical": alert_policy.psi_critical, "warning": alert_policy.psi_warning},
             ),
@@ -172,3 +197,7 @@ def drift_metrics(
             )
         ],
     )
+
+
+def _float(value) -> float:
+    return float("nan") if value is None else float(value)

@@ -59,6 +59,7 @@ class AlertPolicy(dg.ConfigurableResource):
     ic_pause_days: int = AlertConfig.ic_pause_days
     psi_warning: float = AlertConfig.psi_warning
     psi_critical: float = AlertConfig.psi_critical
+    psi_noise_quantile: float = AlertConfig.psi_noise_quantile
     sharpe_warning: float = AlertConfig.sharpe_warning
     sharpe_warning_days: int = AlertConfig.sharpe_warning_days
     sharpe_critical: float = AlertConfig.sharpe_critical

@@ -157,3 +157,18 @@ def test_net_is_below_gross_whenever_there_is_turnover(seed, bps):
     assert traded.any()
     assert (result.daily.loc[traded, "net"] < result.daily.loc[traded, "gross"]).all()
     assert result.metrics["annual_return"] < result.gross_metrics["annual_return"]
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss")  # scipy.stats.skew of constant returns (DSR moments)
+def test_one_sharpe_definition_with_its_constant_returns_guard():
+    r = pd.Series([0.01, -0.02, 0.015, np.nan, 0.003])
+    clean = r.dropna()
+    assert bt.sharpe(r) == pytest.approx(clean.mean() / clean.std(ddof=1) * np.sqrt(252), rel=1e-12)
+    assert bt.sharpe(r, periods=1) == pytest.approx(clean.mean() / clean.std(ddof=1), rel=1e-12)
+    assert bt.performance(r)["sharpe"] == bt.sharpe(r)
+    # Constant returns have no Sharpe, whether annualised, per period (DSR) or ranked (PBO: never the best).
+    const = pd.Series([0.001] * 20)
+    assert np.isnan(bt.sharpe(const)) and np.isnan(bt.deflated_sharpe(const, np.array([0.1, 0.2]))["sharpe_per_period"])
+    assert np.isnan(bt.sharpe([0.01])) and np.isnan(bt.sharpe([]))
+    grid = np.column_stack([np.full(20, 0.001), np.random.default_rng(3).normal(0.0, 0.01, (20, 2))])
+    assert bt._sharpe_cols(grid)[0] == -np.inf and np.isfinite(bt._sharpe_cols(grid)[1:]).all()

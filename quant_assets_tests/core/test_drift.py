@@ -15,7 +15,8 @@ from quant_assets.core import time as qtime
 
 
 def test_psi_by_hand():
-    # Reference 1..10: decile cut points 1.9, 2.8, ..., 9.1, one reference value per bin (e = 0.1 each).
+    # Reference 1..10: each value holds 10% (>= half a bin's 10%), so each is an atom with a bin of its own, cut
+    # at the midpoints 1.5, 2.5, ..., 9.5 (e = 0.1 each).
     # Actual: five 1s, then 2..6 -> shares 0.5, 0.1, 0.1, 0.1, 0.1, 0.1, 0, 0, 0, 0 (zeros clipped to 1e-4).
     value = drift.psi(np.arange(1, 11), [1, 1, 1, 1, 1, 2, 3, 4, 5, 6])
     expected = (0.5 - 0.1) * math.log(5) + 4 * (1e-4 - 0.1) * math.log(1e-4 / 0.1)
@@ -23,42 +24,239 @@ def test_psi_by_hand():
     assert expected == pytest.approx(3.404114, abs=1e-6)
     assert drift.psi(np.arange(1, 11), np.arange(1, 11)) == 0.0
     assert math.isnan(drift.psi([1.0, 2.0, 3.0], [np.nan]))
-    with pytest.raises(ValueError, match="no finite values"):
-        drift.PsiReference.of([np.nan, np.inf])
+    # An all-missing reference is a reference without bins that says why, not an exception: its PSI is NaN.
+    empty = drift.PsiReference.of([np.nan, np.inf])
+    assert empty.reason == "the reference has no finite values (of 2)" and empty.bins == 0
+    assert math.isnan(empty.psi([1.0, 2.0])) and math.isnan(empty.noise(100, 0.99))
+    # Bands follow the alert matrix (> 0.10 watch, > 0.25 act; exactly 0.10 is not above 0.10: stable).
     assert [drift.psi_band(v) for v in (0.05, 0.10, 0.25, 0.26, np.nan)] == [
         "stable",
-        "watch",
+        "stable",
         "watch",
         "act",
         "unknown",
     ]
+    # ...and need the value above the no-drift level of its sample as well.
+    assert [drift.psi_band(0.3, noise) for noise in (0.05, 0.28, 0.31)] == ["act", "act", "stable"]
+    assert [drift.psi_band(0.2, noise) for noise in (0.15, 0.21)] == ["watch", "stable"]
+    assert drift.psi_band(0.3, cfg=drift.AlertConfig(psi_critical=0.5)) == "watch"
 
 
-def _psi_independent(reference: np.ndarray, actual: np.ndarray) -> float:
-    """pandas.cut on right-closed bins at the reference's deciles, shares clipped at 1e-4."""
-    cuts = np.unique(np.quantile(reference, np.linspace(0.1, 0.9, 9)))
-    bins = [-np.inf, *cuts, np.inf]
-    e = pd.cut(pd.Series(reference), bins, right=True).value_counts(normalize=True, sort=False).to_numpy()
-    a = pd.cut(pd.Series(actual), bins, right=True).value_counts(normalize=True, sort=False).to_numpy()
+def test_tie_aware_bins_by_hand():
+    # 40 zeros (an atom: 40% >= 5%) and 1..60 once each: the run of 60 non-atom values holds 60% of the
+    # reference, so round(10 * 0.6) = 6 bins of 10 values, ending at 10, 20, ..., 50 (and 60).
+    ref = np.concatenate([np.zeros(40), np.arange(1, 61)])
+    r = drift.PsiReference.of(np.random.default_rng(0).permutation(ref))
+    np.testing.assert_array_equal(r.cuts, [0.5, 10.5, 20.5, 30.5, 40.5, 50.5])
+    np.testing.assert_allclose(r.shares, [0.4] + [0.1] * 6, rtol=1e-15)
+    assert (r.size, r.bins) == (100, 7)
+    # The old decile cuts all sat on 0 for the first four deciles: right- and left-closed bins disagreed.
+    # Values one rounding apart are one value (10 ulps here), not a cut between them.
+    near = np.concatenate([np.full(30, 0.3), np.full(30, 0.1 + 0.2), np.arange(1.0, 41.0)])
+    assert 0.3 != 0.1 + 0.2 and drift.PsiReference.of(near).cuts[0] == pytest.approx(0.65)
+    # A value exactly on a cut (no reference value is) counts half in each of the two bins beside it.
+    on_cut = drift.PsiReference.of(np.arange(1, 11))
+    a = np.clip([0.5, 0.5] + [0.0] * 8, 1e-4, None)
+    assert on_cut.psi([1.5]) == pytest.approx(float(np.sum((a - 0.1) * np.log(a / 0.1))), rel=1e-12)
+    # One distinct value: one bin, every sample has PSI 0 and no noise.
+    const = drift.PsiReference.of([2.0] * 50)
+    assert const.bins == 1 and const.psi([2.0, 7.0]) == 0.0 and const.noise(10, 0.99) == 0.0
+
+
+def tie_aware_bins_independent(reference: np.ndarray, bins: int = 10) -> list[float]:
+    """The tie-aware cut points by another route: a walk over the sorted values in plain Python."""
+    values = sorted(float(v) for v in reference if np.isfinite(v))
+    groups: list[list] = []  # [first, last, count] of each run of equal values (to 1e-12, relative)
+    for v in values:
+        if groups and v - groups[-1][1] <= 1e-12 * max(abs(v), abs(groups[-1][1])):
+            groups[-1][1], groups[-1][2] = v, groups[-1][2] + 1
+        else:
+            groups.append([v, v, 1])
+    m = len(values)
+    atom = [g[2] * 2 * bins >= m for g in groups]
+    ends = set()  # index of the group a bin ends at
+    i = 0
+    while i < len(groups):
+        if atom[i]:
+            ends.add(i)
+            i += 1
+            continue
+        j = i
+        while j < len(groups) and not atom[j]:
+            j += 1
+        total = sum(g[2] for g in groups[i:j])
+        k, level, seen = max(1, round(bins * total / m)), 1, 0
+        for g in range(i, j):
+            seen += groups[g][2]
+            while level < k and seen >= total * level / k:
+                ends.add(g)
+                level += 1
+        ends.add(j - 1)
+        i = j
+    return [(groups[e][1] + groups[e + 1][0]) / 2 for e in sorted(ends) if e + 1 < len(groups)]
+
+
+def psi_independent(reference, actual, right: bool | None, cuts: list[float] | None = None) -> float:
+    """PSI over the independent tie-aware bins (``cuts``, if already computed) with pandas.cut, closed on the
+    right, the left, or (None) the mean of both shares (a value on a cut counts half on each side), shares
+    clipped at 1e-4."""
+    reference, actual = np.asarray(reference, dtype=float), np.asarray(actual, dtype=float)
+    edges = [-np.inf, *(tie_aware_bins_independent(reference) if cuts is None else cuts), np.inf]
+
+    def shares(x, closed_right):
+        x = pd.Series(x[np.isfinite(x)])
+        return pd.cut(x, edges, right=closed_right).value_counts(normalize=True, sort=False).to_numpy()
+
+    e = shares(reference, True)
+    a = (shares(actual, True) + shares(actual, False)) / 2 if right is None else shares(actual, right)
     e, a = np.clip(e, 1e-4, None), np.clip(a, 1e-4, None)
     return float(((a - e) * np.log(a / e)).sum())
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    st.integers(0, 2**32 - 1),
-    st.integers(10, 400),
-    st.integers(1, 300),
-    st.floats(-2, 2),
-    st.booleans(),
-)
-def test_psi_matches_an_independent_implementation(seed, n_ref, n_act, shift, discrete):
+def old_decile_psi(reference, actual, right: bool) -> float:
+    """The PSI before issue 10: cuts at the reference's deciles, right- or left-closed."""
+    edges = [-np.inf, *np.unique(np.quantile(reference, np.linspace(0.1, 0.9, 9))), np.inf]
+    e = pd.cut(pd.Series(reference), edges, right=right).value_counts(normalize=True, sort=False).to_numpy()
+    a = pd.cut(pd.Series(actual), edges, right=right).value_counts(normalize=True, sort=False).to_numpy()
+    e, a = np.clip(e, 1e-4, None), np.clip(a, 1e-4, None)
+    return float(((a - e) * np.log(a / e)).sum())
+
+
+def point_mass_features(rng, rates: np.ndarray, sessions: int, zero_share: float = 0.45) -> pd.DataFrame:
+    """Per (session, name): features shaped like StockNet's tweet features, with their point masses.
+
+    ``rates``: each name's mean tweets per session (the names' number is the universe's size).
+
+    sentiment_1: a lexicon score (pos - neg) / (pos + neg) over a few words, exactly 0 for a large share and
+    NaN on days without tweets; cs_rank_sentiment_1: its cross-sectional percentile rank (as library.cs_rank),
+    ties averaged, over a number of names that changes every day; user_breadth: unique users per tweet, 1.0
+    for most names; tweet_count: small integers.
+    """
+    names = len(rates)
+    tweets = rng.poisson(rates, size=(sessions, names))
+    pos = rng.binomial(tweets, (1 - zero_share) / 2)
+    neg = rng.binomial(tweets - pos, (1 - zero_share) / 2)
+    sentiment = np.where(tweets > 0, (pos - neg) / np.maximum(pos + neg, 1), np.nan)
+    users = np.minimum(tweets, rng.binomial(tweets, 0.9) + (tweets > 0))
+    frame = pd.DataFrame(
+        {
+            "session": np.repeat(np.arange(sessions), names),
+            "sentiment_1": sentiment.ravel(),
+            "user_breadth": np.where(tweets > 0, users / np.maximum(tweets, 1), np.nan).ravel(),
+            "tweet_count": tweets.ravel().astype(float),
+        }
+    )
+    frame["cs_rank_sentiment_1"] = frame.groupby("session")["sentiment_1"].rank(pct=True)  # library.cs_rank
+    return frame
+
+
+POINT_MASS = ["sentiment_1", "cs_rank_sentiment_1", "user_breadth", "tweet_count"]
+
+
+def test_psi_of_point_mass_features_does_not_depend_on_the_closedness_of_bins():
+    """Issue 10.7: same PSI right- or left-closed, equal to an independent implementation, where the old one flipped."""
+    rng = np.random.default_rng(10)
+    rates = rng.uniform(0.5, 4, 18)
+    ref = point_mass_features(rng, rates, 250)
+    cuts = {f: tie_aware_bins_independent(ref[f]) for f in POINT_MASS}
+    for f in POINT_MASS:
+        np.testing.assert_allclose(drift.PsiReference.of(ref[f]).cuts, cuts[f], rtol=1e-15)
+    flips, on_cut = [], 0
+    for day in range(20):  # pooled 18 names x 5 sessions, drawn afresh (half of them from a shifted market)
+        act = point_mass_features(rng, rates, 5, zero_share=0.45 if day % 2 else 0.3)
+        for f in POINT_MASS:
+            r, a = ref[f].to_numpy(), act[f].to_numpy()
+            value = drift.psi(r, a)
+            assert value == pytest.approx(psi_independent(r, a, None, cuts[f]), rel=1e-9, abs=1e-12)
+            if np.isin(a, cuts[f]).any():  # a rank of another day's universe size on a midpoint: split, see above
+                on_cut += 1
+                continue
+            assert value == pytest.approx(psi_independent(r, a, True, cuts[f]), rel=1e-9, abs=1e-12)
+            assert value == pytest.approx(psi_independent(r, a, False, cuts[f]), rel=1e-9, abs=1e-12)
+            rf, af = r[np.isfinite(r)], a[np.isfinite(a)]
+            flips.append(abs(old_decile_psi(rf, af, True) - old_decile_psi(rf, af, False)))
+    assert on_cut < 5  # almost every sample lands off the cuts, so the invariance above is tested
+    assert max(flips) > 0.5  # the old decile cuts moved a PSI by more than the whole 0.10-0.25 band
+
+
+def _tie_heavy(seed: int, kind: str, size: int, shift: float) -> np.ndarray:
+    """Values with the ties real features have: continuous, rounded, ranks of changing universes, a point mass."""
     rng = np.random.default_rng(seed)
-    ref = rng.normal(size=n_ref)
-    act = rng.normal(shift, 1.5, size=n_act)
-    if discrete:  # ties and repeated cut points
-        ref, act = np.round(ref), np.round(act)
-    assert drift.psi(ref, act) == pytest.approx(_psi_independent(ref, act), rel=1e-9, abs=1e-12)
+    x = rng.normal(shift, 1.0, size)
+    if kind == "rounded":  # coarse grids: many values hold over 5% each
+        x = np.round(x * rng.choice([1, 2, 4]))
+    elif kind == "ranks":  # percentile ranks (ties averaged) of days with 5..25 names
+        days = np.repeat(np.arange(size), rng.integers(5, 26, size))[:size]
+        x = pd.Series(np.round(x)).groupby(days).rank(pct=True).to_numpy()
+    elif kind == "point_mass":  # no tweets / no lexicon word: exactly 0
+        x = np.where(rng.random(size) < rng.uniform(0.05, 0.95), 0.0, x)
+    elif kind == "near_ties":  # one value reached by different rounding
+        x = np.where(rng.random(size) < 0.3, 0.1 + 0.2, np.where(rng.random(size) < 0.5, 0.3, x))
+    return np.where(rng.random(size) < 0.05, np.nan, x)
+
+
+KINDS = st.sampled_from(["continuous", "rounded", "ranks", "point_mass", "near_ties"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), KINDS, st.integers(1, 400))
+def test_tie_aware_bins_are_never_empty_duplicated_or_on_a_reference_value(seed, kind, size):
+    ref = _tie_heavy(seed, kind, size, 0.0)
+    finite = ref[np.isfinite(ref)]
+    r = drift.PsiReference.of(ref)
+    if len(finite) == 0:
+        assert r.reason is not None and r.bins == 0
+        return
+    assert r.size == len(finite) and r.bins == len(r.cuts) + 1
+    assert np.all(np.diff(r.cuts) > 0)  # no duplicate bins
+    assert np.all(r.shares > 0) and r.shares.sum() == pytest.approx(1.0)  # no empty bin
+    assert not np.isin(finite, r.cuts).any()  # no reference value on a cut...
+    edges = [-np.inf, *r.cuts, np.inf]
+    for right in (True, False):  # ...so the reference shares do not depend on the closedness of the bins
+        shares = pd.cut(pd.Series(finite), edges, right=right).value_counts(normalize=True, sort=False)
+        np.testing.assert_allclose(shares.to_numpy(), r.shares, rtol=1e-12)
+    # A value holding at least half a bin's share has its bin to itself.
+    for v in np.unique(finite):
+        alone = np.isclose(finite, v, rtol=1e-12, atol=0).mean()  # values one rounding apart are one value
+        if alone * 2 * drift.PSI_BINS >= 1:
+            assert r.shares[np.searchsorted(r.cuts, v)] == pytest.approx(alone, rel=1e-12)
+    np.testing.assert_allclose(r.cuts, tie_aware_bins_independent(ref), rtol=1e-15)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), KINDS, st.integers(5, 400), st.integers(1, 300), st.floats(-2, 2))
+def test_psi_is_non_negative_closedness_free_and_matches_an_independent_implementation(seed, kind, m, n, shift):
+    ref, act = _tie_heavy(seed, kind, m, 0.0), _tie_heavy(seed + 1, kind, n, shift)
+    r = drift.PsiReference.of(ref)
+    value = r.psi(act)
+    if r.reason is not None or not np.isfinite(act).any():
+        assert np.isnan(value)
+        return
+    assert value >= 0.0
+    cuts = tie_aware_bins_independent(ref)
+    assert value == pytest.approx(psi_independent(ref, act, None, cuts), rel=1e-9, abs=1e-12)
+    if not np.isin(act, r.cuts).any():  # off the cuts, either closedness gives the same PSI
+        for right in (True, False):
+            assert value == pytest.approx(psi_independent(ref, act, right, cuts), rel=1e-9, abs=1e-12)
+    # The reference against itself, its own values in another order or twice over: no drift at all.
+    assert r.psi(ref) == 0.0 and r.psi(np.concatenate([ref, ref[::-1]])) == pytest.approx(0.0, abs=1e-12)
+    # Every other value of the sorted reference: far below its no-drift level at that size.
+    half = np.sort(ref[np.isfinite(ref)])[::2]
+    assert r.psi(half) <= r.noise(len(half), 0.5) + 1e-12
+
+
+def test_no_drift_level_is_simulated_pure_and_falls_with_the_sample():
+    r = drift.PsiReference.of(np.random.default_rng(1).normal(size=4500))
+    levels = [r.noise(n, 0.99) for n in (18, 90, 900, 9000)]
+    assert levels == sorted(levels, reverse=True) and levels[1] == r.noise(90, 0.99)
+    # 10 equal bins, 90 against 4500 values: 0.31 by simulation (chi-square would say 0.25)
+    assert levels[1] == pytest.approx(0.31, abs=0.02)
+    assert r.noise(905, 0.99) == levels[2] and r.noise(90, 0.0) == 0.0  # n kept to two digits; q = 0 is off
+    rng = np.random.default_rng(2)  # its meaning: about 1% of no-drift samples of 90 values exceed it
+    exceed = np.mean([r.psi(rng.normal(size=90)) > levels[1] for _ in range(400)])
+    assert exceed <= 0.03
+    with pytest.raises(ValueError, match="psi_noise_quantile"):
+        drift.AlertConfig(psi_noise_quantile=1.0)
 
 
 def _frame(preds: dict, labels: dict) -> pd.DataFrame:
@@ -199,3 +397,96 @@ def test_a_backlog_of_breaches_asks_for_one_retrain_on_the_latest():
     assert drift.next_retrain(rows, 2, str(rows["date"][1]), cfg, 10).signal == "ic"
     # ...and with a longer cool-down nothing does.
     assert drift.next_retrain(rows, 2, str(rows["date"][1]), cfg, 12) is None
+
+
+def _live_market(rng, rates: np.ndarray, samples: int, sessions: int = 5, **shift) -> list[pd.DataFrame]:
+    """``samples`` pooled samples of ``sessions`` sessions x len(rates) names: the tweet features with point masses
+    and two continuous ones; ``shift`` (mean, zero_share, tweets) moves them."""
+    frame = point_mass_features(
+        rng, rates * shift.get("tweets", 1.0), samples * sessions, shift.get("zero_share", 0.45)
+    )
+    frame["ret_5"] = rng.normal(shift.get("mean", 0.0), 1.0, len(frame))
+    frame["vol_20"] = rng.lognormal(shift.get("mean", 0.0), 0.5, len(frame))
+    size = sessions * len(rates)
+    return [frame.iloc[i * size : (i + 1) * size] for i in range(samples)]
+
+
+LIVE = ["sentiment_1", "user_breadth", "tweet_count", "ret_5", "vol_20"]
+
+
+def _bands(refs: dict, samples: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per sample: the mean PSI's band, and each feature's own band (against its own no-drift level), with and
+    without the sample-size level."""
+    rows = []
+    for sample in samples:
+        values, noise = drift.feature_psi(refs, sample, 0.99)
+        mean = float(np.mean(list(values.values())))
+        own = {f: drift.psi_band(values[f], refs[f].noise(int(sample[f].notna().sum()), 0.99)) for f in refs}
+        rows.append({"mean": drift.psi_band(mean, noise), "mean_without_noise": drift.psi_band(mean), **own})
+        rows[-1]["ret_5_without_noise"] = drift.psi_band(values["ret_5"])
+    return pd.DataFrame(rows)
+
+
+def test_psi_bands_mean_drift_not_sample_size():
+    """Issue 10.13: 18 names x 5 sessions without drift rarely get a band; a real shift gets it at 90 and 1000."""
+    rng = np.random.default_rng(13)
+    small, large = rng.uniform(0.5, 4, 18), rng.uniform(0.5, 4, 200)
+    refs = {
+        n: {f: drift.PsiReference.of(_live_market(rng, r, 1, 250)[0][f]) for f in LIVE}
+        for n, r in ((18, small), (200, large))
+    }
+    shift = {"mean": 0.5, "zero_share": 0.3, "tweets": 2.0}
+    calm_90 = _bands(refs[18], _live_market(rng, small, 300))
+    # Without the sample-size level, half of the no-drift samples of one continuous feature were "watch" or worse.
+    assert (calm_90["ret_5_without_noise"] != "stable").mean() > 0.3
+    # With it: at most a few percent, per feature (iid draws: ~1 - q) and for the mean over features.
+    flagged = (calm_90 != "stable").mean()
+    assert flagged["mean"] <= 0.02 and (flagged[LIVE] <= 0.04).all(), flagged.to_dict()
+    calm_1000 = _bands(refs[200], _live_market(rng, large, 100))
+    assert (calm_1000["mean"] == "stable").mean() >= 0.98
+    for n, rates in ((18, small), (200, large)):  # a real shift: act, at 90 values as at 1000
+        shifted = _bands(refs[n], _live_market(rng, rates, 100, **shift))
+        assert (shifted["mean"] == "act").mean() >= 0.95, (n, shifted["mean"].value_counts().to_dict())
+
+
+def test_psi_rule_needs_the_value_above_its_no_drift_level():
+    cfg = drift.AlertConfig()
+
+    def psi(mean, noise):
+        return drift.evaluate(_history(ic_mean_5=[0.05], psi_mean=[mean], psi_noise=[noise], sharpe_20=[1.0]), cfg)
+
+    assert psi(0.3, 0.35).levels["psi"] == "ok"  # 0.3 is what a sample this small shows without drift
+    critical = psi(0.3, 0.28)
+    assert critical.levels["psi"] == "critical" and critical.actions == ["retrain"]
+    assert critical.reasons["psi"] == "psi_mean > 0.28 (the no-drift level at its sample size, above the 0.25 set)"
+    warning = psi(0.2, 0.12)
+    assert warning.levels["psi"] == "warning" and warning.reasons["psi"].startswith("psi_mean > 0.12 (")
+    assert psi(0.3, 0.02).reasons["psi"] == "psi_mean > 0.25"  # a large sample: the threshold decides
+    assert psi(0.3, None).reasons["psi"] == "psi_mean > 0.25"  # rows stored before the level existed
+    # The breach the sensor sees carries the limit the value crossed.
+    ok, crit = {"psi": "ok", "ic": "ok"}, {"psi": "critical", "ic": "ok"}
+    rows = _rows([ok, crit, ok, crit]).assign(psi_noise=[0.1, 0.28, 0.1, 0.05])
+    assert [b.threshold for b in drift.retrain_breaches(rows)] == [0.28, 0.25]
+
+
+def test_one_sharpe_for_the_backtest_and_the_live_signal():
+    const = pd.Series([0.001] * 20)
+    # The live 20-day Sharpe divided by the rounding noise of the std (2.2e-19) and returned ~7.1e16.
+    assert np.mean(const) / np.std(const, ddof=1) * np.sqrt(252) == pytest.approx(7.1e16, rel=0.01)
+    assert math.isnan(drift.trailing_sharpe(const, 20)) and math.isnan(drift.trailing_sharpe(const, 5))
+    assert math.isnan(bt.performance(const)["sharpe"]) and math.isnan(bt.sharpe(const))
+    assert bt.performance(const)["annual_volatility"] == 0.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 40), st.floats(0.0, 0.5))
+def test_live_and_backtest_sharpe_agree_on_any_window(seed, n, gaps):
+    rng = np.random.default_rng(seed)
+    series = pd.Series(np.where(rng.random(n + 10) < gaps, np.nan, rng.normal(0.0005, 0.01, n + 10)))
+    last = series.dropna().iloc[-n:]
+    live = drift.trailing_sharpe(series, n)
+    if len(last) < n:
+        assert math.isnan(live)
+        return
+    assert live == bt.performance(last)["sharpe"] == bt.sharpe(last)
+    assert live == pytest.approx(last.mean() / last.std(ddof=1) * np.sqrt(252), rel=1e-12)

@@ -55,6 +55,13 @@ def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
     assert check.check_name == "alert_levels" and check.severity == dg.AssetCheckSeverity.WARN
     assert check.passed == (meta["critical_days"].value == 0)
     assert _count(pg_db) == 19  # June 3-28 holds 19 sessions (June 19 is a holiday)
+    # Each row holds its PSI's sample (40 names x 5 sessions) and the no-drift level of the mean at that size; the
+    # UI says what a band means and shows the level beside the mean.
+    with pg.connect(pg_db) as conn:
+        stored = drift_db.read(conn)
+    assert (stored["psi_n"] == 200).all() and (stored["psi_noise"] > 0).all()
+    assert "psi_noise" in meta["latest"].value and "no-drift" in meta["psi_bands"].value
+    assert meta["features_without_psi"].value == {}
 
     # Re-running a day replaces its row: same values, a new seq, no duplicate.
     with pg.connect(pg_db) as conn:
@@ -66,7 +73,9 @@ def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
     assert again.drop(["seq", "run_id"]).to_json() == first.drop(["seq", "run_id"]).to_json()
 
     # A critical level fails the blocking check and the run; the row is stored and the failure recorded.
-    strict = {**resources, "alert_policy": AlertPolicy(psi_critical=0.0)}
+    # (psi_noise_quantile 0: no sample-size level, so any PSI above 0 is critical; 40 names x 5 sessions' own
+    # no-drift level is above these days' mean PSI, which the sample-aware band therefore leaves stable)
+    strict = {**resources, "alert_policy": AlertPolicy(psi_critical=0.0, psi_noise_quantile=0.0)}
     failed = dg.materialize(
         [drift_metrics], partition_key="2024-06-11", instance=dagster_instance, resources=strict, raise_on_error=False
     )
