@@ -131,7 +131,7 @@ def _available(
             first = available[early].min()
             raise NotYetAvailable(f"data is not available until {first.isoformat()} (now {now.isoformat()})")
         return df, empty_rejects(), pd.Series(now, index=df.index)
-    detail = available[early].map(lambda t: f"available at {t.isoformat()}, after the run's now {now.isoformat()}")
+    detail = available[early].map(lambda t: f"available at {t.isoformat()}: offered before it could be known")
     return df[~early], make_rejects(df[early], "not_yet_available", detail), available[~early]
 
 
@@ -213,7 +213,10 @@ def ingest_prices(
     clean, rejects = validate_prices(batch.records, session, source.universe(), limits)
     close = pd.Series(qtime.session_close(session), index=clean.index)
     clean, late, ingest_time = _available(clean, close, PRICE_LAG, clock, now)
-    history = previous_bars(root, session, clean["ticker"], limits.lookback, now)
+    # the bars known when this session's became available (backfill) or now (live): the same decision
+    # however late a backfill runs, whatever was restated since
+    known_at = now if clock == "live" else qtime.session_close(session) + PRICE_LAG
+    history = previous_bars(root, session, clean["ticker"], limits.lookback, known_at)
     clean, steps, flags = check_steps(clean, session, history, limits)
     rows = pd.DataFrame(
         {

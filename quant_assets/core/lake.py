@@ -264,8 +264,12 @@ def append_new_versions(
 
 
 def append_quarantine(root: Path, dataset: str, day: dt.date, rejects: pd.DataFrame, schema: pa.Schema) -> WriteResult:
-    """Record rejected records once: a record already quarantined is not added again."""
-    key = ["source_file", "source_line", "reason", "raw"]
+    """Record rejected records once: a record already quarantined (every field equal) is not added again.
+
+    The whole record is the key: records without a line or raw text (a synthetic source's, a whole-file
+    problem) differ only in their ticker or detail, and none of them may hide another.
+    """
+    key = ["ticker", "source_file", "source_line", "reason", "detail", "raw"]
     if rejects.empty:
         return WriteResult(0, 0, None)
     stored = read_partition(root, f"quarantine/{dataset}", day)

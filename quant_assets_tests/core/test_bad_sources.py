@@ -288,7 +288,7 @@ def test_backfill_quarantines_a_bar_not_yet_available_instead_of_stamping_the_fu
 
     q = lake.read_partition(lake_root, "quarantine/raw_prices", day)
     assert (report.rows_clean, report.rows_quarantined, report.reasons) == (0, 3, {"not_yet_available": 3})
-    assert set(q["detail"]) == {"available at 2024-03-04T21:15:00+00:00, after the run's now 2024-03-04T20:00:00+00:00"}
+    assert set(q["detail"]) == {"available at 2024-03-04T21:15:00+00:00: offered before it could be known"}
     assert lake.read_partition(lake_root, "raw_prices", day).empty
     later = ingest_prices(market, day, lake_root, now=pd.Timestamp("2024-03-05", tz="UTC"))
     stored = lake.read_partition(lake_root, "raw_prices", day)

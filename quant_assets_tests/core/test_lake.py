@@ -73,3 +73,39 @@ def test_live_clock_refuses_data_before_it_is_available(lake_root):
     ingest_prices(market, DAY, lake_root, clock="live", now=on_time)
     stored = lake.read_partition(lake_root, "raw_prices", DAY)
     assert (stored["ingest_time"] == on_time).all()
+
+
+def test_rejects_without_line_or_raw_text_never_hide_each_other(lake_root):
+    from quant_assets.core.ingest import QUARANTINE_SCHEMA
+    from quant_assets.core.validate import make_rejects
+
+    def reject(ticker, detail):
+        records = pd.DataFrame(
+            {"ticker": [ticker], "source_file": ["synthetic"], "source_line": [pd.NA], "raw": [pd.NA]}
+        )
+        return make_rejects(records, "implausible_step", detail)
+
+    first = lake.append_quarantine(lake_root, "raw_prices", DAY, reject("AAA", "x1000"), QUARANTINE_SCHEMA)
+    other_name = lake.append_quarantine(lake_root, "raw_prices", DAY, reject("BBB", "x1000"), QUARANTINE_SCHEMA)
+    other_detail = lake.append_quarantine(lake_root, "raw_prices", DAY, reject("AAA", "x0.001"), QUARANTINE_SCHEMA)
+    again = lake.append_quarantine(lake_root, "raw_prices", DAY, reject("AAA", "x1000"), QUARANTINE_SCHEMA)
+    assert [r.rows_written for r in (first, other_name, other_detail, again)] == [1, 1, 1, 0]
+    stored = lake.read_partition(lake_root, "quarantine/raw_prices", DAY)
+    assert sorted(zip(stored["ticker"], stored["detail"], strict=True)) == [
+        ("AAA", "x0.001"),
+        ("AAA", "x1000"),
+        ("BBB", "x1000"),
+    ]
+
+
+def test_a_backfill_checks_steps_against_the_bars_known_when_the_session_became_available(tmp_path, lake_root):
+    src = tmp_path / "csv"
+    _write_csv(src, ["2024-03-04,10.0,11.0,9.5,10.5,10.5,1000"])
+    ingest_prices(YahooCsvPrices(src), DAY, lake_root)
+    # A later restatement of 03-04 to a 100x price (a units error in the correction), then 03-05 is backfilled.
+    _write_csv(src, ["2024-03-04,1000,1100,950,1050,1050,1000", "2024-03-05,10.5,11.5,10.0,11.0,11.0,1200"])
+    later = pd.Timestamp("2024-03-20 12:00", tz="UTC")
+    ingest_prices(YahooCsvPrices(src), DAY, lake_root, now=later)
+    report = ingest_prices(YahooCsvPrices(src), dt.date(2024, 3, 5), lake_root, now=later)
+    # Compared with 03-04 as known at 03-05's close + 15 min (10.5), not with the restatement (1050).
+    assert (report.rows_clean, report.rows_quarantined) == (1, 0)
