@@ -16,6 +16,7 @@ import os
 import pickle
 import signal
 import time
+from multiprocessing import forkserver
 from pathlib import Path
 
 import pandas as pd
@@ -125,7 +126,13 @@ def _arm(point: str, k: int) -> None:
 
 @pytest.fixture(scope="module")
 def spawn():
-    """Start children from a fork server that has the project imported."""
+    """Start children from a fork server that has the project imported.
+
+    The fork server is one per process: one started earlier has another preload and environment, and
+    ours must not serve later tests (Dagster's forkserver executor would run their steps with this
+    module's environment), so it is stopped before and after (``_stop`` is the stdlib's hook for tests).
+    """
+    forkserver._forkserver._stop()
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
 
@@ -134,7 +141,8 @@ def spawn():
         proc.start()
         return proc
 
-    return start
+    yield start
+    forkserver._forkserver._stop()
 
 
 # ----------------------------------------------------------------------------- inputs
