@@ -128,8 +128,8 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"Data root: {root}\nchecked {counts}")
     for p in report.problems:
         print(f"BAD {p.kind}: {p.error}")
-    if report.leftovers:
-        print(f"{len(report.leftovers)} temporary file(s) of interrupted writers (never read; safe to delete)")
+    for path in report.leftovers:
+        print(f"temporary file of an interrupted writer (never read; safe to delete): {path}")
     for path in report.incomplete:
         print(f"incomplete snapshot (its writer was interrupted; building it again completes it): {path}")
     bad = len(report.problems)
@@ -139,7 +139,7 @@ def _verify(args: argparse.Namespace) -> int:
 
         with pg.connect(url) as conn:
             models = registry.verify_models(conn)
-        print(f"checked {len(models)} registered model file(s) against their recorded SHA-256")
+        print(f"checked {len(models)} registered model file(s) at the paths the registry ({url.split('@')[-1]}) holds")
         for node, _path, error in models:
             if error:
                 print(f"BAD {node}: {error}")
@@ -194,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("pg-url", help="start the local Postgres and print its URL").set_defaults(func=_pg_url)
     sub.add_parser("pg-stop", help="stop the local Postgres").set_defaults(func=_pg_stop)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `... | head` closed the pipe: stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -155,7 +155,8 @@ def _result(
     ]
     critical = table[table["level"] == "critical"]
     for r in critical.itertuples():
-        context.log.warning(f"critical {r.date} {r.model}: {r.reasons}, actions {list(r.actions)}")
+        rules = {name: f"{level}: {r.reasons.get(name)}" for name, level in r.levels.items() if level != "ok"}
+        context.log.warning(f"critical {r.date} {r.model}: {rules}, actions {list(r.actions)}")
     recent = table.tail(60)
     severity = dg.AssetCheckSeverity.ERROR if config.on_critical is OnCritical.fail else dg.AssetCheckSeverity.WARN
     shown = ["date", "model", "ic", "ic_mean_5", "hit_rate", "psi_mean", "psi_noise", "psi_n", "psi_max"]
