@@ -26,11 +26,7 @@ from quant_assets.core import time as qtime
 from quant_assets.core.features.compute import target_event_time
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.features.library import FAMILIES
-
-
-def event_column(family: str) -> str:
-    """The column of a point-in-time answer holding the answering row's event time for ``family``."""
-    return f"event_time_{family}"
+from quant_assets.core.features.store import event_column
 
 
 def oldest_usable(family: FeatureFamily, day: dt.date) -> pd.Timestamp:

@@ -74,6 +74,11 @@ class FeatureStoreError(RuntimeError):
     pass
 
 
+def event_column(family: str) -> str:
+    """The column of a point-in-time answer holding the answering row's event time for ``family``."""
+    return f"event_time_{family}"
+
+
 def family_dir(root: Path, family: FeatureFamily) -> Path:
     return lake.under(root, "features", family.name, f"fv={family.version}")
 
@@ -406,7 +411,7 @@ class FeatureStore:
             name_of = dict((r, n) for n, r in wanted)
             values, event_time = _point_in_time(files, [name_of[r] for r in requested], q_keys, q_time)
             pieces.append(pd.DataFrame(values, columns=requested, copy=False))
-            column = f"event_time_{dirs[0].parent.name}"
+            column = event_column(dirs[0].parent.name)
             if column not in event_columns:
                 pieces.append(column)
             event_columns[column] = pd.Series(event_time, name=column).dt.tz_localize("UTC")
