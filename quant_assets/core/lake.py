@@ -123,7 +123,7 @@ def publish(tmp: Path, path: Path) -> bool:
 
 def write_parquet(table: pa.Table, path: Path, **options) -> bool:
     """``write_once`` of a Parquet file with page checksums (zstd unless ``options`` say otherwise)."""
-    return write_once(path, lambda tmp: _write_table(table, tmp, options))
+    return write_once(path, lambda tmp: write_table(table, tmp, **options))
 
 
 def write_part(directory: Path, table: pa.Table) -> Path:
@@ -134,7 +134,7 @@ def write_part(directory: Path, table: pa.Table) -> Path:
     """
     tmp = temp_path(directory, ".parquet")
     try:
-        _write_table(table, tmp, {})
+        write_table(table, tmp)
         path = directory / _part_name(file_sha256(tmp))
         publish(tmp, path)
     finally:
@@ -142,7 +142,10 @@ def write_part(directory: Path, table: pa.Table) -> Path:
     return path
 
 
-def _write_table(table: pa.Table, path: Path, options: dict) -> None:
+def write_table(table: pa.Table, path: Path, **options) -> None:
+    """The one way the lake writes Parquet: zstd unless ``options`` say otherwise, always page checksums.
+
+    Writes ``path`` directly: callers write a temporary file and ``publish`` it (or use ``write_once``)."""
     pq.write_table(table, path, **{"compression": "zstd", **options, "write_page_checksum": True})
 
 

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from psycopg2.extras import execute_values
 
 from quant_assets.core import lake
@@ -422,7 +421,7 @@ def load_oos(conn, ref: ModelRef) -> pd.DataFrame | None:
     oos = _stored_files(conn, ref)[1]
     if oos is None:
         return None
-    return pq.read_table(pa.BufferReader(oos.read_bytes(ref.node))).to_pandas()
+    return lake.read_parquet(oos.path, source=pa.BufferReader(oos.read_bytes(ref.node))).to_pandas()
 
 
 def verify_models(conn) -> list[tuple[str, Path, str | None]]:

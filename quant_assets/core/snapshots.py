@@ -22,7 +22,6 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from quant_assets.core import lake
 from quant_assets.core import time as qtime
@@ -204,8 +203,7 @@ def write(root: Path, data: pd.DataFrame, manifest: dict) -> tuple[Path, bool]:
     """
     tmp = lake.temp_path(Path(root) / "snapshots", ".parquet")
     try:
-        table = pa.Table.from_pandas(data, preserve_index=False)
-        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+        lake.write_table(pa.Table.from_pandas(data, preserve_index=False), tmp)
         manifest = {**manifest, "fingerprint": fingerprint_of(lake.read_parquet(tmp), manifest)}
         final = locate(root, manifest["fingerprint"])
         created = lake.publish(tmp, final / DATA)

@@ -66,6 +66,7 @@ def materialize(
 
 def _verify_files(base: Path, written: list[Path], sample: int, seed: int) -> verify.Report:
     """The files just written plus a random ``sample`` of the family version's other stored files."""
-    stored = [(kind, p) for kind, p in verify.stored_files(base) if p not in set(written)]
+    fresh = set(written)
+    stored = [(kind, p) for kind, p in verify.stored_files(base) if p not in fresh]
     picked = random.Random(seed).sample(stored, min(sample, len(stored)))
     return verify.verify([("part", p) for p in written] + picked)
