@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pandas as pd
 
-from quant_assets.core import backtest as bt
+from quant_assets.core.research import backtest
 
 _FRAME: pd.DataFrame | None = None
 
@@ -41,15 +41,15 @@ def make_frame(n_assets: int, n_days: int, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def configs(n: int) -> list[tuple[bt.PortfolioRule, bt.Costs]]:
+def configs(n: int) -> list[tuple[backtest.PortfolioRule, backtest.Costs]]:
     out = []
     for i in range(n):
         rule = (
-            bt.PortfolioRule("long_short", quantile=0.1 + 0.02 * (i % 10))
+            backtest.PortfolioRule("long_short", quantile=0.1 + 0.02 * (i % 10))
             if i % 2 == 0
-            else bt.PortfolioRule("topk", k=20 + 5 * (i % 8), n_drop=2 + i % 5)
+            else backtest.PortfolioRule("topk", k=20 + 5 * (i % 8), n_drop=2 + i % 5)
         )
-        out.append((rule, bt.Costs(cost_bps=2 + i % 7, slippage_bps=3)))
+        out.append((rule, backtest.Costs(cost_bps=2 + i % 7, slippage_bps=3)))
     return out
 
 
@@ -62,7 +62,7 @@ def _cell(args) -> float:
     (rule, costs), lo, hi = args
     dates = _FRAME["date"].unique()[lo:hi]
     frame = _FRAME[_FRAME["date"].isin(set(dates))]
-    return bt.run(frame, rule, costs).metrics["sharpe"]
+    return backtest.run(frame, rule, costs).metrics["sharpe"]
 
 
 def main() -> None:

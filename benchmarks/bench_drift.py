@@ -30,15 +30,16 @@ sys.path.insert(0, str(REPO))
 
 import _common as common  # noqa: E402
 
-from quant_assets.core import pg, registry, snapshots  # noqa: E402
-from quant_assets.core import predict as scoring  # noqa: E402
-from quant_assets.core import time as qtime  # noqa: E402
+from quant_assets.core import sessions  # noqa: E402
 from quant_assets.core.features.backfill import backfill  # noqa: E402
 from quant_assets.core.features.library import ALL_FEATURES  # noqa: E402
 from quant_assets.core.features.store import FeatureStore  # noqa: E402
-from quant_assets.core.models import Ensemble, TrainConfig  # noqa: E402
-from quant_assets.core.monitoring import DriftRange, ModelProfile  # noqa: E402
-from quant_assets.core.sources import SyntheticMarket  # noqa: E402
+from quant_assets.core.ingest.sources import SyntheticMarket  # noqa: E402
+from quant_assets.core.monitoring.window import DriftRange, ModelProfile  # noqa: E402
+from quant_assets.core.registry import models  # noqa: E402
+from quant_assets.core.research import scoring, snapshots  # noqa: E402
+from quant_assets.core.research.training import Ensemble, TrainConfig  # noqa: E402
+from quant_assets.core.storage import pg  # noqa: E402
 from quant_assets.localpg import psycopg2_url  # noqa: E402
 
 N_DAYS = 500
@@ -46,7 +47,7 @@ FIRST_SCORED = "2021-07-01"
 
 
 def _setup(root: Path, url: str) -> tuple[list, ModelProfile, FeatureStore]:
-    scored = qtime.sessions_between(FIRST_SCORED, "2024-01-01")[:N_DAYS]
+    scored = sessions.sessions_between(FIRST_SCORED, "2024-01-01")[:N_DAYS]
     t0 = time.perf_counter()
     market = SyntheticMarket(seed=42, n_tickers=200)
     backfill(root, market, market, "2020-10-01", scored[-1])
@@ -56,12 +57,12 @@ def _setup(root: Path, url: str) -> tuple[list, ModelProfile, FeatureStore]:
     snap = snapshots.read(path)
     model = Ensemble.fit(snap.data, snap.features, TrainConfig(num_boost_round=60, seeds=(1,)))
     oos = snap.data[["date", "entity_key"]].assign(prediction=model.predict(snap.data))
-    files = registry.save_model_files(root, "equity_lgbm", model.to_bytes(), oos)
+    files = models.save_model_files(root, "equity_lgbm", model.to_bytes(), oos)
     metrics_rows = {"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.1]}
     import pandas as pd
 
     with pg.connect(url) as conn:
-        ref = registry.register_model(
+        ref = models.register_model(
             conn,
             "equity_lgbm",
             snap.fingerprint,
@@ -72,7 +73,7 @@ def _setup(root: Path, url: str) -> tuple[list, ModelProfile, FeatureStore]:
             files,
             pd.DataFrame(metrics_rows),
         )
-        registry.decide_promotion(conn, ref)
+        models.decide_promotion(conn, ref)
     for day in scored:
         scoring.write_day(root, day, scoring.score_day(store, model, ref.node, day, snap.manifest["universe"]))
     print(
@@ -151,7 +152,7 @@ def main() -> None:
         print(
             f"one day's drift row (window load + metrics, median of 3): {early} {t_early * 1e3:.0f} ms, "
             f"{late} {t_late * 1e3:.0f} ms; late/early = {t_late / t_early:.2f} "
-            f"({qtime.session_index(late) - qtime.session_index(early)} more sessions of history)"
+            f"({sessions.session_index(late) - sessions.session_index(early)} more sessions of history)"
         )
         wall, runs, rows = _cli_backfill(root, url, scored[0], scored[-1])
         per_day = wall / len(scored)

@@ -146,9 +146,9 @@ def _entities():
 
 def _days() -> list:
     """The N_DAYS sessions ending END, oldest first."""
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
 
-    days = qtime.sessions_between(qtime.calendar().first, END)[-N_DAYS:]
+    days = sessions.sessions_between(sessions.calendar().first, END)[-N_DAYS:]
     assert len(days) == N_DAYS
     return days
 
@@ -158,11 +158,11 @@ def _day_rows(index: int, day):
     import numpy as np
     import pandas as pd
 
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
 
     rng = np.random.default_rng([SEED, index])
     names = [f"f{i:02d}" for i in range(N_FEATURES)]
-    event = qtime.session_close(day).as_unit("us")
+    event = sessions.session_close(day).as_unit("us")
     first = pd.DataFrame(rng.standard_normal((N_ENTITIES, N_FEATURES)), columns=names)
     first.insert(0, "entity_key", _entities())
     first.insert(1, "event_time", event)
@@ -195,11 +195,11 @@ def _memory_rows(rows_path: str, n_days: int):
     import pyarrow.compute as pc
     import pyarrow.feather as feather
 
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
 
     table = feather.read_table(rows_path, memory_map=True)  # only the pages used are read
     if n_days < N_DAYS:
-        first = pa.scalar(qtime.session_close(_days()[-n_days]), type=table.schema.field("event_time").type)
+        first = pa.scalar(sessions.session_close(_days()[-n_days]), type=table.schema.field("event_time").type)
         table = table.filter(pc.greater_equal(table["event_time"], first))
     return table.to_pandas()
 
@@ -209,9 +209,9 @@ def _queries(n_days: int):
     import numpy as np
     import pandas as pd
 
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
 
-    decisions = pd.DatetimeIndex([qtime.decision_time(d) for d in _days()[-n_days:]])
+    decisions = pd.DatetimeIndex([sessions.decision_time(d) for d in _days()[-n_days:]])
     return pd.DataFrame(
         {"entity_key": np.tile(_entities(), n_days), "as_of": np.repeat(decisions, N_ENTITIES).as_unit("us")}
     )

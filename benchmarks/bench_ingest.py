@@ -84,15 +84,15 @@ DATASETS = ("raw_prices", "alt_data")
 
 def _child_ingest(root: str, day: str, trace: bool) -> dict:
     t0 = time.perf_counter()
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
     from quant_assets.core.ingest import ingest_alt, ingest_prices
-    from quant_assets.core.sources import make_sources
+    from quant_assets.core.ingest.sources import make_sources
 
     t1 = time.perf_counter()
-    qtime.calendar()
+    sessions.calendar()
     t2 = time.perf_counter()
     prices, alt = make_sources("synthetic", seed=SEED, n_tickers=N_TICKERS)
-    session = qtime.as_date(day)
+    session = sessions.as_date(day)
     rss_before = common.maxrss_mb()
     if trace:
         tracemalloc.start()
@@ -122,12 +122,12 @@ def _child_ingest(root: str, day: str, trace: bool) -> dict:
 
 def _child_ingest_warm(roots: list[str], day: str, n: int) -> dict:
     """Paired warm timings: one process, round-robin over the lakes, the day's partitions removed after each."""
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
     from quant_assets.core.ingest import ingest_alt, ingest_prices
-    from quant_assets.core.sources import make_sources
+    from quant_assets.core.ingest.sources import make_sources
 
     prices, alt = make_sources("synthetic", seed=SEED, n_tickers=N_TICKERS)
-    session = qtime.as_date(day)
+    session = sessions.as_date(day)
     out: dict[str, list[float]] = {r: [] for r in roots}
     for i in range(n + 1):  # round 0 warms the caches and is discarded
         for r in roots:
@@ -141,12 +141,12 @@ def _child_ingest_warm(roots: list[str], day: str, n: int) -> dict:
 
 
 def _child_source(day: str, regime: str | None) -> dict:
-    from quant_assets.core import time as qtime
-    from quant_assets.core.sources import make_sources
+    from quant_assets.core import sessions
+    from quant_assets.core.ingest.sources import make_sources
 
-    qtime.calendar()
+    sessions.calendar()
     prices, alt = make_sources("synthetic", seed=SEED, n_tickers=N_TICKERS, regime_change=regime)
-    session = qtime.as_date(day)
+    session = sessions.as_date(day)
     t0 = time.perf_counter()
     bp = prices.prices(session)
     t1 = time.perf_counter()
@@ -156,33 +156,33 @@ def _child_source(day: str, regime: str | None) -> dict:
 
 
 def _child_fill(root: str, first: str, last: str) -> dict:
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
     from quant_assets.core.ingest import ingest_alt, ingest_prices
-    from quant_assets.core.sources import make_sources
+    from quant_assets.core.ingest.sources import make_sources
 
     prices, alt = make_sources("synthetic", seed=SEED, n_tickers=N_TICKERS)
     t0 = time.perf_counter()
-    sessions = qtime.sessions_between(first, last)
+    days = sessions.sessions_between(first, last)
     rows = 0
-    for s in sessions:
+    for s in days:
         rows += ingest_prices(prices, s, Path(root)).rows_written
         rows += ingest_alt(alt, s, Path(root)).rows_written
-    return {"sessions": len(sessions), "rows": rows, "wall_s": time.perf_counter() - t0}
+    return {"sessions": len(days), "rows": rows, "wall_s": time.perf_counter() - t0}
 
 
 def _child_stocknet(root: str, dataset: str, first: str, last: str, stocknet_dir: str) -> dict:
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
     from quant_assets.core.ingest import ingest_alt, ingest_prices
-    from quant_assets.core.sources import make_sources
+    from quant_assets.core.ingest.sources import make_sources
 
-    qtime.calendar()
+    sessions.calendar()
     prices, alt = make_sources("stocknet", stocknet_dir=stocknet_dir)
-    sessions = qtime.sessions_between(first, last)
+    days = sessions.sessions_between(first, last)
     rss_before = common.maxrss_mb()
     per_session = []
     tot = {"offered": 0, "clean": 0, "written": 0, "quarantined": 0, "quarantine_written": 0}
     t0 = time.perf_counter()
-    for s in sessions:
+    for s in days:
         ts = time.perf_counter()
         if dataset == "raw_prices":
             r = ingest_prices(prices, s, Path(root))
@@ -197,7 +197,7 @@ def _child_stocknet(root: str, dataset: str, first: str, last: str, stocknet_dir
     wall = time.perf_counter() - t0
     ordered = sorted(per_session)
     return {
-        "sessions": len(sessions),
+        "sessions": len(days),
         "wall_s": wall,
         **tot,
         "first_session_s": per_session[0],
@@ -244,13 +244,13 @@ def _mb(x: float | None) -> str:
 
 
 def bench_one_day_and_history(tmp: Path) -> None:
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
 
-    day = qtime.as_date(DAY)
-    sessions = qtime.sessions_between(qtime.calendar().first, day)
-    if sessions[-1] != day:
+    day = sessions.as_date(DAY)
+    days = sessions.sessions_between(sessions.calendar().first, day)
+    if days[-1] != day:
         raise SystemExit(f"{DAY} is not a session")
-    hist10, hist1 = sessions[-1 - HISTORY_10Y : -1], sessions[-1 - HISTORY_1Y : -1]
+    hist10, hist1 = days[-1 - HISTORY_10Y : -1], days[-1 - HISTORY_1Y : -1]
 
     # Fill the 10-year lake with the real ingest, FILL_WORKERS processes over contiguous chunks.
     lake10, lake1, empty = tmp / "lake_10y", tmp / "lake_1y", tmp / "lake_empty"
@@ -368,7 +368,7 @@ def bench_one_day_and_history(tmp: Path) -> None:
     for regime in ("2024-07-01 (default)", LATE_REGIME):
         early, late = (src_runs[(d, regime)] for d in SOURCE_DAYS)
         for d, runs in zip(SOURCE_DAYS, (early, late), strict=True):
-            post = qtime.as_date(d) >= qtime.as_date(regime.split()[0])
+            post = sessions.as_date(d) >= sessions.as_date(regime.split()[0])
             rows.append(
                 [
                     d,
@@ -390,7 +390,7 @@ def bench_stocknet(tmp: Path) -> None:
     if not STOCKNET_DIR.is_dir():
         print(f"    skipped: {STOCKNET_DIR} is absent")
         return
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
 
     lake = tmp / "lake_stocknet"
     runs = {
@@ -398,8 +398,8 @@ def bench_stocknet(tmp: Path) -> None:
         "alt_data": _run("stocknet", str(lake), "alt_data", *STOCKNET_TWEETS, str(STOCKNET_DIR)),
     }
     # Tweet lines in the files of the calendar days the tweet partitions own (read outside any timing).
-    first_day = qtime.owned_calendar_days(STOCKNET_TWEETS[0])[0]
-    last_day = qtime.as_date(STOCKNET_TWEETS[1])
+    first_day = sessions.owned_calendar_days(STOCKNET_TWEETS[0])[0]
+    last_day = sessions.as_date(STOCKNET_TWEETS[1])
     lines = 0
     for f in (STOCKNET_DIR / "tweet" / "preprocessed").glob("*/*"):
         try:

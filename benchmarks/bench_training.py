@@ -36,7 +36,7 @@ What it measures
       read), ``FeatureStore.get_point_in_time`` (the point-in-time query) and the
       rest (pandas assembly, manifest, producer versions).
    b) ``snapshots.read`` of that snapshot (fingerprint verified), then
-      ``models.train_walk_forward(data, features, TrainConfig())`` with the
+      ``training.train_walk_forward(data, features, TrainConfig())`` with the
       default config (4 folds, 3 seeds, 150 rounds, 1 thread), in another fresh
       process, as the ``trained_model`` asset does. Split into ``lgb.train``,
       ``signal_metrics`` and the rest. "Rows fitted" is the sum of the rows of
@@ -77,19 +77,19 @@ PROVENANCE = {"producer": "bench_training", "producer_version": "bench", "run_id
 
 
 def _child_lake(root: str, tickers: int, first: str, last: str) -> dict:
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
     from quant_assets.core.features import compute, store
     from quant_assets.core.features.library import FAMILIES
-    from quant_assets.core.ingest import ingest_alt, ingest_prices
-    from quant_assets.core.sources import SyntheticMarket
+    from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
+    from quant_assets.core.ingest.sources import SyntheticMarket
 
-    qtime.calendar()
+    sessions.calendar()
     rss0 = common.maxrss_mb()
     root_p = Path(root)
     market = SyntheticMarket(seed=SEED, n_tickers=tickers)
-    days = qtime.sessions_between(first, last)
+    days = sessions.sessions_between(first, last)
     ingest_first = min(compute.window_partitions(f, days[0])[0] for f in FAMILIES.values())
-    ingest_days = qtime.sessions_between(ingest_first, last)
+    ingest_days = sessions.sessions_between(ingest_first, last)
 
     out: dict = {"ingest_sessions": len(ingest_days), "feature_sessions": len(days), "ingest_first": str(ingest_first)}
     prices_s, alt_s, rows = [], [], 0
@@ -140,12 +140,12 @@ def _child_lake(root: str, tickers: int, first: str, last: str) -> dict:
 
 
 def _child_snapshot(root: str, out_root: str, start: str, end: str, as_of: str) -> dict:
-    from quant_assets.core import snapshots
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
     from quant_assets.core.features.library import ALL_FEATURES
     from quant_assets.core.features.store import FeatureStore
+    from quant_assets.core.research import snapshots
 
-    qtime.calendar()
+    sessions.calendar()
     rss0 = common.maxrss_mb()
     labels = snapshots.labels = common.Timer(snapshots.labels)
     store = FeatureStore(Path(root), ALL_FEATURES)
@@ -184,19 +184,19 @@ def _child_train(snap_path: str, pred_out: str) -> dict:
     import numpy as np
     import pandas as pd
 
-    from quant_assets.core import models, snapshots
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
+    from quant_assets.core.research import snapshots, training
 
-    qtime.calendar()
+    sessions.calendar()
     rss0 = common.maxrss_mb()
-    lgb_train = models.lgb.train = common.Timer(models.lgb.train)
-    metrics = models.signal_metrics = common.Timer(models.signal_metrics)
+    lgb_train = training.lgb.train = common.Timer(training.lgb.train)
+    metrics = training.signal_metrics = common.Timer(training.signal_metrics)
     t0, c0 = time.perf_counter(), time.process_time()
     snap = snapshots.read(Path(snap_path))
     t1, c1 = time.perf_counter(), time.process_time()
     rss_read = common.maxrss_mb()
     data = snap.data
-    result = models.train_walk_forward(data, snap.features, models.TrainConfig())
+    result = training.train_walk_forward(data, snap.features, training.TrainConfig())
     t2, c2 = time.perf_counter(), time.process_time()
     overall = result.fold_metrics.set_index("fold").loc["overall"]
     fitted = sum(int(data["date"].isin(set(f.train)).sum()) for f in result.folds) + len(data)
@@ -225,7 +225,7 @@ def _child_train(snap_path: str, pred_out: str) -> dict:
         "rank_icir": float(overall["rank_icir"]),
         "oos_days": int(overall["days"]),
         "pred_sha": h.hexdigest(),
-        "model_sha": models.sha256(result.final.to_bytes()),
+        "model_sha": training.sha256(result.final.to_bytes()),
         "rss_before_mb": rss0,
         "rss_read_mb": rss_read,
         "rss_peak_mb": common.maxrss_mb(),
@@ -274,9 +274,9 @@ def _per_year(days: list[str], values: list[float]) -> dict[str, float]:
 
 
 def bench_lake(root: Path, tickers: int, years: float, as_of: dt.date) -> dict:
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
 
-    first = qtime.session_on_or_after(_window_start(as_of, years))
+    first = sessions.session_on_or_after(_window_start(as_of, years))
     print(f"\n[1] lake build: SyntheticMarket(seed={SEED}, n_tickers={tickers}), features for {first}..{as_of}")
     print(f"    one process; {common.load_text()} at start")
     lake = _run("lake", str(root), tickers, first.isoformat(), as_of.isoformat())

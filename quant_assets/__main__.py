@@ -23,7 +23,7 @@ def _data_root(args: argparse.Namespace) -> Path:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from quant_assets.core.catalog import summarize
+    from quant_assets.core.summary import summarize
 
     root = _data_root(args)
     table = summarize(root)
@@ -34,8 +34,8 @@ def _summary(args: argparse.Namespace) -> int:
         return 1
     url = os.environ.get("QUANT_PG_URL")
     if url:
-        from quant_assets.core import pg
-        from quant_assets.core.catalog import registry_summary
+        from quant_assets.core.storage import pg
+        from quant_assets.core.summary import registry_summary
 
         with pg.connect(url) as conn:
             print()
@@ -47,9 +47,9 @@ def _summary(args: argparse.Namespace) -> int:
 def _drift_summary(conn) -> None:
     import pandas as pd
 
-    from quant_assets.core import drift_db
+    from quant_assets.core.monitoring import history
 
-    daily, monthly = drift_db.summary(conn)
+    daily, monthly = history.summary(conn)
     if daily.empty:
         return
     print("\nDrift after going live (first sessions; IC of the predictions that matured that day):")
@@ -58,7 +58,7 @@ def _drift_summary(conn) -> None:
     print(monthly.round(3).to_string(index=False))
     print("\nPromotion decisions:")
     with pd.option_context("display.max_colwidth", 200, "display.width", 250):
-        print(drift_db.promotions(conn).to_string(index=False))
+        print(history.promotions(conn).to_string(index=False))
 
 
 def _sensor_once(args: argparse.Namespace) -> int:
@@ -77,8 +77,9 @@ def _sensor_once(args: argparse.Namespace) -> int:
 
 
 def _lineage(args: argparse.Namespace) -> int:
-    from quant_assets.core import pg, registry
-    from quant_assets.core.lineage_view import render_upstream
+    from quant_assets.core.registry import models
+    from quant_assets.core.registry.lineage_view import render_upstream
+    from quant_assets.core.storage import pg
 
     url = os.environ.get("QUANT_PG_URL") or os.environ.get("DAGSTER_PG_URL")
     if not url:
@@ -86,24 +87,24 @@ def _lineage(args: argparse.Namespace) -> int:
         return 2
     with pg.connect(url) as conn:
         if args.downstream:
-            if not registry.node_exists(conn, args.downstream):
+            if not models.node_exists(conn, args.downstream):
                 print(
                     f"unknown lineage node {args.downstream!r}: use full ids as `lineage` prints them "
                     "(e.g. feature:ret_5@<12-char version>, code:<40-char sha>)",
                     file=sys.stderr,
                 )
                 return 1
-            affected = registry.blast_radius(conn, args.downstream)
+            affected = models.blast_radius(conn, args.downstream)
             print(f"Models and backtests downstream of {args.downstream}: {len(affected)}")
             for node in affected:
                 print(f"  {node}")
             return 0
         try:
-            ref = registry.model(conn, args.model)
+            ref = models.model(conn, args.model)
         except LookupError as exc:
             print(exc, file=sys.stderr)
             return 1
-        print(render_upstream(ref.node, registry.upstream(conn, ref.node)))
+        print(render_upstream(ref.node, models.upstream(conn, ref.node)))
     return 0
 
 
@@ -120,7 +121,7 @@ def _compact(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from quant_assets.core.verify import verify_lake
+    from quant_assets.core.storage.verify import verify_lake
 
     root = _data_root(args)
     report = verify_lake(root, sample=args.sample, seed=args.seed)
@@ -135,12 +136,13 @@ def _verify(args: argparse.Namespace) -> int:
     bad = len(report.problems)
     url = os.environ.get("QUANT_PG_URL")
     if url:
-        from quant_assets.core import pg, registry
+        from quant_assets.core.registry import models
+        from quant_assets.core.storage import pg
 
         with pg.connect(url) as conn:
-            models = registry.verify_models(conn)
-        print(f"checked {len(models)} registered model file(s) at the paths the registry ({url.split('@')[-1]}) holds")
-        for node, _path, error in models:
+            checked = models.verify_models(conn)
+        print(f"checked {len(checked)} registered model file(s) at the paths the registry ({url.split('@')[-1]}) holds")
+        for node, _path, error in checked:
             if error:
                 print(f"BAD {node}: {error}")
                 bad += 1

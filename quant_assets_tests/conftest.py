@@ -12,7 +12,7 @@ import pandas as pd
 import psycopg2
 import pytest
 
-from quant_assets.core.pg import libpq as libpq_url
+from quant_assets.core.storage.pg import libpq as libpq_url
 from quant_assets.localpg import psycopg2_url
 from quant_assets.paths import PROJECT_ROOT
 
@@ -103,7 +103,7 @@ def stocknet_dir() -> Path:
 def stocknet_lake(stocknet_dir, tmp_path_factory) -> Path:
     """Raw data and both feature families of the real StockNet data, 2014-01-02..2015-12-31."""
     from quant_assets.core.features.backfill import backfill
-    from quant_assets.core.sources import make_sources
+    from quant_assets.core.ingest.sources import make_sources
 
     prices, tweets = make_sources("stocknet", stocknet_dir=str(stocknet_dir))
     root = tmp_path_factory.mktemp("stocknet_lake") / "lake"
@@ -130,7 +130,7 @@ def synthetic_lake(root: Path, market, first: str, last: str) -> Path:
 @pytest.fixture(scope="session")
 def feature_lake(tmp_path_factory) -> Path:
     """A synthetic lake (40 names) with raw data and both feature families for FEATURE_LAKE_SESSIONS."""
-    from quant_assets.core.sources import SyntheticMarket
+    from quant_assets.core.ingest.sources import SyntheticMarket
 
     return synthetic_lake(
         tmp_path_factory.mktemp("feature_lake"), SyntheticMarket(seed=21, n_tickers=40), *FEATURE_LAKE_SESSIONS
@@ -153,7 +153,7 @@ class GappyTweets:
         return self.market.universe()
 
     def alt(self, session: dt.date):
-        from quant_assets.core.sources import RawBatch
+        from quant_assets.core.ingest.sources import RawBatch
 
         batch = self.market.alt(session)
         df, day = batch.records, pd.to_datetime(batch.records["day"]).dt.date
@@ -167,7 +167,7 @@ class GappyTweets:
 @pytest.fixture(scope="session")
 def gappy_lake(tmp_path_factory) -> Path:
     """20 synthetic names, 2024-01-02..2024-06-28, prices complete, tweets with GappyTweets' holes."""
-    from quant_assets.core.sources import SyntheticMarket
+    from quant_assets.core.ingest.sources import SyntheticMarket
 
     market = SyntheticMarket(seed=17, n_tickers=20)
     root = tmp_path_factory.mktemp("gappy_lake") / "lake"
@@ -189,12 +189,11 @@ def scored_lake(feature_lake, tmp_path_factory):
     """
     import shutil
 
-    from quant_assets.core import predict as scoring
-    from quant_assets.core import snapshots
-    from quant_assets.core import time as qtime
+    from quant_assets.core import sessions
     from quant_assets.core.features.library import ALL_FEATURES
     from quant_assets.core.features.store import FeatureStore
-    from quant_assets.core.models import Ensemble, TrainConfig
+    from quant_assets.core.research import scoring, snapshots
+    from quant_assets.core.research.training import Ensemble, TrainConfig
 
     root = tmp_path_factory.mktemp("scored") / "lake"
     shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models", "predictions"))
@@ -202,6 +201,6 @@ def scored_lake(feature_lake, tmp_path_factory):
     data, manifest = snapshots.build(root, store, *SCORED_TRAIN, SCORED_TRAIN[1], list(ALL_FEATURES))
     snap = snapshots.read(snapshots.write(root, data, manifest)[0])
     model = Ensemble.fit(snap.data, snap.features, TrainConfig(num_boost_round=30, seeds=(1,)))
-    for day in qtime.sessions_between(*SCORED_DAYS):
+    for day in sessions.sessions_between(*SCORED_DAYS):
         scoring.write_day(root, day, scoring.score_day(store, model, MODEL_NODE, day, snap.manifest["universe"]))
     return root, snap, model

@@ -5,9 +5,11 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from quant_assets.core import drift, drift_db, pg, registry
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features.store import compact
+from quant_assets.core.monitoring import drift, history
+from quant_assets.core.registry import models
+from quant_assets.core.storage import pg
 from quant_assets.defs.backtests import champion_backtest
 from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.features import alt_features, price_features
@@ -36,21 +38,21 @@ retrain_job = dg.define_asset_job(
 @dg.schedule(
     job=daily_job,
     cron_schedule=DAILY_CRON,
-    execution_timezone=qtime.EXCHANGE_TZ,
+    execution_timezone=sessions.EXCHANGE_TZ,
     description="Each NYSE session after the close: that session's partition of daily_job. Weekday holidays skip.",
 )
 def daily_schedule(context: dg.ScheduleEvaluationContext):
-    local = context.scheduled_execution_time.astimezone(ZoneInfo(qtime.EXCHANGE_TZ))
+    local = context.scheduled_execution_time.astimezone(ZoneInfo(sessions.EXCHANGE_TZ))
     day = local.date()
-    if not qtime.is_session(day):
+    if not sessions.is_session(day):
         return dg.SkipReason(f"{day} is not an NYSE session")
     key = day.isoformat()
     return dg.RunRequest(run_key=key, partition_key=key, tags={"quant/trigger": "schedule"})
 
 
-def retrain_run_config(as_of: str, sessions: int) -> dict:
-    """Snapshot of the ``sessions`` sessions up to the breach day, as known at its close."""
-    start = qtime.session_offset(as_of, -(sessions - 1)).isoformat()
+def retrain_run_config(as_of: str, n_sessions: int) -> dict:
+    """Snapshot of the ``n_sessions`` sessions up to the breach day, as known at its close."""
+    start = sessions.session_offset(as_of, -(n_sessions - 1)).isoformat()
     return {"ops": {"training_snapshot": {"config": {"start": start, "end": as_of, "as_of": as_of}}}}
 
 
@@ -74,11 +76,11 @@ IN_FLIGHT = [
 def retrain_on_drift(context: dg.SensorEvaluationContext, postgres: PostgresResource, alert_policy: AlertPolicy):
     state = json.loads(context.cursor) if context.cursor else {"seq": 0, "last": {}}
     with pg.connect(postgres.url) as conn:
-        champions = registry.champions(conn, MODEL_NAME)
+        champions = models.champions(conn, MODEL_NAME)
         if not champions:
             return dg.SkipReason(f"no champion of {MODEL_NAME}")
         champion = champions[0].node
-        rows = drift_db.read(conn, model=champion)
+        rows = history.read(conn, model=champion)
     new = rows[rows["seq"] > state["seq"]]
     if new.empty:
         return dg.SkipReason(f"no new drift rows for {champion}")
@@ -135,7 +137,7 @@ compaction_schedule = dg.ScheduleDefinition(
     name="compaction_schedule",
     job=compaction_job,
     cron_schedule="0 6 1 * *",
-    execution_timezone=qtime.EXCHANGE_TZ,
+    execution_timezone=sessions.EXCHANGE_TZ,
     description="Monthly, before the open: compact last month's feature files.",
 )
 
@@ -149,4 +151,4 @@ def record_run_failures(context: dg.RunFailureSensorContext, postgres: PostgresR
     run = context.dagster_run
     error = context.failure_event.message or "run failed"
     with pg.connect(postgres.url) as conn:
-        drift_db.record_run_failure(conn, run.run_id, run.job_name, run.tags.get("dagster/partition"), run.tags, error)
+        history.record_run_failure(conn, run.run_id, run.job_name, run.tags.get("dagster/partition"), run.tags, error)

@@ -9,10 +9,11 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from quant_assets.core import backtest as bt
-from quant_assets.core import pg, registry, snapshots
-from quant_assets.core.metrics import daily_ic
-from quant_assets.core.models import Ensemble, TrainConfig, walk_forward
+from quant_assets.core.registry import models
+from quant_assets.core.research import backtest, snapshots
+from quant_assets.core.research.metrics import daily_ic
+from quant_assets.core.research.training import Ensemble, TrainConfig, walk_forward
+from quant_assets.core.storage import pg
 from quant_assets.defs import plots
 from quant_assets.defs.models import MODEL_NAME, trained_model
 from quant_assets.defs.resources import PostgresResource
@@ -30,10 +31,10 @@ class BacktestConfig(dg.Config):
     min_cost: float = 1.0
     capital: float = 10_000_000.0
 
-    def parts(self) -> tuple[bt.PortfolioRule, bt.Costs]:
+    def parts(self) -> tuple[backtest.PortfolioRule, backtest.Costs]:
         return (
-            bt.PortfolioRule(self.rule, self.quantile, self.k, self.n_drop),
-            bt.Costs(self.cost_bps, self.slippage_bps, self.min_cost, self.capital),
+            backtest.PortfolioRule(self.rule, self.quantile, self.k, self.n_drop),
+            backtest.Costs(self.cost_bps, self.slippage_bps, self.min_cost, self.capital),
         )
 
 
@@ -75,25 +76,25 @@ def champion_backtest(
 ) -> dg.MaterializeResult:
     rule, costs = config.parts()
     with pg.connect(postgres.url) as conn:
-        champs = registry.champions(conn, MODEL_NAME)
+        champs = models.champions(conn, MODEL_NAME)
         if not champs:
             raise dg.Failure(f"no champion for {MODEL_NAME}: materialise trained_model first")
         ref = champs[0]
-        snapshot = registry.model_files(conn, ref)[1]
-        frame = registry.load_oos(conn, ref)
+        snapshot = models.model_files(conn, ref)[1]
+        frame = models.load_oos(conn, ref)
         if frame is None:
             raise dg.Failure(f"{ref.node} has no recorded out-of-sample predictions: retrain it to backtest it")
-        net = bt.run(frame, rule, costs)
-        gross = bt.run(frame, rule, bt.NO_COSTS)
+        net = backtest.run(frame, rule, costs)
+        gross = backtest.run(frame, rule, backtest.NO_COSTS)
         table = pd.DataFrame({"net": net.metrics, "gross (no costs)": gross.metrics}).round(4)
         cfg = config.model_dump()
         bid = f"{ref.name}:v{ref.version}:{hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]}"
-        node = registry.record_backtest(
+        node = models.record_backtest(
             conn, bid, "champion", snapshot, cfg, {"net": net.metrics, "gross": gross.metrics}, ref
         )
         rows = [("backtest", m, "net", v) for m, v in net.metrics.items()]
         rows += [("backtest", m, "gross", v) for m, v in gross.metrics.items()]
-        registry.record_metrics(conn, ref, pd.DataFrame(rows, columns=["dataset_type", "metric", "scope", "value"]))
+        models.record_metrics(conn, ref, pd.DataFrame(rows, columns=["dataset_type", "metric", "scope", "value"]))
     equity, drawdown = _curves(net.daily.assign(gross=gross.daily["gross"]))
     return dg.MaterializeResult(
         metadata={
@@ -126,12 +127,12 @@ class SweepConfig(dg.Config):
     pbo_blocks: int = 8
 
 
-def _rule(spec: str) -> bt.PortfolioRule:
+def _rule(spec: str) -> backtest.PortfolioRule:
     kind, *args = spec.split(":")
     if kind == "long_short":
-        return bt.PortfolioRule("long_short", quantile=float(args[0]) if args else 0.2)
+        return backtest.PortfolioRule("long_short", quantile=float(args[0]) if args else 0.2)
     if kind == "topk":
-        return bt.PortfolioRule("topk", k=int(args[0]), n_drop=int(args[1]))
+        return backtest.PortfolioRule("topk", k=int(args[0]), n_drop=int(args[1]))
     raise ValueError(f"unknown rule spec {spec!r} (long_short:Q or topk:K:DROP)")
 
 
@@ -171,8 +172,8 @@ def run_cell(cell: dict) -> dict:
     )
     model = Ensemble.fit(train, snap.features, cfg)
     frame = test[["date", "entity_key", "label"]].assign(prediction=model.predict(test))
-    net = bt.run(frame, _rule(cell["rule"]), bt.Costs(cell["cost_bps"], cell["slippage_bps"]))
-    gross = bt.run(frame, _rule(cell["rule"]), bt.NO_COSTS)
+    net = backtest.run(frame, _rule(cell["rule"]), backtest.Costs(cell["cost_bps"], cell["slippage_bps"]))
+    gross = backtest.run(frame, _rule(cell["rule"]), backtest.NO_COSTS)
     return {
         "config": cell["config"],
         "fold": cell["fold"],
@@ -198,7 +199,7 @@ def aggregate_sweep(
     gross = pd.DataFrame({k: pd.concat(v).sort_index() for k, v in grosses.items()})
     rows = []
     for name in net.columns:
-        n, g = bt.performance(net[name]), bt.performance(gross[name])
+        n, g = backtest.performance(net[name]), backtest.performance(gross[name])
         rows.append(
             {
                 "config": name,
@@ -212,13 +213,13 @@ def aggregate_sweep(
     table = pd.DataFrame(rows).sort_values("net_sharpe", ascending=False).reset_index(drop=True)
     best = table.loc[0, "config"]
     trial_sr = (net.mean() / net.std(ddof=1)).to_numpy()
-    dsr = bt.deflated_sharpe(net[best], trial_sr)
-    overfit = bt.pbo(net, n_blocks=config.pbo_blocks)
+    dsr = backtest.deflated_sharpe(net[best], trial_sr)
+    overfit = backtest.pbo(net, n_blocks=config.pbo_blocks)
     snapshot = cells[0]["snapshot"] if cells else ""
     summary = {"best": best, "configs": len(net.columns), "cells": len(cells), **dsr, **overfit}
     with pg.connect(postgres.url) as conn:
         sid = hashlib.sha256(json.dumps([snapshot, config.model_dump()], sort_keys=True).encode()).hexdigest()[:12]
-        registry.record_backtest(
+        models.record_backtest(
             conn, f"sweep:{sid}", "sweep", snapshot, config.model_dump(), {**summary, "table": table.to_dict("records")}
         )
     fig, ax = plots.figure()

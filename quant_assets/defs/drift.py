@@ -6,13 +6,14 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from quant_assets.core import backtest as bt
-from quant_assets.core import drift, drift_db, lake, pg, registry, snapshots
-from quant_assets.core import predict as scoring
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.monitoring import DriftInputError, DriftRange, ModelProfile
+from quant_assets.core.monitoring import drift, history
+from quant_assets.core.monitoring.window import DriftInputError, DriftRange, ModelProfile
+from quant_assets.core.registry import models
+from quant_assets.core.research import backtest, scoring, snapshots
+from quant_assets.core.storage import lake, pg
 from quant_assets.defs import plots
 from quant_assets.defs.models import MODEL_NAME, predictions
 from quant_assets.defs.partitions import trading_days
@@ -44,10 +45,10 @@ class DriftConfig(dg.Config):
 
 def monitored_models(root, days: list, lookback: int) -> list[str]:
     """Models of MODEL_NAME that scored any session the days' windows read (the model column only)."""
-    first = qtime.session_offset(days[0], -(lookback + 2))  # + the horizon, with room to spare
+    first = sessions.session_offset(days[0], -(lookback + 2))  # + the horizon, with room to spare
     files = [
         str(f)
-        for d in qtime.sessions_between(first, days[-1])
+        for d in sessions.sessions_between(first, days[-1])
         for f in lake.partition_dir(root, scoring.DATASET, d).glob(f"{lake.PART_PREFIX}*.parquet")
     ]
     if not files:
@@ -60,9 +61,9 @@ def monitored_models(root, days: list, lookback: int) -> list[str]:
 
 
 def _profile(conn, root, store: FeatureStore, node: str) -> ModelProfile:
-    ref = registry.model(conn, node.removeprefix("model:"))
-    model = registry.load_model(conn, ref)
-    snap = snapshots.read(snapshots.locate(root, registry.model_files(conn, ref)[1]))
+    ref = models.model(conn, node.removeprefix("model:"))
+    model = models.load_model(conn, ref)
+    snap = snapshots.read(snapshots.locate(root, models.model_files(conn, ref)[1]))
     return ModelProfile.of(node, snap, model)
 
 
@@ -106,18 +107,18 @@ def drift_metrics(
     postgres: PostgresResource,
     alert_policy: AlertPolicy,
 ) -> dg.MaterializeResult:
-    days = [qtime.as_date(k) for k in context.partition_keys]
+    days = [sessions.as_date(k) for k in context.partition_keys]
     store = FeatureStore(lake.path, ALL_FEATURES)
     rule, costs = (
-        bt.PortfolioRule("long_short", quantile=config.quantile),
-        bt.Costs(config.cost_bps, config.slippage_bps),
+        backtest.PortfolioRule("long_short", quantile=config.quantile),
+        backtest.Costs(config.cost_bps, config.slippage_bps),
     )
     rows, errors, without_psi = [], {}, {}
     with pg.connect(postgres.url) as conn:
-        models = monitored_models(lake.path, days, alert_policy.rules().lookback)
-        if not models:
+        nodes = monitored_models(lake.path, days, alert_policy.rules().lookback)
+        if not nodes:
             raise dg.Failure(f"no predictions of {MODEL_NAME} around {days[0]}..{days[-1]}: materialise predictions")
-        for node in models:
+        for node in nodes:
             profile = _profile(conn, lake.path, store, node)
             without_psi.update({f"{node} {f}": r.reason for f, r in profile.feature_refs.items() if r.reason})
             window = DriftRange(lake.path, store, profile, days, alert_policy.rules(), costs, rule)
@@ -126,7 +127,7 @@ def drift_metrics(
                     rows.append(window.row(day))
                 except DriftInputError as exc:
                     errors.setdefault(day, []).append(str(exc))
-        written = drift_db.upsert(conn, rows, context.run_id)
+        written = history.upsert(conn, rows, context.run_id)
     covered = {r["date"] for r in rows}
     failed = {d: e for d, e in errors.items() if d not in covered}
     if failed:  # the good days are stored; the bad ones say why

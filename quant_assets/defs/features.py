@@ -4,13 +4,13 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from quant_assets.core import pg
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features import checks, compute, store
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.materialize import FamilyRun, materialize
 from quant_assets.core.provenance import code_version
+from quant_assets.core.storage import pg
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import LakeResource, PostgresResource
 
@@ -130,7 +130,7 @@ def _feature_asset(family: FeatureFamily) -> dg.AssetsDefinition:
         },
     )
     def _asset(context: dg.AssetExecutionContext, config: FeatureConfig, lake: LakeResource) -> dg.MaterializeResult:
-        days = [qtime.as_date(k) for k in context.partition_keys]
+        days = [sessions.as_date(k) for k in context.partition_keys]
         provenance = {"producer": name, "producer_version": code_version(), "run_id": context.run_id}
         run = materialize(lake.path, family, days, provenance, config.lookahead_sample, config.verify_sample)
         return dg.MaterializeResult(

@@ -7,21 +7,22 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from quant_assets.core import pg, promotion, registry, snapshots
-from quant_assets.core import predict as scoring
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features import compute
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.models import TrainConfig, train_walk_forward
 from quant_assets.core.provenance import code_version
+from quant_assets.core.registry import models, promotion
+from quant_assets.core.research import scoring, snapshots
+from quant_assets.core.research.training import TrainConfig, train_walk_forward
+from quant_assets.core.storage import pg
 from quant_assets.defs import plots
 from quant_assets.defs.features import alt_features, price_features
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import LakeResource, PostgresResource
 
 OWNERS = ["team:quant-research"]
-MODEL_NAME = registry.check_model_name(os.environ.get("QUANT_MODEL_NAME", "equity_lgbm"))
+MODEL_NAME = models.check_model_name(os.environ.get("QUANT_MODEL_NAME", "equity_lgbm"))
 
 
 class SnapshotConfig(dg.Config):
@@ -60,14 +61,14 @@ def training_snapshot(
     feature_family = {
         f: f"{ALL_FEATURES[f].family}@{FAMILIES[ALL_FEATURES[f].family].version}" for f in manifest["features"]
     }
-    first, last = qtime.as_date(manifest["date_range"][0]), qtime.as_date(manifest["date_range"][1])
+    first, last = sessions.as_date(manifest["date_range"][0]), sessions.as_date(manifest["date_range"][1])
     windows = {}
     for fam in sorted(set(feature_family.values())):
         family = FAMILIES[fam.split("@")[0]]
-        parts = qtime.sessions_between(compute.window_partitions(family, first)[0], last)
+        parts = sessions.sessions_between(compute.window_partitions(family, first)[0], last)
         windows[fam] = ([d.isoformat() for d in parts], family.source)
     with pg.connect(postgres.url) as conn:
-        registry.add_edges(conn, registry.snapshot_edges(manifest, feature_family, windows))
+        models.add_edges(conn, models.snapshot_edges(manifest, feature_family, windows))
     summary = {k: v for k, v in manifest.items() if k not in ("universe", "features", "producer_versions")}
     return dg.Output(
         str(path),
@@ -111,7 +112,7 @@ def _importance_plot(importance: pd.Series) -> dg.MetadataValue:
 
 
 def _ic_plot(predictions: pd.DataFrame) -> dg.MetadataValue:
-    from quant_assets.core.metrics import daily_ic
+    from quant_assets.core.research.metrics import daily_ic
 
     ric = daily_ic(predictions, method="spearman")
     fig, ax = plots.figure()
@@ -124,14 +125,14 @@ def _ic_plot(predictions: pd.DataFrame) -> dg.MetadataValue:
 
 def _head_to_head(conn, root: Path, challenger: pd.DataFrame, snap) -> promotion.HeadToHead | None:
     """The challenger against the current champion on their common out-of-sample sessions (None: no champion)."""
-    champs = registry.champions(conn, MODEL_NAME)
+    champs = models.champions(conn, MODEL_NAME)
     if not champs:
         return None
     champion = champs[0]
-    oos = registry.load_oos(conn, champion)
+    oos = models.load_oos(conn, champion)
     if oos is None:
         return promotion.HeadToHead(0, float("nan"), float("nan"), None, None)
-    champion_snapshot = snapshots.read(snapshots.locate(root, registry.model_files(conn, champion)[1]))
+    champion_snapshot = snapshots.read(snapshots.locate(root, models.model_files(conn, champion)[1]))
     track = promotion.track_record(
         root, oos, champion.node, champion_snapshot.manifest["as_of"], snap.manifest["as_of"]
     )
@@ -161,10 +162,10 @@ def trained_model(
         seeds=tuple(config.seeds),
     )
     result = train_walk_forward(snap.data, snap.features, cfg)
-    files = registry.save_model_files(lake.path, MODEL_NAME, result.final.to_bytes(), result.predictions)
+    files = models.save_model_files(lake.path, MODEL_NAME, result.final.to_bytes(), result.predictions)
     with pg.connect(postgres.url) as conn:
         comparison = _head_to_head(conn, lake.path, result.predictions, snap)
-        ref = registry.register_model(
+        ref = models.register_model(
             conn,
             MODEL_NAME,
             snap.fingerprint,
@@ -176,8 +177,8 @@ def trained_model(
             _metric_rows(result.fold_metrics),
             context.run_id,
         )
-        decision, reason = registry.decide_promotion(conn, ref, config.min_improvement, comparison)
-        champion = registry.champions(conn, MODEL_NAME)
+        decision, reason = models.decide_promotion(conn, ref, config.min_improvement, comparison)
+        champion = models.champions(conn, MODEL_NAME)
     overall = result.fold_metrics.set_index("fold").loc["overall"]
     context.log.info(f"{ref.node}: {decision} ({reason})")
     return dg.Output(
@@ -225,16 +226,16 @@ def trained_model(
 def predictions(
     context: dg.AssetExecutionContext, lake: LakeResource, postgres: PostgresResource
 ) -> dg.MaterializeResult:
-    days = [qtime.as_date(k) for k in context.partition_keys]
+    days = [sessions.as_date(k) for k in context.partition_keys]
     with pg.connect(postgres.url) as conn:
         try:
-            used, model, notes = registry.load_champion(conn, MODEL_NAME)
-        except (LookupError, registry.ArtifactTampered) as exc:
+            used, model, notes = models.load_champion(conn, MODEL_NAME)
+        except (LookupError, models.ArtifactTampered) as exc:
             raise dg.Failure(str(exc)) from exc
-        manifest = snapshots.read(snapshots.locate(lake.path, registry.model_files(conn, used)[1])).manifest
+        manifest = snapshots.read(snapshots.locate(lake.path, models.model_files(conn, used)[1])).manifest
     for note in notes:
         context.log.warning(note)
-    trained_as_of = qtime.as_date(manifest["as_of"])
+    trained_as_of = sessions.as_date(manifest["as_of"])
     early = [d for d in days if d <= trained_as_of]
     if early:
         raise dg.Failure(
@@ -255,7 +256,7 @@ def predictions(
     )
 
 
-def _prediction_metadata(used: registry.ModelRef, notes: list[str], scores: list, lake: LakeResource) -> dict:
+def _prediction_metadata(used: models.ModelRef, notes: list[str], scores: list, lake: LakeResource) -> dict:
     allp = pd.concat([s.predictions for s in scores], ignore_index=True)
     return {
         "model": dg.MetadataValue.text(used.node),

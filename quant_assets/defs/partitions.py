@@ -6,7 +6,7 @@ import datetime as dt
 
 import dagster as dg
 
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 
 PARTITIONS_START = "2012-09-04"  # first StockNet price day; the synthetic market serves any session
 
@@ -14,7 +14,8 @@ PARTITIONS_START = "2012-09-04"  # first StockNet price day; the synthetic marke
 def _holiday_exclusions() -> list[dt.datetime]:
     """Weekday holidays up to the calendar horizon (exchange_calendars looks about a year ahead)."""
     return [
-        dt.datetime.combine(d, dt.time()) for d in qtime.non_session_weekdays(PARTITIONS_START, qtime.calendar().last)
+        dt.datetime.combine(d, dt.time())
+        for d in sessions.non_session_weekdays(PARTITIONS_START, sessions.calendar().last)
     ]
 
 
@@ -24,7 +25,7 @@ trading_days = dg.TimeWindowPartitionsDefinition(
     start=PARTITIONS_START,
     fmt="%Y-%m-%d",
     cron_schedule="0 0 * * 1-5",
-    timezone=qtime.EXCHANGE_TZ,
+    timezone=sessions.EXCHANGE_TZ,
     end_offset=1,
     exclusions=_holiday_exclusions(),
 )

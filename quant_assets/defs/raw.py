@@ -8,9 +8,9 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from quant_assets.core import time as qtime
-from quant_assets.core.ingest import ALT, PRICES, IngestReport, ingest_alt, ingest_prices
-from quant_assets.core.validate import DEFAULT_LIMITS, PriceLimits
+from quant_assets.core import sessions
+from quant_assets.core.ingest.pipeline import ALT, PRICES, IngestReport, ingest_alt, ingest_prices
+from quant_assets.core.ingest.validate import DEFAULT_LIMITS, PriceLimits
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.reporting import (
     excluded_check,
@@ -126,7 +126,7 @@ def _run(
     now = pd.Timestamp.now(tz="UTC")  # one knowledge time for the whole run: its corrections arrive together
     for key in context.partition_keys:
         try:
-            reports.append(ingest(source, qtime.as_date(key), lake.path, config.clock, now=now))
+            reports.append(ingest(source, sessions.as_date(key), lake.path, config.clock, now=now))
         except Exception as exc:  # noqa: BLE001 - keep going, report every bad partition at the end
             errors.append(f"{key}: {type(exc).__name__}: {exc}")
             context.log.error(f"{dataset} partition {key} failed: {exc}")

@@ -7,8 +7,8 @@ from collections import Counter
 import dagster as dg
 import pandas as pd
 
-from quant_assets.core.ingest import IngestReport
-from quant_assets.core.validate import EXCLUDED_REASONS
+from quant_assets.core.ingest.pipeline import IngestReport
+from quant_assets.core.ingest.validate import EXCLUDED_REASONS
 
 SHARE_DEFINITION = (
     "damaged records quarantined / records read from the source, per partition (records: CSV data lines, "

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from quant_assets.core.drift import AlertConfig
-from quant_assets.core.sources import AltSource, PriceSource, make_sources
+from quant_assets.core.ingest.sources import AltSource, PriceSource, make_sources
+from quant_assets.core.monitoring.drift import AlertConfig
 from quant_assets.paths import default_data_root
 
 
@@ -50,7 +50,7 @@ class MarketDataResource(dg.ConfigurableResource):
 
 
 class AlertPolicy(dg.ConfigurableResource):
-    """The alert matrix (defaults: core.drift.AlertConfig) and the retraining policy, for drift and the sensor."""
+    """The alert matrix (defaults: core.monitoring.drift.AlertConfig) and the retraining policy (drift, sensor)."""
 
     ic_warning: float = AlertConfig.ic_warning
     ic_warning_days: int = AlertConfig.ic_warning_days

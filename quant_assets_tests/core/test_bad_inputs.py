@@ -21,10 +21,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from quant_assets.core import lake
-from quant_assets.core import time as qtime
-from quant_assets.core.ingest import ingest_alt, ingest_prices
-from quant_assets.core.sources import SourceError, StockNetTweets, YahooCsvPrices
+from quant_assets.core import sessions
+from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
+from quant_assets.core.ingest.sources import SourceError, StockNetTweets, YahooCsvPrices
+from quant_assets.core.storage import lake
 
 # ---------------------------------------------------------------- prices
 
@@ -60,18 +60,18 @@ def write_csv(path: Path, lines: list, header: str = HEADER, final_newline: bool
     path.write_bytes(blob + (b"\n" if final_newline else b""))
 
 
-def ingest_all_prices(source, root: Path, sessions=SESSIONS) -> dict[str, object]:
-    return {s: ingest_prices(source, dt.date.fromisoformat(s), root) for s in sessions}
+def ingest_all_prices(source, root: Path, days=SESSIONS) -> dict[str, object]:
+    return {s: ingest_prices(source, dt.date.fromisoformat(s), root) for s in days}
 
 
-def stored_prices(root: Path, sessions=SESSIONS) -> set[tuple]:
+def stored_prices(root: Path, days=SESSIONS) -> set[tuple]:
     """(partition, ticker, source_file, source_line, open, high, low, close, adj_close, volume) in the lake."""
     out = set()
-    for s in sessions:
+    for s in days:
         df = lake.read_partition(root, "raw_prices", dt.date.fromisoformat(s))
         if df.empty:
             continue
-        assert (df["event_time"] == qtime.session_close(s)).all()
+        assert (df["event_time"] == sessions.session_close(s)).all()
         for r in df.itertuples(index=False):
             out.add((s, r.ticker, r.source_file, r.source_line, *(getattr(r, c) for c in VALUE_COLS)))
     return out
@@ -523,18 +523,18 @@ def test_bad_lines_are_reported_by_the_partition_owning_the_file_date(tmp_path, 
             tweet(("aapl",), "Wed Mar 27 12:00:00 +0000 2024", "u5"),
         ],
     )
-    sessions = [TWEET_SESSION, dt.date(2024, 3, 27)]
-    reports = [ingest_alt(StockNetTweets(tweet_dir), s, lake_root) for s in sessions]
+    days = [TWEET_SESSION, dt.date(2024, 3, 27)]
+    reports = [ingest_alt(StockNetTweets(tweet_dir), s, lake_root) for s in days]
 
-    q = quarantined(lake_root, "alt_data", [s.isoformat() for s in sessions])
+    q = quarantined(lake_root, "alt_data", [s.isoformat() for s in days])
     assert sorted(zip(q["session"], q["source_file"], q["source_line"], q["reason"], strict=True)) == [
         ("2024-03-27", "AAA/2024-03-27", 2, "malformed_json"),
         ("2024-03-27", "AAA/2024-03-27", 3, "created_after_file_date"),
     ]
     late = {"tweet_count": 4, "unique_users": 3, "pos_words": 4, "neg_words": 1, "sentiment": 0.5}
-    assert_aggregates(lake_root, sessions[0], {("AAA", "2024-03-26"): late})
+    assert_aggregates(lake_root, days[0], {("AAA", "2024-03-26"): late})
     own = {"tweet_count": 1, "unique_users": 1, "pos_words": 0, "neg_words": 0, "sentiment": 0.0}
-    assert_aggregates(lake_root, sessions[1], {("AAA", "2024-03-27"): own})
+    assert_aggregates(lake_root, days[1], {("AAA", "2024-03-27"): own})
     assert [r.rows_quarantined for r in reports] == [0, 2]
 
 

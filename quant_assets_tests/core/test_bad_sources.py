@@ -14,9 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from quant_assets.core import lake
-from quant_assets.core.ingest import ingest_alt, ingest_prices
-from quant_assets.core.sources import (
+from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
+from quant_assets.core.ingest.sources import (
     Notice,
     SourceError,
     StockNetTweets,
@@ -25,6 +24,7 @@ from quant_assets.core.sources import (
     stocknet_universe,
     yahoo_csv,
 )
+from quant_assets.core.storage import lake
 from quant_assets_tests.core.test_bad_inputs import (
     AAA_AGG,
     AAA_GOOD,

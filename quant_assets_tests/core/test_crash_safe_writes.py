@@ -22,15 +22,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from quant_assets.core import lake, registry, snapshots
-from quant_assets.core import predict as scoring
 from quant_assets.core.features import compute, store
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.ingest import ingest_alt, ingest_prices
-from quant_assets.core.models import Ensemble, TrainConfig
-from quant_assets.core.sources import YahooCsvPrices
-from quant_assets.core.verify import verify_lake
+from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
+from quant_assets.core.ingest.sources import YahooCsvPrices
+from quant_assets.core.registry import models
+from quant_assets.core.research import scoring, snapshots
+from quant_assets.core.research.training import Ensemble, TrainConfig
+from quant_assets.core.storage import lake
+from quant_assets.core.storage.verify import verify_lake
 
 DAYS = [dt.date(2024, 6, 24), dt.date(2024, 6, 25), dt.date(2024, 6, 26)]
 PROV = {"producer": "test", "producer_version": "sha0", "run_id": "r"}
@@ -67,7 +68,7 @@ def write_snapshot(root: Path, inputs: dict) -> None:
 
 def write_model(root: Path, inputs: dict) -> None:
     """The artifact, then its out-of-sample predictions."""
-    registry.save_model_files(root, "m", *inputs["model"])
+    models.save_model_files(root, "m", *inputs["model"])
 
 
 def write_predictions(root: Path, inputs: dict) -> None:
@@ -164,7 +165,7 @@ def inputs(feature_lake, tmp_path_factory) -> Path:
     model = Ensemble.fit(data, ["ret_5"], TrainConfig(num_boost_round=3, seeds=(1,), params={"min_data_in_leaf": 5}))
     oos = data[["date", "entity_key", "label"]].assign(prediction=model.predict(data))
     predictions = {d: scoring.score_day(feature_store, model, "model:m:v1", d, manifest["universe"]) for d in DAYS}
-    from quant_assets.core.sources import SyntheticMarket
+    from quant_assets.core.ingest.sources import SyntheticMarket
 
     payload = {
         "csv_dir": csv_dir,

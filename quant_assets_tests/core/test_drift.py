@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from quant_assets.core import backtest as bt
-from quant_assets.core import drift
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
+from quant_assets.core.monitoring import drift
+from quant_assets.core.research import backtest
 
 
 def test_psi_by_hand():
@@ -276,8 +276,8 @@ def test_daily_signal_ic_rank_ic_hit_rate_and_net_return_by_hand():
         1: {"A": -0.02, "B": 0.01, "C": 0.0, "D": 0.03, "E": 0.02},
         2: {"A": 0.01, "B": 0.02, "C": -0.01, "D": 0.0, "E": -0.02},
     }
-    costs = bt.Costs(cost_bps=10.0, slippage_bps=0.0, min_cost=0.0)
-    out = drift.daily_signal(_frame(preds, labels), costs, bt.PortfolioRule("long_short", quantile=0.2))
+    costs = backtest.Costs(cost_bps=10.0, slippage_bps=0.0, min_cost=0.0)
+    out = drift.daily_signal(_frame(preds, labels), costs, backtest.PortfolioRule("long_short", quantile=0.2))
     for d in (1, 2):
         p, y = list(preds[d].values()), list(labels[d].values())
         assert out.loc[d, "ic"] == pytest.approx(np.corrcoef(p, y)[0, 1])
@@ -351,7 +351,7 @@ def test_consecutive_days_count_across_gaps_and_reset_on_a_good_day():
 
 
 def _rows(levels: list[dict], start="2024-07-01") -> pd.DataFrame:
-    days = qtime.sessions_between(start, "2024-12-31")[: len(levels)]
+    days = sessions.sessions_between(start, "2024-12-31")[: len(levels)]
     return pd.DataFrame(
         {
             "date": days,
@@ -474,8 +474,8 @@ def test_one_sharpe_for_the_backtest_and_the_live_signal():
     # The live 20-day Sharpe divided by the rounding noise of the std (2.2e-19) and returned ~7.1e16.
     assert np.mean(const) / np.std(const, ddof=1) * np.sqrt(252) == pytest.approx(7.1e16, rel=0.01)
     assert math.isnan(drift.trailing_sharpe(const, 20)) and math.isnan(drift.trailing_sharpe(const, 5))
-    assert math.isnan(bt.performance(const)["sharpe"]) and math.isnan(bt.sharpe(const))
-    assert bt.performance(const)["annual_volatility"] == 0.0
+    assert math.isnan(backtest.performance(const)["sharpe"]) and math.isnan(backtest.sharpe(const))
+    assert backtest.performance(const)["annual_volatility"] == 0.0
 
 
 @settings(max_examples=50, deadline=None)
@@ -488,5 +488,5 @@ def test_live_and_backtest_sharpe_agree_on_any_window(seed, n, gaps):
     if len(last) < n:
         assert math.isnan(live)
         return
-    assert live == bt.performance(last)["sharpe"] == bt.sharpe(last)
+    assert live == backtest.performance(last)["sharpe"] == backtest.sharpe(last)
     assert live == pytest.approx(last.mean() / last.std(ddof=1) * np.sqrt(252), rel=1e-12)

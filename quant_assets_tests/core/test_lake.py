@@ -6,9 +6,9 @@ import hashlib
 import pandas as pd
 import pytest
 
-from quant_assets.core import lake
-from quant_assets.core.ingest import NotYetAvailable, ingest_alt, ingest_prices
-from quant_assets.core.sources import SyntheticMarket, YahooCsvPrices
+from quant_assets.core.ingest.pipeline import NotYetAvailable, ingest_alt, ingest_prices
+from quant_assets.core.ingest.sources import SyntheticMarket, YahooCsvPrices
+from quant_assets.core.storage import lake
 
 DAY = dt.date(2024, 3, 4)
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
@@ -76,8 +76,8 @@ def test_live_clock_refuses_data_before_it_is_available(lake_root):
 
 
 def test_rejects_without_line_or_raw_text_never_hide_each_other(lake_root):
-    from quant_assets.core.ingest import QUARANTINE_SCHEMA
-    from quant_assets.core.validate import make_rejects
+    from quant_assets.core.ingest.pipeline import QUARANTINE_SCHEMA
+    from quant_assets.core.ingest.validate import make_rejects
 
     def reject(ticker, detail):
         records = pd.DataFrame(

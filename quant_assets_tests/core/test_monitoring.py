@@ -8,13 +8,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from quant_assets.core import drift, lake, snapshots
-from quant_assets.core import predict as scoring
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.ingest import PRICE_SCHEMA
-from quant_assets.core.monitoring import DriftInputError, DriftRange, ModelProfile, as_of_time
+from quant_assets.core.ingest.pipeline import PRICE_SCHEMA
+from quant_assets.core.monitoring import drift
+from quant_assets.core.monitoring.window import DriftInputError, DriftRange, ModelProfile, as_of_time
+from quant_assets.core.research import scoring, snapshots
+from quant_assets.core.storage import lake
 from quant_assets_tests.conftest import MODEL_NODE, SCORED_DAYS
 
 
@@ -34,9 +35,9 @@ def _adj_open(root, day) -> pd.Series:
 
 def test_a_drift_row_by_hand(scored_lake):
     root, snap, model = scored_lake
-    day = qtime.as_date("2024-06-03")
+    day = sessions.as_date("2024-06-03")
     row = _range(root, snap, model, [day]).row(day)
-    matured = qtime.as_date("2024-05-31")
+    matured = sessions.as_date("2024-05-31")
     assert (row["date"], row["model"], row["prediction_date"], row["n_names"]) == (day, MODEL_NODE, matured, 40)
     preds = lake.read_partition(root, scoring.DATASET, matured).set_index("entity_key")["prediction"]
     label = (_adj_open(root, day) / _adj_open(root, matured) - 1).reindex(preds.index)
@@ -46,8 +47,8 @@ def test_a_drift_row_by_hand(scored_lake):
     store = FeatureStore(root, ALL_FEATURES)
     pooled = pd.concat(
         [
-            store.get_latest(snap.manifest["universe"], ["vol_20"], qtime.decision_time(d))
-            for d in qtime.sessions_between("2024-05-28", day)
+            store.get_latest(snap.manifest["universe"], ["vol_20"], sessions.decision_time(d))
+            for d in sessions.sessions_between("2024-05-28", day)
         ]
     )
     assert row["psi"]["vol_20"] == pytest.approx(drift.psi(snap.data["vol_20"], pooled["vol_20"]), abs=1e-6)
@@ -55,7 +56,7 @@ def test_a_drift_row_by_hand(scored_lake):
     assert row["psi_max"] == pytest.approx(max(row["psi"].values()), abs=1e-6)
     assert row["psi"][row["psi_max_feature"]] == pytest.approx(row["psi_max"], abs=1e-6)
     scored = pd.concat(
-        [lake.read_partition(root, scoring.DATASET, d) for d in qtime.sessions_between("2024-05-28", day)]
+        [lake.read_partition(root, scoring.DATASET, d) for d in sessions.sessions_between("2024-05-28", day)]
     )
     assert row["prediction_psi"] == pytest.approx(drift.psi(model.predict(snap.data), scored["prediction"]))
     assert set(row["levels"]) == {"ic", "ic_negative", "psi", "sharpe"} and row["level"] in drift.LEVELS
@@ -63,35 +64,35 @@ def test_a_drift_row_by_hand(scored_lake):
 
 def test_a_missing_bar_leaves_its_labels_out_rather_than_stretching_them():
     def bar(name, day, adj_open):
-        return (name, qtime.session_close(day), adj_open)
+        return (name, sessions.session_close(day), adj_open)
 
     px = pd.DataFrame(
         [bar("A", "2024-06-03", 10.0), bar("A", "2024-06-05", 11.0), bar("A", "2024-06-06", 12.1)],
         columns=["entity_key", "event_time", "adj_open"],
     )
-    days = [qtime.as_date(d) for d in ("2024-06-03", "2024-06-04", "2024-06-05")]
+    days = [sessions.as_date(d) for d in ("2024-06-03", "2024-06-04", "2024-06-05")]
     out = snapshots.forward_returns(px, days, 1)
     # 06-04 has no bar: neither 06-03 -> 06-04 nor 06-04 -> 06-05 is known, and 06-03 -> 06-05 is not a label.
-    assert out["date"].tolist() == [qtime.as_date("2024-06-05")]
+    assert out["date"].tolist() == [sessions.as_date("2024-06-05")]
     assert out["label"].iloc[0] == pytest.approx(12.1 / 11.0 - 1)
 
 
 def test_rows_do_not_depend_on_the_range_they_were_computed_in(scored_lake):
     root, snap, model = scored_lake
-    days = qtime.sessions_between(*SCORED_DAYS)
+    days = sessions.sessions_between(*SCORED_DAYS)
     together = {r["date"]: r for r in (lambda rng: [rng.row(d) for d in days])(_range(root, snap, model, days))}
     assert len(together) == len(days)
     # A fresh process computing one day alone (a restart, or a daemon backfill run per partition) agrees.
     for day in (days[0], days[7], days[-1]):
         assert _same(_range(root, snap, model, [day]).row(day), together[day])
-    late = [r for d, r in together.items() if d >= qtime.as_date("2024-06-10")]
+    late = [r for d, r in together.items() if d >= sessions.as_date("2024-06-10")]
     assert all(r["sharpe_20"] is not None for r in late)  # 20 matured sessions by then
 
 
 def _perturb_after(root, cut) -> None:
     """Change every input known after the cut's close: later prices scaled, later predictions and features gone,
     and a restated bar for a day before the cut that arrives after it."""
-    for day in qtime.sessions_between(qtime.next_session(cut), SCORED_DAYS[1]):
+    for day in sessions.sessions_between(sessions.next_session(cut), SCORED_DAYS[1]):
         for f in lake.partition_dir(root, "raw_prices", day).glob("part-*.parquet"):
             t = pq.read_table(f).to_pandas()
             t[["open", "high", "low", "close", "adj_close"]] *= 1.1
@@ -101,7 +102,7 @@ def _perturb_after(root, cut) -> None:
         for fam in (root / "features").iterdir():
             for d in fam.glob(f"fv=*/date={day.isoformat()}"):
                 shutil.rmtree(d)
-    earlier = qtime.previous_session(cut)
+    earlier = sessions.previous_session(cut)
     bars = lake.latest_versions(lake.read_partition(root, "raw_prices", earlier), ["ticker"])
     restated = bars.assign(open=bars["open"] * 1.3)
     late = as_of_time(cut) + pd.Timedelta(hours=1)
@@ -114,11 +115,11 @@ def _perturb_after(root, cut) -> None:
 @pytest.mark.parametrize("cut", ["2024-05-20", "2024-06-12"])
 def test_changing_the_future_leaves_past_rows_identical(scored_lake, tmp_path, cut):
     root, snap, model = scored_lake
-    cut = qtime.as_date(cut)
-    days = qtime.sessions_between(SCORED_DAYS[0], cut)
+    cut = sessions.as_date(cut)
+    days = sessions.sessions_between(SCORED_DAYS[0], cut)
     before = _range(root, snap, model, days)
     original = [before.row(d) for d in days]
-    after_cut = qtime.next_session(cut)
+    after_cut = sessions.next_session(cut)
     original_next = _range(root, snap, model, [after_cut]).row(after_cut)
 
     copy = tmp_path / "lake"
@@ -132,14 +133,14 @@ def test_changing_the_future_leaves_past_rows_identical(scored_lake, tmp_path, c
 
 def test_a_day_without_predictions_or_prices_is_an_error_not_a_row(scored_lake, tmp_path):
     root, snap, model = scored_lake
-    early = qtime.as_date("2024-03-01")
+    early = sessions.as_date("2024-03-01")
     with pytest.raises(DriftInputError, match="no predictions"):
         _range(root, snap, model, [early]).row(early)
     copy = tmp_path / "lake"
     shutil.copytree(root, copy)
-    day = qtime.as_date("2024-06-04")
+    day = sessions.as_date("2024-06-04")
     shutil.rmtree(lake.partition_dir(copy, "raw_prices", day))
-    later = qtime.session_offset(day, 2)
+    later = sessions.session_offset(day, 2)
     rng = _range(copy, snap, model, [day, later])
     with pytest.raises(DriftInputError, match="raw_prices missing"):
         rng.row(day)

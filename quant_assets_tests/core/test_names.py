@@ -10,9 +10,11 @@ import sys
 import pandas as pd
 import pytest
 
-from quant_assets.core import lake, pg, registry, snapshots
 from quant_assets.core.features.definitions import FeatureDef, FeatureFamily
 from quant_assets.core.features.store import write_day
+from quant_assets.core.registry import models
+from quant_assets.core.research import snapshots
+from quant_assets.core.storage import lake, pg
 from quant_assets.paths import PROJECT_ROOT
 
 ESCAPES = ["../../X", "a/../../b", "..", "/abs", "a/b"]
@@ -23,13 +25,13 @@ OOS = pd.DataFrame({"date": [dt.date(2024, 1, 2)], "entity_key": ["A"], "predict
 def test_a_model_name_that_is_no_plain_name_is_refused_before_anything_is_written(tmp_path, name):
     root = tmp_path / "deep" / "lake"
     with pytest.raises(ValueError, match="invalid model name"):
-        registry.save_model_files(root, name, b"{}", OOS)
+        models.save_model_files(root, name, b"{}", OOS)
     assert not any(tmp_path.rglob("*.json")) and not any(tmp_path.rglob("*.parquet"))
 
 
 def test_good_model_names_are_accepted_and_stay_under_models(tmp_path):
     for name in ("equity_lgbm", "stocknet_lgbm", "A.b-c_2"):
-        files = registry.save_model_files(tmp_path, name, b"{}", OOS)
+        files = models.save_model_files(tmp_path, name, b"{}", OOS)
         assert files.artifact.path.parent == tmp_path / "models" / name
 
 
@@ -37,9 +39,9 @@ def test_registry_lookups_refuse_bad_specs(pg_db):
     with pg.connect(pg_db) as conn:
         for spec in ("../x", "m:vX", "m:v"):
             with pytest.raises(ValueError, match="invalid model"):
-                registry.model(conn, spec)
+                models.model(conn, spec)
         with pytest.raises(LookupError):
-            registry.model(conn, "m:v3")
+            models.model(conn, "m:v3")
 
 
 @pytest.mark.parametrize("fingerprint", ["../../etc", "abc", "G" * 64, "a" * 63 + "/"])

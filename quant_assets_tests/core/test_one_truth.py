@@ -16,14 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.core import predict as scoring
-from quant_assets.core import snapshots
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features import staleness
 from quant_assets.core.features.library import ALL_FEATURES, ALT_FAMILY
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.models import Ensemble, TrainConfig
-from quant_assets.core.monitoring import DriftRange, ModelProfile
+from quant_assets.core.monitoring.window import DriftRange, ModelProfile
+from quant_assets.core.research import scoring, snapshots
+from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets_tests.conftest import QUIET, SILENT, SPARSE
 
 TRAIN = ("2024-03-01", "2024-05-24")
@@ -41,7 +40,7 @@ def gappy(gappy_lake, tmp_path_factory):
     data, manifest = snapshots.build(root, store, *TRAIN, TRAIN[1], FEATURES)
     snap = snapshots.read(snapshots.write(root, data, manifest)[0])
     model = Ensemble.fit(snap.data, FEATURES, TrainConfig(num_boost_round=20, seeds=(1,)))
-    for day in qtime.sessions_between(*SCORED):
+    for day in sessions.sessions_between(*SCORED):
         scoring.write_day(root, day, scoring.score_day(store, model, NODE, day, snap.manifest["universe"]))
     return root, store, snap, model
 
@@ -123,16 +122,16 @@ def _row(root, store, snap, model, days, day) -> str:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_drift_row_is_the_same_alone_and_inside_any_range(gappy, seed):
     root, store, snap, model = gappy
-    sessions = qtime.sessions_between("2024-06-03", SCORED[1])
+    days = sessions.sessions_between("2024-06-03", SCORED[1])
     rng = random.Random(seed)
-    start = rng.randrange(1, len(sessions) - 6)  # a range that starts mid-history
-    days = sessions[start : start + rng.randrange(4, 7)]
+    start = rng.randrange(1, len(days) - 6)  # a range that starts mid-history
+    days = days[start : start + rng.randrange(4, 7)]
     profile = ModelProfile.of(NODE, snap, model)
     together = DriftRange(root, store, profile, days)
     for day in rng.sample(days, 3) + [days[0]]:
         alone = _row(root, store, snap, model, [day], day)
         assert json.dumps(together.row(day), default=str, sort_keys=True) == alone, day
-    wider = DriftRange(root, store, profile, sessions)
+    wider = DriftRange(root, store, profile, days)
     assert json.dumps(wider.row(days[-1]), default=str, sort_keys=True) == _row(
         root, store, snap, model, [days[-1]], days[-1]
     )

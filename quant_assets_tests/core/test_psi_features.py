@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.core import drift, drift_db, pg
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.monitoring import DriftRange, ModelProfile
+from quant_assets.core.monitoring import drift, history
+from quant_assets.core.monitoring.window import DriftRange, ModelProfile
+from quant_assets.core.storage import pg
 from quant_assets_tests.conftest import MODEL_NODE
 from quant_assets_tests.core.test_drift import psi_independent, tie_aware_bins_independent
 
@@ -18,9 +19,11 @@ from quant_assets_tests.core.test_drift import psi_independent, tie_aware_bins_i
 def test_feature_psi_against_the_snapshot_is_closedness_free_and_matches_an_independent_implementation(scored_lake):
     root, snap, _ = scored_lake
     store = FeatureStore(root, ALL_FEATURES)
-    windows = [qtime.sessions_between(*span) for span in (("2024-05-01", "2024-05-07"), ("2024-06-24", "2024-06-28"))]
+    windows = [
+        sessions.sessions_between(*span) for span in (("2024-05-01", "2024-05-07"), ("2024-06-24", "2024-06-28"))
+    ]
     pooled = [
-        pd.concat([store.get_latest(snap.manifest["universe"], snap.features, qtime.decision_time(d)) for d in days])
+        pd.concat([store.get_latest(snap.manifest["universe"], snap.features, sessions.decision_time(d)) for d in days])
         for days in windows
     ]
     for f in snap.features:
@@ -39,7 +42,7 @@ def test_feature_psi_against_the_snapshot_is_closedness_free_and_matches_an_inde
 
 def test_a_feature_without_reference_values_has_no_psi_and_the_row_is_computed(scored_lake):
     root, snap, model = scored_lake
-    day = qtime.as_date("2024-06-03")
+    day = sessions.as_date("2024-06-03")
     blank = dataclasses.replace(snap, data=snap.data.assign(vol_20=np.nan))
     profile = ModelProfile.of(MODEL_NODE, blank, model)  # raised for the whole model before
     assert profile.feature_refs["vol_20"].reason == f"the reference has no finite values (of {len(snap.data)})"
@@ -65,7 +68,7 @@ def test_a_drift_table_made_before_the_psi_sample_columns_gets_them(pg_db, monke
                reasons) VALUES ('2024-06-03', 'model:m:v1', '2024-05-31', 40, '{}', '{}', 'ok', '{}', '{}')"""
         )
     with pg.connect(pg_db) as conn:  # the next connection adds them; the old row reads with no sample
-        old = drift_db.read(conn).iloc[0]
+        old = history.read(conn).iloc[0]
         assert old["psi_n"] is None and old["psi_noise"] is None
         with conn.cursor() as reader:  # an open reader of the table no longer holds up a later connection's DDL
             reader.execute("SELECT count(*) FROM quant.drift_metrics")

@@ -8,17 +8,17 @@ sensor's rule (a new critical breach) over those rows.
 import pandas as pd
 import pytest
 
-from quant_assets.core import drift, snapshots
-from quant_assets.core import predict as scoring
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.models import Ensemble, TrainConfig
-from quant_assets.core.monitoring import DriftRange, ModelProfile
-from quant_assets.core.sources import SyntheticMarket
+from quant_assets.core.ingest.sources import SyntheticMarket
+from quant_assets.core.monitoring import drift
+from quant_assets.core.monitoring.window import DriftRange, ModelProfile
+from quant_assets.core.research import scoring, snapshots
+from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets_tests.conftest import synthetic_lake
 
-CHANGE = qtime.as_date("2024-07-01")
+CHANGE = sessions.as_date("2024-07-01")
 WITHIN = 12  # sessions: the 5-day mean IC needs five matured post-change sessions; noise adds up to ~6 more
 
 
@@ -30,7 +30,7 @@ def test_retrain_fires_within_days_after_the_regime_change_and_never_before(seed
     snap = snapshots.read(snapshots.write(root, data, manifest)[0])
     model = Ensemble.fit(snap.data, snap.features, TrainConfig(num_boost_round=60, seeds=(1,)))
     node = f"model:scenario{seed}:v1"
-    days = qtime.sessions_between("2024-06-03", "2024-07-31")
+    days = sessions.sessions_between("2024-06-03", "2024-07-31")
     for day in days:
         scoring.write_day(root, day, scoring.score_day(store, model, node, day, snap.manifest["universe"]))
     window = DriftRange(root, store, ModelProfile.of(node, snap, model), days)
@@ -47,8 +47,8 @@ def test_retrain_fires_within_days_after_the_regime_change_and_never_before(seed
         breach = drift.next_retrain(rows.iloc[: i + 1], i, last, drift.AlertConfig(), 10)
         requests += [breach] if breach else []
     assert requests, rows[["date", "ic_mean_5", "psi_mean", "level"]].to_string()
-    first = qtime.as_date(requests[0].date)
-    assert CHANGE < first <= qtime.session_offset(CHANGE, WITHIN), [b.run_key for b in requests]
-    after = rows[rows["date"] > qtime.session_offset(CHANGE, WITHIN)]
+    first = sessions.as_date(requests[0].date)
+    assert CHANGE < first <= sessions.session_offset(CHANGE, WITHIN), [b.run_key for b in requests]
+    after = rows[rows["date"] > sessions.session_offset(CHANGE, WITHIN)]
     assert after["ic"].mean() < before["ic"].mean() / 2  # ...and decays after it
     assert after["psi_mean"].mean() > before["psi_mean"].mean()

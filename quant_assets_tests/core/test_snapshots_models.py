@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.core import snapshots
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.models import Ensemble, TrainConfig, train_walk_forward, walk_forward
-from quant_assets.core.sources import synthetic
+from quant_assets.core.ingest.sources import synthetic
+from quant_assets.core.research import snapshots
+from quant_assets.core.research.training import Ensemble, TrainConfig, train_walk_forward, walk_forward
 
 FEATURES = list(ALL_FEATURES)
 SMALL = TrainConfig(n_folds=3, min_train_days=60, num_boost_round=40, seeds=(1, 2))
@@ -49,10 +49,10 @@ def test_no_label_matures_after_the_as_of_date(snapshot):
     m = snap.manifest
     assert m["as_of"] == "2024-06-14" and m["row_count"] == len(snap.data) > 0
     horizon = m["label"]["horizon"]
-    cutoff = qtime.session_close("2024-06-14") + pd.Timedelta(minutes=15)
-    maturity = snap.data["date"].map(lambda d: qtime.label_maturity(d, horizon))
+    cutoff = sessions.session_close("2024-06-14") + pd.Timedelta(minutes=15)
+    maturity = snap.data["date"].map(lambda d: sessions.label_maturity(d, horizon))
     assert (maturity <= cutoff).all()
-    assert snap.data["date"].max() == qtime.previous_session("2024-06-14")
+    assert snap.data["date"].max() == sessions.previous_session("2024-06-14")
     assert set(m) >= {
         "features",
         "label",
@@ -67,11 +67,11 @@ def test_no_label_matures_after_the_as_of_date(snapshot):
 
 
 def test_label_is_the_adjusted_open_to_open_return(feature_lake, snapshot):
-    from quant_assets.core import lake
+    from quant_assets.core.storage import lake
 
     snap = snapshots.read(snapshot)
     row = snap.data.iloc[123]
-    nxt = qtime.next_session(row["date"])
+    nxt = sessions.next_session(row["date"])
     bars = {
         d: lake.read_partition(feature_lake, "raw_prices", d).set_index("ticker").loc[row["entity_key"]]
         for d in (row["date"], nxt)
@@ -99,7 +99,7 @@ def test_tampered_snapshots_are_refused(snapshot, tmp_path, damage):
 
 
 def test_walk_forward_folds_never_overlap_and_purge_the_horizon():
-    dates = qtime.sessions_between("2023-01-03", "2023-12-29")
+    dates = sessions.sessions_between("2023-01-03", "2023-12-29")
     for horizon in (1, 5):
         folds = walk_forward(dates, 4, horizon, 100)
         assert len(folds) == 4

@@ -6,10 +6,10 @@ figure and fails only if it is implausibly good (leakage) or broken.
 
 import numpy as np
 
-from quant_assets.core import snapshots
 from quant_assets.core.features import store
 from quant_assets.core.features.library import ALL_FEATURES
-from quant_assets.core.models import TrainConfig, train_walk_forward
+from quant_assets.core.research import snapshots
+from quant_assets.core.research.training import TrainConfig, train_walk_forward
 
 
 def test_stocknet_end_to_end_honest_out_of_sample_ic(stocknet_lake, capsys):

@@ -9,11 +9,11 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from quant_assets.core import lake
-from quant_assets.core import time as qtime
-from quant_assets.core.ingest import ingest_alt, ingest_prices
-from quant_assets.core.lexicon import score_tokens
-from quant_assets.core.sources import make_sources, stocknet_universe
+from quant_assets.core import sessions
+from quant_assets.core.ingest.lexicon import score_tokens
+from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
+from quant_assets.core.ingest.sources import make_sources, stocknet_universe
+from quant_assets.core.storage import lake
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +43,10 @@ def test_one_day_of_prices_by_value(stocknet, lake_root):
 
 def test_a_whole_year_of_one_ticker(stocknet):
     prices, _ = stocknet
-    sessions = qtime.sessions_between("2015-01-01", "2015-12-31")
-    rows = [prices.prices(d).records for d in sessions]
+    days = sessions.sessions_between("2015-01-01", "2015-12-31")
+    rows = [prices.prices(d).records for d in days]
     msft = pd.concat(rows).query("ticker == 'MSFT'")
-    assert len(sessions) == 252 and len(msft) == 252  # grep -c '^2015-' MSFT.csv -> 252
+    assert len(days) == 252 and len(msft) == 252  # grep -c '^2015-' MSFT.csv -> 252
     june15 = msft[msft["date"] == "2015-06-15"].iloc[0]
     assert june15["close"] == "45.480000" and june15["volume"] == "33254500"
 

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.core import time as qtime
-from quant_assets.core.sources import synthetic
-from quant_assets.core.sources.synthetic import SyntheticMarket
-from quant_assets.core.validate import validate_alt, validate_prices
+from quant_assets.core import sessions
+from quant_assets.core.ingest.sources import synthetic
+from quant_assets.core.ingest.sources.synthetic import SyntheticMarket
+from quant_assets.core.ingest.validate import validate_alt, validate_prices
 
 DAYS = [dt.date(2024, 3, 4), dt.date(2019, 6, 3), dt.date(2026, 1, 5)]
 
@@ -49,11 +49,11 @@ def test_different_seeds_differ():
 
 def test_every_generated_row_is_valid():
     market = SyntheticMarket(seed=3, n_tickers=100)
-    for day in qtime.sessions_between("2024-06-24", "2024-07-12"):
+    for day in sessions.sessions_between("2024-06-24", "2024-07-12"):
         clean, rejects = validate_prices(market.prices(day).records, day, market.universe())
         assert len(clean) == 100 and rejects.empty
-        clean, rejects = validate_alt(market.alt(day).records, qtime.owned_calendar_days(day), market.universe())
-        assert len(clean) == 100 * len(qtime.owned_calendar_days(day)) and rejects.empty
+        clean, rejects = validate_alt(market.alt(day).records, sessions.owned_calendar_days(day), market.universe())
+        assert len(clean) == 100 * len(sessions.owned_calendar_days(day)) and rejects.empty
 
 
 def test_beyond_the_horizon_is_a_clear_error():
@@ -79,8 +79,8 @@ def _mean_ic(signal: pd.DataFrame, label: pd.DataFrame) -> float:
 @pytest.fixture(scope="module")
 def regime_panel():
     market = SyntheticMarket(seed=11, n_tickers=200, regime_change="2024-07-01")
-    sessions = qtime.sessions_between("2023-12-01", "2024-12-31")
-    return market, sessions, _panel(market, sessions)
+    days = sessions.sessions_between("2023-12-01", "2024-12-31")
+    return market, days, _panel(market, days)
 
 
 def test_planted_signals_before_and_after_the_regime_change(regime_panel):

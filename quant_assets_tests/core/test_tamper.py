@@ -18,23 +18,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from quant_assets.core import lake, registry, snapshots
-from quant_assets.core import predict as scoring
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features.backfill import backfill
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore, FeatureStoreError, compact
-from quant_assets.core.ingest import ingest_prices
-from quant_assets.core.models import Ensemble, TrainConfig
-from quant_assets.core.sources import SyntheticMarket, YahooCsvPrices
-from quant_assets.core.verify import verify_lake
+from quant_assets.core.ingest.pipeline import ingest_prices
+from quant_assets.core.ingest.sources import SyntheticMarket, YahooCsvPrices
+from quant_assets.core.registry import models
+from quant_assets.core.research import scoring, snapshots
+from quant_assets.core.research.training import Ensemble, TrainConfig
+from quant_assets.core.storage import lake
+from quant_assets.core.storage.verify import verify_lake
 
 FIRST, LAST = "2024-02-01", "2024-03-28"
 DAY = dt.date(2024, 3, 5)
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> tuple[Path, registry.ModelFiles]:
+def pristine(tmp_path_factory) -> tuple[Path, models.ModelFiles]:
     root = tmp_path_factory.mktemp("tamper") / "lake"
     market = SyntheticMarket(seed=9, n_tickers=6)
     backfill(root, market, market, FIRST, LAST)
@@ -48,7 +49,7 @@ def pristine(tmp_path_factory) -> tuple[Path, registry.ModelFiles]:
     snapshots.write(root, data, manifest)
     model = Ensemble.fit(data, ["ret_1", "sentiment_1"], TrainConfig(num_boost_round=3, seeds=(1,)))
     oos = data[["date", "entity_key", "label"]].assign(prediction=model.predict(data))
-    files = registry.save_model_files(root, "m", model.to_bytes(), oos)
+    files = models.save_model_files(root, "m", model.to_bytes(), oos)
     scoring.write_day(root, DAY, scoring.score_day(store, model, "model:m:v1", DAY, manifest["universe"]))
     assert verify_lake(root).ok
     return root, files
@@ -126,7 +127,7 @@ def test_a_damaged_feature_manifest_fails_every_query_naming_it(lake_copy, damag
         manifest.write_text(manifest.read_text().replace('"ret_1": "', '"ret_1": "0'))
     store = FeatureStore(lake_copy, ALL_FEATURES)
     with pytest.raises(FeatureStoreError, match=str(manifest)):
-        store.get_latest(["SYN000"], ["ret_5"], qtime.decision_time("2024-03-06"))
+        store.get_latest(["SYN000"], ["ret_5"], sessions.decision_time("2024-03-06"))
     assert [p.path for p in verify_lake(lake_copy).problems] == [manifest]
 
 
@@ -134,7 +135,7 @@ def test_an_edited_compaction_record_fails_queries_naming_it(lake_copy):
     record = one(lake_copy, "features/price/fv=*/_compacted/*.json")
     record.write_text(record.read_text().replace('"rows": ', '"rows": 1'))
     with pytest.raises(FeatureStoreError, match=str(record)):
-        FeatureStore(lake_copy, ALL_FEATURES).get_latest(["SYN000"], ["ret_5"], qtime.decision_time("2024-03-06"))
+        FeatureStore(lake_copy, ALL_FEATURES).get_latest(["SYN000"], ["ret_5"], sessions.decision_time("2024-03-06"))
     assert str(record) in verify_lake(lake_copy).problems[0].error
 
 
@@ -148,25 +149,24 @@ def test_a_damaged_snapshot_is_refused(lake_copy):
 
 def test_a_models_out_of_sample_predictions_are_covered_by_its_recorded_hash(pg_db, pristine, lake_copy):
     files = pristine[1]
-    moved = registry.ModelFiles(
+    moved = models.ModelFiles(
         *(
-            registry.StoredFile(lake_copy / f.path.relative_to(pristine[0]), f.sha256, f.size)
+            models.StoredFile(lake_copy / f.path.relative_to(pristine[0]), f.sha256, f.size)
             for f in files.__dict__.values()
         )
     )
     metrics = pd.DataFrame({"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.1]})
-    from quant_assets.core import pg
+    from quant_assets.core.storage import pg
 
     with pg.connect(pg_db) as conn:
-        ref = registry.register_model(conn, "m", "S", {}, {}, "c", ("2024-03-01", "2024-03-20"), moved, metrics)
+        ref = models.register_model(conn, "m", "S", {}, {}, "c", ("2024-03-01", "2024-03-20"), moved, metrics)
         assert (
-            registry.load_oos(conn, ref)["prediction"].tolist()
-            == pd.read_parquet(moved.oos.path)["prediction"].tolist()
+            models.load_oos(conn, ref)["prediction"].tolist() == pd.read_parquet(moved.oos.path)["prediction"].tolist()
         )
         rewrite(moved.oos.path, lambda f: f.assign(prediction=-f["prediction"]))  # signs flipped, a valid file
-        with pytest.raises(registry.ArtifactTampered, match=str(moved.oos.path)):
-            registry.load_oos(conn, ref)
-        bad = [(node, path) for node, path, error in registry.verify_models(conn) if error]
+        with pytest.raises(models.ArtifactTampered, match=str(moved.oos.path)):
+            models.load_oos(conn, ref)
+        bad = [(node, path) for node, path, error in models.verify_models(conn) if error]
     assert bad == [(ref.node, moved.oos.path)]
     assert [p.path for p in verify_lake(lake_copy).problems] == [moved.oos.path]
 

@@ -4,7 +4,7 @@ import shutil
 
 import dagster as dg
 
-from quant_assets.core import pg
+from quant_assets.core.storage import pg
 from quant_assets.defs.backtests import champion_backtest
 from quant_assets.defs.models import trained_model, training_snapshot
 from quant_assets.defs.resources import LakeResource, PostgresResource

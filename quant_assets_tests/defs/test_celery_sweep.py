@@ -32,8 +32,9 @@ import psutil
 import pytest
 import yaml
 
-from quant_assets.core import pg, snapshots
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
+from quant_assets.core.research import snapshots
+from quant_assets.core.storage import pg
 from quant_assets.paths import PROJECT_ROOT
 from quant_assets_tests.conftest import require_or_skip
 from quant_assets_tests.defs.test_backtest_assets import SWEEP_CONFIG
@@ -75,14 +76,14 @@ def _require_broker(url: str) -> None:
 def _synthetic_snapshot(root: Path) -> Path:
     """A fingerprinted snapshot: 30 names x 167 sessions, four features, one of them weakly predictive."""
     rng = np.random.default_rng(7)
-    days = qtime.sessions_between("2024-01-02", "2024-08-30")
+    days = sessions.sessions_between("2024-01-02", "2024-08-30")
     frame = pd.MultiIndex.from_product([days, [f"T{i:02d}" for i in range(30)]], names=["date", "entity_key"])
     frame = frame.to_frame(index=False)
     features = ["f0", "f1", "f2", "f3"]
     for f in features:
         frame[f] = rng.standard_normal(len(frame))
     frame["label"] = 0.002 * frame["f0"] - 0.001 * frame["f1"] + 0.02 * rng.standard_normal(len(frame))
-    frame["decision_time"] = frame["date"].map({d: qtime.decision_time(d) for d in days})
+    frame["decision_time"] = frame["date"].map({d: sessions.decision_time(d) for d in days})
     manifest = {"features": dict.fromkeys(features, "v1"), "label": {"horizon": 1}, "row_count": len(frame)}
     path, _ = snapshots.write(root, frame[["date", "entity_key", "decision_time", "label", *features]], manifest)
     return path

@@ -37,8 +37,8 @@ import psutil
 import pytest
 import yaml
 
-from quant_assets.core import pg
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
+from quant_assets.core.storage import pg
 from quant_assets.defs import run_launcher
 from quant_assets.defs.raw import alt_data, raw_prices
 from quant_assets.defs.resources import LakeResource, MarketDataResource
@@ -257,7 +257,7 @@ def _log_on_failure(log: Path, capsys) -> Iterator[None]:
 def test_killed_daemon_run_is_failed_and_the_queue_continues(crash_env, tmp_path, capsys):
     instance, lake, env = crash_env
     log = tmp_path / "daemon.log"
-    sessions = len(qtime.sessions_between(*KILLED))
+    n_killed = len(sessions.sessions_between(*KILLED))
     with _log_on_failure(log, capsys), _workspace(instance) as request:
         killed = _submit(instance, request, *KILLED)
         with _daemon(env, log) as first_daemon:
@@ -267,7 +267,7 @@ def test_killed_daemon_run_is_failed_and_the_queue_continues(crash_env, tmp_path
         _wait("the run worker's death", lambda: run_launcher.process_gone(worker, time.time()))
         done = {e.step_key for e in _events(instance, killed, dg.DagsterEventType.STEP_SUCCESS)}
         written = (_partitions(lake, "raw_prices"), _partitions(lake, "alt_data"))
-        assert not done and all(3 <= n < sessions for n in written), (done, written, sessions)
+        assert not done and all(3 <= n < n_killed for n in written), (done, written, n_killed)
         # Nothing failed the run: it holds its slots and the queue's only place.
         assert _status(instance, killed) == dg.DagsterRunStatus.STARTED and _claims(instance, killed)
         following = _submit(instance, request, *NEXT)
@@ -290,7 +290,7 @@ def test_killed_daemon_run_is_failed_and_the_queue_continues(crash_env, tmp_path
             _wait("the re-execution", lambda: instance.get_run_by_id(again).is_finished, second_daemon)
             assert _status(instance, again) == dg.DagsterRunStatus.SUCCESS
         assert _lake_files(lake) == _undisturbed(tmp_path / "reference", KILLED, NEXT)
-        assert _partitions(lake, "raw_prices") == sessions + len(qtime.sessions_between(*NEXT))
+        assert _partitions(lake, "raw_prices") == n_killed + len(sessions.sessions_between(*NEXT))
 
 
 @pytest.mark.timeout(600)

@@ -10,9 +10,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from quant_assets.core import drift_db, pg, registry
-from quant_assets.core import time as qtime
-from quant_assets.core.models import Ensemble, TrainConfig
+from quant_assets.core import sessions
+from quant_assets.core.monitoring import history
+from quant_assets.core.registry import models
+from quant_assets.core.research.training import Ensemble, TrainConfig
+from quant_assets.core.storage import pg
 from quant_assets.defs.automation import daily_job, daily_schedule, record_run_failures, retrain_on_drift
 from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
@@ -58,17 +60,17 @@ def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
     # Each row holds its PSI's sample (40 names x 5 sessions) and the no-drift level of the mean at that size; the
     # UI says what a band means and shows the level beside the mean.
     with pg.connect(pg_db) as conn:
-        stored = drift_db.read(conn)
+        stored = history.read(conn)
     assert (stored["psi_n"] == 200).all() and (stored["psi_noise"] > 0).all()
     assert "psi_noise" in meta["latest"].value and "no-drift" in meta["psi_bands"].value
     assert meta["features_without_psi"].value == {}
 
     # Re-running a day replaces its row: same values, a new seq, no duplicate.
     with pg.connect(pg_db) as conn:
-        first = drift_db.read(conn, start="2024-06-10", end="2024-06-10").iloc[0]
+        first = history.read(conn, start="2024-06-10", end="2024-06-10").iloc[0]
     assert run([drift_metrics], partition_key="2024-06-10", run_config=WARN).success
     with pg.connect(pg_db) as conn:
-        again = drift_db.read(conn, start="2024-06-10", end="2024-06-10").iloc[0]
+        again = history.read(conn, start="2024-06-10", end="2024-06-10").iloc[0]
     assert _count(pg_db) == 19 and again["seq"] > first["seq"]
     assert again.drop(["seq", "run_id"]).to_json() == first.drop(["seq", "run_id"]).to_json()
 
@@ -108,9 +110,9 @@ def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
 def _row(day: str, **levels) -> dict:
     base = {"ic": "ok", "ic_negative": "ok", "psi": "ok", "sharpe": "ok"}
     return {
-        "date": qtime.as_date(day),
+        "date": sessions.as_date(day),
         "model": "model:equity_lgbm:v1",
-        "prediction_date": qtime.previous_session(day),
+        "prediction_date": sessions.previous_session(day),
         "n_names": 40,
         "ic": 0.05,
         "rank_ic": 0.05,
@@ -136,13 +138,13 @@ def champion(pg_db, tmp_path):
     frame = pd.DataFrame({"date": [1] * 50 + [2] * 50, "x": range(100), "label": [i % 7 for i in range(100)]})
     model = Ensemble.fit(frame, ["x"], TrainConfig(num_boost_round=3, seeds=(1,), params={"min_data_in_leaf": 5}))
     oos = frame.assign(entity_key=frame["x"].astype(str), prediction=model.predict(frame))[["date", "entity_key"]]
-    files = registry.save_model_files(tmp_path, "equity_lgbm", model.to_bytes(), oos)
+    files = models.save_model_files(tmp_path, "equity_lgbm", model.to_bytes(), oos)
     metrics = pd.DataFrame({"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.05]})
     with pg.connect(pg_db) as conn:
-        ref = registry.register_model(
+        ref = models.register_model(
             conn, "equity_lgbm", "S", {"x": "1"}, {}, "c", ("2024-01-02", "2024-04-30"), files, metrics
         )
-        assert registry.decide_promotion(conn, ref)[0] == "promoted"
+        assert models.decide_promotion(conn, ref)[0] == "promoted"
     return ref
 
 
@@ -160,7 +162,7 @@ def _tick(instance, url, cursor=None, policy=None):
 
 def _store(url, *rows):
     with pg.connect(url) as conn:
-        drift_db.upsert(conn, list(rows), "test-run")
+        history.upsert(conn, list(rows), "test-run")
 
 
 def test_retrain_sensor_one_request_per_breach_with_cool_down(pg_db, dagster_instance, champion):
@@ -180,7 +182,8 @@ def test_retrain_sensor_one_request_per_breach_with_cool_down(pg_db, dagster_ins
     assert req.tags["quant/threshold"] == "0.25" and req.tags["quant/date"] == "2024-07-03"
     snap = req.run_config["ops"]["training_snapshot"]["config"]
     assert (
-        snap["as_of"] == snap["end"] == "2024-07-03" and len(qtime.sessions_between(snap["start"], snap["end"])) == 250
+        snap["as_of"] == snap["end"] == "2024-07-03"
+        and len(sessions.sessions_between(snap["start"], snap["end"])) == 250
     )
 
     # The same breach again (a restart with the saved cursor, or the breach continuing): nothing new.
@@ -255,7 +258,7 @@ def test_retrain_sensor_ignores_a_failed_drift_run_and_waits_for_a_retrain_in_fl
     ],
 )
 def test_daily_schedule_ticks_after_the_close_on_sessions_only(day, expected):
-    when = dt.datetime.fromisoformat(f"{day}T17:30").replace(tzinfo=ZoneInfo(qtime.EXCHANGE_TZ))
+    when = dt.datetime.fromisoformat(f"{day}T17:30").replace(tzinfo=ZoneInfo(sessions.EXCHANGE_TZ))
     with dg.instance_for_test() as instance:
         result = daily_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
     if expected is None:
@@ -276,7 +279,7 @@ def test_compaction_job_compacts_and_queries_answer_the_same(feature_lake, tmp_p
     queries = pd.DataFrame(
         {
             "entity_key": ["SYN000", "SYN007", "SYN039"] * 2,
-            "as_of": [qtime.decision_time("2024-03-04")] * 3 + [qtime.decision_time("2024-06-28")] * 3,
+            "as_of": [sessions.decision_time("2024-03-04")] * 3 + [sessions.decision_time("2024-06-28")] * 3,
         }
     )
     before = FeatureStore(root, ALL_FEATURES).get_point_in_time(queries, ["ret_5", "sentiment_1"])

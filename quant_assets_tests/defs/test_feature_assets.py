@@ -3,10 +3,10 @@
 import dagster as dg
 import pandas as pd
 
-from quant_assets.core import pg
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
+from quant_assets.core.storage import pg
 from quant_assets.defs.features import alt_features, feature_catalog, price_features
 from quant_assets.defs.raw import alt_data, raw_prices
 from quant_assets.defs.resources import LakeResource, MarketDataResource, PostgresResource
@@ -58,13 +58,13 @@ def test_features_for_a_range_pass_their_guards_and_serve_point_in_time(dagster_
         assert evals[(family, "files_intact")].metadata["files_checked"].value == 62 + 1
         assert evals[(family, "no_lookahead_recompute")].metadata["rows_recomputed"].value > 100
     meta = result.asset_materializations_for_node("price_features")[0].metadata
-    assert meta["dagster/row_count"].value == 15 * len(qtime.sessions_between("2024-01-02", "2024-04-01"))
+    assert meta["dagster/row_count"].value == 15 * len(sessions.sessions_between("2024-01-02", "2024-04-01"))
     # The day after the range, served at its decision time, is the range's last day.
     store = FeatureStore(lake_root, ALL_FEATURES)
     got = store.get_latest(
-        [f"SYN{i:03d}" for i in range(15)], ["ret_20", "sentiment_1"], qtime.decision_time("2024-04-02")
+        [f"SYN{i:03d}" for i in range(15)], ["ret_20", "sentiment_1"], sessions.decision_time("2024-04-02")
     )
-    assert got["ret_20"].notna().all() and (got["event_time_price"] == qtime.session_close("2024-04-01")).all()
+    assert got["ret_20"].notna().all() and (got["event_time_price"] == sessions.session_close("2024-04-01")).all()
     assert (got["event_time_alt"] == pd.Timestamp("2024-04-02", tz="UTC")).all()
     # Re-running a day adds nothing.
     again = dg.materialize(ASSETS, instance=dagster_instance, resources=resources, partition_key="2024-03-01")

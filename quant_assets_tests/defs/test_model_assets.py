@@ -5,11 +5,13 @@ import shutil
 import dagster as dg
 import pandas as pd
 
-from quant_assets.core import lake, pg, registry, snapshots
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.models import Ensemble, TrainConfig
+from quant_assets.core.registry import models
+from quant_assets.core.research import snapshots
+from quant_assets.core.research.training import Ensemble, TrainConfig
+from quant_assets.core.storage import lake, pg
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.resources import LakeResource, PostgresResource
 
@@ -46,8 +48,8 @@ def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dag
         False,
         40,
     )
-    stored = lake.read_partition(root, "predictions", qtime.as_date(day))
-    assert (stored["event_time"] == qtime.decision_time(day)).all() and stored["prediction"].std() > 0
+    stored = lake.read_partition(root, "predictions", sessions.as_date(day))
+    assert (stored["event_time"] == sessions.decision_time(day)).all() and stored["prediction"].std() > 0
 
     # A second training of the same data is a new version; equal score -> promoted (not worse than champion).
     again = dg.materialize(
@@ -74,13 +76,13 @@ def _champion_on(root, pg_url, start: str, as_of: str) -> None:
     snap = snapshots.read(snapshots.write(root, data, manifest)[0])
     model = Ensemble.fit(snap.data, snap.features, TrainConfig(num_boost_round=10, seeds=(1,)))
     oos = snap.data[["date", "entity_key"]].assign(prediction=model.predict(snap.data))
-    files = registry.save_model_files(root, "equity_lgbm", model.to_bytes(), oos)
+    files = models.save_model_files(root, "equity_lgbm", model.to_bytes(), oos)
     metrics = pd.DataFrame({"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.05]})
     with pg.connect(pg_url) as conn:
-        ref = registry.register_model(
+        ref = models.register_model(
             conn, "equity_lgbm", snap.fingerprint, snap.manifest["features"], {}, "c", (start, as_of), files, metrics
         )
-        assert registry.decide_promotion(conn, ref)[0] == "promoted"
+        assert models.decide_promotion(conn, ref)[0] == "promoted"
 
 
 def test_an_alternative_data_outage_warns_with_its_length_and_scoring_goes_on(

@@ -7,8 +7,8 @@ import os
 import dagster as dg
 import pytest
 
-from quant_assets.core import lake
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
+from quant_assets.core.storage import lake
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.raw import alt_data, raw_prices
 from quant_assets.defs.resources import LakeResource, MarketDataResource
@@ -34,7 +34,7 @@ def _check(result, asset, name="quarantine_share"):
 
 def test_partitions_are_exactly_the_nyse_sessions():
     keys = trading_days.get_partition_keys_in_range(dg.PartitionKeyRange("2024-01-02", "2024-12-31"))
-    assert keys == [d.isoformat() for d in qtime.sessions_between("2024-01-01", "2024-12-31")]
+    assert keys == [d.isoformat() for d in sessions.sessions_between("2024-01-01", "2024-12-31")]
     assert "2024-07-04" not in keys and "2024-03-29" not in keys
 
 
@@ -59,10 +59,10 @@ def test_one_partition_each_on_postgres(dagster_instance, lake_root):
         assert result.success
         meta = result.asset_materializations_for_node("raw_prices")[0].metadata
         assert meta["dagster/row_count"].value == 20 and meta["tickers"].value == 20
-        assert meta["first_event_time"].value == qtime.session_close(key).isoformat()
+        assert meta["first_event_time"].value == sessions.session_close(key).isoformat()
         assert [c.name for c in meta["dagster/column_schema"].schema.columns][:3] == ["ticker", "event_time", "open"]
         alt_meta = result.asset_materializations_for_node("alt_data")[0].metadata
-        assert alt_meta["dagster/row_count"].value == 20 * len(qtime.owned_calendar_days(key))
+        assert alt_meta["dagster/row_count"].value == 20 * len(sessions.owned_calendar_days(key))
         assert _check(result, "raw_prices").passed and _check(result, "alt_data").passed
     # The history lives in Postgres: both runs are recorded there.
     assert dagster_instance.get_runs_count() == 2
@@ -96,7 +96,7 @@ def _bad_csv_dir(tmp_path):
 
 
 def test_blocking_check_fails_when_too_much_is_quarantined(dagster_instance, lake_root, tmp_path):
-    from quant_assets.core.sources import YahooCsvPrices
+    from quant_assets.core.ingest.sources import YahooCsvPrices
 
     prices = YahooCsvPrices(_bad_csv_dir(tmp_path))
 
@@ -178,7 +178,7 @@ def _md_rows(value) -> list[list[str]]:
 def test_warning_checks_name_what_is_missing_flagged_or_excluded(dagster_instance, lake_root, tmp_path):
     """Notices, step flags and late deliveries are reported in non-blocking WARN checks; one duplicate
     among 35 tweets is 1/35 of what was read, under the default 5%, so the blocking check passes."""
-    from quant_assets.core.sources import StockNetTweets, YahooCsvPrices
+    from quant_assets.core.ingest.sources import StockNetTweets, YahooCsvPrices
 
     price_dir, tweet_dir = tmp_path / "prices", tmp_path / "tweets"
     price_dir.mkdir()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features.library import FAMILIES
 from quant_assets.core.features.materialize import materialize
-from quant_assets.core.ingest import ingest_alt, ingest_prices
+from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
 
 PROVENANCE = {"producer": "backfill", "producer_version": "local", "run_id": "local"}
 
@@ -21,7 +21,7 @@ def backfill(root: Path, prices, alt, first, last, provenance: dict | None = Non
 
     ``prices`` and ``alt`` are source adapters (the synthetic market serves both).
     """
-    days = qtime.sessions_between(first, last)
+    days = sessions.sessions_between(first, last)
     for day in days:
         ingest_prices(prices, day, root)
         ingest_alt(alt, day, root)

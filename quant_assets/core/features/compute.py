@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from quant_assets.core import lake
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features.definitions import FeatureFamily
+from quant_assets.core.storage import lake
 
 META = ["entity_key", "event_time", "ingest_time"]
 
@@ -29,20 +29,20 @@ def window_axis(family: FeatureFamily, day: dt.date) -> list[dt.date]:
     """The panel's row labels: the lookback's sessions (prices) or UTC calendar days (alt data)."""
     if family.source == "alt_data":
         return [day - dt.timedelta(days=k) for k in range(family.lookback - 1, -1, -1)]
-    end = qtime.session_index(day)
-    return [qtime.session_at(i) for i in range(max(0, end - family.lookback + 1), end + 1)]
+    end = sessions.session_index(day)
+    return [sessions.session_at(i) for i in range(max(0, end - family.lookback + 1), end + 1)]
 
 
 def window_partitions(family: FeatureFamily, day: dt.date) -> list[dt.date]:
     """Raw partitions holding the window: the cost of a day is bounded by the lookback."""
     axis = window_axis(family, day)
     if family.source == "alt_data":
-        return qtime.sessions_between(qtime.session_on_or_after(axis[0]), day)
+        return sessions.sessions_between(sessions.session_on_or_after(axis[0]), day)
     return axis
 
 
 def target_event_time(family: FeatureFamily, day: dt.date) -> pd.Timestamp:
-    return qtime.utc_day_end(day) if family.source == "alt_data" else qtime.session_close(day)
+    return sessions.utc_day_end(day) if family.source == "alt_data" else sessions.session_close(day)
 
 
 def partition_span(family: FeatureFamily) -> int:
@@ -53,7 +53,7 @@ def partition_span(family: FeatureFamily) -> int:
 def load_inputs(root: Path, family: FeatureFamily, days: list[dt.date]) -> pd.DataFrame:
     """Every stored version of the family's input rows for the windows of ``days`` (one read for a range)."""
     first = window_partitions(family, days[0])[0]
-    return _read(root, family, qtime.sessions_between(first, days[-1]))
+    return _read(root, family, sessions.sessions_between(first, days[-1]))
 
 
 def window_rows(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.DataFrame:
@@ -83,7 +83,7 @@ def _read(root: Path, family: FeatureFamily, partitions: list[dt.date]) -> pd.Da
         return pd.DataFrame(columns=list(dict.fromkeys([*cols, "day"])))
     rows = pd.concat(frames, ignore_index=True)
     if family.source != "alt_data":
-        rows["day"] = rows["event_time"].dt.tz_convert(qtime.EXCHANGE_TZ).dt.date
+        rows["day"] = rows["event_time"].dt.tz_convert(sessions.EXCHANGE_TZ).dt.date
     return rows.sort_values("day", kind="mergesort").reset_index(drop=True)
 
 

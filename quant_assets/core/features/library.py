@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from quant_assets.core.features.definitions import FeatureDef, FeatureFamily
-from quant_assets.core.sources.base import ALT_LAG, PRICE_LAG
+from quant_assets.core.ingest.sources.base import ALT_LAG, PRICE_LAG
 
 EPS = 1e-12
 PRICE_FIELDS = ("open", "high", "low", "close", "adj_close", "volume")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from quant_assets.core import verify
 from quant_assets.core.features import checks, compute, store
 from quant_assets.core.features.definitions import FeatureFamily
+from quant_assets.core.storage import verify
 
 
 @dataclass

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features.compute import target_event_time
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.features.library import FAMILIES
@@ -31,12 +31,12 @@ from quant_assets.core.features.store import event_column
 
 def oldest_usable(family: FeatureFamily, day: dt.date) -> pd.Timestamp:
     """The oldest event time of ``family`` still usable at ``day``'s decision time."""
-    return target_event_time(family, qtime.session_offset(day, -(1 + family.max_stale_sessions)))
+    return target_event_time(family, sessions.session_offset(day, -(1 + family.max_stale_sessions)))
 
 
 def earliest_partition(day: dt.date, families: Mapping[str, FeatureFamily] = FAMILIES) -> dt.date:
     """The oldest feature partition that can hold a usable value at ``day``'s decision time."""
-    return qtime.session_offset(day, -(1 + max(f.max_stale_sessions for f in families.values())))
+    return sessions.session_offset(day, -(1 + max(f.max_stale_sessions for f in families.values())))
 
 
 def apply(
@@ -108,6 +108,10 @@ def gaps(
         columns = [c for c, f in feature_family.items() if f == name]
         missing = float(pit[columns].isna().all(axis=1).mean()) if len(pit) else 1.0
         last = newest.get(name)
-        age = None if last is None else qtime.session_index(qtime.previous_session(day)) - qtime.session_index(last)
+        age = (
+            None
+            if last is None
+            else sessions.session_index(sessions.previous_session(day)) - sessions.session_index(last)
+        )
         out.append(Gap(name, missing, age, family.max_stale_sessions))
     return out

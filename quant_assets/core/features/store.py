@@ -61,8 +61,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quant_assets.core import lake
 from quant_assets.core.features.definitions import FeatureDef, FeatureFamily, family_version
+from quant_assets.core.storage import lake
 
 PROVENANCE = ["producer", "producer_version", "run_id"]
 KEY = ["entity_key", "event_time", "ingest_time"]

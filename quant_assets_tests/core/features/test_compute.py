@@ -8,16 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.core import lake
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features import checks, compute
 from quant_assets.core.features.library import ALL_FEATURES, ALT_FAMILY, FAMILIES, PRICE_FAMILY
 from quant_assets.core.features.store import FeatureStore, write_day
-from quant_assets.core.ingest import ALT_SCHEMA, PRICE_SCHEMA, PRICE_VALUES, ingest_alt, ingest_prices
-from quant_assets.core.sources import SyntheticMarket, make_sources
+from quant_assets.core.ingest.pipeline import ALT_SCHEMA, PRICE_SCHEMA, PRICE_VALUES, ingest_alt, ingest_prices
+from quant_assets.core.ingest.sources import SyntheticMarket, make_sources
+from quant_assets.core.storage import lake
 
 PROV = {"producer": "test", "producer_version": "sha", "run_id": "r"}
-SESSIONS = qtime.sessions_between("2024-01-02", "2024-04-30")
+SESSIONS = sessions.sessions_between("2024-01-02", "2024-04-30")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def _perturb_after(root, dst, cutoff: pd.Timestamp, rng: np.random.Generator) ->
 def test_perturbing_the_future_leaves_the_past_identical(synthetic_lake, tmp_path, seed):
     rng = np.random.default_rng(seed)
     cut_day = SESSIONS[int(rng.integers(70, len(SESSIONS) - 5))]
-    cutoff = qtime.session_close(cut_day) + pd.Timedelta(minutes=int(rng.integers(0, 24 * 60)))
+    cutoff = sessions.session_close(cut_day) + pd.Timedelta(minutes=int(rng.integers(0, 24 * 60)))
     _perturb_after(synthetic_lake, tmp_path / "perturbed", cutoff, rng)
     days = SESSIONS[60:]
     original = _features_for(synthetic_lake, days)
@@ -99,9 +99,9 @@ def test_perturbing_the_future_leaves_the_past_identical(synthetic_lake, tmp_pat
             write_day(lake_root, FAMILIES[family], day, rows, PROV)
         q = pd.DataFrame(
             [
-                (t, qtime.decision_time(d))
+                (t, sessions.decision_time(d))
                 for d in days
-                if qtime.decision_time(d) <= cutoff
+                if sessions.decision_time(d) <= cutoff
                 for t in ("SYN000", "SYN005", "SYN011")
             ],
             columns=["entity_key", "as_of"],
@@ -127,7 +127,7 @@ def test_a_restated_bar_gives_a_new_feature_row_and_keeps_the_old(synthetic_lake
     fixed = SESSIONS[78]
     rows = lake.read_partition(root, "raw_prices", fixed)
     rows.loc[rows["ticker"] == "SYN003", ["close", "adj_close"]] *= 1.1
-    correction = qtime.session_close(day) + pd.Timedelta(hours=3)
+    correction = sessions.session_close(day) + pd.Timedelta(hours=3)
     lake.append_new_versions(
         root,
         "raw_prices",
@@ -160,7 +160,7 @@ def test_guards_pass_on_honest_rows_and_catch_cheating(synthetic_lake):
     assert checks.recompute_truncated(PRICE_FAMILY, rows, day, out, 12, seed=1).passed
     assert checks.ingest_not_before_inputs(PRICE_FAMILY, rows, out).passed
     assert checks.freshness(PRICE_FAMILY, day, out["event_time"].max()).passed
-    assert not checks.freshness(PRICE_FAMILY, day, qtime.session_close(SESSIONS[74])).passed
+    assert not checks.freshness(PRICE_FAMILY, day, sessions.session_close(SESSIONS[74])).passed
     # A row stamped before its inputs were known, and a value no honest input produces.
     early = out.copy()
     early.loc[0, "ingest_time"] = early.loc[0, "event_time"] + pd.Timedelta(minutes=5)
@@ -188,7 +188,7 @@ def _csv(stocknet_dir, ticker):
 def test_hand_computed_features_on_stocknet(stocknet_dir, tmp_path):
     prices, _ = make_sources("stocknet", stocknet_dir=str(stocknet_dir))
     day = dt.date(2015, 6, 15)
-    window = qtime.sessions_between(qtime.session_at(qtime.session_index(day) - 60), day)
+    window = sessions.sessions_between(sessions.session_at(sessions.session_index(day) - 60), day)
     for d in window:
         ingest_prices(prices, d, tmp_path)
     out = compute.compute_day(PRICE_FAMILY, compute.load_window(tmp_path, PRICE_FAMILY, day), day)

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from quant_assets.core import time as qtime
-from quant_assets.core.lexicon import score_tokens
-from quant_assets.core.sources.base import Notice, RawBatch, SourceError, locate, locate_file, ticker_of
-from quant_assets.core.validate import concat_rejects, utf8_safe, validate_tweets
+from quant_assets.core import sessions
+from quant_assets.core.ingest.lexicon import score_tokens
+from quant_assets.core.ingest.sources.base import Notice, RawBatch, SourceError, locate, locate_file, ticker_of
+from quant_assets.core.ingest.validate import concat_rejects, utf8_safe, validate_tweets
 
 RAW_PREVIEW = 500
 BOM = b"\xef\xbb\xbf"
@@ -195,7 +195,7 @@ class StockNetTweets:
         return _read_file(found.real, path, ticker, file_date)
 
     def alt(self, session: dt.date) -> RawBatch:
-        days = qtime.owned_calendar_days(session)
+        days = sessions.owned_calendar_days(session)
         tree = self._scan()
         records, rejects, read = [], list(tree.rejects), len(tree.rejects)
         for ticker, tdir in tree.tickers.items():

@@ -20,7 +20,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from quant_assets.core.metrics import signal_metrics
+from quant_assets.core.research.metrics import signal_metrics
 
 BASE_PARAMS = {
     "objective": "regression",

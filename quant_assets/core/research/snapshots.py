@@ -23,11 +23,11 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from quant_assets.core import lake
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features import staleness
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.sources.base import PRICE_LAG
+from quant_assets.core.ingest.sources.base import PRICE_LAG
+from quant_assets.core.storage import lake
 
 LABEL = "label"
 INDEX = ["date", "entity_key"]
@@ -67,13 +67,13 @@ def fingerprint_of(table: pa.Table, manifest: dict) -> str:
     return h.hexdigest()
 
 
-def labels(root: Path, sessions: list[dt.date], horizon: int, as_of_time: pd.Timestamp) -> pd.DataFrame:
-    """Adjusted open-to-open forward returns for ``sessions`` from price versions known at ``as_of_time``."""
-    needed = sessions + [qtime.session_offset(sessions[-1], k) for k in range(1, horizon + 1)]
+def labels(root: Path, days: list[dt.date], horizon: int, as_of_time: pd.Timestamp) -> pd.DataFrame:
+    """Adjusted open-to-open forward returns for ``days`` from price versions known at ``as_of_time``."""
+    needed = days + [sessions.session_offset(days[-1], k) for k in range(1, horizon + 1)]
     bars = [b for d in needed if not (b := lake.read_partition(root, "raw_prices", d)).empty]
     if not bars:
-        raise SnapshotError(f"no raw_prices partitions for {sessions[0]}..{sessions[-1]} under {root}")
-    return forward_returns(known_bars(pd.concat(bars, ignore_index=True), as_of_time), sessions, horizon)
+        raise SnapshotError(f"no raw_prices partitions for {days[0]}..{days[-1]} under {root}")
+    return forward_returns(known_bars(pd.concat(bars, ignore_index=True), as_of_time), days, horizon)
 
 
 def known_bars(bars: pd.DataFrame, as_of_time: pd.Timestamp) -> pd.DataFrame:
@@ -85,17 +85,17 @@ def known_bars(bars: pd.DataFrame, as_of_time: pd.Timestamp) -> pd.DataFrame:
     return pd.DataFrame(frame).reset_index(drop=True)
 
 
-def forward_returns(px: pd.DataFrame, sessions: list[dt.date], horizon: int) -> pd.DataFrame:
-    """(date, entity_key, label): adjusted open-to-open returns from each session to ``horizon`` sessions on.
+def forward_returns(px: pd.DataFrame, days: list[dt.date], horizon: int) -> pd.DataFrame:
+    """(date, entity_key, label): adjusted open-to-open returns from each session to ``horizon`` days on.
 
     ``px`` holds one version per bar (entity_key, event_time, adj_open). The bars are placed on the calendar's
-    sessions, so a session without a bar gives no label, never a return over a longer span.
+    days, so a session without a bar gives no label, never a return over a longer span.
     """
-    needed = sessions + [qtime.session_offset(sessions[-1], k) for k in range(1, horizon + 1)]
-    dates = px["event_time"].dt.tz_convert(qtime.EXCHANGE_TZ).dt.date
+    needed = days + [sessions.session_offset(days[-1], k) for k in range(1, horizon + 1)]
+    dates = px["event_time"].dt.tz_convert(sessions.EXCHANGE_TZ).dt.date
     wide = px.assign(date=dates).pivot(index="date", columns="entity_key", values="adj_open").reindex(needed)
     fwd = wide.shift(-horizon) / wide - 1
-    out = fwd.loc[sessions].stack().rename(LABEL).reset_index()
+    out = fwd.loc[days].stack().rename(LABEL).reset_index()
     return out.rename(columns={"level_0": "date"}).dropna(subset=[LABEL])
 
 
@@ -111,13 +111,13 @@ def build(
     code_version: str = "unknown",
 ) -> tuple[pd.DataFrame, dict]:
     """The training matrix and its manifest (not yet written)."""
-    as_of = qtime.require_session(as_of)
-    as_of_time = qtime.session_close(as_of) + PRICE_LAG  # the end of day A: A's own bar is in
-    candidates = qtime.sessions_between(start, end)
-    sessions = [t for t in candidates if qtime.label_maturity(t, horizon) <= as_of_time]
-    if not sessions:
+    as_of = sessions.require_session(as_of)
+    as_of_time = sessions.session_close(as_of) + PRICE_LAG  # the end of day A: A's own bar is in
+    candidates = sessions.sessions_between(start, end)
+    days = [t for t in candidates if sessions.label_maturity(t, horizon) <= as_of_time]
+    if not days:
         raise SnapshotError(f"no session in {start}..{end} has a {horizon}-day label matured by {as_of}")
-    y = labels(root, sessions, horizon, as_of_time)
+    y = labels(root, days, horizon, as_of_time)
     if universe is not None:
         y = y[y["entity_key"].isin(set(universe))]
     matrix = _training_rows(store, y, features)
@@ -136,7 +136,7 @@ def build(
         "universe": sorted(matrix["entity_key"].unique().tolist()),
         "row_count": len(matrix),
         "source_partitions": {
-            "raw_prices": [sessions[0].isoformat(), qtime.session_offset(sessions[-1], horizon).isoformat()],
+            "raw_prices": [days[0].isoformat(), sessions.session_offset(days[-1], horizon).isoformat()],
             "features": sorted({d.parent.name + "@" + d.name[3:] for d in _family_dirs(store, features)}),
         },
         "code_version": code_version,
@@ -154,7 +154,7 @@ def _training_rows(store: FeatureStore, y: pd.DataFrame, features: list[str]) ->
     if y.empty:
         raise SnapshotError("no labelled row: the window has no prices to label")
     y = y.reset_index(drop=True)
-    y["decision_time"] = y["date"].map({d: qtime.decision_time(d) for d in y["date"].unique()})
+    y["decision_time"] = y["date"].map({d: sessions.decision_time(d) for d in y["date"].unique()})
     queries = pd.DataFrame({"entity_key": y["entity_key"], "as_of": y["decision_time"]})
     pit = store.get_point_in_time(queries, features, since=staleness.earliest_partition(y["date"].min()))
     pit, usable = staleness.apply(pit, y["date"].tolist(), store.families(features))

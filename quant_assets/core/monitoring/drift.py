@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from quant_assets.core import backtest as bt
-from quant_assets.core import time as qtime
-from quant_assets.core.metrics import wide_ic
+from quant_assets.core import sessions
+from quant_assets.core.research import backtest
+from quant_assets.core.research.metrics import wide_ic
 
 PSI_BINS = 10
 PSI_CLIP = 1e-4
@@ -187,10 +187,10 @@ def feature_psi(refs: dict[str, PsiReference], sample: pd.DataFrame, q: float) -
 # --- the live signal, per matured session ---------------------------------------------------------------
 
 
-LIVE_RULE = bt.PortfolioRule("long_short", quantile=0.2)  # no path dependence: a day needs only the day before
+LIVE_RULE = backtest.PortfolioRule("long_short", quantile=0.2)  # no path dependence: a day needs only the day before
 
 
-def daily_signal(frame: pd.DataFrame, costs: bt.Costs, rule: bt.PortfolioRule = LIVE_RULE) -> pd.DataFrame:
+def daily_signal(frame: pd.DataFrame, costs: backtest.Costs, rule: backtest.PortfolioRule = LIVE_RULE) -> pd.DataFrame:
     """Per session of ``frame`` (date, entity_key, prediction, label): n, IC, rank IC, hit rate, net return.
 
     The first session is the warm-up: its net return would charge the whole book as
@@ -203,7 +203,7 @@ def daily_signal(frame: pd.DataFrame, costs: bt.Costs, rule: bt.PortfolioRule = 
     ldm = lab.where(both).sub(lab.where(both).mean(axis=1), axis=0)
     hits = ((np.sign(pdm) == np.sign(ldm)) & (pdm != 0) & (ldm != 0)).sum(axis=1)
     decided = ((pdm != 0) & (ldm != 0) & both).sum(axis=1)
-    result = bt.run(frame, rule, costs)
+    result = backtest.run(frame, rule, costs)
     net = result.daily["net"].copy()
     if len(net):
         net.iloc[0] = np.nan
@@ -231,7 +231,7 @@ def trailing_mean(series: pd.Series, n: int) -> float:
 def trailing_sharpe(series: pd.Series, n: int) -> float:
     """``backtest.sharpe`` of the last ``n`` observed values; NaN until there are ``n``."""
     last = trailing(series, n)
-    return bt.sharpe(last) if len(last) == n else math.nan
+    return backtest.sharpe(last) if len(last) == n else math.nan
 
 
 def rolling_observed(series: pd.Series, n: int, fn) -> pd.Series:
@@ -469,4 +469,4 @@ def cooled_down(breach: Breach, last_request: str | None, cooldown_sessions: int
     """True when no retrain was requested for the model within ``cooldown_sessions`` before the breach."""
     if last_request is None:
         return True
-    return len(qtime.sessions_between(last_request, breach.date)) - 1 > cooldown_sessions
+    return len(sessions.sessions_between(last_request, breach.date)) - 1 > cooldown_sessions

@@ -24,10 +24,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from quant_assets.core import lake
-from quant_assets.core import time as qtime
-from quant_assets.core.sources.base import ALT_LAG, PRICE_LAG, AltSource, Notice, PriceSource
-from quant_assets.core.validate import (
+from quant_assets.core import sessions
+from quant_assets.core.ingest.sources.base import ALT_LAG, PRICE_LAG, AltSource, Notice, PriceSource
+from quant_assets.core.ingest.validate import (
     ALT_COUNT_FIELDS,
     DEFAULT_LIMITS,
     EXCLUDED_REASONS,
@@ -41,6 +40,7 @@ from quant_assets.core.validate import (
     validate_alt,
     validate_prices,
 )
+from quant_assets.core.storage import lake
 
 Clock = Literal["backfill", "live"]
 PRICES = "raw_prices"
@@ -144,11 +144,11 @@ def previous_bars(root: Path, session: dt.date, tickers, lookback: int, known_at
     """
     wanted = pd.Index(pd.unique(np.asarray(tickers, dtype=object)))
     found, frames = np.zeros(len(wanted), dtype=int), []
-    index = qtime.session_index(session)
+    index = sessions.session_index(session)
     for i in range(index - 1, max(index - 1 - lookback, -1), -1):
         if (found >= 2).all():
             break
-        stored = lake.read_partition(root, PRICES, qtime.session_at(i))
+        stored = lake.read_partition(root, PRICES, sessions.session_at(i))
         if stored.empty:
             continue
         latest = lake.latest_versions(stored[stored["ingest_time"] <= known_at], KEY)
@@ -157,7 +157,7 @@ def previous_bars(root: Path, session: dt.date, tickers, lookback: int, known_at
             pd.DataFrame(
                 {
                     "ticker": names,
-                    "date": qtime.session_at(i),
+                    "date": sessions.session_at(i),
                     "adj_close": latest["adj_close"],
                     "volume": latest["volume"],
                 }
@@ -207,15 +207,15 @@ def ingest_prices(
 ) -> IngestReport:
     """Validate one session's bars (rows, bounds, availability, then steps against the stored bars before
     it) and append them to the lake; every rejected record goes to the quarantine with its reason."""
-    session = qtime.require_session(session)
+    session = sessions.require_session(session)
     now = now or pd.Timestamp.now(tz="UTC")
     batch = source.prices(session)
     clean, rejects = validate_prices(batch.records, session, source.universe(), limits)
-    close = pd.Series(qtime.session_close(session), index=clean.index)
+    close = pd.Series(sessions.session_close(session), index=clean.index)
     clean, late, ingest_time = _available(clean, close, PRICE_LAG, clock, now)
     # the bars known when this session's became available (backfill) or now (live): the same decision
     # however late a backfill runs, whatever was restated since
-    known_at = now if clock == "live" else qtime.session_close(session) + PRICE_LAG
+    known_at = now if clock == "live" else sessions.session_close(session) + PRICE_LAG
     history = previous_bars(root, session, clean["ticker"], limits.lookback, known_at)
     clean, steps, flags = check_steps(clean, session, history, limits)
     rows = pd.DataFrame(
@@ -238,9 +238,9 @@ def ingest_prices(
 def ingest_alt(
     source: AltSource, session: dt.date, root: Path, clock: Clock = "backfill", now: pd.Timestamp | None = None
 ) -> IngestReport:
-    session = qtime.require_session(session)
+    session = sessions.require_session(session)
     now = now or pd.Timestamp.now(tz="UTC")
-    days = qtime.owned_calendar_days(session)
+    days = sessions.owned_calendar_days(session)
     batch = source.alt(session)
     clean, rejects = validate_alt(batch.records, days, source.universe())
     ends = pd.to_datetime(clean["day"].map(lambda d: d + dt.timedelta(days=1))) if not clean.empty else None

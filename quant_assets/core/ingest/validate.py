@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 
 REJECT_COLUMNS = ["ticker", "source_file", "source_line", "reason", "detail", "raw"]
 PRICE_FIELDS = ["open", "high", "low", "close", "adj_close"]
@@ -372,8 +372,8 @@ def _step_flags(
 
 def _is_session_or_false(day: dt.date) -> bool:
     try:
-        return qtime.is_session(day)
-    except qtime.CalendarError:
+        return sessions.is_session(day)
+    except sessions.CalendarError:
         return False
 
 

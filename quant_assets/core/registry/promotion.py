@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from quant_assets.core import lake
-from quant_assets.core import predict as scoring
-from quant_assets.core import time as qtime
-from quant_assets.core.metrics import daily_ic
+from quant_assets.core import sessions
+from quant_assets.core.research import scoring
+from quant_assets.core.research.metrics import daily_ic
+from quant_assets.core.storage import lake
 
 MIN_COMMON_DAYS = 20
 
@@ -61,7 +61,7 @@ def head_to_head(challenger: pd.DataFrame, champion: pd.DataFrame, labels: pd.Da
 def track_record(root, oos: pd.DataFrame, node: str, after, until) -> pd.DataFrame:
     """A model's out-of-sample predictions: its walk-forward test rows, then its live predictions in (after, until]."""
     frames = [oos[["date", "entity_key", "prediction"]]]
-    for day in qtime.sessions_between(qtime.next_session(after), until):
+    for day in sessions.sessions_between(sessions.next_session(after), until):
         live = lake.read_partition(root, scoring.DATASET, day)
         if len(live):
             live = lake.latest_versions(live[live["model"] == node], ["entity_key"])

@@ -36,8 +36,8 @@ from functools import cached_property, lru_cache
 import numpy as np
 import pandas as pd
 
-from quant_assets.core import time as qtime
-from quant_assets.core.sources.base import RawBatch
+from quant_assets.core import sessions
+from quant_assets.core.ingest.sources.base import RawBatch
 
 LEVELS = 16  # bridge horizon: 2**16 half-steps, about 130 years of sessions
 HORIZON = 2**LEVELS
@@ -110,7 +110,7 @@ class SyntheticMarket:
             raise ValueError("n_tickers must be at least 1")
         self.seed = int(seed)
         self.n = int(n_tickers)
-        self.regime_change = qtime.require_session(regime_change)
+        self.regime_change = sessions.require_session(regime_change)
         self.name = f"synthetic(seed={self.seed},n={self.n})"
         self.tickers = np.array([f"SYN{i:03d}" for i in range(self.n)])
 
@@ -132,7 +132,7 @@ class SyntheticMarket:
 
     @cached_property
     def _regime_index(self) -> int:
-        return qtime.session_index(self.regime_change)
+        return sessions.session_index(self.regime_change)
 
     def _post(self, n: int) -> bool:
         return n >= self._regime_index
@@ -169,7 +169,7 @@ class SyntheticMarket:
         return _normals(self.seed, "v", n, self.n)
 
     def bars(self, session: dt.date) -> pd.DataFrame:
-        n = qtime.session_index(session)
+        n = sessions.session_index(session)
         if n < 2:
             raise ValueError("the synthetic market starts on its third session")
         st = self._static
@@ -205,8 +205,8 @@ class SyntheticMarket:
     def tweets_for_day(self, day: dt.date) -> pd.DataFrame:
         """Daily tweet aggregates for one UTC calendar day."""
         st = self._static
-        is_session = qtime.is_session(day)
-        n = qtime.session_index(day) if is_session else qtime.session_index(qtime.session_on_or_after(day))
+        is_session = sessions.is_session(day)
+        n = sessions.session_index(day) if is_session else sessions.session_index(sessions.session_on_or_after(day))
         post = self._post(n)
         ordinal = day.toordinal()
         noise = _normals(self.seed, "sentiment_noise", ordinal, self.n) * SENTIMENT_NOISE
@@ -232,6 +232,6 @@ class SyntheticMarket:
         )
 
     def alt(self, session: dt.date) -> RawBatch:
-        frames = [self.tweets_for_day(d) for d in qtime.owned_calendar_days(session)]
+        frames = [self.tweets_for_day(d) for d in sessions.owned_calendar_days(session)]
         df = pd.concat(frames, ignore_index=True)
         return RawBatch(df.assign(source_file=self.name, source_line=pd.NA, raw=pd.NA))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quant_assets.core.sources.base import AltSource, Notice, PriceSource, RawBatch, SourceError, ticker_of
-from quant_assets.core.sources.stocknet_tweets import StockNetTweets
-from quant_assets.core.sources.synthetic import SyntheticMarket
-from quant_assets.core.sources.yahoo_csv import YahooCsvPrices
+from quant_assets.core.ingest.sources.base import AltSource, Notice, PriceSource, RawBatch, SourceError, ticker_of
+from quant_assets.core.ingest.sources.stocknet_tweets import StockNetTweets
+from quant_assets.core.ingest.sources.synthetic import SyntheticMarket
+from quant_assets.core.ingest.sources.yahoo_csv import YahooCsvPrices
 
 SOURCE_KINDS = ("synthetic", "stocknet")
 

@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from quant_assets.core import backtest as bt
-from quant_assets.core import drift, lake, snapshots
-from quant_assets.core import predict as scoring
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features import staleness
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.models import Ensemble
-from quant_assets.core.sources.base import PRICE_LAG
+from quant_assets.core.ingest.sources.base import PRICE_LAG
+from quant_assets.core.monitoring import drift
+from quant_assets.core.research import backtest, scoring, snapshots
+from quant_assets.core.research.training import Ensemble
+from quant_assets.core.storage import lake
 
 
 class DriftInputError(RuntimeError):
@@ -61,7 +61,7 @@ class ModelProfile:
 
 def as_of_time(day: dt.date) -> pd.Timestamp:
     """What a drift row for ``day`` may know: everything ingested by the day's close + the price lag."""
-    return qtime.session_close(day) + PRICE_LAG
+    return sessions.session_close(day) + PRICE_LAG
 
 
 class DriftRange:
@@ -74,17 +74,17 @@ class DriftRange:
         profile: ModelProfile,
         days: list[dt.date],
         alerts: drift.AlertConfig | None = None,
-        costs: bt.Costs | None = None,
-        rule: bt.PortfolioRule = drift.LIVE_RULE,
+        costs: backtest.Costs | None = None,
+        rule: backtest.PortfolioRule = drift.LIVE_RULE,
     ):
         if not days:
             raise ValueError("no days to monitor")
         self.root, self.profile = Path(root), profile
-        self.alerts, self.costs, self.rule = alerts or drift.AlertConfig(), costs or bt.Costs(), rule
-        self.days = sorted(qtime.require_session(d) for d in days)
+        self.alerts, self.costs, self.rule = alerts or drift.AlertConfig(), costs or backtest.Costs(), rule
+        self.days = sorted(sessions.require_session(d) for d in days)
         self.lookback = self.alerts.lookback
-        first = qtime.session_offset(self.days[0], -(profile.horizon + self.lookback))
-        self.sessions = qtime.sessions_between(first, self.days[-1])
+        first = sessions.session_offset(self.days[0], -(profile.horizon + self.lookback))
+        self.sessions = sessions.sessions_between(first, self.days[-1])
         self._pos = {d: i for i, d in enumerate(self.sessions)}
         self.prices = self._read("raw_prices")
         self.predictions = self._read(scoring.DATASET)
@@ -108,7 +108,7 @@ class DriftRange:
         """
         span = self.sessions
         queries = pd.DataFrame(
-            [(e, qtime.decision_time(d), d) for d in span for e in self.profile.universe],
+            [(e, sessions.decision_time(d), d) for d in span for e in self.profile.universe],
             columns=["entity_key", "as_of", "date"],
         )
         pit = store.get_point_in_time(
@@ -145,16 +145,16 @@ class DriftRange:
         self.feature_psi = psi
         return out
 
-    def _labels(self, sessions: list[dt.date], as_of: pd.Timestamp) -> pd.DataFrame:
-        """Adjusted open-to-open labels of ``sessions`` from price versions known at ``as_of``."""
+    def _labels(self, days: list[dt.date], as_of: pd.Timestamp) -> pd.DataFrame:
+        """Adjusted open-to-open labels of ``days`` from price versions known at ``as_of``."""
         h = self.profile.horizon
-        frames = [self.prices[d] for d in sessions + [qtime.session_offset(sessions[-1], k) for k in range(1, h + 1)]]
+        frames = [self.prices[d] for d in days + [sessions.session_offset(days[-1], k) for k in range(1, h + 1)]]
         px = pd.concat([f for f in frames if not f.empty], ignore_index=True)
-        return snapshots.forward_returns(snapshots.known_bars(px, as_of), sessions, h)
+        return snapshots.forward_returns(snapshots.known_bars(px, as_of), days, h)
 
     def row(self, day: dt.date) -> dict:
         """The drift row of ``day``; raises DriftInputError when the day has nothing to monitor."""
-        day = qtime.require_session(day)
+        day = sessions.require_session(day)
         i = self._pos[day]
         matured = self.sessions[i - self.profile.horizon]
         window = self.sessions[max(0, i - self.profile.horizon - self.lookback) : i - self.profile.horizon + 1]

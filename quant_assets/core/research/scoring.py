@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from quant_assets.core import lake
-from quant_assets.core import time as qtime
+from quant_assets.core import sessions
 from quant_assets.core.features import staleness
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.models import Ensemble
+from quant_assets.core.research.training import Ensemble
+from quant_assets.core.storage import lake
 
 DATASET = "predictions"
 SCHEMA = pa.schema(
@@ -31,7 +31,7 @@ def scoring_frame(store: FeatureStore, features: list[str], day: dt.date, univer
     """The model's inputs for ``day``: each name's features as known at its decision time, under the one
     staleness rule (``features.staleness``) that training snapshots use too; names without usable prices
     are left out. Holds ``entity_key``, the features and each family's answering event time."""
-    when = qtime.decision_time(day)
+    when = sessions.decision_time(day)
     pit = store.get_latest(universe, features, when, since=staleness.earliest_partition(day), until=day)
     # later partitions hold only events after the decision time: a backfill of old days does not read them
     pit, usable = staleness.apply(pit, [day] * len(pit), store.families(features))
@@ -45,7 +45,7 @@ def score_day(store: FeatureStore, model: Ensemble, model_node: str, day: dt.dat
 
 def _predictions(model: Ensemble, model_node: str, day: dt.date, frame: pd.DataFrame) -> pd.DataFrame:
     """event_time = ingest_time = the decision time: a prediction is made then, from what was known then."""
-    when = qtime.decision_time(day)
+    when = sessions.decision_time(day)
     return pd.DataFrame(
         {
             "entity_key": frame["entity_key"].astype(str).to_numpy(),
@@ -85,5 +85,5 @@ def score_days(
 def write_day(root: Path, day: dt.date, predictions: pd.DataFrame) -> lake.WriteResult:
     """Append; the same model scoring the same day again adds nothing."""
     return lake.append_new_versions(
-        root, DATASET, day, predictions, ["entity_key", "model"], ["prediction"], qtime.decision_time(day), SCHEMA
+        root, DATASET, day, predictions, ["entity_key", "model"], ["prediction"], sessions.decision_time(day), SCHEMA
     )

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from quant_assets.core import time as qtime
-from quant_assets.core.sources.base import Notice, RawBatch, SourceError, locate_file, ticker_of
-from quant_assets.core.validate import concat_rejects, make_rejects, utf8_safe
+from quant_assets.core import sessions
+from quant_assets.core.ingest.sources.base import Notice, RawBatch, SourceError, locate_file, ticker_of
+from quant_assets.core.ingest.validate import concat_rejects, make_rejects, utf8_safe
 
 HEADER = ["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"]
 FIELDS = ["date", "open", "high", "low", "close", "adj_close", "volume"]
@@ -81,7 +81,7 @@ def _owner_sessions(dates: list[str | None]) -> np.ndarray:
     when no line of the file has a usable date.
     """
     parsed = pd.to_datetime(pd.Series(dates, dtype="string"), format="%Y-%m-%d", errors="coerce")
-    cal = qtime.calendar()
+    cal = sessions.calendar()
     days = parsed.to_numpy(dtype="datetime64[D]")
     usable = ~np.isnat(days) & (days >= cal.sessions[0]) & (days <= cal.sessions[-1])
     days = pd.Series(np.where(usable, days, np.datetime64("NaT"))).bfill().ffill().to_numpy(dtype="datetime64[D]")

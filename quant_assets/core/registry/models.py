@@ -1,4 +1,4 @@
-"""Model registry and lineage in Postgres (schema ``quant``, tables in core/pg.py).
+"""Model registry and lineage in Postgres (schema ``quant``, tables in core/storage/pg.py).
 
 Lineage is a graph of edges ``src -> dst`` between typed node ids:
 ``source:<dataset>:<date>``, ``family:<name>@<version>``, ``feature:<name>@<version>``,
@@ -10,7 +10,7 @@ downstream of it.
 Promotion rule: a candidate becomes champion when its rank IC is positive
 and at least the current champion's plus ``min_improvement``; otherwise it
 is rejected. Both are scored on the same out-of-sample sessions when there
-are enough of them (``core/promotion.py``), else on their own walk-forward
+are enough of them (``core/registry/promotion.py``), else on their own walk-forward
 test periods (the reason says which). Both decisions are recorded.
 """
 
@@ -25,9 +25,9 @@ import pandas as pd
 import pyarrow as pa
 from psycopg2.extras import execute_values
 
-from quant_assets.core import lake
-from quant_assets.core.models import Ensemble, sha256
-from quant_assets.core.promotion import MIN_COMMON_DAYS, HeadToHead
+from quant_assets.core.registry.promotion import MIN_COMMON_DAYS, HeadToHead
+from quant_assets.core.research.training import Ensemble, sha256
+from quant_assets.core.storage import lake
 
 PROMOTION_METRIC = "rank_ic"
 _MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")

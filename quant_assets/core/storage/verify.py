@@ -27,9 +27,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from quant_assets.core import lake, snapshots
 from quant_assets.core.features import store
-from quant_assets.core.models import sha256
+from quant_assets.core.research import snapshots
+from quant_assets.core.research.training import sha256
+from quant_assets.core.storage import lake
 
 CHECKED = (lake.CorruptFile, store.FeatureStoreError, snapshots.SnapshotError, OSError, ValueError)
 

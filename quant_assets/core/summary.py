@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from quant_assets.core import lake
+from quant_assets.core.storage import lake
 
 DATASETS = ("raw_prices", "alt_data")
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from quant_assets.core.metrics import icir, wide_ic
+from quant_assets.core.research.metrics import icir, wide_ic
 
 DAYS = 252
 EULER_GAMMA = 0.5772156649015329

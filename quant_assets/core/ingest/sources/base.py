@@ -13,7 +13,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from quant_assets.core.validate import empty_rejects, utf8_safe
+from quant_assets.core.ingest.validate import empty_rejects, utf8_safe
 
 # How long after its event time a value of each dataset is known to the system.
 PRICE_LAG = pd.Timedelta(minutes=15)
