@@ -9,14 +9,13 @@ from quant_assets.core import sessions
 from quant_assets.core.features.store import compact
 from quant_assets.core.monitoring import drift, history
 from quant_assets.core.registry import models
-from quant_assets.core.storage import pg
 from quant_assets.defs.backtests import champion_backtest
 from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.features import alt_features, price_features
-from quant_assets.defs.models import MODEL_NAME, predictions, trained_model, training_snapshot
+from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.raw import alt_data, raw_prices
-from quant_assets.defs.resources import AlertPolicy, LakeResource, PostgresResource
+from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
 
 DAILY_CRON = "30 17 * * 1-5"  # 17:30 New York, after the close (13:00 on early-close days) and the data lags
 
@@ -73,12 +72,12 @@ IN_FLIGHT = [
     "with run key retrain:<model>:<signal>:<date> (the latest such breach when new rows arrive in a batch). "
     "One retrain in flight at a time.",
 )
-def retrain_on_drift(context: dg.SensorEvaluationContext, postgres: PostgresResource, alert_policy: AlertPolicy):
+def retrain_on_drift(context: dg.SensorEvaluationContext, registry: RegistryResource, alert_policy: AlertPolicy):
     state = json.loads(context.cursor) if context.cursor else {"seq": 0, "last": {}}
-    with pg.connect(postgres.url) as conn:
-        champions = models.champions(conn, MODEL_NAME)
+    with registry.connect() as conn:
+        champions = models.champions(conn, registry.name)
         if not champions:
-            return dg.SkipReason(f"no champion of {MODEL_NAME}")
+            return dg.SkipReason(f"no champion of {registry.name}")
         champion = champions[0].node
         rows = history.read(conn, model=champion)
     new = rows[rows["seq"] > state["seq"]]
@@ -147,8 +146,8 @@ compaction_schedule = dg.ScheduleDefinition(
     description="Records every failed run launched through the instance (schedule, sensor, backfill, UI) in "
     "quant.run_failures: job, partition, tags, error.",
 )
-def record_run_failures(context: dg.RunFailureSensorContext, postgres: PostgresResource):
+def record_run_failures(context: dg.RunFailureSensorContext, registry: RegistryResource):
     run = context.dagster_run
     error = context.failure_event.message or "run failed"
-    with pg.connect(postgres.url) as conn:
+    with registry.connect() as conn:
         history.record_run_failure(conn, run.run_id, run.job_name, run.tags.get("dagster/partition"), run.tags, error)

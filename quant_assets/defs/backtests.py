@@ -13,10 +13,9 @@ from quant_assets.core.registry import models
 from quant_assets.core.research import backtest, snapshots
 from quant_assets.core.research.metrics import daily_ic
 from quant_assets.core.research.training import Ensemble, TrainConfig, walk_forward
-from quant_assets.core.storage import pg
 from quant_assets.defs import plots
-from quant_assets.defs.models import MODEL_NAME, trained_model
-from quant_assets.defs.resources import PostgresResource
+from quant_assets.defs.models import trained_model
+from quant_assets.defs.resources import RegistryResource
 
 OWNERS = ["team:quant-research"]
 
@@ -72,13 +71,13 @@ def _ic_plot(frame: pd.DataFrame) -> dg.MetadataValue:
     "drawdown, daily IC, metrics; recorded in quant.backtests and as 'backtest' metrics of the model.",
 )
 def champion_backtest(
-    context: dg.AssetExecutionContext, config: BacktestConfig, postgres: PostgresResource
+    context: dg.AssetExecutionContext, config: BacktestConfig, registry: RegistryResource
 ) -> dg.MaterializeResult:
     rule, costs = config.parts()
-    with pg.connect(postgres.url) as conn:
-        champs = models.champions(conn, MODEL_NAME)
+    with registry.connect() as conn:
+        champs = models.champions(conn, registry.name)
         if not champs:
-            raise dg.Failure(f"no champion for {MODEL_NAME}: materialise trained_model first")
+            raise dg.Failure(f"no champion for {registry.name}: materialise trained_model first")
         ref = champs[0]
         snapshot = models.model_files(conn, ref)[1]
         frame = models.load_oos(conn, ref)
@@ -187,7 +186,7 @@ def run_cell(cell: dict) -> dict:
 
 @dg.op(description="Stitch each configuration's folds into one out-of-sample series; DSR of the best; PBO.")
 def aggregate_sweep(
-    context: dg.OpExecutionContext, config: SweepConfig, cells: list[dict], postgres: PostgresResource
+    context: dg.OpExecutionContext, config: SweepConfig, cells: list[dict], registry: RegistryResource
 ) -> dg.Output[dict]:
     nets = {}
     grosses = {}
@@ -217,7 +216,7 @@ def aggregate_sweep(
     overfit = backtest.pbo(net, n_blocks=config.pbo_blocks)
     snapshot = cells[0]["snapshot"] if cells else ""
     summary = {"best": best, "configs": len(net.columns), "cells": len(cells), **dsr, **overfit}
-    with pg.connect(postgres.url) as conn:
+    with registry.connect() as conn:
         sid = hashlib.sha256(json.dumps([snapshot, config.model_dump()], sort_keys=True).encode()).hexdigest()[:12]
         models.record_backtest(
             conn, f"sweep:{sid}", "sweep", snapshot, config.model_dump(), {**summary, "table": table.to_dict("records")}

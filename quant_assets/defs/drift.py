@@ -13,12 +13,12 @@ from quant_assets.core.monitoring import drift, history
 from quant_assets.core.monitoring.window import DriftInputError, DriftRange, ModelProfile
 from quant_assets.core.registry import models
 from quant_assets.core.research import backtest, scoring, snapshots
-from quant_assets.core.storage import lake, pg
+from quant_assets.core.storage import lake
 from quant_assets.defs import plots
-from quant_assets.defs.models import MODEL_NAME, predictions
+from quant_assets.defs.models import predictions
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.raw import raw_prices
-from quant_assets.defs.resources import AlertPolicy, LakeResource, PostgresResource
+from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
 
 OWNERS = ["team:quant-research"]
 CHECK = "alert_levels"
@@ -43,8 +43,8 @@ class DriftConfig(dg.Config):
     slippage_bps: float = 5.0
 
 
-def monitored_models(root, days: list, lookback: int) -> list[str]:
-    """Models of MODEL_NAME that scored any session the days' windows read (the model column only)."""
+def monitored_models(root, days: list, lookback: int, name: str) -> list[str]:
+    """Models of ``name`` that scored any session the days' windows read (the model column only)."""
     first = sessions.session_offset(days[0], -(lookback + 2))  # + the horizon, with room to spare
     files = [
         str(f)
@@ -55,7 +55,7 @@ def monitored_models(root, days: list, lookback: int) -> list[str]:
         return []
     rows = duckdb.sql(
         "SELECT DISTINCT model FROM read_parquet(?) WHERE starts_with(model, ?)",
-        params=[files, f"model:{MODEL_NAME}:v"],
+        params=[files, f"model:{name}:v"],
     ).fetchall()
     return sorted((m for (m,) in rows), key=lambda m: int(m.rsplit(":v", 1)[1]))
 
@@ -104,7 +104,7 @@ def drift_metrics(
     context: dg.AssetExecutionContext,
     config: DriftConfig,
     lake: LakeResource,
-    postgres: PostgresResource,
+    registry: RegistryResource,
     alert_policy: AlertPolicy,
 ) -> dg.MaterializeResult:
     days = [sessions.as_date(k) for k in context.partition_keys]
@@ -114,10 +114,10 @@ def drift_metrics(
         backtest.Costs(config.cost_bps, config.slippage_bps),
     )
     rows, errors, without_psi = [], {}, {}
-    with pg.connect(postgres.url) as conn:
-        nodes = monitored_models(lake.path, days, alert_policy.rules().lookback)
+    with registry.connect() as conn:
+        nodes = monitored_models(lake.path, days, alert_policy.rules().lookback, registry.name)
         if not nodes:
-            raise dg.Failure(f"no predictions of {MODEL_NAME} around {days[0]}..{days[-1]}: materialise predictions")
+            raise dg.Failure(f"no predictions of {registry.name} around {days[0]}..{days[-1]}: materialise predictions")
         for node in nodes:
             profile = _profile(conn, lake.path, store, node)
             without_psi.update({f"{node} {f}": r.reason for f, r in profile.feature_refs.items() if r.reason})

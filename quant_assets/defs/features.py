@@ -12,7 +12,7 @@ from quant_assets.core.features.materialize import FamilyRun, materialize
 from quant_assets.core.provenance import code_version
 from quant_assets.core.storage import pg
 from quant_assets.defs.partitions import trading_days
-from quant_assets.defs.resources import LakeResource, PostgresResource
+from quant_assets.defs.resources import LakeResource, RegistryResource
 
 OWNERS = ["team:quant-research"]
 
@@ -42,8 +42,8 @@ def catalog_table() -> pd.DataFrame:
     description="Registers every feature definition (name, version, inputs, lookback, lag, owner) in "
     "Postgres quant.feature_definitions; old versions stay registered.",
 )
-def feature_catalog(postgres: PostgresResource) -> dg.MaterializeResult:
-    with pg.connect(postgres.url) as conn:
+def feature_catalog(registry: RegistryResource) -> dg.MaterializeResult:
+    with registry.connect() as conn:
         new = pg.register_features(conn, ALL_FEATURES.values(), code_version())
         registered = pg.feature_catalog(conn)
     table = catalog_table()

@@ -15,14 +15,12 @@ from quant_assets.core.provenance import code_version
 from quant_assets.core.registry import models, promotion
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.research.training import TrainConfig, train_walk_forward
-from quant_assets.core.storage import pg
 from quant_assets.defs import plots
 from quant_assets.defs.features import alt_features, price_features
 from quant_assets.defs.partitions import trading_days
-from quant_assets.defs.resources import LakeResource, PostgresResource
+from quant_assets.defs.resources import LakeResource, RegistryResource
 
 OWNERS = ["team:quant-research"]
-MODEL_NAME = models.check_model_name(os.environ.get("QUANT_MODEL_NAME", "equity_lgbm"))
 
 
 class SnapshotConfig(dg.Config):
@@ -43,7 +41,7 @@ class SnapshotConfig(dg.Config):
     "over `horizon` sessions, only labels matured by `as_of`) in <data root>/snapshots/<fingerprint>/.",
 )
 def training_snapshot(
-    context: dg.AssetExecutionContext, config: SnapshotConfig, lake: LakeResource, postgres: PostgresResource
+    context: dg.AssetExecutionContext, config: SnapshotConfig, lake: LakeResource, registry: RegistryResource
 ) -> dg.Output[str]:
     store = FeatureStore(lake.path, ALL_FEATURES)
     data, manifest = snapshots.build(
@@ -67,7 +65,7 @@ def training_snapshot(
         family = FAMILIES[fam.split("@")[0]]
         parts = sessions.sessions_between(compute.window_partitions(family, first)[0], last)
         windows[fam] = ([d.isoformat() for d in parts], family.source)
-    with pg.connect(postgres.url) as conn:
+    with registry.connect() as conn:
         models.add_edges(conn, models.snapshot_edges(manifest, feature_family, windows))
     summary = {k: v for k, v in manifest.items() if k not in ("universe", "features", "producer_versions")}
     return dg.Output(
@@ -123,9 +121,9 @@ def _ic_plot(predictions: pd.DataFrame) -> dg.MetadataValue:
     return plots.as_markdown(fig, "daily rank IC")
 
 
-def _head_to_head(conn, root: Path, challenger: pd.DataFrame, snap) -> promotion.HeadToHead | None:
+def _head_to_head(conn, root: Path, challenger: pd.DataFrame, snap, name: str) -> promotion.HeadToHead | None:
     """The challenger against the current champion on their common out-of-sample sessions (None: no champion)."""
-    champs = models.champions(conn, MODEL_NAME)
+    champs = models.champions(conn, name)
     if not champs:
         return None
     champion = champs[0]
@@ -151,7 +149,7 @@ def trained_model(
     config: TrainingConfig,
     training_snapshot: str,
     lake: LakeResource,
-    postgres: PostgresResource,
+    registry: RegistryResource,
 ) -> dg.Output[str]:
     snap = snapshots.read(Path(training_snapshot))
     cfg = TrainConfig(
@@ -162,12 +160,12 @@ def trained_model(
         seeds=tuple(config.seeds),
     )
     result = train_walk_forward(snap.data, snap.features, cfg)
-    files = models.save_model_files(lake.path, MODEL_NAME, result.final.to_bytes(), result.predictions)
-    with pg.connect(postgres.url) as conn:
-        comparison = _head_to_head(conn, lake.path, result.predictions, snap)
+    files = models.save_model_files(lake.path, registry.name, result.final.to_bytes(), result.predictions)
+    with registry.connect() as conn:
+        comparison = _head_to_head(conn, lake.path, result.predictions, snap, registry.name)
         ref = models.register_model(
             conn,
-            MODEL_NAME,
+            registry.name,
             snap.fingerprint,
             snap.manifest["features"],
             result.final.params,
@@ -178,7 +176,7 @@ def trained_model(
             context.run_id,
         )
         decision, reason = models.decide_promotion(conn, ref, config.min_improvement, comparison)
-        champion = models.champions(conn, MODEL_NAME)
+        champion = models.champions(conn, registry.name)
     overall = result.fold_metrics.set_index("fold").loc["overall"]
     context.log.info(f"{ref.node}: {decision} ({reason})")
     return dg.Output(
@@ -224,12 +222,12 @@ def trained_model(
     "champion if the champion's artifact fails verification.",
 )
 def predictions(
-    context: dg.AssetExecutionContext, lake: LakeResource, postgres: PostgresResource
+    context: dg.AssetExecutionContext, lake: LakeResource, registry: RegistryResource
 ) -> dg.MaterializeResult:
     days = [sessions.as_date(k) for k in context.partition_keys]
-    with pg.connect(postgres.url) as conn:
+    with registry.connect() as conn:
         try:
-            used, model, notes = models.load_champion(conn, MODEL_NAME)
+            used, model, notes = models.load_champion(conn, registry.name)
         except (LookupError, models.ArtifactTampered) as exc:
             raise dg.Failure(str(exc)) from exc
         manifest = snapshots.read(snapshots.locate(lake.path, models.model_files(conn, used)[1])).manifest

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from quant_assets.core.ingest.sources import AltSource, PriceSource, make_sources
 from quant_assets.core.monitoring.drift import AlertConfig
+from quant_assets.core.registry import models
+from quant_assets.core.storage import pg
 from quant_assets.paths import default_data_root
 
 
@@ -23,10 +28,32 @@ class LakeResource(dg.ConfigurableResource):
         return Path(self.root).expanduser().resolve()
 
 
-class PostgresResource(dg.ConfigurableResource):
-    """The Postgres holding the ``quant`` schema (feature catalog, registry, drift metrics)."""
+class RegistryResource(dg.ConfigurableResource):
+    """The Postgres holding the ``quant`` schema (feature catalog, model registry, lineage, drift history) and
+    the name of the model this deployment trains, scores and monitors: one resource, so that every asset, check
+    and sensor asks the same registry about the same model."""
 
-    url: str
+    url: str = Field(description="Postgres URL of the quant schema (QUANT_PG_URL), e.g. postgresql+psycopg2://...")
+    model_name: str = Field(
+        default="equity_lgbm",
+        description="Registered model name (QUANT_MODEL_NAME): letters, digits, '_', '.', '-'; at most 64 characters.",
+    )
+
+    @contextmanager
+    def connect(self) -> Iterator:
+        """A connection to the registry; commits on success, rolls back on error."""
+        with pg.connect(self.url) as conn:
+            yield conn
+
+    @property
+    def name(self) -> str:
+        """The checked model name: a bad one fails the run that uses it, naming the rule."""
+        return models.check_model_name(self.model_name)
+
+    def champions(self) -> list[models.ModelRef]:
+        """Champions of ``model_name``, newest promotion first (empty before the first training)."""
+        with self.connect() as conn:
+            return models.champions(conn, self.name)
 
 
 class MarketDataResource(dg.ConfigurableResource):
@@ -92,7 +119,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     """Resources configured from the environment (see README: QUANT_*)."""
     return {
         "lake": LakeResource(root=os.environ.get("QUANT_DATA_ROOT", str(default_data_root()))),
-        "postgres": PostgresResource(url=dg.EnvVar("QUANT_PG_URL")),
+        "registry": RegistryResource(url=dg.EnvVar("QUANT_PG_URL"), model_name=dg.EnvVar("QUANT_MODEL_NAME")),
         "market": MarketDataResource(
             kind=os.environ.get("QUANT_SOURCE", "synthetic"),
             seed=int(os.environ.get("QUANT_SEED", "42")),

@@ -7,7 +7,7 @@ import dagster as dg
 from quant_assets.core.storage import pg
 from quant_assets.defs.backtests import champion_backtest
 from quant_assets.defs.models import trained_model, training_snapshot
-from quant_assets.defs.resources import LakeResource, PostgresResource
+from quant_assets.defs.resources import LakeResource, RegistryResource
 from quant_assets_tests.defs.test_model_assets import RUN_CONFIG
 
 SWEEP_CONFIG = {
@@ -31,7 +31,7 @@ def sweep_job():
 def test_champion_backtest_then_a_parallel_sweep(feature_lake, tmp_path, pg_db, dagster_instance, monkeypatch):
     root = tmp_path / "lake"
     shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
-    resources = {"lake": LakeResource(root=str(root)), "postgres": PostgresResource(url=pg_db)}
+    resources = {"lake": LakeResource(root=str(root)), "registry": RegistryResource(url=pg_db)}
     trained = dg.materialize(
         [training_snapshot, trained_model, champion_backtest],
         instance=dagster_instance,

@@ -19,7 +19,7 @@ from quant_assets.defs.automation import daily_job, daily_schedule, record_run_f
 from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.partitions import trading_days
-from quant_assets.defs.resources import AlertPolicy, LakeResource, PostgresResource
+from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
 from quant_assets_tests.defs.test_model_assets import RUN_CONFIG
 
 SCORED = {"dagster/asset_partition_range_start": "2024-06-03", "dagster/asset_partition_range_end": "2024-06-28"}
@@ -39,7 +39,7 @@ def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
     shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
     resources = {
         "lake": LakeResource(root=str(root)),
-        "postgres": PostgresResource(url=pg_db),
+        "registry": RegistryResource(url=pg_db),
         "alert_policy": AlertPolicy(),
     }
     run = lambda assets, **kw: dg.materialize(assets, instance=dagster_instance, resources=resources, **kw)  # noqa: E731
@@ -91,7 +91,7 @@ def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
         dagster_event=failure,
         dagster_instance=dagster_instance,
         dagster_run=dagster_instance.get_run_by_id(failed.run_id),
-        resources={"postgres": PostgresResource(url=pg_db)},
+        resources={"registry": RegistryResource(url=pg_db)},
     ).for_run_failure()
     record_run_failures(context)
     with pg.connect(pg_db) as conn, conn.cursor() as cur:
@@ -152,7 +152,7 @@ def _tick(instance, url, cursor=None, policy=None):
     context = dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
-        resources={"postgres": PostgresResource(url=url), "alert_policy": policy or AlertPolicy(cooldown_sessions=5)},
+        resources={"postgres": RegistryResource(url=url), "alert_policy": policy or AlertPolicy(cooldown_sessions=5)},
     )
     result = retrain_on_drift(context)
     if isinstance(result, dg.SkipReason):
@@ -222,7 +222,7 @@ def test_retrain_sensor_ignores_a_failed_drift_run_and_waits_for_a_retrain_in_fl
 ):
     root = tmp_path / "lake"
     shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
-    resources = {"lake": LakeResource(root=str(root)), "postgres": PostgresResource(url=pg_db)}
+    resources = {"lake": LakeResource(root=str(root)), "registry": RegistryResource(url=pg_db)}
     failed = dg.materialize(
         [drift_metrics],
         partition_key="2024-06-03",
@@ -312,7 +312,7 @@ def test_bad_alert_policy_and_drift_config_are_refused_with_the_reason(monkeypat
             partition_key="2024-06-03",
             resources={
                 "lake": LakeResource(root=str(tmp_path)),
-                "postgres": PostgresResource(url="unused"),
+                "postgres": RegistryResource(url="unused"),
                 "alert_policy": AlertPolicy(),
             },
             run_config={"ops": {"drift_metrics": {"config": {"on_critical": "fial"}}}},

@@ -9,7 +9,7 @@ from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.storage import pg
 from quant_assets.defs.features import alt_features, feature_catalog, price_features
 from quant_assets.defs.raw import alt_data, raw_prices
-from quant_assets.defs.resources import LakeResource, MarketDataResource, PostgresResource
+from quant_assets.defs.resources import LakeResource, MarketDataResource, RegistryResource
 
 ASSETS = [raw_prices, alt_data, price_features, alt_features]
 
@@ -30,7 +30,7 @@ def test_lineage_shows_which_sources_each_family_reads():
 
 
 def test_catalog_registers_every_version_once(pg_db, dagster_instance):
-    resources = {"postgres": PostgresResource(url=pg_db)}
+    resources = {"registry": RegistryResource(url=pg_db)}
     first = dg.materialize([feature_catalog], instance=dagster_instance, resources=resources)
     again = dg.materialize([feature_catalog], instance=dagster_instance, resources=resources)
     meta = first.asset_materializations_for_node("feature_catalog")[0].metadata

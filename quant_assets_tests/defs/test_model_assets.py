@@ -13,7 +13,7 @@ from quant_assets.core.research import snapshots
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import lake, pg
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
-from quant_assets.defs.resources import LakeResource, PostgresResource
+from quant_assets.defs.resources import LakeResource, RegistryResource
 
 RUN_CONFIG = {
     "ops": {
@@ -26,7 +26,7 @@ RUN_CONFIG = {
 def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dagster_instance):
     root = tmp_path / "lake"
     shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
-    resources = {"lake": LakeResource(root=str(root)), "postgres": PostgresResource(url=pg_db)}
+    resources = {"lake": LakeResource(root=str(root)), "registry": RegistryResource(url=pg_db)}
     trained = dg.materialize(
         [training_snapshot, trained_model], instance=dagster_instance, resources=resources, run_config=RUN_CONFIG
     )
@@ -91,7 +91,7 @@ def test_an_alternative_data_outage_warns_with_its_length_and_scoring_goes_on(
     root = tmp_path / "lake"
     shutil.copytree(gappy_lake, root)
     _champion_on(root, pg_db, "2024-02-01", "2024-04-05")
-    resources = {"lake": LakeResource(root=str(root)), "postgres": PostgresResource(url=pg_db)}
+    resources = {"lake": LakeResource(root=str(root)), "registry": RegistryResource(url=pg_db)}
     week = {"dagster/asset_partition_range_start": "2024-04-08", "dagster/asset_partition_range_end": "2024-04-16"}
     scored = dg.materialize([predictions], instance=dagster_instance, resources=resources, tags=week)
     assert scored.success  # the chain goes on: a warning, not a failure
