@@ -11,14 +11,13 @@ libraries the definitions pull in at import (matplotlib, scipy, scikit-learn and
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
 import sys
 import time
 
-from _common import REPO, git_version, load_text, table
+from _common import REPO, arguments, git_version, load_text, print_table
 
 TARGETS = {"dagster": "import dagster", "quant_assets.definitions": "import quant_assets.definitions"}
 HEAVY = ["matplotlib", "scipy", "sklearn", "lightgbm", "pandas", "pyarrow", "duckdb", "exchange_calendars"]
@@ -46,7 +45,7 @@ def heavy_loaded() -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--reps", type=int, default=7, help="fresh interpreters per import (default 7)")
     reps = parser.parse_args().reps
     print(f"code {git_version()}, python {sys.version.split()[0]}, {load_text()} (before)")
@@ -62,7 +61,7 @@ def main() -> None:
         + [f"{wall[name] / wall['dagster']:.2f}"]
         for name in TARGETS
     ]
-    print(table([f"import (median of {reps})", "CPU s", "x dagster", "wall s", "x dagster"], rows))
+    print_table([f"import (median of {reps})", "CPU s", "x dagster", "wall s", "x dagster"], rows)
     print(f"{load_text()} (after)")
     print("heavy libraries loaded by the definitions:", " ".join(heavy_loaded()) or "none")
 
