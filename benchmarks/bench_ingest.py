@@ -82,7 +82,7 @@ DATASETS = ("raw_prices", "alt_data")
 def _child_ingest(root: str, day: str, trace: bool) -> dict:
     t0 = time.perf_counter()
     from quant_assets.core import sessions
-    from quant_assets.core.ingest import ingest_alt, ingest_prices
+    from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
     from quant_assets.core.ingest.sources import make_sources
 
     t1 = time.perf_counter()
@@ -120,7 +120,7 @@ def _child_ingest(root: str, day: str, trace: bool) -> dict:
 def _child_ingest_warm(roots: list[str], day: str, n: int) -> dict:
     """Paired warm timings: one process, round-robin over the lakes, the day's partitions removed after each."""
     from quant_assets.core import sessions
-    from quant_assets.core.ingest import ingest_alt, ingest_prices
+    from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
     from quant_assets.core.ingest.sources import make_sources
 
     prices, alt = make_sources("synthetic", seed=SEED, n_tickers=N_TICKERS)
@@ -154,7 +154,7 @@ def _child_source(day: str, regime: str | None) -> dict:
 
 def _child_fill(root: str, first: str, last: str) -> dict:
     from quant_assets.core import sessions
-    from quant_assets.core.ingest import ingest_alt, ingest_prices
+    from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
     from quant_assets.core.ingest.sources import make_sources
 
     prices, alt = make_sources("synthetic", seed=SEED, n_tickers=N_TICKERS)
@@ -169,7 +169,7 @@ def _child_fill(root: str, first: str, last: str) -> dict:
 
 def _child_stocknet(root: str, dataset: str, first: str, last: str, stocknet_dir: str) -> dict:
     from quant_assets.core import sessions
-    from quant_assets.core.ingest import ingest_alt, ingest_prices
+    from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
     from quant_assets.core.ingest.sources import make_sources
 
     sessions.calendar()
