@@ -1,20 +1,28 @@
-"""Helpers shared by the benchmark scripts: child processes, resource probes, tables, load and code version.
+"""Helpers shared by the benchmark scripts: child processes, resource probes, and the report (header,
+sections, tables, number formats, load and code version, footer).
 
 Each benchmark runs its measurements in fresh child processes of its own script (``script --child KIND
 '<json args>'``, the child prints one JSON line last) so imports, caches and memory peaks do not carry
-over between measurements.
+over between measurements. Every report starts with the interpreter, machine, code version and load
+average and ends with the load and code version again, because the machines are shared and noisy and a
+figure means nothing without the code it measured.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,8 +92,16 @@ def run(script: str | Path, kind: str, *args) -> dict:
     return collect(spawn(script, kind, *args))
 
 
-def table(headers: list[str], rows: list[list]) -> str:
-    """A plain-text table: first column left-aligned, the others right-aligned."""
+# --------------------------------------------------------------------------- report
+
+
+def table(headers: list[str] | str, rows: list[list]) -> str:
+    """A plain-text table: first column left-aligned, the others right-aligned.
+
+    ``headers`` may be one string with the column names separated by ``|``, which keeps a wide table's
+    header on a line or two of the script.
+    """
+    headers = headers.split("|") if isinstance(headers, str) else headers
     cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
@@ -96,12 +112,86 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def print_table(headers: list[str] | str, rows: list[list], note: str | None = None) -> None:
+    """Print ``table(headers, rows)`` and, below it, the note that says what its columns mean."""
+    print(table(headers, rows))
+    if note:
+        print(note)
+
+
 def med(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
+def ms(seconds: float) -> str:
+    """Seconds as milliseconds, one decimal."""
+    return f"{1000 * seconds:.1f}"
+
+
+def mb(x: float | None) -> str:
+    """MiB with one decimal, '-' when not measured."""
+    return "-" if x is None else f"{x:.1f}"
+
+
+def ratio(a: float, b: float) -> str:
+    """a / b with two decimals, '-' when b is zero."""
+    return f"{a / b:.2f}" if b else "-"
+
+
+def reps(runs: list[dict], key: str = "wall_s") -> str:
+    """Every repetition's figure, in run order (the spread is part of the result)."""
+    return ", ".join(f"{r[key]:.2f}" for r in runs)
+
+
+def loads(runs: list[dict]) -> str:
+    """The range of the 1-minute load averages the children recorded (``load`` lists in their results)."""
+    values = [x for r in runs for x in r["load"]]
+    return f"{min(values):.1f}-{max(values):.1f}"
+
+
 def load_text() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """A command-line parser whose ``--help`` shows the script's docstring (what it measures and how)."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def machine_text() -> str:
+    return f"python {platform.python_version()}, {os.cpu_count()} cpus, {platform.platform()}"
+
+
+def section(title: str) -> None:
+    """A titled part of the report, with the load average as it starts."""
+    print(f"\n== {title}; {load_text()}")
+
+
+@contextmanager
+def report(
+    name: str,
+    code_paths: str = "quant_assets",
+    label: str = "temp dir",
+    detail: str = "",
+    code: str | None = None,
+    end_note: Callable[[], str] | None = None,
+) -> Iterator[Path]:
+    """A benchmark run in a fresh temporary directory: header first, directory removed, footer last.
+
+    The footer (total runtime, load, code version at the end) is printed only after a complete run;
+    ``end_note`` replaces the default code-at-end line (a script that hashes its sources says more).
+    """
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix=f"{name}_"))
+    try:
+        print(f"{name}: {machine_text()}, code {code or git_version(code_paths)}")
+        print(f"{label} {tmp}; {f'{detail}; ' if detail else ''}at start: {load_text()}")
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\ntotal benchmark runtime {time.perf_counter() - started:.0f} s; {label} removed; at end: {load_text()}")
+    default = f"code at end {git_version(code_paths)} (a change during the run would make the figures mixed)"
+    print(end_note() if end_note else default)
 
 
 def git_version(paths: str = "quant_assets") -> str:

@@ -12,13 +12,12 @@ Dagster's per-step process start-up, reported separately: see the note at the en
 
 from __future__ import annotations
 
-import argparse
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
+from _common import arguments, git_version, load_text, machine_text
 
 from quant_assets.core.research import backtest
 
@@ -66,15 +65,14 @@ def _cell(args) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--assets", type=int, default=500)
-    parser.add_argument("--days", type=int, default=2520)
-    parser.add_argument("--configs", type=int, default=50)
-    parser.add_argument("--folds", type=int, default=5)
+    parser = arguments(__doc__)
+    parser.add_argument("--assets", type=int, default=500, help="names in the random panel (default 500)")
+    parser.add_argument("--days", type=int, default=2520, help="sessions in the panel (default 2520)")
+    parser.add_argument("--configs", type=int, default=50, help="configurations in the sweep (default 50)")
+    parser.add_argument("--folds", type=int, default=5, help="walk-forward test folds in the sweep (default 5)")
     args = parser.parse_args()
-    print(
-        f"bench_backtest: {args.assets} assets x {args.days} days, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}"
-    )
+    print(f"bench_backtest: {args.assets} assets x {args.days} days, {machine_text()}, code {git_version()}")
+    print(f"at start: {load_text()}")
     _init(args.assets, args.days)
     full = [(c, 0, args.days) for c in configs(8)]
     for kind in ("long_short", "topk"):

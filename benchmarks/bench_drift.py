@@ -15,7 +15,6 @@ Run: .venv/bin/python benchmarks/bench_drift.py [--keep]   (work dir: data/bench
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -131,7 +130,7 @@ def _cli_backfill(root: Path, url: str, first, last) -> tuple[float, int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.arguments(__doc__)
     parser.add_argument("--keep", action="store_true", help="keep data/benchmarks/drift afterwards")
     args = parser.parse_args()
     work = REPO / "data" / "benchmarks" / "drift"

@@ -86,11 +86,9 @@ store allocates its answer matrix in 4 KiB pages for this reason).
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -480,23 +478,13 @@ _spawn = partial(common.spawn, __file__)  # _spawn(kind, *args): this script's c
 _run = partial(common.run, __file__)
 
 
-def _reps(runs: list[dict]) -> str:
-    return ", ".join(f"{r['wall_s']:.2f}" for r in runs)
-
-
-def _loads(runs: list[dict]) -> str:
-    values = [x for r in runs for x in r["load"]]
-    return f"{min(values):.1f}-{max(values):.1f}"
-
-
 def build_store(tmp: Path) -> Path:
     from quant_assets.core.features.store import family_dir
 
     root = tmp / f"store_{N_DAYS}"
-    print(
-        f"\n== build: {N_ENTITIES} entities x {N_DAYS} sessions to {END}, {N_FEATURES} features, "
-        f"{RESTATED_PER_DAY / N_ENTITIES:.0%} restated; store.write_day, {BUILD_WORKERS} processes; "
-        f"{common.load_text()}"
+    common.section(
+        f"build: {N_ENTITIES} entities x {N_DAYS} sessions to {END}, {N_FEATURES} features, "
+        f"{RESTATED_PER_DAY / N_ENTITIES:.0%} restated; store.write_day, {BUILD_WORKERS} processes"
     )
     t0 = time.perf_counter()
     first = _run("build", str(root), 0, 1)  # creates the manifest before the workers race for it
@@ -536,7 +524,7 @@ def build_store(tmp: Path) -> Path:
         size = sum(f.stat().st_size for f in (packed / "_compacted").glob("*.parquet"))
         print(
             f"  {n_days} sessions: {c['files']:,} files -> {c['records']} compacted files ({size / 2**20:.0f} MiB,"
-            f" uncompressed) in {c['wall_s']:.0f} s wall, {c['cpu_s']:.0f} s cpu, load {_loads([c])}"
+            f" uncompressed) in {c['wall_s']:.0f} s wall, {c['cpu_s']:.0f} s cpu, load {common.loads([c])}"
         )
     made = _run("rows", str(tmp / "rows.arrow"))
     print(
@@ -546,7 +534,7 @@ def build_store(tmp: Path) -> Path:
 
 
 def bench(tmp: Path, root: Path) -> None:
-    print(f"\n== first-touch probe: 512 MiB of fresh memory (then written once), fresh process; {common.load_text()}")
+    common.section("first-touch probe: 512 MiB of fresh memory (then written once), fresh process")
     time.sleep(5)
     touch = _run("touch")
     print(
@@ -555,10 +543,7 @@ def bench(tmp: Path, root: Path) -> None:
         f"{touch['rewrite_s']:.2f} s"
     )
 
-    print(
-        f"\n== store and merge_asof at 1x/4x/16x rows, {REPS} interleaved repetitions, fresh processes; "
-        f"{common.load_text()}"
-    )
+    common.section(f"store and merge_asof at 1x/4x/16x rows, {REPS} interleaved repetitions, fresh processes")
     rows_path = str(tmp / "rows.arrow")
     store_runs: dict[int, list[dict]] = {n: [] for n in SCALES}
     asof_runs: dict[int, list[dict]] = {n: [] for n in SCALES}
@@ -596,38 +581,17 @@ def bench(tmp: Path, root: Path) -> None:
                 f"{common.med(a, 'wall_s') / common.med(asof_runs[base_n], 'wall_s'):.1f}",
                 f"{max(r['rss_peak_mb'] for r in a):.0f}",
                 f"{common.med(s, 'wall_s') / common.med(a, 'wall_s'):.2f}",
-                _loads(s + a),
+                common.loads(s + a),
             ]
         )
     print()
-    print(
-        common.table(
-            [
-                "rows",
-                "days",
-                "stored rows",
-                "queries",
-                "store s",
-                "read s",
-                "rest s",
-                "cpu s",
-                "2nd call s",
-                "growth",
-                "peak MiB",
-                "added MiB",
-                "merge_asof s",
-                "growth",
-                "peak MiB (with data)",
-                "store/asof",
-                "load",
-            ],
-            rows,
-        )
-    )
-    print(
+    common.print_table(
+        ["rows", "days", "stored rows", "queries", "store s", "read s", "rest s", "cpu s", "2nd call s", "growth"]
+        + ["peak MiB", "added MiB", "merge_asof s", "growth", "peak MiB (with data)", "store/asof", "load"],
+        rows,
         "store s: median wall of get_point_in_time (fresh process); read s: inside the Parquet read (DuckDB scan +"
         " Arrow export); rest s: the point-in-time search, gather and frame; growth: vs 1x; peak MiB: max"
-        " ru_maxrss over the repetitions; added: peak minus RSS after imports and the query frame."
+        " ru_maxrss over the repetitions; added: peak minus RSS after imports and the query frame.",
     )
 
     full_store, full_asof = store_runs[N_DAYS], asof_runs[N_DAYS]
@@ -641,15 +605,15 @@ def bench(tmp: Path, root: Path) -> None:
     )
     print(
         f"store (on disk, Parquet, compacted: {full_store[0]['files']} files): {store_s:.2f} s wall"
-        f" (reps {_reps(full_store)}), of which Parquet read {common.med(full_store, 'read_s'):.2f} s and the rest"
-        f" {store_s - common.med(full_store, 'read_s'):.2f} s; cpu {common.med(full_store, 'cpu_s'):.2f} s;"
-        f" 2nd call in the same process {common.med(full_store, 'second_s'):.2f} s; load {_loads(full_store)}"
+        f" (reps {common.reps(full_store)}), of which Parquet read {common.med(full_store, 'read_s'):.2f} s and"
+        f" the rest {store_s - common.med(full_store, 'read_s'):.2f} s; cpu {common.med(full_store, 'cpu_s'):.2f} s;"
+        f" 2nd call in the same process {common.med(full_store, 'second_s'):.2f} s; load {common.loads(full_store)}"
     )
     print(
         f"same store before compaction ({raw_runs[0]['files']:,} files): {common.med(raw_runs, 'wall_s'):.2f} s wall"
-        f" (reps {_reps(raw_runs)}), Parquet read {common.med(raw_runs, 'read_s'):.2f} s, cpu"
+        f" (reps {common.reps(raw_runs)}), Parquet read {common.med(raw_runs, 'read_s'):.2f} s, cpu"
         f" {common.med(raw_runs, 'cpu_s'):.2f} s, peak {max(r['rss_peak_mb'] for r in raw_runs) / 1024:.2f} GiB;"
-        f" load {_loads(raw_runs)}"
+        f" load {common.loads(raw_runs)}"
     )
     print(
         f"store peak RSS {peak_gib:.2f} GiB (process), added over imports + query frame "
@@ -661,7 +625,7 @@ def bench(tmp: Path, root: Path) -> None:
         f"{naive_s:.0f} s; peak {naive['rss_peak_mb'] / 1024:.2f} GiB"
     )
     print(
-        f"merge_asof (in memory): {asof_s:.2f} s (reps {_reps(full_asof)}),"
+        f"merge_asof (in memory): {asof_s:.2f} s (reps {common.reps(full_asof)}),"
         f" peak {max(r['rss_peak_mb'] for r in full_asof) / 1024:.2f} GiB"
     )
     print(
@@ -672,7 +636,7 @@ def bench(tmp: Path, root: Path) -> None:
     print(
         f"targets: time < {TARGET_S:.0f} s: {'MET' if store_s < TARGET_S else 'NOT MET'} ({store_s:.2f} s); "
         f"memory < {TARGET_GIB:.0f} GiB: {'MET' if peak_gib < TARGET_GIB else 'NOT MET'} ({peak_gib:.2f} GiB); "
-        f"load during the full-size store runs {_loads(full_store)}"
+        f"load during the full-size store runs {common.loads(full_store)}"
     )
     print(
         f"verified: stored rows == regenerated rows; compacted store == uncompacted store bit for bit; store =="
@@ -684,29 +648,14 @@ def bench(tmp: Path, root: Path) -> None:
 
 
 def main() -> None:
-    if "--quick" in sys.argv[1:]:
+    parser = common.arguments(__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 160 days, 1 repetition")
+    if parser.parse_args().quick:
         os.environ["BENCH_FEATURE_STORE_QUICK"] = "1"
         os.execv(sys.executable, [sys.executable, str(Path(__file__).resolve())])
-    started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="bench_feature_store_"))
-    try:
-        print(
-            f"bench_feature_store: python {platform.python_version()}, {os.cpu_count()} cpus, "
-            f"{platform.platform()}, code {common.git_version('quant_assets/core/features')}"
-        )
-        print(f"temp dir {tmp}; at start: {common.load_text()}")
+    with common.report("bench_feature_store", "quant_assets/core/features") as tmp:
         root = build_store(tmp)
         bench(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(
-        f"\ntotal benchmark runtime {time.perf_counter() - started:.0f} s; temp dir removed; "
-        f"at end: {common.load_text()}"
-    )
-    print(
-        f"code at end {common.git_version('quant_assets/core/features')} "
-        "(a change during the run would make the figures mixed)"
-    )
 
 
 if __name__ == "__main__":

@@ -50,11 +50,8 @@ warm (nothing is dropped); caches inside the Python process are cold.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import platform
 import shutil
 import statistics
-import tempfile
 import time
 import tracemalloc
 from functools import partial
@@ -85,7 +82,7 @@ DATASETS = ("raw_prices", "alt_data")
 def _child_ingest(root: str, day: str, trace: bool) -> dict:
     t0 = time.perf_counter()
     from quant_assets.core import sessions
-    from quant_assets.core.ingest import ingest_alt, ingest_prices
+    from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
     from quant_assets.core.ingest.sources import make_sources
 
     t1 = time.perf_counter()
@@ -123,7 +120,7 @@ def _child_ingest(root: str, day: str, trace: bool) -> dict:
 def _child_ingest_warm(roots: list[str], day: str, n: int) -> dict:
     """Paired warm timings: one process, round-robin over the lakes, the day's partitions removed after each."""
     from quant_assets.core import sessions
-    from quant_assets.core.ingest import ingest_alt, ingest_prices
+    from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
     from quant_assets.core.ingest.sources import make_sources
 
     prices, alt = make_sources("synthetic", seed=SEED, n_tickers=N_TICKERS)
@@ -157,7 +154,7 @@ def _child_source(day: str, regime: str | None) -> dict:
 
 def _child_fill(root: str, first: str, last: str) -> dict:
     from quant_assets.core import sessions
-    from quant_assets.core.ingest import ingest_alt, ingest_prices
+    from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
     from quant_assets.core.ingest.sources import make_sources
 
     prices, alt = make_sources("synthetic", seed=SEED, n_tickers=N_TICKERS)
@@ -172,7 +169,7 @@ def _child_fill(root: str, first: str, last: str) -> dict:
 
 def _child_stocknet(root: str, dataset: str, first: str, last: str, stocknet_dir: str) -> dict:
     from quant_assets.core import sessions
-    from quant_assets.core.ingest import ingest_alt, ingest_prices
+    from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
     from quant_assets.core.ingest.sources import make_sources
 
     sessions.calendar()
@@ -235,14 +232,6 @@ def _count_partitions(lake: Path, ds: str) -> int:
     return sum(1 for p in d.iterdir() if p.name.startswith("date=")) if d.is_dir() else 0
 
 
-def _ms(s: float) -> str:
-    return f"{1000 * s:.1f}"
-
-
-def _mb(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f}"
-
-
 def bench_one_day_and_history(tmp: Path) -> None:
     from quant_assets.core import sessions
 
@@ -296,8 +285,8 @@ def bench_one_day_and_history(tmp: Path) -> None:
 
     setup = timed["empty"]
     print(
-        f"\nprocess setup (not in the timings below): imports {_ms(common.med(setup, 'import_s'))} ms, "
-        f"calendar build {_ms(common.med(setup, 'calendar_s'))} ms (median of {REPS})"
+        f"\nprocess setup (not in the timings below): imports {common.ms(common.med(setup, 'import_s'))} ms, "
+        f"calendar build {common.ms(common.med(setup, 'calendar_s'))} ms (median of {REPS})"
     )
 
     print(f"\n[1] + [2] one-day ingest: synthetic seed={SEED}, {N_TICKERS} tickers, session {DAY}, prices + alt")
@@ -318,33 +307,23 @@ def bench_one_day_and_history(tmp: Path) -> None:
                 {"empty": "empty lake", "1y": f"{HISTORY_1Y} sessions (1y)", "10y": f"{HISTORY_10Y} sessions (10y)"}[
                     name
                 ],
-                _ms(common.med(runs, "prices_s")),
-                _ms(common.med(runs, "alt_s")),
-                f"{_ms(statistics.median(tot))} [{_ms(min(tot))}..{_ms(max(tot))}]",
+                common.ms(common.med(runs, "prices_s")),
+                common.ms(common.med(runs, "alt_s")),
+                f"{common.ms(statistics.median(tot))} [{common.ms(min(tot))}..{common.ms(max(tot))}]",
                 f"{common.med(runs, 'total_s') / base:.2f}",
                 runs[0]["rows"],
                 f"{runs[0]['rows'] / statistics.median(tot):,.0f}",
-                _mb(common.med(runs, "rss_peak_mb")),
-                _mb(common.med(runs, "rss_peak_mb") - common.med(runs, "rss_before_mb")),
-                _mb(common.med(traced[name], "heap_peak_mb")),
+                common.mb(common.med(runs, "rss_peak_mb")),
+                common.mb(common.med(runs, "rss_peak_mb") - common.med(runs, "rss_before_mb")),
+                common.mb(common.med(traced[name], "heap_peak_mb")),
             ]
         )
-    print(
-        common.table(
-            [
-                "lake history",
-                "prices ms",
-                "alt ms",
-                "total ms [min..max]",
-                "x empty",
-                "rows",
-                "rows/s",
-                "peak RSS MB",
-                "RSS added MB",
-                "py heap peak MB",
-            ],
-            rows,
-        )
+    common.print_table(
+        (
+            "lake history|prices ms|alt ms|total ms [min..max]|x empty|rows|rows/s|peak RSS MB|RSS added MB|"
+            "py heap peak MB"
+        ),
+        rows,
     )
     r10, r1 = common.med(timed["10y"], "total_s"), common.med(timed["1y"], "total_s")
     m10, m1 = (min(r["total_s"] for r in timed[k]) for k in ("10y", "1y"))
@@ -357,7 +336,7 @@ def bench_one_day_and_history(tmp: Path) -> None:
     )
     print(
         f"warm, one process, lakes round-robin, median of {WARM_REPS}: "
-        + ", ".join(f"{k} {_ms(v)} ms" for k, v in warm_med.items())
+        + ", ".join(f"{k} {common.ms(v)} ms" for k, v in warm_med.items())
         + f";  ratio 10y/1y {warm_med['10y'] / warm_med['1y']:.3f}, 10y/empty {warm_med['10y'] / warm_med['empty']:.3f}"
     )
     print("(peak RSS = whole process incl. pandas/pyarrow imports; RSS added = peak minus RSS after setup;")
@@ -374,15 +353,15 @@ def bench_one_day_and_history(tmp: Path) -> None:
                     d,
                     regime,
                     "post" if post else "pre",
-                    _ms(common.med(runs, "prices_s")),
-                    _ms(common.med(runs, "alt_s")),
-                    _ms(common.med(runs, "total_s")),
+                    common.ms(common.med(runs, "prices_s")),
+                    common.ms(common.med(runs, "alt_s")),
+                    common.ms(common.med(runs, "total_s")),
                     runs[0]["rows"],
                 ]
             )
         ratio = common.med(late, "total_s") / common.med(early, "total_s")
         rows.append(["  ratio 2026/2001", regime, "", "", "", f"{ratio:.3f}", ""])
-    print(common.table(["day", "regime change", "regime", "prices ms", "alt ms", "total ms", "rows"], rows))
+    common.print_table("day|regime change|regime|prices ms|alt ms|total ms|rows", rows)
 
 
 def bench_stocknet(tmp: Path) -> None:
@@ -422,32 +401,19 @@ def bench_stocknet(tmp: Path) -> None:
                 r["written"],
                 r["quarantined"],
                 f"{r['offered'] / r['wall_s']:,.0f}",
-                _ms(r["first_session_s"]),
-                _ms(r["median_session_s"]),
-                _ms(r["p95_session_s"]),
-                _mb(r["rss_peak_mb"]),
-                _mb(r["rss_peak_mb"] - r["rss_before_mb"]),
+                common.ms(r["first_session_s"]),
+                common.ms(r["median_session_s"]),
+                common.ms(r["p95_session_s"]),
+                common.mb(r["rss_peak_mb"]),
+                common.mb(r["rss_peak_mb"] - r["rss_before_mb"]),
             ]
         )
-    print(
-        common.table(
-            [
-                "dataset",
-                "sessions",
-                "n",
-                "wall s",
-                "rows offered",
-                "rows written",
-                "quarantined",
-                "rows/s",
-                "1st ms",
-                "median ms",
-                "p95 ms",
-                "peak RSS MB",
-                "RSS added MB",
-            ],
-            rows,
-        )
+    common.print_table(
+        (
+            "dataset|sessions|n|wall s|rows offered|rows written|quarantined|rows/s|1st ms|median ms|p95 ms|"
+            "peak RSS MB|RSS added MB"
+        ),
+        rows,
     )
     tw = runs["alt_data"]
     print(
@@ -463,23 +429,10 @@ def bench_stocknet(tmp: Path) -> None:
 
 
 def main() -> None:
-    started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
-    try:
-        print(
-            f"bench_ingest: python {platform.python_version()}, {os.cpu_count()} cpus, "
-            f"{platform.platform()}, code {common.git_version('quant_assets')}"
-        )
-        print(f"temp lake {tmp}; at start: {common.load_text()}")
+    common.arguments(__doc__).parse_args()
+    with common.report("bench_ingest", label="temp lake") as tmp:
         bench_one_day_and_history(tmp)
         bench_stocknet(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(
-        f"\ntotal benchmark runtime {time.perf_counter() - started:.0f} s; temp lake removed; "
-        f"at end: {common.load_text()}"
-    )
-    print(f"code at end {common.git_version('quant_assets')} (a change during the run would make the figures mixed)")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from _common import git_version, load_text, table
+from _common import arguments, git_version, load_text, print_table
 
 from quant_assets.core.features.backfill import backfill
 from quant_assets.core.features.store import compact
@@ -40,6 +40,7 @@ def best_cpu(fn, reps: int = 3) -> float:
 
 
 def main() -> None:
+    arguments(__doc__).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "lake"
         market = SyntheticMarket(seed=3, n_tickers=100)
@@ -60,7 +61,7 @@ def main() -> None:
         ["same, lake.read_part (SHA-256 + page checksums)", f"{checked:.2f}", f"{checked / plain:.2f}"],
         [f"verify_lake: {files} files ({whole:.0f} MiB)", f"{verify:.2f}", f"{verify / plain:.2f}"],
     ]
-    print(table(["what", "CPU s", "vs plain read"], rows))
+    print_table(["what", "CPU s", "vs plain read"], rows)
     print(f"verify_lake: {files / verify:.0f} files/s, {whole / verify:.0f} MiB/s of CPU")
     print(f"{load_text()}; {git_version()}")
 

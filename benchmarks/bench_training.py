@@ -50,15 +50,10 @@ What it measures
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import json
-import os
-import platform
-import shutil
 import statistics
-import tempfile
 import time
 from collections import defaultdict
 from functools import partial
@@ -189,7 +184,9 @@ def _child_train(snap_path: str, pred_out: str) -> dict:
 
     sessions.calendar()
     rss0 = common.maxrss_mb()
-    lgb_train = training.lgb.train = common.Timer(training.lgb.train)
+    import lightgbm
+
+    lgb_train = lightgbm.train = common.Timer(lightgbm.train)  # training imports lightgbm when it fits
     metrics = training.signal_metrics = common.Timer(training.signal_metrics)
     t0, c0 = time.perf_counter(), time.process_time()
     snap = snapshots.read(Path(snap_path))
@@ -262,10 +259,6 @@ def _window_start(as_of: dt.date, years: float) -> dt.date:
     return dt.date(y, m + 1, min(as_of.day, 28)) + dt.timedelta(days=1)
 
 
-def _ms(s: float) -> str:
-    return f"{1000 * s:.1f}"
-
-
 def _per_year(days: list[str], values: list[float]) -> dict[str, float]:
     by = defaultdict(list)
     for d, v in zip(days, values, strict=True):
@@ -290,9 +283,9 @@ def bench_lake(root: Path, tickers: int, years: float, as_of: dt.date) -> dict:
             f"{ing['wall_s']:.1f}",
             f"{ing['cpu_s']:.1f}",
             "-",
-            _ms(statistics.mean(per_ing)),
-            _ms(statistics.median(per_ing)),
-            f"prices {_ms(statistics.mean(ing['prices_s']))} + alt {_ms(statistics.mean(ing['alt_s']))}",
+            common.ms(statistics.mean(per_ing)),
+            common.ms(statistics.median(per_ing)),
+            f"prices {common.ms(statistics.mean(ing['prices_s']))} + alt {common.ms(statistics.mean(ing['alt_s']))}",
             ing["rows"],
         ]
     ]
@@ -306,9 +299,10 @@ def bench_lake(root: Path, tickers: int, years: float, as_of: dt.date) -> dict:
                 f"{f['wall_s']:.1f}",
                 f"{f['cpu_s']:.1f}",
                 f"{f['load_s']:.2f} ({f['input_rows']} rows)",
-                _ms(statistics.mean(per)),
-                _ms(statistics.median(per)),
-                f"compute {_ms(statistics.mean(f['compute_s']))} + write {_ms(statistics.mean(f['write_s']))}",
+                common.ms(statistics.mean(per)),
+                common.ms(statistics.median(per)),
+                f"compute {common.ms(statistics.mean(f['compute_s']))}"
+                f" + write {common.ms(statistics.mean(f['write_s']))}",
                 f["rows"],
             ]
         )
@@ -318,21 +312,9 @@ def bench_lake(root: Path, tickers: int, years: float, as_of: dt.date) -> dict:
         f"    raw ingest from {lake['ingest_first']} ({n_ing} sessions: {n_ing - lake['feature_sessions']} warm-up "
         f"sessions for the longest lookback + {lake['feature_sessions']} feature sessions)"
     )
-    print(
-        common.table(
-            [
-                "step",
-                "sessions",
-                "wall s",
-                "cpu s",
-                "load_inputs s",
-                "mean ms/day",
-                "median ms/day",
-                "mean split ms (wall)",
-                "rows",
-            ],
-            rows,
-        )
+    common.print_table(
+        "step|sessions|wall s|cpu s|load_inputs s|mean ms/day|median ms/day|mean split ms (wall)|rows",
+        rows,
     )
     print(
         f"    lake build total {total:.1f} s wall, {total_cpu:.1f} s cpu; "
@@ -345,20 +327,14 @@ def bench_lake(root: Path, tickers: int, years: float, as_of: dt.date) -> dict:
     px_w = _per_year(lake["days"], lake["price"]["write_s"])
     al_c = _per_year(lake["days"], lake["alt"]["compute_s"])
     al_w = _per_year(lake["days"], lake["alt"]["write_s"])
-    print(
-        common.table(
-            ["year", "ingest", "price compute", "price write", "alt compute", "alt write"],
-            [
-                [y, _ms(ing_y[y]), *(_ms(s[y]) if y in s else "-" for s in (px_c, px_w, al_c, al_w))]
-                for y in sorted(ing_y)
-            ],
-        )
+    common.print_table(
+        ["year", "ingest", "price compute", "price write", "alt compute", "alt write"],
+        [
+            [y, common.ms(ing_y[y]), *(common.ms(s[y]) if y in s else "-" for s in (px_c, px_w, al_c, al_w))]
+            for y in sorted(ing_y)
+        ],
     )
     return lake
-
-
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b else "-"
 
 
 def bench_windows(root: Path, tmp: Path, windows: list[float], as_of: dt.date) -> dict[float, dict]:
@@ -409,25 +385,12 @@ def bench_windows(root: Path, tmp: Path, windows: list[float], as_of: dt.date) -
                 f"{s['rss_peak_mb'] - s['rss_before_mb']:.0f}",
             ]
         )
-    print(
-        common.table(
-            [
-                "window",
-                "rows",
-                "labels s",
-                "PIT query s",
-                "other s",
-                "build s",
-                "write s",
-                "build+write s",
-                "cpu s",
-                "us/row",
-                "cpu us/row",
-                "peak RSS MB",
-                "RSS added MB",
-            ],
-            rows,
-        )
+    common.print_table(
+        (
+            "window|rows|labels s|PIT query s|other s|build s|write s|build+write s|cpu s|us/row|cpu us/row|"
+            "peak RSS MB|RSS added MB"
+        ),
+        rows,
     )
 
     print("\n    training (snapshots.read, then train_walk_forward), one fresh process per window; wall s unless cpu")
@@ -456,29 +419,12 @@ def bench_windows(root: Path, tmp: Path, windows: list[float], as_of: dt.date) -
                 t["oos_days"],
             ]
         )
-    print(
-        common.table(
-            [
-                "window",
-                "rows",
-                "rows fitted",
-                "OOS rows",
-                "read s",
-                "lgb.train s",
-                "metrics s",
-                "other s",
-                "train s",
-                "train cpu s",
-                "us/row",
-                "lgb cpu us/fitted row",
-                "peak RSS MB",
-                "RSS added MB",
-                "OOS rank IC",
-                "rank ICIR",
-                "OOS days",
-            ],
-            rows,
-        )
+    common.print_table(
+        (
+            "window|rows|rows fitted|OOS rows|read s|lgb.train s|metrics s|other s|train s|train cpu s|us/row|"
+            "lgb cpu us/fitted row|peak RSS MB|RSS added MB|OOS rank IC|rank ICIR|OOS days"
+        ),
+        rows,
     )
 
     base_w = windows[0]
@@ -494,40 +440,26 @@ def bench_windows(root: Path, tmp: Path, windows: list[float], as_of: dt.date) -
             [
                 f"{w:g}y",
                 f"{rr:.2f}",
-                _ratio(t["rows_fitted"], bt["rows_fitted"]),
-                _ratio(t["oos_rows"], bt["oos_rows"]),
-                _ratio(snap_t, bsnap_t),
-                _ratio(snap_c, bsnap_c),
-                _ratio(snap_c / rr, bsnap_c),
-                _ratio(s["rss_peak_mb"], bs["rss_peak_mb"]),
-                _ratio(t["train_s"], bt["train_s"]),
-                _ratio(t["train_cpu"], bt["train_cpu"]),
-                _ratio(t["train_cpu"] / rr, bt["train_cpu"]),
-                _ratio(t["lgb_train_cpu"], bt["lgb_train_cpu"]),
-                _ratio(t["metrics_cpu"], bt["metrics_cpu"]),
-                _ratio(t["rss_peak_mb"], bt["rss_peak_mb"]),
+                common.ratio(t["rows_fitted"], bt["rows_fitted"]),
+                common.ratio(t["oos_rows"], bt["oos_rows"]),
+                common.ratio(snap_t, bsnap_t),
+                common.ratio(snap_c, bsnap_c),
+                common.ratio(snap_c / rr, bsnap_c),
+                common.ratio(s["rss_peak_mb"], bs["rss_peak_mb"]),
+                common.ratio(t["train_s"], bt["train_s"]),
+                common.ratio(t["train_cpu"], bt["train_cpu"]),
+                common.ratio(t["train_cpu"] / rr, bt["train_cpu"]),
+                common.ratio(t["lgb_train_cpu"], bt["lgb_train_cpu"]),
+                common.ratio(t["metrics_cpu"], bt["metrics_cpu"]),
+                common.ratio(t["rss_peak_mb"], bt["rss_peak_mb"]),
             ]
         )
-    print(
-        common.table(
-            [
-                "window",
-                "rows",
-                "rows fitted",
-                "OOS rows",
-                "snapshot wall",
-                "snapshot cpu",
-                "snapshot cpu/row",
-                "snapshot peak RSS",
-                "train wall",
-                "train cpu",
-                "train cpu/row",
-                "lgb.train cpu",
-                "metrics cpu",
-                "train peak RSS",
-            ],
-            rows,
-        )
+    common.print_table(
+        (
+            "window|rows|rows fitted|OOS rows|snapshot wall|snapshot cpu|snapshot cpu/row|snapshot peak RSS|"
+            "train wall|train cpu|train cpu/row|lgb.train cpu|metrics cpu|train peak RSS"
+        ),
+        rows,
     )
     return results
 
@@ -567,43 +499,32 @@ def bench_repro(tmp: Path, results: dict[float, dict]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tickers", type=int, default=200)
-    parser.add_argument("--years", type=float, default=5.0)
+    parser = common.arguments(__doc__)
+    parser.add_argument("--tickers", type=int, default=200, help="synthetic market size (default 200)")
+    parser.add_argument("--years", type=float, default=5.0, help="longest training window in years (default 5)")
     args = parser.parse_args()
     as_of = dt.date.fromisoformat(AS_OF)
     windows = sorted({1.0, args.years / 2, args.years})
 
-    started = time.perf_counter()
     sources_start = _sources()
-    code_start = _code_version(sources_start)
-    tmp = Path(tempfile.mkdtemp(prefix="bench_training_"))
-    try:
-        print(
-            f"bench_training: python {platform.python_version()}, {os.cpu_count()} cpus, {platform.platform()}, "
-            f"code {code_start}"
+
+    def end_note() -> str:
+        sources_end = _sources()
+        changed = sorted(
+            f for f in sources_start.keys() | sources_end.keys() if sources_start.get(f) != sources_end.get(f)
         )
-        print(f"temp dir {tmp}; {args.tickers} tickers, {args.years:g} years; at start: {common.load_text()}")
-        root = tmp / "lake"
-        bench_lake(root, args.tickers, args.years, as_of)
-        results = bench_windows(root, tmp, windows, as_of)
-        bench_repro(tmp, results)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(
-        f"\ntotal benchmark runtime {time.perf_counter() - started:.0f} s; temp dir removed; "
-        f"at end: {common.load_text()}"
-    )
-    sources_end = _sources()
-    changed = sorted(f for f in sources_start.keys() | sources_end.keys() if sources_start.get(f) != sources_end.get(f))
-    print(
-        f"code at end {_code_version(sources_end)}: "
-        + (
+        return f"code at end {_code_version(sources_end)}: " + (
             "quant_assets sources unchanged during the run"
             if not changed
             else f"WARNING: sources changed during the run ({', '.join(changed)}), figures may be mixed"
         )
-    )
+
+    detail = f"{args.tickers} tickers, {args.years:g} years"
+    with common.report("bench_training", code=_code_version(sources_start), detail=detail, end_note=end_note) as tmp:
+        root = tmp / "lake"
+        bench_lake(root, args.tickers, args.years, as_of)
+        results = bench_windows(root, tmp, windows, as_of)
+        bench_repro(tmp, results)
 
 
 if __name__ == "__main__":

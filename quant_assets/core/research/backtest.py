@@ -10,6 +10,10 @@ Metric definitions follow DESIGN.md: Sharpe = mean / std(ddof=1) * sqrt(252)
 of daily net returns (``sharpe``, NaN when the returns do not vary); annual
 return, volatility, Sortino, max drawdown (of compounded wealth) and Calmar as
 empyrical defines them.
+
+scipy is imported inside the functions that use it (DSR, PBO): at module level it would be paid by every
+process that loads the Dagster definitions (each CLI call, the code server, every step), most of which
+never computes either.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from quant_assets.core.research.metrics import icir, wide_ic
 
@@ -195,6 +198,8 @@ def deflated_sharpe(returns: pd.Series, trial_sharpes: np.ndarray) -> dict[str, 
 
     ``trial_sharpes`` are the per-period (not annualised) Sharpe ratios of every configuration tried.
     """
+    from scipy import stats
+
     r = pd.Series(returns, dtype=float).dropna()
     sr = sharpe(r, periods=1)
     n_trials = len(trial_sharpes)
@@ -211,6 +216,8 @@ def expected_max_sharpe(variance: float, n_trials: int) -> float:
     """E[max SR] of ``n_trials`` unskilled strategies with Sharpe variance ``variance`` (per period)."""
     if n_trials < 2:
         return 0.0
+    from scipy import stats
+
     return float(
         np.sqrt(variance)
         * (
@@ -222,6 +229,8 @@ def expected_max_sharpe(variance: float, n_trials: int) -> float:
 
 def dsr_from_moments(sr: float, sr0: float, t: int, skew: float, kurtosis: float) -> float:
     """P[true SR > sr0] given an observed per-period SR over t observations with these moments."""
+    from scipy import stats
+
     denom = np.sqrt(1 - skew * sr + (kurtosis - 1) / 4 * sr**2)
     return float(stats.norm.cdf((sr - sr0) * np.sqrt(t - 1) / denom))
 
@@ -236,6 +245,8 @@ def pbo(returns: pd.DataFrame, n_blocks: int = 8) -> dict[str, float]:
     """
     if n_blocks % 2 or n_blocks < 2:
         raise ValueError("n_blocks must be even and at least 2")
+    from scipy import stats
+
     m = returns.to_numpy(dtype=float)
     blocks = np.array_split(np.arange(len(m)), n_blocks)
     n = m.shape[1]

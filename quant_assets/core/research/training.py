@@ -8,6 +8,9 @@ move of the day is not predictable from these features) and clipped at 5
 cross-sectional standard deviations. Each ensemble member is a LightGBM model
 with its own seed; predictions are their mean. One thread, ``deterministic``
 and row-wise histograms make a retrain give the same bytes.
+
+lightgbm (which pulls in scikit-learn and scipy) is imported where a model is fitted or loaded, not at
+module level: every process that loads the Dagster definitions imports this module, and most never train.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from quant_assets.core.research.metrics import signal_metrics
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 BASE_PARAMS = {
     "objective": "regression",
@@ -88,6 +94,8 @@ class Ensemble:
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, features: list[str], config: TrainConfig, label: str = "label") -> Ensemble:
+        import lightgbm as lgb
+
         X = frame[features].to_numpy(dtype=np.float64)
         y = _target(frame, label)
         members = []
@@ -121,6 +129,8 @@ class Ensemble:
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Ensemble:
+        import lightgbm as lgb
+
         body = json.loads(blob)
         members = [lgb.Booster(model_str=s) for s in body["members"]]
         return cls(body["features"], members, body["params"])
