@@ -9,7 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from quant_assets.core.registry import models
+from quant_assets.core.registry import artifacts, models
 from quant_assets.core.research import backtest, snapshots
 from quant_assets.core.research.metrics import daily_ic
 from quant_assets.core.research.training import Ensemble, TrainConfig, walk_forward
@@ -79,8 +79,8 @@ def champion_backtest(
         if not champs:
             raise dg.Failure(f"no champion for {registry.name}: materialise trained_model first")
         ref = champs[0]
-        snapshot = models.model_files(conn, ref)[1]
-        frame = models.load_oos(conn, ref)
+        snapshot = artifacts.model_files(conn, ref)[1]
+        frame = artifacts.load_oos(conn, ref)
         if frame is None:
             raise dg.Failure(f"{ref.node} has no recorded out-of-sample predictions: retrain it to backtest it")
         net = backtest.run(frame, rule, costs)

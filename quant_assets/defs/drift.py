@@ -9,9 +9,9 @@ import pandas as pd
 from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.monitoring import drift, history
+from quant_assets.core.monitoring import alerts, history
 from quant_assets.core.monitoring.window import DriftInputError, DriftRange, ModelProfile
-from quant_assets.core.registry import models
+from quant_assets.core.registry import artifacts, models
 from quant_assets.core.research import backtest, scoring, snapshots
 from quant_assets.core.storage import lake
 from quant_assets.defs import plots
@@ -62,8 +62,8 @@ def monitored_models(root, days: list, lookback: int, name: str) -> list[str]:
 
 def _profile(conn, root, store: FeatureStore, node: str) -> ModelProfile:
     ref = models.model(conn, node.removeprefix("model:"))
-    model = models.load_model(conn, ref)
-    snap = snapshots.read(snapshots.locate(root, models.model_files(conn, ref)[1]))
+    model = artifacts.load_model(conn, ref)
+    snap = snapshots.read(snapshots.locate(root, artifacts.model_files(conn, ref)[1]))
     return ModelProfile.of(node, snap, model)
 
 
@@ -152,7 +152,7 @@ def _result(
     """The materialisation's metadata (latest rows with their PSI band, plots) and the alert_levels check."""
     rules = alert_policy.rules()
     table["psi_band"] = [
-        drift.psi_band(_float(v), _float(z), rules) for v, z in zip(table["psi_mean"], table["psi_noise"], strict=True)
+        alerts.psi_band(_float(v), _float(z), rules) for v, z in zip(table["psi_mean"], table["psi_noise"], strict=True)
     ]
     critical = table[table["level"] == "critical"]
     for r in critical.itertuples():

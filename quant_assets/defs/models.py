@@ -12,7 +12,7 @@ from quant_assets.core.features import compute
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.provenance import code_version
-from quant_assets.core.registry import models, promotion
+from quant_assets.core.registry import artifacts, lineage, models, promotion
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.research.training import TrainConfig, train_walk_forward
 from quant_assets.defs import plots
@@ -66,7 +66,7 @@ def training_snapshot(
         parts = sessions.sessions_between(compute.window_partitions(family, first)[0], last)
         windows[fam] = ([d.isoformat() for d in parts], family.source)
     with registry.connect() as conn:
-        models.add_edges(conn, models.snapshot_edges(manifest, feature_family, windows))
+        lineage.add_edges(conn, lineage.snapshot_edges(manifest, feature_family, windows))
     summary = {k: v for k, v in manifest.items() if k not in ("universe", "features", "producer_versions")}
     return dg.Output(
         str(path),
@@ -127,10 +127,10 @@ def _head_to_head(conn, root: Path, challenger: pd.DataFrame, snap, name: str) -
     if not champs:
         return None
     champion = champs[0]
-    oos = models.load_oos(conn, champion)
+    oos = artifacts.load_oos(conn, champion)
     if oos is None:
         return promotion.HeadToHead(0, float("nan"), float("nan"), None, None)
-    champion_snapshot = snapshots.read(snapshots.locate(root, models.model_files(conn, champion)[1]))
+    champion_snapshot = snapshots.read(snapshots.locate(root, artifacts.model_files(conn, champion)[1]))
     track = promotion.track_record(
         root, oos, champion.node, champion_snapshot.manifest["as_of"], snap.manifest["as_of"]
     )
@@ -160,7 +160,7 @@ def trained_model(
         seeds=tuple(config.seeds),
     )
     result = train_walk_forward(snap.data, snap.features, cfg)
-    files = models.save_model_files(lake.path, registry.name, result.final.to_bytes(), result.predictions)
+    files = artifacts.save_model_files(lake.path, registry.name, result.final.to_bytes(), result.predictions)
     with registry.connect() as conn:
         comparison = _head_to_head(conn, lake.path, result.predictions, snap, registry.name)
         ref = models.register_model(
@@ -175,7 +175,7 @@ def trained_model(
             _metric_rows(result.fold_metrics),
             context.run_id,
         )
-        decision, reason = models.decide_promotion(conn, ref, config.min_improvement, comparison)
+        decision, reason = promotion.decide_promotion(conn, ref, config.min_improvement, comparison)
         champion = models.champions(conn, registry.name)
     overall = result.fold_metrics.set_index("fold").loc["overall"]
     context.log.info(f"{ref.node}: {decision} ({reason})")
@@ -227,10 +227,10 @@ def predictions(
     days = [sessions.as_date(k) for k in context.partition_keys]
     with registry.connect() as conn:
         try:
-            used, model, notes = models.load_champion(conn, registry.name)
-        except (LookupError, models.ArtifactTampered) as exc:
+            used, model, notes = artifacts.load_champion(conn, registry.name)
+        except (LookupError, artifacts.ArtifactTampered) as exc:
             raise dg.Failure(str(exc)) from exc
-        manifest = snapshots.read(snapshots.locate(lake.path, models.model_files(conn, used)[1])).manifest
+        manifest = snapshots.read(snapshots.locate(lake.path, artifacts.model_files(conn, used)[1])).manifest
     for note in notes:
         context.log.warning(note)
     trained_as_of = sessions.as_date(manifest["as_of"])

@@ -26,7 +26,7 @@ import pyarrow as pa
 from quant_assets.core import sessions
 from quant_assets.core.features import staleness
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.ingest.sources.base import PRICE_LAG
+from quant_assets.core.ingest.sources.base import known_by_close
 from quant_assets.core.storage import lake
 
 LABEL = "label"
@@ -112,7 +112,7 @@ def build(
 ) -> tuple[pd.DataFrame, dict]:
     """The training matrix and its manifest (not yet written)."""
     as_of = sessions.require_session(as_of)
-    as_of_time = sessions.session_close(as_of) + PRICE_LAG  # the end of day A: A's own bar is in
+    as_of_time = known_by_close(as_of)
     candidates = sessions.sessions_between(start, end)
     days = [t for t in candidates if sessions.label_maturity(t, horizon) <= as_of_time]
     if not days:
