@@ -9,10 +9,10 @@ from quant_assets.core.features import checks, compute, files
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.materialize import FamilyRun, materialize
-from quant_assets.core.provenance import code_version
 from quant_assets.core.storage import pg
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import LakeResource, RegistryResource
+from quant_assets.provenance import code_version
 
 OWNERS = ["team:quant-research"]
 

@@ -11,7 +11,6 @@ from quant_assets.core import sessions
 from quant_assets.core.features import compute
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.provenance import code_version
 from quant_assets.core.registry import artifacts, lineage, models, promotion
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.research.training import TrainConfig, train_walk_forward
@@ -19,6 +18,7 @@ from quant_assets.defs import plots
 from quant_assets.defs.features import alt_features, price_features
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import LakeResource, RegistryResource
+from quant_assets.provenance import code_version
 
 OWNERS = ["team:quant-research"]
 
