@@ -24,11 +24,7 @@ ERRORS = (*integrity.ERRORS, snapshots.SnapshotError)
 
 def stored_files(root: Path) -> Iterator[tuple[str, Path]]:
     """(kind, path) of every file a reader may use under ``root``, in a stable order."""
-    root = Path(root)
-    for path in sorted(root.rglob("*")):
-        kind = _kind(path.relative_to(root).parts)
-        if kind is not None and path.is_file():
-            yield kind, path
+    return verify.stored_files(root, _kind)
 
 
 def _kind(parts: tuple[str, ...]) -> str | None:

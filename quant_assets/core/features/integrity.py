@@ -35,11 +35,7 @@ def kind_of(parts: tuple[str, ...]) -> str | None:
 
 def family_files(base: Path) -> Iterator[tuple[str, Path]]:
     """(kind, path) of every file of a family version directory, in a stable order."""
-    base = Path(base)
-    for path in sorted(base.rglob("*")):
-        kind = kind_of(path.relative_to(base).parts)
-        if kind is not None and path.is_file():
-            yield kind, path
+    return verify.stored_files(base, kind_of)
 
 
 def check(kind: str, path: Path) -> None:

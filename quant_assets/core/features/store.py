@@ -65,6 +65,10 @@ class FeatureStore:
             groups[dirs].append((name, requested))
         return groups
 
+    def directories(self, features: Iterable[str]) -> list[Path]:
+        """The family version directories holding ``features`` (what a snapshot of them read)."""
+        return [d for dirs in self._groups(features) for d in dirs]
+
     def families(self, features: Iterable[str]) -> dict[str, str]:
         """The family name of each requested feature (as stored: ``name`` or ``name@version``)."""
         return {

@@ -12,7 +12,7 @@ the one kind every stage writes, a content-addressed part, is checked here.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,15 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def stored_files(root: Path, kind_of: Callable[[tuple[str, ...]], str | None]) -> Iterator[tuple[str, Path]]:
+    """(kind, path) of every file under ``root`` that ``kind_of`` (given its path's parts) names, in a stable order."""
+    root = Path(root)
+    for path in sorted(root.rglob("*")):
+        kind = kind_of(path.relative_to(root).parts)
+        if kind is not None and path.is_file():
+            yield kind, path
 
 
 def is_part(name: str) -> bool:
