@@ -35,7 +35,7 @@ from quant_assets.core.features.library import ALL_FEATURES  # noqa: E402
 from quant_assets.core.features.store import FeatureStore  # noqa: E402
 from quant_assets.core.ingest.sources import SyntheticMarket  # noqa: E402
 from quant_assets.core.monitoring.window import DriftRange, ModelProfile  # noqa: E402
-from quant_assets.core.registry import models  # noqa: E402
+from quant_assets.core.registry import artifacts, models, promotion  # noqa: E402
 from quant_assets.core.research import scoring, snapshots  # noqa: E402
 from quant_assets.core.research.training import Ensemble, TrainConfig  # noqa: E402
 from quant_assets.core.storage import pg  # noqa: E402
@@ -56,7 +56,7 @@ def _setup(root: Path, url: str) -> tuple[list, ModelProfile, FeatureStore]:
     snap = snapshots.read(path)
     model = Ensemble.fit(snap.data, snap.features, TrainConfig(num_boost_round=60, seeds=(1,)))
     oos = snap.data[["date", "entity_key"]].assign(prediction=model.predict(snap.data))
-    files = models.save_model_files(root, "equity_lgbm", model.to_bytes(), oos)
+    files = artifacts.save_model_files(root, "equity_lgbm", model.to_bytes(), oos)
     metrics_rows = {"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.1]}
     import pandas as pd
 
@@ -72,7 +72,7 @@ def _setup(root: Path, url: str) -> tuple[list, ModelProfile, FeatureStore]:
             files,
             pd.DataFrame(metrics_rows),
         )
-        models.decide_promotion(conn, ref)
+        promotion.decide_promotion(conn, ref)
     for day in scored:
         scoring.write_day(root, day, scoring.score_day(store, model, ref.node, day, snap.manifest["universe"]))
     print(

@@ -14,7 +14,7 @@ The store
 A benchmark ``FeatureFamily`` of ``N_FEATURES`` (50) features (module-level
 dummy function, one version each) for ``N_ENTITIES`` (500) entities over the
 ``N_DAYS`` (2,520) NYSE sessions ending ``END`` (2024-12-31), written with the
-real ``store.write_day`` (``BUILD_WORKERS`` processes over contiguous day
+real ``files.write_day`` (``BUILD_WORKERS`` processes over contiguous day
 ranges), so the layout is exactly the production one:
 ``features/bench/fv=<version>/date=YYYY-MM-DD/part-<sha>.parquet`` plus
 ``_manifest.json``. Per session: one delivery of all entities with
@@ -26,7 +26,7 @@ ranges), so the layout is exactly the production one:
 ``(SEED, day index)``, so any process regenerates the identical rows.
 
 That is 5,040 small files, and DuckDB pays about 1 ms of CPU per file. Each
-store is then hard-linked into a second one that ``store.compact`` compacts
+store is then hard-linked into a second one that ``compaction.compact`` compacts
 (one uncompressed file per month written beside the originals, plus a record
 of the originals each covers; nothing is rewritten): the figures are for the
 compacted store, and the full-size uncompacted store is timed alongside for
@@ -40,7 +40,7 @@ features)``, read from the Parquet files on disk, with the full bitemporal and
 version semantics (manifest resolution, both times, restatements). Each
 repetition runs in a fresh subprocess; the wall time is ``time.perf_counter``
 around the call (imports, calendar, building the query frame excluded), also
-split into the Parquet read (the store's ``_read_rows``: DuckDB scan + Arrow
+split into the Parquet read (the kernel's ``pit._read_rows``: DuckDB scan + Arrow
 export) and the rest; "cpu" is user+sys time of the process over the call
 (DuckDB threads included). Peak memory is ``getrusage().ru_maxrss`` of that
 process, and "added" is the peak minus the RSS after imports and the query
@@ -259,7 +259,7 @@ def merge_asof_answer(data, queries, features):
 
 
 def _child_build(root: str, lo: int, hi: int) -> dict:
-    from quant_assets.core.features.store import write_day
+    from quant_assets.core.features.files import write_day
 
     family, days = _family(), _days()
     t0 = time.perf_counter()
@@ -272,14 +272,14 @@ def _child_build(root: str, lo: int, hi: int) -> dict:
 
 
 def _child_store(root: str, n_days: int) -> dict:
-    from quant_assets.core.features import store as store_module
+    from quant_assets.core.features import compaction, files, pit
     from quant_assets.core.features.store import FeatureStore
 
     queries = _queries(n_days)
     features = _feature_names()
     store = FeatureStore(Path(root), {f.name: f for f in _family().features})
-    n_files = len(store_module.read_plan(store_module.family_dir(Path(root), _family())))
-    read = store_module._read_rows = common.Timer(store_module._read_rows)
+    n_files = len(compaction.read_plan(files.family_dir(Path(root), _family())))
+    read = pit._read_rows = common.Timer(pit._read_rows)
     rss0, load0, cpu0 = common.maxrss_mb(), common.load1(), common.cpu_s()
     t0 = time.perf_counter()
     answer = store.get_point_in_time(queries, features)
@@ -304,7 +304,7 @@ def _child_store(root: str, n_days: int) -> dict:
 
 
 def _child_compact(root: str) -> dict:
-    from quant_assets.core.features.store import compact
+    from quant_assets.core.features.compaction import compact
 
     load0, cpu0, t0 = common.load1(), common.cpu_s(), time.perf_counter()
     done = compact(Path(root))
@@ -479,12 +479,12 @@ _run = partial(common.run, __file__)
 
 
 def build_store(tmp: Path) -> Path:
-    from quant_assets.core.features.store import family_dir
+    from quant_assets.core.features.files import family_dir
 
     root = tmp / f"store_{N_DAYS}"
     common.section(
         f"build: {N_ENTITIES} entities x {N_DAYS} sessions to {END}, {N_FEATURES} features, "
-        f"{RESTATED_PER_DAY / N_ENTITIES:.0%} restated; store.write_day, {BUILD_WORKERS} processes"
+        f"{RESTATED_PER_DAY / N_ENTITIES:.0%} restated; files.write_day, {BUILD_WORKERS} processes"
     )
     t0 = time.perf_counter()
     first = _run("build", str(root), 0, 1)  # creates the manifest before the workers race for it
@@ -510,7 +510,7 @@ def build_store(tmp: Path) -> Path:
             (sub_base / part.name).mkdir()
             for f in part.iterdir():
                 os.link(f, sub_base / part.name / f.name)
-    print(f"compaction (store.compact, one file per month beside the originals); {common.load_text()}")
+    print(f"compaction (compaction.compact, one file per month beside the originals); {common.load_text()}")
     for n_days in SCALES:
         packed = family_dir(tmp / f"packed_{n_days}", _family())
         packed.mkdir(parents=True)

@@ -22,11 +22,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from _common import arguments, git_version, load_text, print_table
 
+from quant_assets.core.audit import verify_lake
 from quant_assets.core.features.backfill import backfill
-from quant_assets.core.features.store import compact
+from quant_assets.core.features.compaction import compact
 from quant_assets.core.ingest.sources import SyntheticMarket
 from quant_assets.core.storage import lake
-from quant_assets.core.storage.verify import verify_lake
 
 
 def best_cpu(fn, reps: int = 3) -> float:

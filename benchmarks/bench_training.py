@@ -26,7 +26,7 @@ What it measures
    lookback needs (so the first day's features are complete). Raw ingest
    (``ingest_prices`` + ``ingest_alt``) per session, then for each feature
    family ``compute.load_inputs`` once and ``compute.compute_day`` +
-   ``store.write_day`` per session, as the ``feature_lake`` test fixture does,
+   ``files.write_day`` per session, as the ``feature_lake`` test fixture does,
    all in one process. Reported: totals, per-session means and medians, and the
    per-session means per calendar year (growth over the build shows here).
 2. For windows of 1, ``--years``/2 and ``--years`` years ending ``AS_OF``
@@ -73,7 +73,7 @@ PROVENANCE = {"producer": "bench_training", "producer_version": "bench", "run_id
 
 def _child_lake(root: str, tickers: int, first: str, last: str) -> dict:
     from quant_assets.core import sessions
-    from quant_assets.core.features import compute, store
+    from quant_assets.core.features import compute, files
     from quant_assets.core.features.library import FAMILIES
     from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
     from quant_assets.core.ingest.sources import SyntheticMarket
@@ -115,7 +115,7 @@ def _child_lake(root: str, tickers: int, first: str, last: str) -> dict:
             ts = time.perf_counter()
             frame = compute.compute_day(family, compute.window_rows(family, inputs, d), d)
             tm = time.perf_counter()
-            written += store.write_day(root_p, family, d, frame, PROVENANCE).rows_written
+            written += files.write_day(root_p, family, d, frame, PROVENANCE).rows_written
             compute_s.append(tm - ts)
             write_s.append(time.perf_counter() - tm)
         out[name] = {

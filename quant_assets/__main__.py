@@ -77,7 +77,7 @@ def _sensor_once(args: argparse.Namespace) -> int:
 
 
 def _lineage(args: argparse.Namespace) -> int:
-    from quant_assets.core.registry import models
+    from quant_assets.core.registry import lineage, models
     from quant_assets.core.registry.lineage_view import render_upstream
     from quant_assets.core.storage import pg
 
@@ -87,14 +87,14 @@ def _lineage(args: argparse.Namespace) -> int:
         return 2
     with pg.connect(url) as conn:
         if args.downstream:
-            if not models.node_exists(conn, args.downstream):
+            if not lineage.node_exists(conn, args.downstream):
                 print(
                     f"unknown lineage node {args.downstream!r}: use full ids as `lineage` prints them "
                     "(e.g. feature:ret_5@<12-char version>, code:<40-char sha>)",
                     file=sys.stderr,
                 )
                 return 1
-            affected = models.blast_radius(conn, args.downstream)
+            affected = lineage.blast_radius(conn, args.downstream)
             print(f"Models and backtests downstream of {args.downstream}: {len(affected)}")
             for node in affected:
                 print(f"  {node}")
@@ -104,12 +104,12 @@ def _lineage(args: argparse.Namespace) -> int:
         except LookupError as exc:
             print(exc, file=sys.stderr)
             return 1
-        print(render_upstream(ref.node, models.upstream(conn, ref.node)))
+        print(render_upstream(ref.node, lineage.upstream(conn, ref.node)))
     return 0
 
 
 def _compact(args: argparse.Namespace) -> int:
-    from quant_assets.core.features.store import compact
+    from quant_assets.core.features.compaction import compact
 
     root = _data_root(args)
     done = compact(root, family=args.family, period=args.period, min_files=args.min_files)
@@ -121,7 +121,7 @@ def _compact(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from quant_assets.core.storage.verify import verify_lake
+    from quant_assets.core.audit import verify_lake
 
     root = _data_root(args)
     report = verify_lake(root, sample=args.sample, seed=args.seed)
@@ -136,11 +136,11 @@ def _verify(args: argparse.Namespace) -> int:
     bad = len(report.problems)
     url = os.environ.get("QUANT_PG_URL")
     if url:
-        from quant_assets.core.registry import models
+        from quant_assets.core.registry import artifacts
         from quant_assets.core.storage import pg
 
         with pg.connect(url) as conn:
-            checked = models.verify_models(conn)
+            checked = artifacts.verify_models(conn)
         print(f"checked {len(checked)} registered model file(s) at the paths the registry ({url.split('@')[-1]}) holds")
         for node, _path, error in checked:
             if error:

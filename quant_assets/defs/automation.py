@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from quant_assets.core import sessions
-from quant_assets.core.features.store import compact
-from quant_assets.core.monitoring import drift, history
+from quant_assets.core.features.compaction import compact
+from quant_assets.core.monitoring import alerts, history
 from quant_assets.core.registry import models
 from quant_assets.defs.backtests import champion_backtest
 from quant_assets.defs.drift import drift_metrics
@@ -85,7 +85,7 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, registry: RegistryReso
         return dg.SkipReason(f"no new drift rows for {champion}")
     if context.instance.get_runs(dg.RunsFilter(job_name=retrain_job.name, statuses=IN_FLIGHT), limit=1):
         return dg.SkipReason("a retrain is in flight; new drift rows wait for it")
-    breach = drift.next_retrain(
+    breach = alerts.next_retrain(
         rows,
         state["seq"],
         state["last"].get(champion),

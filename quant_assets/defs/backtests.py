@@ -44,7 +44,7 @@ def champion_backtest(
     rule, costs = config.parts()
     with registry.connect() as conn:
         try:
-            run = champion.backtest(conn, registry.name, rule, costs, config.model_dump())
+            run = champion.backtest_champion(conn, registry.name, rule, costs, config.model_dump())
         except LookupError as exc:  # no champion, or one without a track record: say what to materialise
             raise dg.Failure(str(exc)) from exc
     net, gross = run.net, run.gross

@@ -5,14 +5,15 @@ import pandas as pd
 from pydantic import Field
 
 from quant_assets.core import sessions
-from quant_assets.core.features import checks, compute, store
+from quant_assets.core.features import checks, compute
 from quant_assets.core.features.definitions import FeatureFamily
+from quant_assets.core.features.files import family_dir
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.materialize import FamilyRun, materialize
-from quant_assets.core.provenance import code_version
 from quant_assets.core.storage import pg
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import LakeResource, RegistryResource
+from quant_assets.provenance import code_version
 
 OWNERS = ["team:quant-research"]
 
@@ -148,7 +149,7 @@ def _metadata(family: FeatureFamily, run: FamilyRun, lake: LakeResource) -> dict
         "rows_written": dg.MetadataValue.int(run.written),
         "entities": dg.MetadataValue.int(frame["entity_key"].nunique() if len(frame) else 0),
         "family_version": dg.MetadataValue.text(family.version),
-        "path": dg.MetadataValue.path(str(store.family_dir(lake.path, family))),
+        "path": dg.MetadataValue.path(str(family_dir(lake.path, family))),
         "preview": dg.MetadataValue.md(frame.head(5).to_markdown(index=False) if len(frame) else "-"),
         "null_rates": dg.MetadataValue.md(worst.rename("null_rate").to_frame().to_markdown()),
     }

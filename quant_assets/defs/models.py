@@ -10,8 +10,7 @@ import pandas as pd
 from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.provenance import code_version
-from quant_assets.core.registry import champion, models
+from quant_assets.core.registry import artifacts, champion, lineage
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.research.metrics import daily_ic
 from quant_assets.core.research.training import TrainConfig, WalkForwardResult, train_walk_forward
@@ -19,6 +18,7 @@ from quant_assets.defs import plots
 from quant_assets.defs.features import alt_features, price_features
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import LakeResource, RegistryResource
+from quant_assets.provenance import code_version
 
 OWNERS = ["team:quant-research"]
 
@@ -48,7 +48,7 @@ def training_snapshot(
         lake.path, store, config.start, config.end, config.as_of, config.features, config.horizon, code_version()
     )
     with registry.connect() as conn:
-        models.add_edges(conn, models.snapshot_edges(manifest, *snapshots.lineage_windows(manifest)))
+        lineage.add_edges(conn, lineage.snapshot_edges(manifest, *snapshots.lineage_windows(manifest)))
     summary = {k: v for k, v in manifest.items() if k not in ("universe", "features", "producer_versions")}
     return dg.Output(
         str(path),
@@ -157,7 +157,7 @@ def predictions(
     with registry.connect() as conn:
         try:
             scorer = champion.for_scoring(conn, lake.path, registry.name, days)
-        except (LookupError, models.ArtifactTampered, champion.InSample) as exc:
+        except (LookupError, artifacts.ArtifactTampered, champion.InSample) as exc:
             raise dg.Failure(str(exc)) from exc
     for note in scorer.notes:
         context.log.warning(note)

@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from quant_assets.core.ingest.sources import AltSource, PriceSource, make_sources
-from quant_assets.core.monitoring.drift import AlertConfig
+from quant_assets.core.monitoring.alerts import AlertConfig
 from quant_assets.core.registry import models
 from quant_assets.core.storage import pg
 from quant_assets.paths import default_data_root
@@ -77,7 +77,7 @@ class MarketDataResource(dg.ConfigurableResource):
 
 
 class AlertPolicy(dg.ConfigurableResource):
-    """The alert matrix (defaults: core.monitoring.drift.AlertConfig) and the retraining policy (drift, sensor)."""
+    """The alert matrix (defaults: core.monitoring.alerts.AlertConfig) and the retraining policy (drift, sensor)."""
 
     ic_warning: float = AlertConfig.ic_warning
     ic_warning_days: int = AlertConfig.ic_warning_days

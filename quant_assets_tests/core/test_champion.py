@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from quant_assets.core import sessions
-from quant_assets.core.registry import champion, models
+from quant_assets.core.registry import artifacts, champion, models, promotion
 from quant_assets.core.research import backtest
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
 
 
-def _files(root, rounds: int) -> models.ModelFiles:
+def _files(root, rounds: int) -> artifacts.ModelFiles:
     """A one-feature model (``rounds`` trees, so each gets its own artifact) and its predictions over 40 sessions of
     20 names (a noisy but informative feature), saved as the registry saves them."""
     rng = np.random.default_rng(rounds)
@@ -26,7 +26,7 @@ def _files(root, rounds: int) -> models.ModelFiles:
     frame = pd.DataFrame({"x": x, "label": 0.01 * x + rng.normal(0, 0.02, len(index))}, index=index).reset_index()
     model = Ensemble.fit(frame, ["x"], TrainConfig(num_boost_round=rounds, seeds=(1,), params={"min_data_in_leaf": 5}))
     oos = frame.assign(prediction=model.predict(frame))
-    return models.save_model_files(root, "m", model.to_bytes(), oos[["date", "entity_key", "prediction", "label"]])
+    return artifacts.save_model_files(root, "m", model.to_bytes(), oos[["date", "entity_key", "prediction", "label"]])
 
 
 def _promoted(conn, root, rounds: int, rank_ic: float) -> models.ModelRef:
@@ -34,7 +34,7 @@ def _promoted(conn, root, rounds: int, rank_ic: float) -> models.ModelRef:
     ref = models.register_model(
         conn, "m", "a" * 64, {"x": "v1"}, {}, "c1", ("2024-01-02", "2024-03-28"), _files(root, rounds), metrics
     )
-    assert models.decide_promotion(conn, ref)[0] == "promoted"
+    assert promotion.decide_promotion(conn, ref)[0] == "promoted"
     return ref
 
 
@@ -43,7 +43,7 @@ def test_no_champion_is_one_error_that_says_what_to_materialise(pg_db):
         for call in (
             lambda: champion.current(conn, "m"),
             lambda: champion.load(conn, "m"),
-            lambda: champion.backtest(conn, "m", backtest.PortfolioRule(), backtest.Costs(), {}),
+            lambda: champion.backtest_champion(conn, "m", backtest.PortfolioRule(), backtest.Costs(), {}),
         ):
             with pytest.raises(champion.NoChampion, match="no champion for m: materialise trained_model first"):
                 call()
@@ -56,15 +56,15 @@ def test_load_falls_back_to_the_previous_champion_when_the_artifact_fails(pg_db,
         assert champion.current(conn, "m") == second
         used, _, notes = champion.load(conn, "m")
         assert (used, notes) == (second, [])
-        artifact = models.model_files(conn, second)[0]
+        artifact = artifacts.model_files(conn, second)[0]
         artifact.write_bytes(artifact.read_bytes() + b" ")
         used, _, notes = champion.load(conn, "m")
         assert used == first
         assert notes[0].startswith(f"{second.node} could not load")
         assert notes[-1] == f"FELL BACK from {second.node} to previous champion {first.node}"
-        first_artifact = models.model_files(conn, first)[0]
+        first_artifact = artifacts.model_files(conn, first)[0]
         first_artifact.write_bytes(b"{}")
-        with pytest.raises(models.ArtifactTampered, match="no champion or previous champion could be loaded"):
+        with pytest.raises(artifacts.ArtifactTampered, match="no champion or previous champion could be loaded"):
             champion.load(conn, "m")
 
 
@@ -72,8 +72,8 @@ def test_the_champion_backtest_is_recorded_and_rerun_in_place(pg_db, tmp_path):
     with pg.connect(pg_db) as conn:
         ref = _promoted(conn, tmp_path, 3, 0.02)
         config = {"rule": "long_short", "quantile": 0.2}
-        run = champion.backtest(conn, "m", backtest.PortfolioRule(), backtest.Costs(), config)
-        again = champion.backtest(conn, "m", backtest.PortfolioRule(), backtest.Costs(), config)
+        run = champion.backtest_champion(conn, "m", backtest.PortfolioRule(), backtest.Costs(), config)
+        again = champion.backtest_champion(conn, "m", backtest.PortfolioRule(), backtest.Costs(), config)
         assert run.ref == ref and run.node == again.node and run.node.startswith("backtest:m:v1:")
         assert list(run.table().columns) == ["net", "gross (no costs)"]
         with conn.cursor() as cur:

@@ -22,16 +22,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from quant_assets.core.features import compute, store
+from quant_assets.core.audit import verify_lake
+from quant_assets.core.features import compaction, compute, files
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
 from quant_assets.core.ingest.sources import YahooCsvPrices
-from quant_assets.core.registry import models
+from quant_assets.core.registry import artifacts
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import lake
-from quant_assets.core.storage.verify import verify_lake
 
 DAYS = [dt.date(2024, 6, 24), dt.date(2024, 6, 25), dt.date(2024, 6, 26)]
 PROV = {"producer": "test", "producer_version": "sha0", "run_id": "r"}
@@ -55,11 +55,11 @@ def write_alt_ingest(root: Path, inputs: dict) -> None:
 def write_features(root: Path, inputs: dict) -> None:
     """A new family version's first partitions: the manifest, then one part per day."""
     for day, rows in inputs["feature_rows"].items():
-        store.write_day(root, FAMILIES["price"], day, rows, PROV)
+        files.write_day(root, FAMILIES["price"], day, rows, PROV)
 
 
 def write_compaction(root: Path, inputs: dict) -> None:
-    store.compact(root, min_files=1)
+    compaction.compact(root, min_files=1)
 
 
 def write_snapshot(root: Path, inputs: dict) -> None:
@@ -68,7 +68,7 @@ def write_snapshot(root: Path, inputs: dict) -> None:
 
 def write_model(root: Path, inputs: dict) -> None:
     """The artifact, then its out-of-sample predictions."""
-    models.save_model_files(root, "m", *inputs["model"])
+    artifacts.save_model_files(root, "m", *inputs["model"])
 
 
 def write_predictions(root: Path, inputs: dict) -> None:

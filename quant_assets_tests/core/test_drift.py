@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from quant_assets.core import sessions
-from quant_assets.core.monitoring import drift
+from quant_assets.core.monitoring import alerts, drift
 from quant_assets.core.research import backtest
 
 
@@ -29,7 +29,7 @@ def test_psi_by_hand():
     assert empty.reason == "the reference has no finite values (of 2)" and empty.bins == 0
     assert math.isnan(empty.psi([1.0, 2.0])) and math.isnan(empty.noise(100, 0.99))
     # Bands follow the alert matrix (> 0.10 watch, > 0.25 act; exactly 0.10 is not above 0.10: stable).
-    assert [drift.psi_band(v) for v in (0.05, 0.10, 0.25, 0.26, np.nan)] == [
+    assert [alerts.psi_band(v) for v in (0.05, 0.10, 0.25, 0.26, np.nan)] == [
         "stable",
         "stable",
         "watch",
@@ -37,9 +37,9 @@ def test_psi_by_hand():
         "unknown",
     ]
     # ...and need the value above the no-drift level of its sample as well.
-    assert [drift.psi_band(0.3, noise) for noise in (0.05, 0.28, 0.31)] == ["act", "act", "stable"]
-    assert [drift.psi_band(0.2, noise) for noise in (0.15, 0.21)] == ["watch", "stable"]
-    assert drift.psi_band(0.3, cfg=drift.AlertConfig(psi_critical=0.5)) == "watch"
+    assert [alerts.psi_band(0.3, noise) for noise in (0.05, 0.28, 0.31)] == ["act", "act", "stable"]
+    assert [alerts.psi_band(0.2, noise) for noise in (0.15, 0.21)] == ["watch", "stable"]
+    assert alerts.psi_band(0.3, cfg=alerts.AlertConfig(psi_critical=0.5)) == "watch"
 
 
 def test_tie_aware_bins_by_hand():
@@ -256,7 +256,7 @@ def test_no_drift_level_is_simulated_pure_and_falls_with_the_sample():
     exceed = np.mean([r.psi(rng.normal(size=90)) > levels[1] for _ in range(400)])
     assert exceed <= 0.03
     with pytest.raises(ValueError, match="psi_noise_quantile"):
-        drift.AlertConfig(psi_noise_quantile=1.0)
+        alerts.AlertConfig(psi_noise_quantile=1.0)
 
 
 def _frame(preds: dict, labels: dict) -> pd.DataFrame:
@@ -311,43 +311,43 @@ def _history(**cols) -> pd.DataFrame:
 
 
 def test_alert_matrix_levels_and_actions():
-    cfg = drift.AlertConfig()
-    ok = drift.evaluate(_history(ic_mean_5=[0.05] * 6, psi_mean=[0.05] * 6, sharpe_20=[1.0] * 12), cfg)
+    cfg = alerts.AlertConfig()
+    ok = alerts.evaluate(_history(ic_mean_5=[0.05] * 6, psi_mean=[0.05] * 6, sharpe_20=[1.0] * 12), cfg)
     assert ok.levels == {"ic": "ok", "ic_negative": "ok", "psi": "ok", "sharpe": "ok"} and ok.actions == []
-    psi = drift.evaluate(_history(ic_mean_5=[0.05], psi_mean=[0.05, 0.12], sharpe_20=[1.0]), cfg)
+    psi = alerts.evaluate(_history(ic_mean_5=[0.05], psi_mean=[0.05, 0.12], sharpe_20=[1.0]), cfg)
     assert psi.levels["psi"] == "warning" and psi.worst == "warning" and psi.actions == []
-    psi = drift.evaluate(_history(ic_mean_5=[0.05], psi_mean=[0.3], sharpe_20=[1.0]), cfg)
+    psi = alerts.evaluate(_history(ic_mean_5=[0.05], psi_mean=[0.3], sharpe_20=[1.0]), cfg)
     assert psi.levels["psi"] == "critical" and psi.actions == ["retrain"]
     assert psi.reasons["psi"] == "psi_mean > 0.25"
     # IC warning needs five consecutive observations below 0.02; four is not enough.
-    four = drift.evaluate(_history(ic_mean_5=[0.05, 0.015, 0.015, 0.015, 0.015], psi_mean=[0], sharpe_20=[1]), cfg)
-    five = drift.evaluate(_history(ic_mean_5=[0.015] * 5, psi_mean=[0], sharpe_20=[1]), cfg)
+    four = alerts.evaluate(_history(ic_mean_5=[0.05, 0.015, 0.015, 0.015, 0.015], psi_mean=[0], sharpe_20=[1]), cfg)
+    five = alerts.evaluate(_history(ic_mean_5=[0.015] * 5, psi_mean=[0], sharpe_20=[1]), cfg)
     assert four.levels["ic"] == "ok" and five.levels["ic"] == "warning"
-    crit = drift.evaluate(_history(ic_mean_5=[0.05, 0.005], psi_mean=[0], sharpe_20=[1]), cfg)
+    crit = alerts.evaluate(_history(ic_mean_5=[0.05, 0.005], psi_mean=[0], sharpe_20=[1]), cfg)
     assert crit.levels["ic"] == "critical" and crit.actions == ["retrain"]
-    pause = drift.evaluate(_history(ic_mean_5=[-0.01, -0.02, -0.001], psi_mean=[0], sharpe_20=[1]), cfg)
+    pause = alerts.evaluate(_history(ic_mean_5=[-0.01, -0.02, -0.001], psi_mean=[0], sharpe_20=[1]), cfg)
     assert pause.levels["ic_negative"] == "critical" and pause.actions == ["pause", "retrain"]
-    sharpe = drift.evaluate(_history(ic_mean_5=[0.05], psi_mean=[0], sharpe_20=[0.4] * 10), cfg)
+    sharpe = alerts.evaluate(_history(ic_mean_5=[0.05], psi_mean=[0], sharpe_20=[0.4] * 10), cfg)
     assert sharpe.levels["sharpe"] == "warning"
-    sharpe = drift.evaluate(_history(ic_mean_5=[0.05], psi_mean=[0], sharpe_20=[0.4] * 5 + [-0.1] * 5), cfg)
+    sharpe = alerts.evaluate(_history(ic_mean_5=[0.05], psi_mean=[0], sharpe_20=[0.4] * 5 + [-0.1] * 5), cfg)
     assert sharpe.levels["sharpe"] == "critical"
-    custom = drift.evaluate(
-        _history(ic_mean_5=[0.05], psi_mean=[0.3], sharpe_20=[1]), drift.AlertConfig(psi_critical=0.5)
+    custom = alerts.evaluate(
+        _history(ic_mean_5=[0.05], psi_mean=[0.3], sharpe_20=[1]), alerts.AlertConfig(psi_critical=0.5)
     )
     assert custom.levels["psi"] == "warning"
 
 
 def test_consecutive_days_count_across_gaps_and_reset_on_a_good_day():
-    cfg = drift.AlertConfig()
+    cfg = alerts.AlertConfig()
     # Observed values below 0.02 on five sessions with missing sessions between them: still five in a row.
     gappy = _history(ic_mean_5=[0.015, np.nan, 0.01, 0.019, np.nan, np.nan, 0.011, 0.012], psi_mean=[0], sharpe_20=[1])
-    assert drift.evaluate(gappy, cfg).levels["ic"] == "warning"
+    assert alerts.evaluate(gappy, cfg).levels["ic"] == "warning"
     # One good observation in between breaks the streak.
     broken = _history(ic_mean_5=[0.015, 0.015, 0.03, 0.015, 0.015, 0.015, 0.015], psi_mean=[0], sharpe_20=[1])
-    assert drift.evaluate(broken, cfg).levels["ic"] == "ok"
+    assert alerts.evaluate(broken, cfg).levels["ic"] == "ok"
     # A day with no new observation carries the last observed state (here: critical) rather than clearing it.
     carried = _history(ic_mean_5=[0.005, np.nan], psi_mean=[0], sharpe_20=[1])
-    assert drift.evaluate(carried, cfg).levels["ic"] == "critical"
+    assert alerts.evaluate(carried, cfg).levels["ic"] == "critical"
 
 
 def _rows(levels: list[dict], start="2024-07-01") -> pd.DataFrame:
@@ -367,7 +367,7 @@ def _rows(levels: list[dict], start="2024-07-01") -> pd.DataFrame:
 def test_retrain_breaches_fire_once_per_crossing_and_respect_the_cool_down():
     ok, psi, ic = {"psi": "ok", "ic": "ok"}, {"psi": "critical", "ic": "ok"}, {"psi": "critical", "ic": "critical"}
     rows = _rows([ok, psi, psi, ic, ic, ok, ok, psi])
-    breaches = drift.retrain_breaches(rows)
+    breaches = alerts.retrain_breaches(rows)
     assert [(b.date, b.signal) for b in breaches] == [
         ("2024-07-02", "psi"),
         ("2024-07-05", "ic"),
@@ -375,28 +375,28 @@ def test_retrain_breaches_fire_once_per_crossing_and_respect_the_cool_down():
     ]
     assert breaches[0].run_key == "retrain:model:m:v1:psi:2024-07-02"
     assert breaches[0].metric == "psi_mean" and breaches[0].threshold == 0.25 and breaches[0].value == 0.3
-    assert drift.retrain_breaches(_rows([ok, ok])) == []
-    assert drift.cooled_down(breaches[0], None, 10)
-    assert not drift.cooled_down(breaches[1], "2024-07-02", 10)  # 2 sessions later
-    assert not drift.cooled_down(breaches[0], "2024-07-02", 10)  # the same breach again
-    late = drift.Breach("model:m:v1", "2024-07-17", "ic", "ic_mean_5", 0.0, 0.01)
-    assert not drift.cooled_down(late, "2024-07-02", 10)  # exactly 10 sessions: still cooling
-    later = drift.Breach("model:m:v1", "2024-07-18", "ic", "ic_mean_5", 0.0, 0.01)
-    assert drift.cooled_down(later, "2024-07-02", 10)
+    assert alerts.retrain_breaches(_rows([ok, ok])) == []
+    assert alerts.cooled_down(breaches[0], None, 10)
+    assert not alerts.cooled_down(breaches[1], "2024-07-02", 10)  # 2 sessions later
+    assert not alerts.cooled_down(breaches[0], "2024-07-02", 10)  # the same breach again
+    late = alerts.Breach("model:m:v1", "2024-07-17", "ic", "ic_mean_5", 0.0, 0.01)
+    assert not alerts.cooled_down(late, "2024-07-02", 10)  # exactly 10 sessions: still cooling
+    later = alerts.Breach("model:m:v1", "2024-07-18", "ic", "ic_mean_5", 0.0, 0.01)
+    assert alerts.cooled_down(later, "2024-07-02", 10)
 
 
 def test_a_backlog_of_breaches_asks_for_one_retrain_on_the_latest():
     ok, psi, ic = {"psi": "ok", "ic": "ok"}, {"psi": "critical", "ic": "ok"}, {"psi": "ok", "ic": "critical"}
     rows = _rows([ok, psi, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ic, ok]).assign(seq=range(1, 16))
-    cfg = drift.AlertConfig()
-    latest = drift.next_retrain(rows, 0, None, cfg, 10)
+    cfg = alerts.AlertConfig()
+    latest = alerts.next_retrain(rows, 0, None, cfg, 10)
     assert (latest.date, latest.signal) == (str(rows["date"][13]), "ic")  # not the older psi breach
-    assert drift.next_retrain(rows, 15, None, cfg, 10) is None  # nothing new since the cursor
-    assert drift.next_retrain(rows, 14, None, cfg, 10) is None  # its breach row (seq 14) was already seen
+    assert alerts.next_retrain(rows, 15, None, cfg, 10) is None  # nothing new since the cursor
+    assert alerts.next_retrain(rows, 14, None, cfg, 10) is None  # its breach row (seq 14) was already seen
     # Within the cool-down of a request on the psi breach day, the ic breach 12 sessions later qualifies...
-    assert drift.next_retrain(rows, 2, str(rows["date"][1]), cfg, 10).signal == "ic"
+    assert alerts.next_retrain(rows, 2, str(rows["date"][1]), cfg, 10).signal == "ic"
     # ...and with a longer cool-down nothing does.
-    assert drift.next_retrain(rows, 2, str(rows["date"][1]), cfg, 12) is None
+    assert alerts.next_retrain(rows, 2, str(rows["date"][1]), cfg, 12) is None
 
 
 def _live_market(rng, rates: np.ndarray, samples: int, n_sessions: int = 5, **shift) -> list[pd.DataFrame]:
@@ -421,9 +421,9 @@ def _bands(refs: dict, samples: list[pd.DataFrame]) -> pd.DataFrame:
     for sample in samples:
         values, noise = drift.feature_psi(refs, sample, 0.99)
         mean = float(np.mean(list(values.values())))
-        own = {f: drift.psi_band(values[f], refs[f].noise(int(sample[f].notna().sum()), 0.99)) for f in refs}
-        rows.append({"mean": drift.psi_band(mean, noise), "mean_without_noise": drift.psi_band(mean), **own})
-        rows[-1]["ret_5_without_noise"] = drift.psi_band(values["ret_5"])
+        own = {f: alerts.psi_band(values[f], refs[f].noise(int(sample[f].notna().sum()), 0.99)) for f in refs}
+        rows.append({"mean": alerts.psi_band(mean, noise), "mean_without_noise": alerts.psi_band(mean), **own})
+        rows[-1]["ret_5_without_noise"] = alerts.psi_band(values["ret_5"])
     return pd.DataFrame(rows)
 
 
@@ -450,10 +450,10 @@ def test_psi_bands_mean_drift_not_sample_size():
 
 
 def test_psi_rule_needs_the_value_above_its_no_drift_level():
-    cfg = drift.AlertConfig()
+    cfg = alerts.AlertConfig()
 
     def psi(mean, noise):
-        return drift.evaluate(_history(ic_mean_5=[0.05], psi_mean=[mean], psi_noise=[noise], sharpe_20=[1.0]), cfg)
+        return alerts.evaluate(_history(ic_mean_5=[0.05], psi_mean=[mean], psi_noise=[noise], sharpe_20=[1.0]), cfg)
 
     assert psi(0.3, 0.35).levels["psi"] == "ok"  # 0.3 is what a sample this small shows without drift
     critical = psi(0.3, 0.28)
@@ -466,7 +466,7 @@ def test_psi_rule_needs_the_value_above_its_no_drift_level():
     # The breach the sensor sees carries the limit the value crossed.
     ok, crit = {"psi": "ok", "ic": "ok"}, {"psi": "critical", "ic": "ok"}
     rows = _rows([ok, crit, ok, crit]).assign(psi_noise=[0.1, 0.28, 0.1, 0.05])
-    assert [b.threshold for b in drift.retrain_breaches(rows)] == [0.28, 0.25]
+    assert [b.threshold for b in alerts.retrain_breaches(rows)] == [0.28, 0.25]
 
 
 def test_one_sharpe_for_the_backtest_and_the_live_signal():

@@ -12,8 +12,9 @@ from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.pipeline import PRICE_SCHEMA
-from quant_assets.core.monitoring import drift
-from quant_assets.core.monitoring.window import DriftInputError, DriftRange, ModelProfile, as_of_time, monitored_models
+from quant_assets.core.ingest.sources.base import known_by_close
+from quant_assets.core.monitoring import alerts, drift
+from quant_assets.core.monitoring.window import DriftInputError, DriftRange, ModelProfile, monitored_models
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.storage import lake
 from quant_assets_tests.conftest import MODEL_NODE, SCORED_DAYS
@@ -59,7 +60,7 @@ def test_a_drift_row_by_hand(scored_lake):
         [lake.read_partition(root, scoring.DATASET, d) for d in sessions.sessions_between("2024-05-28", day)]
     )
     assert row["prediction_psi"] == pytest.approx(drift.psi(model.predict(snap.data), scored["prediction"]))
-    assert set(row["levels"]) == {"ic", "ic_negative", "psi", "sharpe"} and row["level"] in drift.LEVELS
+    assert set(row["levels"]) == {"ic", "ic_negative", "psi", "sharpe"} and row["level"] in alerts.LEVELS
 
 
 def test_a_missing_bar_leaves_its_labels_out_rather_than_stretching_them():
@@ -105,7 +106,7 @@ def _perturb_after(root, cut) -> None:
     earlier = sessions.previous_session(cut)
     bars = lake.latest_versions(lake.read_partition(root, "raw_prices", earlier), ["ticker"])
     restated = bars.assign(open=bars["open"] * 1.3)
-    late = as_of_time(cut) + pd.Timedelta(hours=1)
+    late = known_by_close(cut) + pd.Timedelta(hours=1)
     res = lake.append_new_versions(
         root, "raw_prices", earlier, restated, ["ticker", "event_time"], ["open"], late, PRICE_SCHEMA
     )

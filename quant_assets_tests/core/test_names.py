@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from quant_assets.core.features.definitions import FeatureDef, FeatureFamily
-from quant_assets.core.features.store import write_day
-from quant_assets.core.registry import models
+from quant_assets.core.features.files import write_day
+from quant_assets.core.registry import artifacts, models
 from quant_assets.core.research import snapshots
 from quant_assets.core.storage import lake, pg
 from quant_assets.paths import PROJECT_ROOT
@@ -25,13 +25,13 @@ OOS = pd.DataFrame({"date": [dt.date(2024, 1, 2)], "entity_key": ["A"], "predict
 def test_a_model_name_that_is_no_plain_name_is_refused_before_anything_is_written(tmp_path, name):
     root = tmp_path / "deep" / "lake"
     with pytest.raises(ValueError, match="invalid model name"):
-        models.save_model_files(root, name, b"{}", OOS)
+        artifacts.save_model_files(root, name, b"{}", OOS)
     assert not any(tmp_path.rglob("*.json")) and not any(tmp_path.rglob("*.parquet"))
 
 
 def test_good_model_names_are_accepted_and_stay_under_models(tmp_path):
     for name in ("equity_lgbm", "stocknet_lgbm", "A.b-c_2"):
-        files = models.save_model_files(tmp_path, name, b"{}", OOS)
+        files = artifacts.save_model_files(tmp_path, name, b"{}", OOS)
         assert files.artifact.path.parent == tmp_path / "models" / name
 
 

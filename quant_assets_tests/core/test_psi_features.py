@@ -9,7 +9,7 @@ import pytest
 from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.monitoring import drift, history
+from quant_assets.core.monitoring import alerts, drift, history
 from quant_assets.core.monitoring.window import DriftRange, ModelProfile
 from quant_assets.core.storage import pg
 from quant_assets_tests.conftest import MODEL_NODE
@@ -56,7 +56,7 @@ def test_a_feature_without_reference_values_has_no_psi_and_the_row_is_computed(s
     full = DriftRange(root, FeatureStore(root, ALL_FEATURES), ModelProfile.of(MODEL_NODE, snap, model), [day]).row(day)
     assert {k: v for k, v in full["psi"].items() if k != "vol_20"} == row["psi"]
     # The day's PSI level is the alert matrix's rule with that level: a band only above it.
-    band = drift.psi_band(row["psi_mean"], row["psi_noise"])
+    band = alerts.psi_band(row["psi_mean"], row["psi_noise"])
     assert {"stable": "ok", "watch": "warning", "act": "critical"}[band] == row["levels"]["psi"]
 
 

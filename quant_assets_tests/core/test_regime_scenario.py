@@ -12,7 +12,7 @@ from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources import SyntheticMarket
-from quant_assets.core.monitoring import drift
+from quant_assets.core.monitoring import alerts
 from quant_assets.core.monitoring.window import DriftRange, ModelProfile
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.research.training import Ensemble, TrainConfig
@@ -44,7 +44,7 @@ def test_retrain_fires_within_days_after_the_regime_change_and_never_before(seed
     requests = []
     for i in range(len(rows)):
         last = requests[-1].date if requests else None
-        breach = drift.next_retrain(rows.iloc[: i + 1], i, last, drift.AlertConfig(), 10)
+        breach = alerts.next_retrain(rows.iloc[: i + 1], i, last, alerts.AlertConfig(), 10)
         requests += [breach] if breach else []
     assert requests, rows[["date", "ic_mean_5", "psi_mean", "level"]].to_string()
     first = sessions.as_date(requests[0].date)

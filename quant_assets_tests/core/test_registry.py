@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from quant_assets.core.registry import models
+from quant_assets.core.registry import artifacts, lineage, models, promotion
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
 
@@ -24,7 +24,7 @@ def tiny_files(root):
     frame = pd.DataFrame({"date": [1] * 50 + [2] * 50, "x": range(100), "label": [i % 7 for i in range(100)]})
     model = Ensemble.fit(frame, ["x"], TrainConfig(num_boost_round=3, seeds=(1,), params={"min_data_in_leaf": 5}))
     oos = frame.assign(entity_key=frame["x"].astype(str), prediction=model.predict(frame))
-    return models.save_model_files(root, "m", model.to_bytes(), oos[["date", "entity_key", "prediction", "label"]])
+    return artifacts.save_model_files(root, "m", model.to_bytes(), oos[["date", "entity_key", "prediction", "label"]])
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def _register(conn, files, snapshot, rank_ic, code="c1"):
 
 def test_lineage_upstream_downstream_and_blast_radius(pg_db, tiny_model):
     with pg.connect(pg_db) as conn:
-        models.add_edges(
+        lineage.add_edges(
             conn,
             [
                 ("source:raw_prices:2024-01-02", "family:price@f1"),
@@ -56,9 +56,9 @@ def test_lineage_upstream_downstream_and_blast_radius(pg_db, tiny_model):
         )
         m1 = _register(conn, tiny_model, "S1", 0.05)
         m2 = _register(conn, tiny_model, "S2", 0.04, code="c2")
-        models.add_edges(conn, [(m1.node, "backtest:B1")])
+        lineage.add_edges(conn, [(m1.node, "backtest:B1")])
         assert (m1.version, m2.version) == (1, 2)
-        up = models.upstream(conn, m1.node)
+        up = lineage.upstream(conn, m1.node)
         assert set(up["src"]) == {
             "snapshot:S1",
             "code:c1",
@@ -69,16 +69,16 @@ def test_lineage_upstream_downstream_and_blast_radius(pg_db, tiny_model):
             "source:raw_prices:2024-01-03",
             "code:c0",
         }
-        assert models.blast_radius(conn, "feature:ret_5@a") == ["backtest:B1", "model:m:v1"]
-        assert models.blast_radius(conn, "feature:ret_1@b") == ["backtest:B1", "model:m:v1", "model:m:v2"]
-        assert models.blast_radius(conn, "source:raw_prices:2024-01-02") == [
+        assert lineage.blast_radius(conn, "feature:ret_5@a") == ["backtest:B1", "model:m:v1"]
+        assert lineage.blast_radius(conn, "feature:ret_1@b") == ["backtest:B1", "model:m:v1", "model:m:v2"]
+        assert lineage.blast_radius(conn, "source:raw_prices:2024-01-02") == [
             "backtest:B1",
             "model:m:v1",
             "model:m:v2",
         ]
-        assert models.blast_radius(conn, "code:c2") == ["model:m:v2"]
-        assert models.blast_radius(conn, "code:c1") == ["backtest:B1", "model:m:v1"]
-        assert models.node_exists(conn, "feature:ret_5@a") and not models.node_exists(conn, "feature:ret_5")
+        assert lineage.blast_radius(conn, "code:c2") == ["model:m:v2"]
+        assert lineage.blast_radius(conn, "code:c1") == ["backtest:B1", "model:m:v1"]
+        assert lineage.node_exists(conn, "feature:ret_5@a") and not lineage.node_exists(conn, "feature:ret_5")
         assert models.best_model(conn, "m") == m1
         assert models.model(conn, "m") == m2 and models.model(conn, "m:v1") == m1
         with pytest.raises(LookupError):
@@ -88,15 +88,15 @@ def test_lineage_upstream_downstream_and_blast_radius(pg_db, tiny_model):
 def test_champion_challenger_rule_and_fallback_order(pg_db, tiny_model):
     with pg.connect(pg_db) as conn:
         bad = _register(conn, tiny_model, "S", -0.01)
-        assert models.decide_promotion(conn, bad)[0] == "rejected"
+        assert promotion.decide_promotion(conn, bad)[0] == "rejected"
         first = _register(conn, tiny_model, "S", 0.03)
-        assert models.decide_promotion(conn, first) == ("promoted", "test rank_ic 0.0300, first champion")
+        assert promotion.decide_promotion(conn, first) == ("promoted", "test rank_ic 0.0300, first champion")
         weaker = _register(conn, tiny_model, "S", 0.025)
-        decision, reason = models.decide_promotion(conn, weaker)
+        decision, reason = promotion.decide_promotion(conn, weaker)
         assert decision == "rejected" and "champion v2" in reason
         better = _register(conn, tiny_model, "S", 0.04)
-        assert models.decide_promotion(conn, better, min_improvement=0.02)[0] == "rejected"
-        assert models.decide_promotion(conn, better, min_improvement=0.005)[0] == "promoted"
+        assert promotion.decide_promotion(conn, better, min_improvement=0.02)[0] == "rejected"
+        assert promotion.decide_promotion(conn, better, min_improvement=0.005)[0] == "promoted"
         assert models.champions(conn, "m") == [better, first]
         with conn.cursor() as cur:
             cur.execute("SELECT version, status FROM quant.models ORDER BY version")
@@ -108,12 +108,12 @@ def test_champion_challenger_rule_and_fallback_order(pg_db, tiny_model):
 def test_tampered_or_missing_artifact_refuses_to_load(pg_db, tiny_model):
     with pg.connect(pg_db) as conn:
         ref = _register(conn, tiny_model, "S", 0.03)
-        assert models.load_model(conn, ref).features == ["x"]
+        assert artifacts.load_model(conn, ref).features == ["x"]
         artifact = tiny_model.artifact.path
         blob = artifact.read_bytes()
         artifact.write_bytes(blob.replace(b'"x"', b'"y"', 1))
-        with pytest.raises(models.ArtifactTampered, match="fails verification"):
-            models.load_model(conn, ref)
+        with pytest.raises(artifacts.ArtifactTampered, match="fails verification"):
+            artifacts.load_model(conn, ref)
         artifact.unlink()
-        with pytest.raises(models.ArtifactTampered, match="unreadable"):
-            models.load_model(conn, ref)
+        with pytest.raises(artifacts.ArtifactTampered, match="unreadable"):
+            artifacts.load_model(conn, ref)

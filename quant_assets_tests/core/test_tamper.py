@@ -19,23 +19,25 @@ import pyarrow.parquet as pq
 import pytest
 
 from quant_assets.core import sessions
+from quant_assets.core.audit import verify_lake
 from quant_assets.core.features.backfill import backfill
+from quant_assets.core.features.compaction import compact
+from quant_assets.core.features.files import FeatureStoreError
 from quant_assets.core.features.library import ALL_FEATURES
-from quant_assets.core.features.store import FeatureStore, FeatureStoreError, compact
+from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.pipeline import ingest_prices
 from quant_assets.core.ingest.sources import SyntheticMarket, YahooCsvPrices
-from quant_assets.core.registry import models
+from quant_assets.core.registry import artifacts, models
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import lake
-from quant_assets.core.storage.verify import verify_lake
 
 FIRST, LAST = "2024-02-01", "2024-03-28"
 DAY = dt.date(2024, 3, 5)
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> tuple[Path, models.ModelFiles]:
+def pristine(tmp_path_factory) -> tuple[Path, artifacts.ModelFiles]:
     root = tmp_path_factory.mktemp("tamper") / "lake"
     market = SyntheticMarket(seed=9, n_tickers=6)
     backfill(root, market, market, FIRST, LAST)
@@ -49,7 +51,7 @@ def pristine(tmp_path_factory) -> tuple[Path, models.ModelFiles]:
     snapshots.write(root, data, manifest)
     model = Ensemble.fit(data, ["ret_1", "sentiment_1"], TrainConfig(num_boost_round=3, seeds=(1,)))
     oos = data[["date", "entity_key", "label"]].assign(prediction=model.predict(data))
-    files = models.save_model_files(root, "m", model.to_bytes(), oos)
+    files = artifacts.save_model_files(root, "m", model.to_bytes(), oos)
     scoring.write_day(root, DAY, scoring.score_day(store, model, "model:m:v1", DAY, manifest["universe"]))
     assert verify_lake(root).ok
     return root, files
@@ -149,9 +151,9 @@ def test_a_damaged_snapshot_is_refused(lake_copy):
 
 def test_a_models_out_of_sample_predictions_are_covered_by_its_recorded_hash(pg_db, pristine, lake_copy):
     files = pristine[1]
-    moved = models.ModelFiles(
+    moved = artifacts.ModelFiles(
         *(
-            models.StoredFile(lake_copy / f.path.relative_to(pristine[0]), f.sha256, f.size)
+            artifacts.StoredFile(lake_copy / f.path.relative_to(pristine[0]), f.sha256, f.size)
             for f in files.__dict__.values()
         )
     )
@@ -161,12 +163,13 @@ def test_a_models_out_of_sample_predictions_are_covered_by_its_recorded_hash(pg_
     with pg.connect(pg_db) as conn:
         ref = models.register_model(conn, "m", "S", {}, {}, "c", ("2024-03-01", "2024-03-20"), moved, metrics)
         assert (
-            models.load_oos(conn, ref)["prediction"].tolist() == pd.read_parquet(moved.oos.path)["prediction"].tolist()
+            artifacts.load_oos(conn, ref)["prediction"].tolist()
+            == pd.read_parquet(moved.oos.path)["prediction"].tolist()
         )
         rewrite(moved.oos.path, lambda f: f.assign(prediction=-f["prediction"]))  # signs flipped, a valid file
-        with pytest.raises(models.ArtifactTampered, match=str(moved.oos.path)):
-            models.load_oos(conn, ref)
-        bad = [(node, path) for node, path, error in models.verify_models(conn) if error]
+        with pytest.raises(artifacts.ArtifactTampered, match=str(moved.oos.path)):
+            artifacts.load_oos(conn, ref)
+        bad = [(node, path) for node, path, error in artifacts.verify_models(conn) if error]
     assert bad == [(ref.node, moved.oos.path)]
     assert [p.path for p in verify_lake(lake_copy).problems] == [moved.oos.path]
 

@@ -12,7 +12,7 @@ import pytest
 
 from quant_assets.core import sessions
 from quant_assets.core.monitoring import history
-from quant_assets.core.registry import models
+from quant_assets.core.registry import artifacts, models, promotion
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
 from quant_assets.defs.automation import daily_job, daily_schedule, record_run_failures, retrain_on_drift
@@ -138,13 +138,13 @@ def champion(pg_db, tmp_path):
     frame = pd.DataFrame({"date": [1] * 50 + [2] * 50, "x": range(100), "label": [i % 7 for i in range(100)]})
     model = Ensemble.fit(frame, ["x"], TrainConfig(num_boost_round=3, seeds=(1,), params={"min_data_in_leaf": 5}))
     oos = frame.assign(entity_key=frame["x"].astype(str), prediction=model.predict(frame))[["date", "entity_key"]]
-    files = models.save_model_files(tmp_path, "equity_lgbm", model.to_bytes(), oos)
+    files = artifacts.save_model_files(tmp_path, "equity_lgbm", model.to_bytes(), oos)
     metrics = pd.DataFrame({"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.05]})
     with pg.connect(pg_db) as conn:
         ref = models.register_model(
             conn, "equity_lgbm", "S", {"x": "1"}, {}, "c", ("2024-01-02", "2024-04-30"), files, metrics
         )
-        assert models.decide_promotion(conn, ref)[0] == "promoted"
+        assert promotion.decide_promotion(conn, ref)[0] == "promoted"
     return ref
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.registry import models
+from quant_assets.core.registry import artifacts, models, promotion
 from quant_assets.core.research import snapshots
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import lake, pg
@@ -76,13 +76,13 @@ def _champion_on(root, pg_url, start: str, as_of: str) -> None:
     snap = snapshots.read(snapshots.write(root, data, manifest)[0])
     model = Ensemble.fit(snap.data, snap.features, TrainConfig(num_boost_round=10, seeds=(1,)))
     oos = snap.data[["date", "entity_key"]].assign(prediction=model.predict(snap.data))
-    files = models.save_model_files(root, "equity_lgbm", model.to_bytes(), oos)
+    files = artifacts.save_model_files(root, "equity_lgbm", model.to_bytes(), oos)
     metrics = pd.DataFrame({"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.05]})
     with pg.connect(pg_url) as conn:
         ref = models.register_model(
             conn, "equity_lgbm", snap.fingerprint, snap.manifest["features"], {}, "c", (start, as_of), files, metrics
         )
-        assert models.decide_promotion(conn, ref)[0] == "promoted"
+        assert promotion.decide_promotion(conn, ref)[0] == "promoted"
 
 
 def test_an_alternative_data_outage_warns_with_its_length_and_scoring_goes_on(

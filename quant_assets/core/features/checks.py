@@ -10,6 +10,7 @@ import pandas as pd
 
 from quant_assets.core.features.compute import compute_at, target_event_time
 from quant_assets.core.features.definitions import FeatureFamily
+from quant_assets.core.storage.equality import nan_equal
 
 
 @dataclass
@@ -37,7 +38,7 @@ def recompute_truncated(
                 continue
             a = row[names].to_numpy(dtype=float)
             b = again.loc[row["entity_key"], names].to_numpy(dtype=float)
-            bad = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+            bad = ~nan_equal(a, b)
             if bad.any():
                 failures.append(f"{row['entity_key']}@{ingest}: {', '.join(np.array(names)[bad][:5])} differ")
     return GuardResult(not failures, len(picked), failures)

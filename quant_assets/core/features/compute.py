@@ -21,6 +21,7 @@ import pandas as pd
 from quant_assets.core import sessions
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.storage import lake
+from quant_assets.core.storage.equality import nan_equal
 
 META = ["entity_key", "event_time", "ingest_time"]
 
@@ -119,12 +120,6 @@ def knowledge_times(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> 
     return [first, *sorted(later.unique())]
 
 
-def _same(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
-    """Row-wise equality of two aligned float frames, NaN equal to NaN."""
-    x, y = a.to_numpy(), b.to_numpy()
-    return ((x == y) | (np.isnan(x) & np.isnan(y))).all(axis=1)
-
-
 def compute_day(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """All bitemporal feature rows for ``day``: entity_key, event_time, ingest_time, one column per feature."""
     target = target_event_time(family, day)
@@ -134,7 +129,7 @@ def compute_day(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.D
         values = compute_at(family, rows, day, t)
         if emitted is not None:
             common = values.index.intersection(emitted.index)
-            unchanged = pd.Index(common[_same(values.loc[common], emitted.loc[common])])
+            unchanged = pd.Index(common[nan_equal(values.loc[common], emitted.loc[common]).all(axis=1)])
             emitted = pd.concat([emitted.drop(values.index.intersection(emitted.index)), values])
             values = values.drop(unchanged)
         else:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from quant_assets.core.features import checks, compute, store
+from quant_assets.core.features import checks, compute, files, integrity
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.storage import verify
 
@@ -50,7 +50,7 @@ def materialize(
     for day in days:
         rows = compute.window_rows(family, inputs, day)
         out = compute.compute_day(family, rows, day)
-        result = store.write_day(root, family, day, out, provenance)
+        result = files.write_day(root, family, day, out, provenance)
         run.written += result.rows_written
         written_paths += [result.path] if result.path is not None else []
         guard = checks.recompute_truncated(family, rows, day, out, lookahead_sample, seed=day.toordinal())
@@ -60,13 +60,13 @@ def materialize(
         run.stale += checks.freshness(family, day, out["event_time"].max() if not out.empty else None).failures
         frames.append(out)
     run.emitted = pd.concat(frames, ignore_index=True)
-    run.files = _verify_files(store.family_dir(root, family), written_paths, verify_sample, days[0].toordinal())
+    run.files = _verify_files(files.family_dir(root, family), written_paths, verify_sample, days[0].toordinal())
     return run
 
 
 def _verify_files(base: Path, written: list[Path], sample: int, seed: int) -> verify.Report:
     """The files just written plus a random ``sample`` of the family version's other stored files."""
     fresh = set(written)
-    stored = [(kind, p) for kind, p in verify.stored_files(base) if p not in fresh]
+    stored = [(kind, p) for kind, p in integrity.family_files(base) if p not in fresh]
     picked = random.Random(seed).sample(stored, min(sample, len(stored)))
-    return verify.verify([("part", p) for p in written] + picked)
+    return verify.verify([("part", p) for p in written] + picked, integrity.check, integrity.ERRORS)

@@ -25,8 +25,8 @@ import pandas as pd
 from quant_assets.core import sessions
 from quant_assets.core.features.compute import target_event_time
 from quant_assets.core.features.definitions import FeatureFamily
+from quant_assets.core.features.files import event_column
 from quant_assets.core.features.library import FAMILIES
-from quant_assets.core.features.store import event_column
 
 
 def oldest_usable(family: FeatureFamily, day: dt.date) -> pd.Timestamp:

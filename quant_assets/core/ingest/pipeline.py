@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from quant_assets.core import sessions
-from quant_assets.core.ingest.sources.base import ALT_LAG, PRICE_LAG, AltSource, Notice, PriceSource
+from quant_assets.core.ingest.sources.base import ALT_LAG, PRICE_LAG, AltSource, Notice, PriceSource, known_by_close
 from quant_assets.core.ingest.validate import (
     ALT_COUNT_FIELDS,
     DEFAULT_LIMITS,
@@ -215,7 +215,7 @@ def ingest_prices(
     clean, late, ingest_time = _available(clean, close, PRICE_LAG, clock, now)
     # the bars known when this session's became available (backfill) or now (live): the same decision
     # however late a backfill runs, whatever was restated since
-    known_at = now if clock == "live" else sessions.session_close(session) + PRICE_LAG
+    known_at = now if clock == "live" else known_by_close(session)
     history = previous_bars(root, session, clean["ticker"], limits.lookback, known_at)
     clean, steps, flags = check_steps(clean, session, history, limits)
     rows = pd.DataFrame(

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 
-from quant_assets.core.registry import models
+from quant_assets.core.registry import lineage
 
 COLUMNS = [
     "date",
@@ -49,7 +49,7 @@ def upsert(conn, rows: list[dict], run_id: str | None = None) -> int:
                     seq = nextval('quant.drift_seq'), computed_at = now()""",
                 values,
             )
-    models.add_edges(conn, [(r["model"], f"drift:{r['model'].removeprefix('model:')}:{r['date']}") for r in rows])
+    lineage.add_edges(conn, [(r["model"], f"drift:{r['model'].removeprefix('model:')}:{r['date']}") for r in rows])
     return len(rows)
 
 

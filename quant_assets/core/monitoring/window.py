@@ -24,9 +24,10 @@ import pandas as pd
 from quant_assets.core import sessions
 from quant_assets.core.features import staleness
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.ingest.sources.base import PRICE_LAG
+from quant_assets.core.ingest.sources.base import known_by_close
 from quant_assets.core.monitoring import drift
-from quant_assets.core.registry import champion, models
+from quant_assets.core.monitoring.alerts import AlertConfig, evaluate, psi_band
+from quant_assets.core.registry import artifacts, champion, models
 from quant_assets.core.research import backtest, scoring, snapshots
 from quant_assets.core.research.training import Ensemble
 from quant_assets.core.storage import lake
@@ -60,11 +61,6 @@ class ModelProfile:
         )
 
 
-def as_of_time(day: dt.date) -> pd.Timestamp:
-    """What a drift row for ``day`` may know: everything ingested by the day's close + the price lag."""
-    return sessions.session_close(day) + PRICE_LAG
-
-
 class DriftRange:
     """Loads the partitions a range of drift days reads, once, and computes each day's row."""
 
@@ -74,14 +70,14 @@ class DriftRange:
         store: FeatureStore,
         profile: ModelProfile,
         days: list[dt.date],
-        alerts: drift.AlertConfig | None = None,
+        alerts: AlertConfig | None = None,
         costs: backtest.Costs | None = None,
         rule: backtest.PortfolioRule = drift.LIVE_RULE,
     ):
         if not days:
             raise ValueError("no days to monitor")
         self.root, self.profile = Path(root), profile
-        self.alerts, self.costs, self.rule = alerts or drift.AlertConfig(), costs or backtest.Costs(), rule
+        self.alerts, self.costs, self.rule = alerts or AlertConfig(), costs or backtest.Costs(), rule
         self.days = sorted(sessions.require_session(d) for d in days)
         self.lookback = self.alerts.lookback
         first = sessions.session_offset(self.days[0], -(profile.horizon + self.lookback))
@@ -169,7 +165,7 @@ class DriftRange:
             raise DriftInputError(f"raw_prices missing for {missing}: labels of {matured} cannot be known")
         if preds is not None:
             frame = preds[["date", "entity_key", "prediction"]].merge(
-                self._labels(window, as_of_time(day)), on=["date", "entity_key"], how="inner"
+                self._labels(window, known_by_close(day)), on=["date", "entity_key"], how="inner"
             )
             daily = drift.daily_signal(frame, self.costs, self.rule).reindex(window) if len(frame) else None
         else:
@@ -185,7 +181,7 @@ class DriftRange:
         # The day's row: signal metrics end at the matured session, distribution metrics at the day itself.
         history = history.reindex(history.index.union(psi_hist.index)).sort_index()
         history[psi_hist.columns] = psi_hist
-        alerts = drift.evaluate(history, self.alerts)
+        alerts = evaluate(history, self.alerts)
         last = daily.loc[matured] if matured in daily.index else pd.Series(dtype=float)
         psi_today = self.psi.loc[day] if day in self.psi.index else pd.Series(dtype=object)
         per_feature = self.feature_psi.loc[day].dropna() if day in self.feature_psi.index else pd.Series(dtype=float)
@@ -233,7 +229,7 @@ def monitored_models(root: Path, days: list[dt.date], lookback: int, name: str) 
 def load_profile(conn, root: Path, node: str) -> ModelProfile:
     """The profile of a registered model (``model:<name>:vN``): its verified artifact and training snapshot."""
     ref = models.model(conn, node.removeprefix("model:"))
-    return ModelProfile.of(node, champion.snapshot_of(conn, root, ref), models.load_model(conn, ref))
+    return ModelProfile.of(node, champion.snapshot_of(conn, root, ref), artifacts.load_model(conn, ref))
 
 
 class NoPredictions(LookupError):
@@ -255,11 +251,11 @@ class DriftRun:
         covered = {r["date"] for r in self.rows}
         return {d: e for d, e in self.errors.items() if d not in covered}
 
-    def table(self, alerts: drift.AlertConfig) -> pd.DataFrame:
+    def table(self, alerts: AlertConfig) -> pd.DataFrame:
         """The rows as a table, each with the PSI band its mean PSI and no-drift level fall in."""
         table = pd.DataFrame(self.rows)
         table["psi_band"] = [
-            drift.psi_band(_nan(v), _nan(z), alerts) for v, z in zip(table["psi_mean"], table["psi_noise"], strict=True)
+            psi_band(_nan(v), _nan(z), alerts) for v, z in zip(table["psi_mean"], table["psi_noise"], strict=True)
         ]
         return table
 
@@ -270,7 +266,7 @@ def drift_rows(
     store: FeatureStore,
     name: str,
     days: list[dt.date],
-    alerts: drift.AlertConfig,
+    alerts: AlertConfig,
     costs: backtest.Costs,
     rule: backtest.PortfolioRule,
 ) -> DriftRun:

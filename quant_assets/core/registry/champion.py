@@ -16,9 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from quant_assets.core import sessions
-from quant_assets.core.registry import models, promotion
-from quant_assets.core.research import backtest as bt
-from quant_assets.core.research import snapshots
+from quant_assets.core.registry import artifacts, models, promotion
+from quant_assets.core.research import backtest, snapshots
 from quant_assets.core.research.training import Ensemble, WalkForwardResult
 
 
@@ -44,7 +43,7 @@ def current(conn, name: str) -> models.ModelRef:
 
 def snapshot_of(conn, root: Path, ref: models.ModelRef) -> snapshots.Snapshot:
     """The verified training snapshot of a registered model (its path follows from the recorded fingerprint)."""
-    return snapshots.read(snapshots.locate(root, models.model_files(conn, ref)[1]))
+    return snapshots.read(snapshots.locate(root, artifacts.model_files(conn, ref)[1]))
 
 
 def load(conn, name: str) -> tuple[models.ModelRef, Ensemble, list[str]]:
@@ -58,14 +57,14 @@ def load(conn, name: str) -> tuple[models.ModelRef, Ensemble, list[str]]:
     notes = []
     for ref in models.champions(conn, name):
         try:
-            model = models.load_model(conn, ref)
-        except models.ArtifactTampered as exc:
+            model = artifacts.load_model(conn, ref)
+        except artifacts.ArtifactTampered as exc:
             notes.append(f"{ref.node} could not load: {exc}")
             continue
         if ref != first:
             notes.append(f"FELL BACK from {first.node} to previous champion {ref.node}")
         return ref, model, notes
-    raise models.ArtifactTampered("no champion or previous champion could be loaded: " + "; ".join(notes))
+    raise artifacts.ArtifactTampered("no champion or previous champion could be loaded: " + "; ".join(notes))
 
 
 def check_out_of_sample(node: str, trained_as_of: dt.date, days: list[dt.date]) -> None:
@@ -115,7 +114,7 @@ def head_to_head(
     if not champs:
         return None
     champ = champs[0]
-    oos = models.load_oos(conn, champ)
+    oos = artifacts.load_oos(conn, champ)
     if oos is None:
         return promotion.HeadToHead(0, float("nan"), float("nan"), None, None)
     after = snapshot_of(conn, root, champ).manifest["as_of"]
@@ -135,7 +134,7 @@ class Registration:
     """A trained model as registered: its files, the head-to-head it was judged on, and the decision."""
 
     ref: models.ModelRef
-    files: models.ModelFiles
+    files: artifacts.ModelFiles
     comparison: promotion.HeadToHead | None
     decision: str
     reason: str
@@ -154,7 +153,7 @@ def register(
 ) -> Registration:
     """Write the model's artifact and out-of-sample predictions, compare it with the champion, register it with
     its metrics and lineage, and apply the promotion rule: the one way a trained model enters the registry."""
-    files = models.save_model_files(root, name, result.final.to_bytes(), result.predictions)
+    files = artifacts.save_model_files(root, name, result.final.to_bytes(), result.predictions)
     comparison = head_to_head(conn, root, result.predictions, snap, name)
     ref = models.register_model(
         conn,
@@ -168,7 +167,7 @@ def register(
         metric_rows(result.fold_metrics),
         run_id,
     )
-    decision, reason = models.decide_promotion(conn, ref, min_improvement, comparison)
+    decision, reason = promotion.decide_promotion(conn, ref, min_improvement, comparison)
     champs = models.champions(conn, name)
     return Registration(ref, files, comparison, decision, reason, champs[0] if champs else None)
 
@@ -180,23 +179,25 @@ class ChampionBacktest:
     ref: models.ModelRef
     node: str
     frame: pd.DataFrame
-    net: bt.BacktestResult
-    gross: bt.BacktestResult
+    net: backtest.BacktestResult
+    gross: backtest.BacktestResult
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame({"net": self.net.metrics, "gross (no costs)": self.gross.metrics}).round(4)
 
 
-def backtest(conn, name: str, rule: bt.PortfolioRule, costs: bt.Costs, config: dict) -> ChampionBacktest:
+def backtest_champion(
+    conn, name: str, rule: backtest.PortfolioRule, costs: backtest.Costs, config: dict
+) -> ChampionBacktest:
     """Backtest the champion's walk-forward predictions under ``rule``, net of ``costs`` and gross; recorded as a
     backtest (id: model version + hash of ``config``, so a rerun updates it) and as 'backtest' metrics of the model."""
     ref = current(conn, name)
-    frame = models.load_oos(conn, ref)
+    frame = artifacts.load_oos(conn, ref)
     if frame is None:
         raise NoTrackRecord(f"{ref.node} has no recorded out-of-sample predictions: retrain it to backtest it")
-    net, gross = bt.run(frame, rule, costs), bt.run(frame, rule, bt.NO_COSTS)
+    net, gross = backtest.run(frame, rule, costs), backtest.run(frame, rule, backtest.NO_COSTS)
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
-    snapshot = models.model_files(conn, ref)[1]
+    snapshot = artifacts.model_files(conn, ref)[1]
     metrics = {"net": net.metrics, "gross": gross.metrics}
     node = models.record_backtest(
         conn, f"{ref.name}:v{ref.version}:{digest}", "champion", snapshot, config, metrics, ref

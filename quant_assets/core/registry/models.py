@@ -1,17 +1,8 @@
-"""Model registry and lineage in Postgres (schema ``quant``, tables in core/storage/pg.py).
+"""Registered models in Postgres (schema ``quant``, tables in core/storage/pg.py): names, versions, metrics.
 
-Lineage is a graph of edges ``src -> dst`` between typed node ids:
-``source:<dataset>:<date>``, ``family:<name>@<version>``, ``feature:<name>@<version>``,
-``snapshot:<fingerprint>``, ``code:<git sha>``, ``model:<name>:v<version>``,
-``backtest:<id>``, ``drift:<id>``. Upstream and downstream walks are
-recursive queries; the blast radius of a node is every model and backtest
-downstream of it.
-
-Promotion rule: a candidate becomes champion when its rank IC is positive
-and at least the current champion's plus ``min_improvement``; otherwise it
-is rejected. Both are scored on the same out-of-sample sessions when there
-are enough of them (``core/registry/promotion.py``), else on their own walk-forward
-test periods (the reason says which). Both decisions are recorded.
+A model name holds versions ``name:v1, v2, ...``; each version records its training run, its metrics and
+the checksums of its files (``artifacts.py``), and its lineage (``lineage.py``). The champion history is
+the promotion decisions (``promotion.py``), newest first.
 """
 
 from __future__ import annotations
@@ -19,22 +10,18 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import pyarrow as pa
 from psycopg2.extras import execute_values
 
-from quant_assets.core.registry.promotion import MIN_COMMON_DAYS, HeadToHead
-from quant_assets.core.research.training import Ensemble, sha256
-from quant_assets.core.storage import lake
+from quant_assets.core.registry.lineage import add_edges
+
+if TYPE_CHECKING:
+    from quant_assets.core.registry.artifacts import ModelFiles
 
 PROMOTION_METRIC = "rank_ic"
 _MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
-
-
-class ArtifactTampered(RuntimeError):
-    pass
 
 
 def check_model_name(name: str) -> str:
@@ -49,49 +36,6 @@ def check_model_name(name: str) -> str:
             "(it becomes a directory and the first part of name:vN)"
         )
     return name
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    """A file a model owns, with the SHA-256 and size it must have when read back."""
-
-    path: Path
-    sha256: str
-    size: int
-
-    def read_bytes(self, owner: str) -> bytes:
-        """The file's bytes, refused (ArtifactTampered naming the file) unless they hash as recorded."""
-        try:
-            blob = Path(self.path).read_bytes()
-        except OSError as exc:
-            raise ArtifactTampered(f"{owner}: {self.path} is unreadable: {exc}") from exc
-        if len(blob) != self.size or sha256(blob) != self.sha256:
-            raise ArtifactTampered(f"{owner}: {self.path} fails verification (sha256/size differ from the registry)")
-        return blob
-
-
-@dataclass(frozen=True)
-class ModelFiles:
-    """Every file a model owns: the artifact and its out-of-sample walk-forward predictions."""
-
-    artifact: StoredFile
-    oos: StoredFile
-
-
-def save_model_files(root: Path, name: str, blob: bytes, oos: pd.DataFrame) -> ModelFiles:
-    """Write a model's artifact (named by its SHA-256) and out-of-sample predictions (a content-addressed part)
-    under ``models/<name>/``, each once, and return them as they now stand on disk.
-
-    A file of the same name written earlier must hold the same content: the artifact is checked against
-    its name, the predictions part against its content digest.
-    """
-    directory = lake.under(root, "models", check_model_name(name))
-    artifact = StoredFile(directory / f"{sha256(blob)}.json", sha256(blob), len(blob))
-    lake.write_once(artifact.path, lambda tmp: tmp.write_bytes(blob))
-    artifact.read_bytes(f"model {name}")
-    path = lake.write_part(directory / "oos", pa.Table.from_pandas(oos, preserve_index=False))
-    lake.read_part(path)
-    return ModelFiles(artifact, StoredFile(path, lake.file_sha256(path), path.stat().st_size))
 
 
 @dataclass(frozen=True)
@@ -146,25 +90,6 @@ def register_model(
     return ref
 
 
-def snapshot_edges(
-    manifest: dict, feature_family: dict[str, str], source_windows: dict[str, tuple[list[str], str]]
-) -> list[tuple[str, str]]:
-    """Edges source partitions -> feature family -> feature versions -> snapshot, plus code versions.
-
-    ``feature_family`` maps a feature name to its family version ("price@abc");
-    ``source_windows`` maps a family version to (raw partitions it read, their dataset).
-    """
-    snap = f"snapshot:{manifest['fingerprint']}"
-    edges = [(f"code:{manifest['code_version']}", snap)]
-    for name, version in manifest["features"].items():
-        feature = f"feature:{name}@{version}"
-        edges += [(feature, snap), (f"family:{feature_family[name]}", feature)]
-    for fam, (partitions, dataset) in source_windows.items():
-        edges += [(f"source:{dataset}:{d}", f"family:{fam}") for d in partitions]
-        edges += [(f"code:{v}", f"family:{fam}") for v in manifest.get("producer_versions", {}).get(fam, [])]
-    return edges
-
-
 def record_metrics(conn, ref: ModelRef, metrics: pd.DataFrame) -> None:
     """Upsert rows of (dataset_type, metric, scope, value)."""
     rows = [
@@ -201,47 +126,6 @@ def record_backtest(
         )
     add_edges(conn, [(f"snapshot:{snapshot}", node)] + ([(model.node, node)] if model else []))
     return node
-
-
-def add_edges(conn, edges) -> None:
-    with conn.cursor() as cur:
-        execute_values(cur, "INSERT INTO quant.lineage_edges (src, dst) VALUES %s ON CONFLICT DO NOTHING", list(edges))
-
-
-def upstream(conn, node: str) -> pd.DataFrame:
-    """Every edge on a path into ``node``: (src, dst, depth)."""
-    return _walk(conn, node, "dst", "src")
-
-
-def downstream(conn, node: str) -> pd.DataFrame:
-    """Every edge on a path out of ``node``: (src, dst, depth)."""
-    return _walk(conn, node, "src", "dst")
-
-
-def _walk(conn, node: str, here: str, there: str) -> pd.DataFrame:
-    with conn.cursor() as cur:
-        cur.execute(
-            f"""WITH RECURSIVE walk(src, dst, depth) AS (
-                    SELECT src, dst, 1 FROM quant.lineage_edges WHERE {here} = %s
-                    UNION
-                    SELECT e.src, e.dst, w.depth + 1 FROM quant.lineage_edges e
-                    JOIN walk w ON e.{here} = w.{there} WHERE w.depth < 20)
-                SELECT src, dst, min(depth) AS depth FROM walk GROUP BY src, dst ORDER BY depth, src, dst""",
-            (node,),
-        )
-        return pd.DataFrame(cur.fetchall(), columns=["src", "dst", "depth"])
-
-
-def node_exists(conn, node: str) -> bool:
-    with conn.cursor() as cur:
-        cur.execute("SELECT EXISTS (SELECT 1 FROM quant.lineage_edges WHERE src = %s OR dst = %s)", (node, node))
-        return cur.fetchone()[0]
-
-
-def blast_radius(conn, node: str) -> list[str]:
-    """Models and backtests that used ``node`` (a feature version, snapshot, source partition or code version)."""
-    nodes = set(downstream(conn, node)["dst"])
-    return sorted(n for n in nodes if n.startswith(("model:", "backtest:")))
 
 
 def model(conn, spec: str) -> ModelRef:
@@ -307,117 +191,4 @@ def champions(conn, name: str) -> list[ModelRef]:
             if row[0] not in seen:
                 seen.add(row[0])
                 out.append(ModelRef(*row))
-    return out
-
-
-def decide_promotion(
-    conn, candidate: ModelRef, min_improvement: float = 0.0, comparison: HeadToHead | None = None
-) -> tuple[str, str]:
-    """Apply the promotion rule, record the decision, return (decision, reason)."""
-    current = champions(conn, candidate.name)
-    incumbent = current[0] if current else None
-    label = f"test {PROMOTION_METRIC}"
-    if incumbent is not None and comparison is not None and comparison.days >= MIN_COMMON_DAYS:
-        score, incumbent_score = comparison.challenger_rank_ic, comparison.champion_rank_ic
-        basis, label = comparison.describe(), "rank IC"
-    else:
-        score = metric(conn, candidate)
-        incumbent_score = metric(conn, incumbent) if incumbent else None
-        basis = None
-        if incumbent is not None and comparison is not None:
-            basis = f"only {comparison.days} common out-of-sample sessions (< {MIN_COMMON_DAYS}): own test periods"
-    if score is None or not score > 0:
-        shown = "missing" if score is None else f"{score:.4f}"
-        decision, reason = "rejected", f"{label} {shown} is not positive"
-    elif incumbent_score is not None and score < incumbent_score + min_improvement:
-        decision, reason = (
-            "rejected",
-            f"{label} {score:.4f} < champion v{incumbent.version} {incumbent_score:.4f} + {min_improvement}",
-        )
-    else:
-        decision = "promoted"
-        reason = f"{label} {score:.4f}" + (
-            f" beats champion v{incumbent.version} {incumbent_score:.4f} + {min_improvement}"
-            if incumbent
-            else ", first champion"
-        )
-    if basis:
-        reason = f"{reason} ({basis})"
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO quant.model_promotions (name, model_id, decision, reason) VALUES (%s, %s, %s, %s)",
-            (candidate.name, candidate.model_id, decision, reason),
-        )
-        if decision == "promoted":
-            cur.execute(
-                "UPDATE quant.models SET status = 'retired' WHERE name = %s AND status = 'champion'", (candidate.name,)
-            )
-        cur.execute(
-            "UPDATE quant.models SET status = %s WHERE model_id = %s",
-            ("champion" if decision == "promoted" else "rejected", candidate.model_id),
-        )
-    return decision, reason
-
-
-def model_files(conn, ref: ModelRef) -> tuple[Path, str]:
-    """(artifact path, training snapshot fingerprint) of a registered model."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT a.path, m.snapshot FROM quant.models m JOIN quant.model_artifacts a USING (model_id) "
-            "WHERE model_id = %s",
-            (ref.model_id,),
-        )
-        row = cur.fetchone()
-    if row is None:
-        raise ArtifactTampered(f"{ref.node} has no registered artifact")
-    return Path(row[0]), row[1]
-
-
-def _stored_files(conn, ref: ModelRef) -> tuple[StoredFile, StoredFile | None]:
-    """The recorded artifact and out-of-sample predictions of a model (None: registered before they were)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT path, sha256, size_bytes, oos_path, oos_sha256, oos_size_bytes FROM quant.model_artifacts "
-            "WHERE model_id = %s",
-            (ref.model_id,),
-        )
-        row = cur.fetchone()
-    if row is None:
-        raise ArtifactTampered(f"{ref.node} has no registered artifact")
-    oos = StoredFile(Path(row[3]), row[4], row[5]) if row[3] is not None else None
-    return StoredFile(Path(row[0]), row[1], row[2]), oos
-
-
-def load_model(conn, ref: ModelRef) -> Ensemble:
-    """Load a model's artifact, refusing it when its size or SHA-256 differs from the registry's."""
-    return Ensemble.from_bytes(_stored_files(conn, ref)[0].read_bytes(ref.node))
-
-
-def load_oos(conn, ref: ModelRef) -> pd.DataFrame | None:
-    """A model's out-of-sample walk-forward predictions, verified against their recorded hash (ArtifactTampered
-    naming the file otherwise); None for a model registered before they were recorded."""
-    oos = _stored_files(conn, ref)[1]
-    if oos is None:
-        return None
-    return lake.read_parquet(oos.path, source=pa.BufferReader(oos.read_bytes(ref.node))).to_pandas()
-
-
-def verify_models(conn) -> list[tuple[str, Path, str | None]]:
-    """Every file of every registered model against its recorded hash: (model node, path, error or None)."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT model_id, name, version FROM quant.models ORDER BY model_id")
-        refs = [ModelRef(*row) for row in cur.fetchall()]
-    out = []
-    for ref in refs:
-        try:
-            stored = [f for f in _stored_files(conn, ref) if f is not None]
-        except ArtifactTampered as exc:
-            out.append((ref.node, Path("-"), str(exc)))
-            continue
-        for f in stored:
-            try:
-                f.read_bytes(ref.node)
-                out.append((ref.node, f.path, None))
-            except ArtifactTampered as exc:
-                out.append((ref.node, f.path, str(exc)))
     return out

@@ -1,4 +1,9 @@
-"""Champion versus challenger on the same out-of-sample sessions.
+"""The promotion rule, and champion versus challenger on the same out-of-sample sessions.
+
+A candidate becomes champion when its rank IC is positive and at least the current champion's plus
+``min_improvement``; otherwise it is rejected. Both are scored on the same out-of-sample sessions when
+there are enough of them (``head_to_head``), else on their own walk-forward test periods (the reason
+says which). Both decisions are recorded.
 
 Each model's own walk-forward test score covers a different period, and across a regime change the
 older period flatters the older model. So both are scored on the sessions where both have
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from quant_assets.core import sessions
+from quant_assets.core.registry.models import PROMOTION_METRIC, ModelRef, champions, metric
 from quant_assets.core.research import scoring
 from quant_assets.core.research.metrics import daily_ic
 from quant_assets.core.storage import lake
@@ -68,3 +74,52 @@ def track_record(root, oos: pd.DataFrame, node: str, after, until) -> pd.DataFra
             frames.append(live[["entity_key", "prediction"]].assign(date=day))
     out = pd.concat(frames, ignore_index=True)
     return out.drop_duplicates(["date", "entity_key"], keep="last")
+
+
+def decide_promotion(
+    conn, candidate: ModelRef, min_improvement: float = 0.0, comparison: HeadToHead | None = None
+) -> tuple[str, str]:
+    """Apply the promotion rule, record the decision, return (decision, reason)."""
+    current = champions(conn, candidate.name)
+    incumbent = current[0] if current else None
+    label = f"test {PROMOTION_METRIC}"
+    if incumbent is not None and comparison is not None and comparison.days >= MIN_COMMON_DAYS:
+        score, incumbent_score = comparison.challenger_rank_ic, comparison.champion_rank_ic
+        basis, label = comparison.describe(), "rank IC"
+    else:
+        score = metric(conn, candidate)
+        incumbent_score = metric(conn, incumbent) if incumbent else None
+        basis = None
+        if incumbent is not None and comparison is not None:
+            basis = f"only {comparison.days} common out-of-sample sessions (< {MIN_COMMON_DAYS}): own test periods"
+    if score is None or not score > 0:
+        shown = "missing" if score is None else f"{score:.4f}"
+        decision, reason = "rejected", f"{label} {shown} is not positive"
+    elif incumbent_score is not None and score < incumbent_score + min_improvement:
+        decision, reason = (
+            "rejected",
+            f"{label} {score:.4f} < champion v{incumbent.version} {incumbent_score:.4f} + {min_improvement}",
+        )
+    else:
+        decision = "promoted"
+        reason = f"{label} {score:.4f}" + (
+            f" beats champion v{incumbent.version} {incumbent_score:.4f} + {min_improvement}"
+            if incumbent
+            else ", first champion"
+        )
+    if basis:
+        reason = f"{reason} ({basis})"
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO quant.model_promotions (name, model_id, decision, reason) VALUES (%s, %s, %s, %s)",
+            (candidate.name, candidate.model_id, decision, reason),
+        )
+        if decision == "promoted":
+            cur.execute(
+                "UPDATE quant.models SET status = 'retired' WHERE name = %s AND status = 'champion'", (candidate.name,)
+            )
+        cur.execute(
+            "UPDATE quant.models SET status = %s WHERE model_id = %s",
+            ("champion" if decision == "promoted" else "rejected", candidate.model_id),
+        )
+    return decision, reason

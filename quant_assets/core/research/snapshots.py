@@ -27,7 +27,7 @@ from quant_assets.core import sessions
 from quant_assets.core.features import compute, staleness
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.ingest.sources.base import PRICE_LAG
+from quant_assets.core.ingest.sources.base import known_by_close
 from quant_assets.core.storage import lake
 
 LABEL = "label"
@@ -113,7 +113,7 @@ def build(
 ) -> tuple[pd.DataFrame, dict]:
     """The training matrix and its manifest (not yet written)."""
     as_of = sessions.require_session(as_of)
-    as_of_time = sessions.session_close(as_of) + PRICE_LAG  # the end of day A: A's own bar is in
+    as_of_time = known_by_close(as_of)
     candidates = sessions.sessions_between(start, end)
     days = [t for t in candidates if sessions.label_maturity(t, horizon) <= as_of_time]
     if not days:
@@ -138,7 +138,7 @@ def build(
         "row_count": len(matrix),
         "source_partitions": {
             "raw_prices": [days[0].isoformat(), sessions.session_offset(days[-1], horizon).isoformat()],
-            "features": sorted({d.parent.name + "@" + d.name[3:] for d in _family_dirs(store, features)}),
+            "features": sorted({d.parent.name + "@" + d.name[3:] for d in store.directories(features)}),
         },
         "code_version": code_version,
         "producer_versions": _producer_versions(store, features, days),
@@ -169,7 +169,7 @@ def _training_rows(store: FeatureStore, y: pd.DataFrame, features: list[str]) ->
 def _producer_versions(store: FeatureStore, features: list[str], days: list[dt.date]) -> dict[str, list[str]]:
     """Code versions that produced the feature rows of the window, per family version."""
     out = {}
-    for d in _family_dirs(store, features):
+    for d in store.directories(features):
         files = [
             str(f)
             for f in d.glob("date=*/part-*.parquet")
@@ -181,10 +181,6 @@ def _producer_versions(store: FeatureStore, features: list[str], days: list[dt.d
             ).fetchall()
             out[f"{d.parent.name}@{d.name[3:]}"] = [r[0] for r in rows]
     return out
-
-
-def _family_dirs(store: FeatureStore, features: list[str]) -> list[Path]:
-    return [d for dirs in store._groups(features) for d in dirs]
 
 
 def locate(root: Path, fingerprint: str) -> Path:

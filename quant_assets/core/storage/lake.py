@@ -12,7 +12,7 @@ its final name (a link never replaces an existing file), so a reader sees a
 complete file or none, after any kill, and two writers of the same object
 never fail each other. Parquet files carry page checksums; every pyarrow read
 verifies them and, for parts, the bytes against the name (``CorruptFile``
-names the file). DuckDB reads do not: ``core/storage/verify.py`` covers those files.
+names the file). DuckDB reads do not: ``core/audit.py`` covers those files.
 """
 
 from __future__ import annotations

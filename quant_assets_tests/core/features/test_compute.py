@@ -10,8 +10,9 @@ import pytest
 
 from quant_assets.core import sessions
 from quant_assets.core.features import checks, compute
+from quant_assets.core.features.files import write_day
 from quant_assets.core.features.library import ALL_FEATURES, ALT_FAMILY, FAMILIES, PRICE_FAMILY
-from quant_assets.core.features.store import FeatureStore, write_day
+from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.pipeline import ALT_SCHEMA, PRICE_SCHEMA, PRICE_VALUES, ingest_alt, ingest_prices
 from quant_assets.core.ingest.sources import SyntheticMarket, make_sources
 from quant_assets.core.storage import lake

@@ -9,17 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quant_assets.core.features.compaction import COMPACTED, compact, compact_family, read_plan
 from quant_assets.core.features.definitions import FeatureDef, FeatureFamily
-from quant_assets.core.features.store import (
-    COMPACTED,
-    FeatureStore,
-    FeatureStoreError,
-    compact,
-    compact_family,
-    family_dir,
-    read_plan,
-    write_day,
-)
+from quant_assets.core.features.files import FeatureStoreError, family_dir, write_day
+from quant_assets.core.features.store import FeatureStore
 
 ENTITIES = ["A", "B", "C", "D", "E"]
 PROV = {"producer": "test", "producer_version": "sha", "run_id": "r1"}

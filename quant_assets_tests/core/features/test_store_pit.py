@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quant_assets.core.features.definitions import FeatureDef, FeatureFamily
-from quant_assets.core.features.store import FeatureStore, FeatureStoreError, write_day
+from quant_assets.core.features.files import FeatureStoreError, write_day
+from quant_assets.core.features.store import FeatureStore
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 PROV = {"producer": "test", "producer_version": "sha", "run_id": "r1"}

@@ -13,11 +13,20 @@ from typing import Protocol
 
 import pandas as pd
 
+from quant_assets.core import sessions
 from quant_assets.core.ingest.validate import empty_rejects, utf8_safe
 
 # How long after its event time a value of each dataset is known to the system.
 PRICE_LAG = pd.Timedelta(minutes=15)
 ALT_LAG = pd.Timedelta(minutes=30)
+
+
+def known_by_close(day) -> pd.Timestamp:
+    """What a run for session ``day`` may know: everything ingested by its close plus PRICE_LAG, so the day's
+    own bar is in. A snapshot's as-of, a drift row's labels and a backfilled session's step checks all
+    stop here, so each is the same however late it is computed."""
+    return sessions.session_close(day) + PRICE_LAG
+
 
 # What a ticker may look like (after upper-casing): letters, digits, '.' and '-' (BRK-A, RDS-B, BF.B).
 # Anything else never becomes a ticker, a file name in the lake or a path: it is reported instead.

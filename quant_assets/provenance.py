@@ -1,4 +1,8 @@
-"""The code version stamped on everything the pipeline produces."""
+"""The code version stamped on everything the pipeline produces.
+
+It reads the launch environment (``QUANT_CODE_VERSION``) and the checkout, so it sits beside ``paths.py``,
+outside the pure core; the shell passes the version into core calls.
+"""
 
 from __future__ import annotations
 

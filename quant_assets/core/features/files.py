@@ -1,0 +1,131 @@
+"""Feature files on disk: where a family version lives, its manifest, and the write path of a day's rows.
+
+Physical layout (the logical contract is the long ``feature_events`` schema):
+
+    <root>/features/<family>/fv=<family version>/_manifest.json     {feature: version}
+    <root>/features/<family>/fv=<family version>/date=D/part-<sha>.parquet
+        entity_key, event_time, ingest_time, producer, producer_version, run_id, <one column per feature>
+
+Every row has ingest_time >= event_time (enforced on write); the point-in-time kernel (``pit.py``) relies
+on it. Files are written once and never rewritten: a re-run appends only rows not stored yet, and a
+recomputed value that differs from the stored one under the same version is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from quant_assets.core.features.definitions import FeatureFamily, family_version
+from quant_assets.core.storage import lake
+from quant_assets.core.storage.equality import nan_equal
+
+PROVENANCE = ["producer", "producer_version", "run_id"]
+KEY = ["entity_key", "event_time", "ingest_time"]
+MANIFEST = "_manifest.json"
+_TS = pa.timestamp("us", tz="UTC")
+
+
+class FeatureStoreError(RuntimeError):
+    pass
+
+
+def event_column(family: str) -> str:
+    """The column of a point-in-time answer holding the answering row's event time for ``family``."""
+    return f"event_time_{family}"
+
+
+def family_dir(root: Path, family: FeatureFamily) -> Path:
+    return lake.under(root, "features", family.name, f"fv={family.version}")
+
+
+def family_dirs(root: Path, family: str | None = None) -> list[Path]:
+    """Every stored family version directory under ``root`` (or those of one family), in name order."""
+    return [m.parent for m in sorted((Path(root) / "features").glob(f"{family or '*'}/fv=*/{MANIFEST}"))]
+
+
+def day_files(base: Path) -> list[Path]:
+    """The files written to a family version's daily partitions (the originals), in date then name order."""
+    return sorted(Path(base).glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
+
+
+def _schema(family: FeatureFamily) -> pa.Schema:
+    return pa.schema(
+        [("entity_key", pa.string()), ("event_time", _TS), ("ingest_time", _TS)]
+        + [(c, pa.string()) for c in PROVENANCE]
+        + [(f.name, pa.float64()) for f in family.features]
+    )
+
+
+def _write_manifest(path: Path, family: FeatureFamily) -> None:
+    """The family version's manifest, written once (a concurrent first writer writes the same bytes)."""
+    if (path / MANIFEST).exists():
+        return
+    body = {
+        "family": family.name,
+        "family_version": family.version,
+        "features": {f.name: f.version for f in family.features},
+    }
+    lake.write_text(json.dumps(body, indent=2, sort_keys=True), path / MANIFEST)
+
+
+def read_manifest(directory: Path) -> dict:
+    """A family version's manifest, refused unless it parses and its features hash to the directory's version.
+
+    The directory name ``fv=<version>`` is the hash of the manifest's feature versions, so a damaged or
+    edited manifest cannot silently redirect a query to other columns.
+    """
+    path = Path(directory) / MANIFEST
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        version = family_version(body["features"])
+        claimed = (body["family"], body["family_version"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise FeatureStoreError(f"{path}: unreadable feature manifest ({type(exc).__name__}: {exc})") from exc
+    expected = (path.parent.parent.name, path.parent.name.removeprefix("fv="))
+    if claimed != expected or version != expected[1]:
+        raise FeatureStoreError(
+            f"{path}: manifest does not match its directory (family/version {claimed}, features hash to "
+            f"{version}, directory says {expected})"
+        )
+    return body
+
+
+def write_day(
+    root: Path, family: FeatureFamily, day: dt.date, rows: pd.DataFrame, provenance: Mapping[str, str]
+) -> lake.WriteResult:
+    """Append the day's feature rows that are not stored yet; same key, other values is an error.
+
+    Deterministic code under a fixed version must reproduce stored values; if
+    it does not, something changed without a version bump, and we refuse.
+    """
+    if rows.empty:
+        return lake.WriteResult(0, 0, None)
+    if (rows["ingest_time"] < rows["event_time"]).any():
+        raise FeatureStoreError(f"{family.name} {day}: a row has ingest_time before event_time")
+    base = family_dir(root, family)
+    _write_manifest(base, family)
+    rows = rows.assign(**{k: provenance.get(k, "") for k in PROVENANCE})
+    rows = lake.conform(rows, _schema(family))
+    stored = lake.read_partition(base, "", day) if (base / f"date={day.isoformat()}").exists() else pd.DataFrame()
+    fresh = rows
+    if not stored.empty:
+        features = [f.name for f in family.features]
+        merged = rows.merge(stored[KEY + features], on=KEY, how="left", suffixes=("", "__old"), indicator=True)
+        known = (merged["_merge"] == "both").to_numpy()
+        old = merged.loc[known, [f"{c}__old" for c in features]].to_numpy()
+        new = merged.loc[known, features].to_numpy()
+        if not nan_equal(old, new).all():
+            raise FeatureStoreError(
+                f"{family.name} {day}: recomputed values differ from stored ones under the same version"
+            )
+        fresh = rows.loc[~known]
+    if fresh.empty:
+        return lake.WriteResult(len(rows), 0, None)
+    path = lake.write_part(base / f"date={day.isoformat()}", lake.canonical_table(fresh, KEY, _schema(family)))
+    return lake.WriteResult(len(rows), len(fresh), path)
