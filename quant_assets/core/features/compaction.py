@@ -1,7 +1,7 @@
 """Compaction of a family version's many small daily files, and the plan of which files a query reads.
 
 Each daily partition holds a file per delivery, so a long history is thousands of small files, and a
-scan pays about a millisecond of CPU per file whatever its size. ``compact`` (an explicit operation)
+scan pays a fixed CPU cost per file whatever its size (benchmarks/RESULTS.md). ``compact`` (an explicit operation)
 writes, beside the originals, one content-addressed file per calendar month holding exactly the rows of
 that month's original files, then a record naming the originals it covers (a new file, written last;
 nothing is rewritten or deleted):
@@ -114,9 +114,8 @@ def _digest(lines: list[str]) -> str:
 def _write_compacted(table: pa.Table, path: Path) -> bool:
     """Uncompressed, dictionary encoding for the strings only: the compacted set exists to be read fast.
 
-    On the feature-store benchmark (1.29M rows x 50 float features, 121 monthly files) DuckDB reads it in
-    about 1.0-1.1 s of CPU uncompressed against 1.3-1.6 s with zstd (the originals' codec), for 538 against
-    472 MiB on disk; float features do not repeat, so dictionary pages for them only cost time.
+    Uncompressed reads cost less CPU than zstd (the originals' codec) for about 14% more disk (figures in
+    benchmarks/RESULTS.md); float features do not repeat, so dictionary pages for them only cost time.
     """
     strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
     return lake.write_parquet(table, path, compression="none", use_dictionary=strings)

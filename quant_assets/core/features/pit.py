@@ -118,10 +118,9 @@ def _float_matrix(n_rows: int, n_cols: int) -> np.ndarray:
     """An uninitialised float64 matrix; a large one in plain 4 KiB pages (an anonymous mmap).
 
     numpy asks the kernel for transparent huge pages on large arrays. On this project's 2-core VM,
-    first-touching fresh memory in 2 MiB pages usually costs several times as much as in 4 KiB ones:
-    about 1 s against 0.3 s for 0.5 GiB, the size of the full-size benchmark query's answer matrix
-    (benchmarks/bench_feature_store.py prints this probe; now and then both are 0.3 s). Elsewhere the
-    difference is small either way. The pages are touched as the answers are scattered in, while the
+    first-touching fresh memory in 2 MiB pages usually costs several times as much as in 4 KiB ones
+    for a matrix the size of a full-size query's answer (benchmarks/bench_feature_store.py prints this
+    probe; figures in benchmarks/RESULTS.md). Elsewhere the difference is small either way. The pages are touched as the answers are scattered in, while the
     read batches are being released, which also keeps the peak lower.
     """
     size = n_rows * n_cols * 8
