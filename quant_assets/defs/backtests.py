@@ -14,27 +14,11 @@ from quant_assets.core.research import backtest, snapshots
 from quant_assets.core.research.metrics import daily_ic
 from quant_assets.core.research.training import Ensemble, TrainConfig, walk_forward
 from quant_assets.defs import plots
+from quant_assets.defs.config import BacktestConfig, SweepConfig
 from quant_assets.defs.models import trained_model
 from quant_assets.defs.resources import RegistryResource
 
 OWNERS = ["team:quant-research"]
-
-
-class BacktestConfig(dg.Config):
-    rule: str = "long_short"  # or "topk"
-    quantile: float = 0.2
-    k: int = 20
-    n_drop: int = 5
-    cost_bps: float = 5.0
-    slippage_bps: float = 5.0
-    min_cost: float = 1.0
-    capital: float = 10_000_000.0
-
-    def parts(self) -> tuple[backtest.PortfolioRule, backtest.Costs]:
-        return (
-            backtest.PortfolioRule(self.rule, self.quantile, self.k, self.n_drop),
-            backtest.Costs(self.cost_bps, self.slippage_bps, self.min_cost, self.capital),
-        )
 
 
 def _curves(daily: pd.DataFrame) -> tuple[dg.MetadataValue, dg.MetadataValue]:
@@ -114,18 +98,6 @@ def champion_backtest(
 # --- the sweep: plan -> one step per (configuration, fold) -> aggregate ---------------------------------------
 
 
-class SweepConfig(dg.Config):
-    learning_rates: list[float] = [0.03, 0.1]
-    num_leaves: list[int] = [7, 31]
-    rules: list[str] = ["long_short:0.2", "topk:20:5"]
-    n_folds: int = 4
-    min_train_days: int = 120
-    num_boost_round: int = 100
-    cost_bps: float = 5.0
-    slippage_bps: float = 5.0
-    pbo_blocks: int = 8
-
-
 def _rule(spec: str) -> backtest.PortfolioRule:
     kind, *args = spec.split(":")
     if kind == "long_short":
@@ -154,8 +126,7 @@ def plan_sweep(config: SweepConfig, training_snapshot: str):
                 "train": [str(d) for d in fold.train],
                 "test": [str(d) for d in fold.test],
                 "rounds": config.num_boost_round,
-                "cost_bps": config.cost_bps,
-                "slippage_bps": config.slippage_bps,
+                "costs": config.costs.model_dump(),
             }
             key = f"{cfg}_f{fold.index}".replace(".", "_").replace(":", "_").replace("-", "_")
             yield dg.DynamicOutput(cell, mapping_key=key)
@@ -171,7 +142,7 @@ def run_cell(cell: dict) -> dict:
     )
     model = Ensemble.fit(train, snap.features, cfg)
     frame = test[["date", "entity_key", "label"]].assign(prediction=model.predict(test))
-    net = backtest.run(frame, _rule(cell["rule"]), backtest.Costs(cell["cost_bps"], cell["slippage_bps"]))
+    net = backtest.run(frame, _rule(cell["rule"]), backtest.Costs(**cell["costs"]))
     gross = backtest.run(frame, _rule(cell["rule"]), backtest.NO_COSTS)
     return {
         "config": cell["config"],

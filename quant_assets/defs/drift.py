@@ -1,13 +1,10 @@
 """Daily drift metrics of the live models, the alert matrix, and its blocking check."""
 
-from enum import Enum
-
 import dagster as dg
 import duckdb
 import pandas as pd
 
 from quant_assets.core import sessions
-from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.monitoring import drift, history
 from quant_assets.core.monitoring.window import DriftInputError, DriftRange, ModelProfile
@@ -15,6 +12,7 @@ from quant_assets.core.registry import models
 from quant_assets.core.research import backtest, scoring, snapshots
 from quant_assets.core.storage import lake
 from quant_assets.defs import plots
+from quant_assets.defs.config import DriftConfig, OnCritical
 from quant_assets.defs.models import predictions
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.raw import raw_prices
@@ -29,18 +27,6 @@ PSI_BANDS = (
     "probability 1 - psi_noise_quantile (simulated per feature, averaged over the features). Sampling noise alone "
     "gives a small universe a PSI of 0.1-0.3; below psi_noise such a PSI is no band."
 )
-
-
-class OnCritical(Enum):
-    fail = "fail"  # the blocking check fails and so does the run
-    warn = "warn"  # the check reports the breach as a warning (replays of known history)
-
-
-class DriftConfig(dg.Config):
-    on_critical: OnCritical = OnCritical.fail
-    quantile: float = 0.2
-    cost_bps: float = 5.0
-    slippage_bps: float = 5.0
 
 
 def monitored_models(root, days: list, lookback: int, name: str) -> list[str]:
@@ -108,11 +94,8 @@ def drift_metrics(
     alert_policy: AlertPolicy,
 ) -> dg.MaterializeResult:
     days = [sessions.as_date(k) for k in context.partition_keys]
-    store = FeatureStore(lake.path, ALL_FEATURES)
-    rule, costs = (
-        backtest.PortfolioRule("long_short", quantile=config.quantile),
-        backtest.Costs(config.cost_bps, config.slippage_bps),
-    )
+    store = lake.feature_store()
+    rule, costs = backtest.PortfolioRule("long_short", quantile=config.quantile), config.costs.costs()
     rows, errors, without_psi = [], {}, {}
     with registry.connect() as conn:
         nodes = monitored_models(lake.path, days, alert_policy.rules().lookback, registry.name)
@@ -138,7 +121,7 @@ def drift_metrics(
         )
     for feature, reason in without_psi.items():
         context.log.warning(f"no PSI for {feature}: {reason}")
-    return _result(context, pd.DataFrame(rows), models, without_psi, config, alert_policy)
+    return _result(context, pd.DataFrame(rows), nodes, without_psi, config, alert_policy)
 
 
 def _result(
@@ -152,12 +135,13 @@ def _result(
     """The materialisation's metadata (latest rows with their PSI band, plots) and the alert_levels check."""
     rules = alert_policy.rules()
     table["psi_band"] = [
-        drift.psi_band(_float(v), _float(z), rules) for v, z in zip(table["psi_mean"], table["psi_noise"], strict=True)
+        drift.psi_band(_float(v), _float(z), cfg=rules)
+        for v, z in zip(table["psi_mean"], table["psi_noise"], strict=True)
     ]
     critical = table[table["level"] == "critical"]
     for r in critical.itertuples():
-        rules = {name: f"{level}: {r.reasons.get(name)}" for name, level in r.levels.items() if level != "ok"}
-        context.log.warning(f"critical {r.date} {r.model}: {rules}, actions {list(r.actions)}")
+        breached = {name: f"{level}: {r.reasons.get(name)}" for name, level in r.levels.items() if level != "ok"}
+        context.log.warning(f"critical {r.date} {r.model}: {breached}, actions {list(r.actions)}")
     recent = table.tail(60)
     severity = dg.AssetCheckSeverity.ERROR if config.on_critical is OnCritical.fail else dg.AssetCheckSeverity.WARN
     shown = ["date", "model", "ic", "ic_mean_5", "hit_rate", "psi_mean", "psi_noise", "psi_n", "psi_max"]
@@ -174,13 +158,13 @@ def _result(
                 recent,
                 ["ic", "ic_mean_5"],
                 "IC and its 5-day mean",
-                {"critical": alert_policy.ic_critical, "warning": alert_policy.ic_warning},
+                {"critical": rules.ic_critical, "warning": rules.ic_warning},
             ),
             "psi_plot": _series_plot(
                 recent,
                 ["psi_mean", "psi_noise", "psi_max", "prediction_psi"],
                 "PSI against the training snapshot",
-                {"critical": alert_policy.psi_critical, "warning": alert_policy.psi_warning},
+                {"critical": rules.psi_critical, "warning": rules.psi_warning},
             ),
         },
         check_results=[

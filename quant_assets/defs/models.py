@@ -1,7 +1,6 @@
 """Training snapshot, model (walk-forward LightGBM ensemble in the registry) and daily predictions."""
 
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -10,26 +9,17 @@ import pandas as pd
 from quant_assets.core import sessions
 from quant_assets.core.features import compute
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
-from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.provenance import code_version
 from quant_assets.core.registry import models, promotion
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.research.training import TrainConfig, train_walk_forward
 from quant_assets.defs import plots
+from quant_assets.defs.config import SnapshotConfig, TrainingConfig
 from quant_assets.defs.features import alt_features, price_features
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import LakeResource, RegistryResource
 
 OWNERS = ["team:quant-research"]
-
-
-class SnapshotConfig(dg.Config):
-    start: str = os.environ.get("QUANT_TRAIN_START", "2023-04-03")
-    end: str = os.environ.get("QUANT_TRAIN_END", "2024-06-28")
-    as_of: str = os.environ.get("QUANT_TRAIN_END", "2024-06-28")
-    horizon: int = 1
-    features: list[str] = list(ALL_FEATURES)
-    universe: list[str] | None = None  # default: every name with a label and features
 
 
 @dg.asset(
@@ -43,7 +33,7 @@ class SnapshotConfig(dg.Config):
 def training_snapshot(
     context: dg.AssetExecutionContext, config: SnapshotConfig, lake: LakeResource, registry: RegistryResource
 ) -> dg.Output[str]:
-    store = FeatureStore(lake.path, ALL_FEATURES)
+    store = lake.feature_store()
     data, manifest = snapshots.build(
         lake.path,
         store,
@@ -52,7 +42,7 @@ def training_snapshot(
         config.as_of,
         config.features,
         config.horizon,
-        code_version=code_version(),
+        code_version=code_version(lake.code_version),
     )
     path, created = snapshots.write(lake.path, data, manifest)
     manifest = snapshots.read(path).manifest
@@ -85,14 +75,6 @@ def training_snapshot(
             ),
         },
     )
-
-
-class TrainingConfig(dg.Config):
-    n_folds: int = 4
-    min_train_days: int = 120
-    num_boost_round: int = 150
-    seeds: list[int] = [1, 2, 3]
-    min_improvement: float = 0.0
 
 
 def _metric_rows(folds: pd.DataFrame) -> pd.DataFrame:
@@ -169,7 +151,7 @@ def trained_model(
             snap.fingerprint,
             snap.manifest["features"],
             result.final.params,
-            code_version(),
+            code_version(registry.code_version),
             tuple(snap.manifest["date_range"]),
             files,
             _metric_rows(result.fold_metrics),
@@ -241,7 +223,7 @@ def predictions(
             f"{'..' + str(early[-1]) if len(early) > 1 else ''} would be in-sample; "
             f"score sessions after {trained_as_of}"
         )
-    store = FeatureStore(lake.path, ALL_FEATURES)
+    store = lake.feature_store()
     scores = scoring.score_days(lake.path, store, model, used.node, days, manifest["universe"])
     empty = [s.day for s in scores if s.predictions.empty]
     if empty:  # the other days are stored

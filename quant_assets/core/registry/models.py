@@ -1,4 +1,4 @@
-"""Model registry and lineage in Postgres (schema ``quant``, tables in core/storage/pg.py).
+"""Model registry and lineage in Postgres (schema ``quant``, tables in core/registry/schema.py).
 
 Lineage is a graph of edges ``src -> dst`` between typed node ids:
 ``source:<dataset>:<date>``, ``family:<name>@<version>``, ``feature:<name>@<version>``,
