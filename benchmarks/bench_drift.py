@@ -29,7 +29,8 @@ sys.path.insert(0, str(REPO))
 
 import _common as common  # noqa: E402
 
-from quant_assets.core import sessions  # noqa: E402
+from quant_assets import settings  # noqa: E402
+from quant_assets.core import schema, sessions  # noqa: E402
 from quant_assets.core.features.backfill import backfill  # noqa: E402
 from quant_assets.core.features.library import ALL_FEATURES  # noqa: E402
 from quant_assets.core.features.store import FeatureStore  # noqa: E402
@@ -61,6 +62,7 @@ def _setup(root: Path, url: str) -> tuple[list, ModelProfile, FeatureStore]:
     import pandas as pd
 
     with pg.connect(url) as conn:
+        schema.migrate(conn)  # a fresh database: the schema a resource's setup would create
         ref = models.register_model(
             conn,
             "equity_lgbm",
@@ -94,13 +96,15 @@ def _one_day(root: Path, store: FeatureStore, profile: ModelProfile, day, repeat
 def _cli_backfill(root: Path, url: str, first, last) -> tuple[float, int, int]:
     home = Path(tempfile.mkdtemp(prefix="bench-drift-home-"))
     (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
-    env = dict(
-        os.environ,
-        DAGSTER_HOME=str(home),
-        DAGSTER_PG_URL=url,
-        QUANT_PG_URL=url,
-        QUANT_DATA_ROOT=str(root),
-        PYTHONWARNINGS="ignore",
+    env = settings.launch_env(
+        dict(
+            os.environ,
+            DAGSTER_HOME=str(home),
+            DAGSTER_PG_URL=url,
+            QUANT_PG_URL=url,
+            QUANT_DATA_ROOT=str(root),
+            PYTHONWARNINGS="ignore",
+        )
     )
     cmd = [
         str(Path(sys.executable).parent / "dagster"),

@@ -1,23 +1,26 @@
 """The code version stamped on everything the pipeline produces.
 
-It reads the launch environment (``QUANT_CODE_VERSION``) and the checkout, so it sits beside ``paths.py``,
-outside the pure core; the shell passes the version into core calls.
+It asks git about the checkout, so it sits beside ``paths.py``, outside the pure core; a deployment without
+a checkout names its version through ``QUANT_CODE_VERSION``, which the resources read at launch and pass in.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from functools import lru_cache
 
 from quant_assets.paths import PROJECT_ROOT
 
 
+def code_version(given: str = "") -> str:
+    """``given`` (a deployment without a git checkout names its version: QUANT_CODE_VERSION, read by the
+    resources at launch), else the git SHA of the checkout (``-dirty`` if it has changes)."""
+    return given or _git_version()
+
+
 @lru_cache(maxsize=1)
-def code_version() -> str:
-    """``QUANT_CODE_VERSION``, else the git SHA of the checkout (``-dirty`` if it has changes)."""
-    if os.environ.get("QUANT_CODE_VERSION"):
-        return os.environ["QUANT_CODE_VERSION"]
+def _git_version() -> str:
+    """Asked of git once per process: every stamp of a run names the same checkout."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True

@@ -12,11 +12,22 @@ import pandas as pd
 import psycopg2
 import pytest
 
+from quant_assets import settings
+from quant_assets.core import schema
+from quant_assets.core.storage import pg
 from quant_assets.core.storage.pg import libpq as libpq_url
 from quant_assets.localpg import psycopg2_url
 from quant_assets.paths import PROJECT_ROOT
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True)
+def launch_settings(monkeypatch) -> None:
+    """The settings ./qa exports before pytest (quant_assets.settings), for a test run without it: the Dagster
+    resources read them through dg.EnvVar, which has no default, when a run launches."""
+    for name, value in settings.launch_env(os.environ).items():
+        monkeypatch.setenv(name, value)
 
 
 def require_or_skip(reason: str) -> None:
@@ -69,8 +80,11 @@ def _drop_database(url: str, name: str) -> None:
 
 @pytest.fixture
 def pg_db(pg_url) -> str:
-    """A fresh, empty database for one test (psycopg2 SQLAlchemy URL)."""
+    """A fresh database for one test with the ``quant`` schema migrated, as a resource's setup leaves it
+    (psycopg2 SQLAlchemy URL)."""
     url, name = _fresh_database(pg_url)
+    with pg.connect(url) as conn:
+        schema.migrate(conn)
     yield url
     _drop_database(pg_url, name)
 

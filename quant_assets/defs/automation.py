@@ -1,4 +1,4 @@
-"""Jobs and schedules (daily run, monthly compaction), the retraining sensor and the run-failure sensor."""
+"""Schedules (daily run, monthly compaction), the retraining sensor and the run-failure sensor."""
 
 import json
 from zoneinfo import ZoneInfo
@@ -6,32 +6,13 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from quant_assets.core import sessions
-from quant_assets.core.features.compaction import compact
 from quant_assets.core.monitoring import alerts, history
 from quant_assets.core.registry import models
-from quant_assets.defs.backtests import champion_backtest
-from quant_assets.defs.drift import drift_metrics
-from quant_assets.defs.features import alt_features, price_features
-from quant_assets.defs.models import predictions, trained_model, training_snapshot
-from quant_assets.defs.partitions import trading_days
-from quant_assets.defs.raw import alt_data, raw_prices
-from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
+from quant_assets.defs.config import SnapshotConfig
+from quant_assets.defs.jobs import compaction_job, daily_job, retrain_job
+from quant_assets.defs.resources import AlertPolicy, RegistryResource
 
 DAILY_CRON = "30 17 * * 1-5"  # 17:30 New York, after the close (13:00 on early-close days) and the data lags
-
-daily_job = dg.define_asset_job(
-    "daily_job",
-    selection=[raw_prices, alt_data, price_features, alt_features, predictions, drift_metrics],
-    partitions_def=trading_days,
-    description="One trading session end to end: ingest -> features -> predictions -> drift metrics.",
-)
-
-retrain_job = dg.define_asset_job(
-    "retrain_job",
-    selection=[training_snapshot, trained_model, champion_backtest],
-    description="Snapshot -> walk-forward training -> champion/challenger decision -> the champion's backtest. "
-    "Requested by the retrain_on_drift sensor with the breach's date as the snapshot's as-of.",
-)
 
 
 @dg.schedule(
@@ -49,10 +30,10 @@ def daily_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=key, partition_key=key, tags={"quant/trigger": "schedule"})
 
 
-def retrain_run_config(as_of: str, n_sessions: int) -> dict:
+def retrain_run_config(as_of: str, n_sessions: int) -> dg.RunConfig:
     """Snapshot of the ``n_sessions`` sessions up to the breach day, as known at its close."""
     start = sessions.session_offset(as_of, -(n_sessions - 1)).isoformat()
-    return {"ops": {"training_snapshot": {"config": {"start": start, "end": as_of, "as_of": as_of}}}}
+    return dg.RunConfig(ops={"training_snapshot": SnapshotConfig(start=start, end=as_of, as_of=as_of)})
 
 
 IN_FLIGHT = [
@@ -74,6 +55,7 @@ IN_FLIGHT = [
 )
 def retrain_on_drift(context: dg.SensorEvaluationContext, registry: RegistryResource, alert_policy: AlertPolicy):
     state = json.loads(context.cursor) if context.cursor else {"seq": 0, "last": {}}
+    policy = alert_policy.resolved()
     with registry.connect() as conn:
         champions = models.champions(conn, registry.name)
         if not champions:
@@ -89,8 +71,8 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, registry: RegistryReso
         rows,
         state["seq"],
         state["last"].get(champion),
-        alert_policy.rules(),
-        alert_policy.cooldown_sessions,
+        policy.rules(),
+        policy.cooldown_sessions,
     )
     state["seq"] = int(new["seq"].max())
     if breach is None:
@@ -103,7 +85,7 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, registry: RegistryReso
         run_requests=[
             dg.RunRequest(
                 run_key=breach.run_key,
-                run_config=retrain_run_config(breach.date, alert_policy.retrain_sessions),
+                run_config=retrain_run_config(breach.date, policy.retrain_sessions),
                 tags={
                     "quant/trigger": "drift",
                     "quant/model": champion,
@@ -117,19 +99,6 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, registry: RegistryReso
         ],
         cursor=json.dumps(state),
     )
-
-
-@dg.op(description="One compacted file per month and feature family version, beside the originals.")
-def compact_feature_files(context: dg.OpExecutionContext, lake: LakeResource) -> int:
-    done = compact(lake.path)
-    for c in done:
-        context.log.info(f"{c.record.relative_to(lake.path)}: {c.files} files, {c.rows} rows")
-    return len(done)
-
-
-@dg.job(description="Compact the feature store's small daily files (nothing rewritten; queries answer the same).")
-def compaction_job():
-    compact_feature_files()
 
 
 compaction_schedule = dg.ScheduleDefinition(

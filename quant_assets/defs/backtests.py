@@ -4,30 +4,14 @@ import dagster as dg
 import numpy as np
 
 from quant_assets.core.registry import champion, models
-from quant_assets.core.research import backtest, sweep
+from quant_assets.core.research import sweep
 from quant_assets.core.research.metrics import daily_ic
 from quant_assets.defs import plots
+from quant_assets.defs.config import BacktestConfig, SweepConfig
 from quant_assets.defs.models import trained_model
 from quant_assets.defs.resources import RegistryResource
 
 OWNERS = ["team:quant-research"]
-
-
-class BacktestConfig(dg.Config):
-    rule: str = "long_short"  # or "topk"
-    quantile: float = 0.2
-    k: int = 20
-    n_drop: int = 5
-    cost_bps: float = 5.0
-    slippage_bps: float = 5.0
-    min_cost: float = 1.0
-    capital: float = 10_000_000.0
-
-    def parts(self) -> tuple[backtest.PortfolioRule, backtest.Costs]:
-        return (
-            backtest.PortfolioRule(self.rule, self.quantile, self.k, self.n_drop),
-            backtest.Costs(self.cost_bps, self.slippage_bps, self.min_cost, self.capital),
-        )
 
 
 @dg.asset(
@@ -68,18 +52,6 @@ def champion_backtest(
 # --- the sweep: plan -> one step per (configuration, fold) -> aggregate (core/research/sweep.py) ---------------
 
 
-class SweepConfig(dg.Config):
-    learning_rates: list[float] = [0.03, 0.1]
-    num_leaves: list[int] = [7, 31]
-    rules: list[str] = ["long_short:0.2", "topk:20:5"]
-    n_folds: int = 4
-    min_train_days: int = 120
-    num_boost_round: int = 100
-    cost_bps: float = 5.0
-    slippage_bps: float = 5.0
-    pbo_blocks: int = 8
-
-
 @dg.op(out=dg.DynamicOut(dict), description="One cell per (model params, portfolio rule, fold).")
 def plan_sweep(config: SweepConfig, training_snapshot: str):
     grid = sweep.Grid(
@@ -89,8 +61,7 @@ def plan_sweep(config: SweepConfig, training_snapshot: str):
         n_folds=config.n_folds,
         min_train_days=config.min_train_days,
         num_boost_round=config.num_boost_round,
-        cost_bps=config.cost_bps,
-        slippage_bps=config.slippage_bps,
+        costs=config.costs.costs(),
     )
     for key, cell in sweep.plan(training_snapshot, grid):
         yield dg.DynamicOutput(cell, mapping_key=key)

@@ -1,16 +1,13 @@
 """Daily drift metrics of the live models, the alert matrix, and its blocking check."""
 
-from enum import Enum
-
 import dagster as dg
 import pandas as pd
 
 from quant_assets.core import sessions
-from quant_assets.core.features.library import ALL_FEATURES
-from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.monitoring import history, window
 from quant_assets.core.research import backtest
 from quant_assets.defs import plots
+from quant_assets.defs.config import DriftConfig, OnCritical
 from quant_assets.defs.models import predictions
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.raw import raw_prices
@@ -25,18 +22,6 @@ PSI_BANDS = (
     "probability 1 - psi_noise_quantile (simulated per feature, averaged over the features). Sampling noise alone "
     "gives a small universe a PSI of 0.1-0.3; below psi_noise such a PSI is no band."
 )
-
-
-class OnCritical(Enum):
-    fail = "fail"  # the blocking check fails and so does the run
-    warn = "warn"  # the check reports the breach as a warning (replays of known history)
-
-
-class DriftConfig(dg.Config):
-    on_critical: OnCritical = OnCritical.fail
-    quantile: float = 0.2
-    cost_bps: float = 5.0
-    slippage_bps: float = 5.0
 
 
 @dg.asset(
@@ -68,9 +53,8 @@ def drift_metrics(
     alert_policy: AlertPolicy,
 ) -> dg.MaterializeResult:
     days = [sessions.as_date(k) for k in context.partition_keys]
-    store = FeatureStore(lake.path, ALL_FEATURES)
-    rule = backtest.PortfolioRule("long_short", quantile=config.quantile)
-    costs = backtest.Costs(config.cost_bps, config.slippage_bps)
+    store = lake.feature_store()
+    rule, costs = backtest.PortfolioRule("long_short", quantile=config.quantile), config.costs.costs()
     with registry.connect() as conn:
         try:
             run = window.drift_rows(conn, lake.path, store, registry.name, days, alert_policy.rules(), costs, rule)
@@ -92,11 +76,12 @@ def _result(
     context: dg.AssetExecutionContext, run: window.DriftRun, config: DriftConfig, alert_policy: AlertPolicy
 ) -> dg.MaterializeResult:
     """The materialisation's metadata (latest rows with their PSI band, plots) and the alert_levels check."""
-    table = run.table(alert_policy.rules())
+    rules = alert_policy.rules()
+    table = run.table(rules)
     critical = table[table["level"] == "critical"]
     for r in critical.itertuples():
-        rules = {name: f"{level}: {r.reasons.get(name)}" for name, level in r.levels.items() if level != "ok"}
-        context.log.warning(f"critical {r.date} {r.model}: {rules}, actions {list(r.actions)}")
+        breached = {name: f"{level}: {r.reasons.get(name)}" for name, level in r.levels.items() if level != "ok"}
+        context.log.warning(f"critical {r.date} {r.model}: {breached}, actions {list(r.actions)}")
     recent = table.tail(60)
     shown = ["date", "model", "ic", "ic_mean_5", "hit_rate", "psi_mean", "psi_noise", "psi_n", "psi_max"]
     shown += ["prediction_psi", "sharpe_20", "psi_band", "level", "actions"]
@@ -112,13 +97,13 @@ def _result(
                 recent,
                 ["ic", "ic_mean_5"],
                 "IC and its 5-day mean",
-                {"critical": alert_policy.ic_critical, "warning": alert_policy.ic_warning},
+                {"critical": rules.ic_critical, "warning": rules.ic_warning},
             ),
             "psi_plot": plots.series(
                 recent,
                 ["psi_mean", "psi_noise", "psi_max", "prediction_psi"],
                 "PSI against the training snapshot",
-                {"critical": alert_policy.psi_critical, "warning": alert_policy.psi_warning},
+                {"critical": rules.psi_critical, "warning": rules.psi_warning},
             ),
         },
         check_results=[_alert_check(critical, config)],

@@ -2,15 +2,14 @@
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
 
 from quant_assets.core import sessions
-from quant_assets.core.features import checks, compute
+from quant_assets.core.features import catalog, checks, compute
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.features.files import family_dir
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.materialize import FamilyRun, materialize
-from quant_assets.core.storage import pg
+from quant_assets.defs.config import FeatureConfig
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import LakeResource, RegistryResource
 from quant_assets.provenance import code_version
@@ -45,8 +44,8 @@ def catalog_table() -> pd.DataFrame:
 )
 def feature_catalog(registry: RegistryResource) -> dg.MaterializeResult:
     with registry.connect() as conn:
-        new = pg.register_features(conn, ALL_FEATURES.values(), code_version())
-        registered = pg.feature_catalog(conn)
+        new = catalog.register_features(conn, ALL_FEATURES.values(), code_version(registry.code_version))
+        registered = catalog.feature_catalog(conn)
     table = catalog_table()
     return dg.MaterializeResult(
         metadata={
@@ -55,19 +54,6 @@ def feature_catalog(registry: RegistryResource) -> dg.MaterializeResult:
             "versions_in_postgres": dg.MetadataValue.int(len(registered)),
             "catalog": dg.MetadataValue.md(table.to_markdown(index=False)),
         }
-    )
-
-
-class FeatureConfig(dg.Config):
-    lookahead_sample: int = Field(
-        25, ge=0, description="Rows per day recomputed from inputs cut at their time (no_lookahead_recompute)."
-    )
-    max_null_rate: float = Field(0.2, ge=0, le=1, description="The null_rate check warns above this share.")
-    verify_sample: int = Field(
-        20,
-        ge=0,
-        description="Stored files of the family verified against their names each run (files_intact), "
-        "besides every file the run writes.",
     )
 
 
@@ -132,7 +118,7 @@ def _feature_asset(family: FeatureFamily) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, config: FeatureConfig, lake: LakeResource) -> dg.MaterializeResult:
         days = [sessions.as_date(k) for k in context.partition_keys]
-        provenance = {"producer": name, "producer_version": code_version(), "run_id": context.run_id}
+        provenance = {"producer": name, "producer_version": code_version(lake.code_version), "run_id": context.run_id}
         run = materialize(lake.path, family, days, provenance, config.lookahead_sample, config.verify_sample)
         return dg.MaterializeResult(
             metadata=_metadata(family, run, lake), check_results=_checks(name, family, run, config)

@@ -1,35 +1,24 @@
 """Training snapshot, model (walk-forward LightGBM ensemble in the registry) and daily predictions."""
 
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
 from quant_assets.core import sessions
-from quant_assets.core.features.library import ALL_FEATURES
-from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.registry import artifacts, champion, lineage
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.research.metrics import daily_ic
 from quant_assets.core.research.training import TrainConfig, WalkForwardResult, train_walk_forward
 from quant_assets.defs import plots
+from quant_assets.defs.config import SnapshotConfig, TrainingConfig
 from quant_assets.defs.features import alt_features, price_features
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import LakeResource, RegistryResource
 from quant_assets.provenance import code_version
 
 OWNERS = ["team:quant-research"]
-
-
-class SnapshotConfig(dg.Config):
-    start: str = os.environ.get("QUANT_TRAIN_START", "2023-04-03")
-    end: str = os.environ.get("QUANT_TRAIN_END", "2024-06-28")
-    as_of: str = os.environ.get("QUANT_TRAIN_END", "2024-06-28")
-    horizon: int = 1
-    features: list[str] = list(ALL_FEATURES)
-    universe: list[str] | None = None  # default: every name with a label and features
 
 
 @dg.asset(
@@ -43,9 +32,15 @@ class SnapshotConfig(dg.Config):
 def training_snapshot(
     context: dg.AssetExecutionContext, config: SnapshotConfig, lake: LakeResource, registry: RegistryResource
 ) -> dg.Output[str]:
-    store = FeatureStore(lake.path, ALL_FEATURES)
     path, created, manifest = snapshots.create(
-        lake.path, store, config.start, config.end, config.as_of, config.features, config.horizon, code_version()
+        lake.path,
+        lake.feature_store(),
+        config.start,
+        config.end,
+        config.as_of,
+        config.features,
+        config.horizon,
+        code_version(lake.code_version),
     )
     with registry.connect() as conn:
         lineage.add_edges(conn, lineage.snapshot_edges(manifest, *snapshots.lineage_windows(manifest)))
@@ -67,14 +62,6 @@ def training_snapshot(
             ),
         },
     )
-
-
-class TrainingConfig(dg.Config):
-    n_folds: int = 4
-    min_train_days: int = 120
-    num_boost_round: int = 150
-    seeds: list[int] = [1, 2, 3]
-    min_improvement: float = 0.0
 
 
 @dg.asset(
@@ -102,7 +89,14 @@ def trained_model(
     result = train_walk_forward(snap.data, snap.features, cfg)
     with registry.connect() as conn:
         reg = champion.register(
-            conn, lake.path, registry.name, snap, result, code_version(), context.run_id, config.min_improvement
+            conn,
+            lake.path,
+            registry.name,
+            snap,
+            result,
+            code_version(registry.code_version),
+            context.run_id,
+            config.min_improvement,
         )
     context.log.info(f"{reg.ref.node}: {reg.decision} ({reg.reason})")
     return dg.Output(reg.ref.node, metadata=_training_metadata(snap, result, reg))
@@ -161,8 +155,9 @@ def predictions(
             raise dg.Failure(str(exc)) from exc
     for note in scorer.notes:
         context.log.warning(note)
-    store = FeatureStore(lake.path, ALL_FEATURES)
-    scores = scoring.score_days(lake.path, store, scorer.model, scorer.ref.node, days, scorer.manifest["universe"])
+    scores = scoring.score_days(
+        lake.path, lake.feature_store(), scorer.model, scorer.ref.node, days, scorer.manifest["universe"]
+    )
     empty = [s.day for s in scores if s.predictions.empty]
     if empty:  # the other days are stored
         raise dg.Failure(

@@ -1,16 +1,14 @@
 """raw_prices and alt_data: daily-partitioned, validated ingest into the lake."""
 
 import functools
-import os
 from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
 
 from quant_assets.core import sessions
 from quant_assets.core.ingest.pipeline import ALT, PRICES, IngestReport, ingest_alt, ingest_prices
-from quant_assets.core.ingest.validate import DEFAULT_LIMITS, PriceLimits
+from quant_assets.defs.config import IngestConfig
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.reporting import (
     excluded_check,
@@ -22,56 +20,6 @@ from quant_assets.defs.reporting import (
 from quant_assets.defs.resources import LakeResource, MarketDataResource
 
 OWNERS = ["team:quant-data"]
-DEFAULT_MAX_BAD_SHARE = 0.05
-
-
-class IngestConfig(dg.Config):
-    clock: str = Field(
-        default="backfill",
-        description="'backfill' stamps ingest_time = event time + availability lag (a row not yet available "
-        "by the run's start is quarantined as not_yet_available); 'live' stamps the wall clock and refuses a "
-        "partition whose data is not yet available.",
-    )
-    max_bad_share: float | None = Field(
-        default=None,
-        description="Blocking limit on damaged records quarantined / records read, per partition. "
-        "Unset: QUANT_MAX_BAD_SHARE, else 0.05 (read when the run starts).",
-    )
-    max_price: float = Field(default=DEFAULT_LIMITS.max_price, description="A price above this is implausible.")
-    max_volume: float = Field(default=DEFAULT_LIMITS.max_volume, description="A volume above this is implausible.")
-    step_reject_factor: float = Field(
-        default=DEFAULT_LIMITS.step_reject,
-        description="adj_close moving by more than this factor (either way) from the ticker's previous stored "
-        "bar is quarantined as implausible_step.",
-    )
-    step_flag_factor: float = Field(
-        default=DEFAULT_LIMITS.step_flag,
-        description="adj_close moving by more than this factor is kept and flagged in the price_steps check.",
-    )
-    volume_flag_factor: float = Field(
-        default=DEFAULT_LIMITS.volume_flag,
-        description="volume moving by more than this factor is kept and flagged in the price_steps check.",
-    )
-    step_lookback_sessions: int = Field(
-        default=DEFAULT_LIMITS.lookback,
-        description="How many sessions back the step check looks for the previous stored bar.",
-    )
-
-    def limits(self) -> PriceLimits:
-        return PriceLimits(
-            self.max_price,
-            self.max_volume,
-            self.step_reject_factor,
-            self.step_flag_factor,
-            self.volume_flag_factor,
-            self.step_lookback_sessions,
-        )
-
-    def bad_share_limit(self) -> float:
-        """The run config's limit, else QUANT_MAX_BAD_SHARE at run time, else 5%."""
-        if self.max_bad_share is not None:
-            return self.max_bad_share
-        return float(os.environ.get("QUANT_MAX_BAD_SHARE", DEFAULT_MAX_BAD_SHARE))
 
 
 def _check_specs(asset: str) -> list[dg.AssetCheckSpec]:

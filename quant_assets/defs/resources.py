@@ -1,9 +1,14 @@
-"""Resources: where the lake lives and which market the pipeline reads."""
+"""Resources: the lake, the registry, the market data source and the alert policy.
+
+Every setting of the deployment reaches them through ``dg.EnvVar`` in ``default_resources``: Dagster reads it
+when a run (or a sensor tick) launches, never when the definitions are imported. The variables and their
+defaults are listed in quant_assets/settings.py; the field defaults here are the same values, for resources
+built in Python (tests, notebooks).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,21 +16,31 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from quant_assets import settings
+from quant_assets.core import schema
+from quant_assets.core.features.library import ALL_FEATURES
+from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources import AltSource, PriceSource, make_sources
 from quant_assets.core.monitoring.alerts import AlertConfig
 from quant_assets.core.registry import models
 from quant_assets.core.storage import pg
-from quant_assets.paths import default_data_root
+
+CODE_VERSION = "Code version stamped on what it writes (QUANT_CODE_VERSION); empty: the checkout's git SHA."
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The Parquet data root (``QUANT_DATA_ROOT``, default ``data/lake``)."""
+    """The Parquet data root and the feature store in it."""
 
-    root: str
+    root: str = Field(description="The data root (QUANT_DATA_ROOT): raw data, features, snapshots, models, ...")
+    code_version: str = Field(default=settings.default("QUANT_CODE_VERSION"), description=CODE_VERSION)
 
     @property
     def path(self) -> Path:
         return Path(self.root).expanduser().resolve()
+
+    def feature_store(self) -> FeatureStore:
+        """The point-in-time feature store over every registered feature of this lake."""
+        return FeatureStore(self.path, ALL_FEATURES)
 
 
 class RegistryResource(dg.ConfigurableResource):
@@ -35,9 +50,18 @@ class RegistryResource(dg.ConfigurableResource):
 
     url: str = Field(description="Postgres URL of the quant schema (QUANT_PG_URL), e.g. postgresql+psycopg2://...")
     model_name: str = Field(
-        default="equity_lgbm",
+        default=settings.default("QUANT_MODEL_NAME"),
         description="Registered model name (QUANT_MODEL_NAME): letters, digits, '_', '.', '-'; at most 64 characters.",
     )
+    code_version: str = Field(default=settings.default("QUANT_CODE_VERSION"), description=CODE_VERSION)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """At launch: a bad model name fails here, naming the rule; the schema is migrated if it is behind."""
+        models.check_model_name(self.model_name)
+        with self.connect() as conn:
+            applied = schema.migrate(conn)
+        if applied and context.log is not None:
+            context.log.info(f"quant schema migrated: {'; '.join(applied)}")
 
     @contextmanager
     def connect(self) -> Iterator:
@@ -59,11 +83,18 @@ class RegistryResource(dg.ConfigurableResource):
 class MarketDataResource(dg.ConfigurableResource):
     """Which source feeds raw_prices and alt_data: ``synthetic`` or ``stocknet``."""
 
-    kind: str = "synthetic"
-    seed: int = 42
-    n_tickers: int = 200
-    regime_change: str = "2024-07-01"
-    stocknet_dir: str | None = None
+    kind: str = Field(default=settings.default("QUANT_SOURCE"), description="synthetic or stocknet (QUANT_SOURCE).")
+    seed: int = Field(default=int(settings.default("QUANT_SEED")), description="Synthetic market seed (QUANT_SEED).")
+    n_tickers: int = Field(
+        default=int(settings.default("QUANT_N_TICKERS")), description="Synthetic market size (QUANT_N_TICKERS)."
+    )
+    regime_change: str = Field(
+        default=settings.default("QUANT_REGIME_CHANGE"),
+        description="Synthetic market's regime change date (QUANT_REGIME_CHANGE); empty: none.",
+    )
+    stocknet_dir: str | None = Field(
+        default=None, description="StockNet root for kind stocknet (QUANT_STOCKNET_DIR); empty: not set."
+    )
 
     def sources(self) -> tuple[PriceSource, AltSource]:
         """Fresh adapters; call once per run so per-file parse caches are shared across partitions."""
@@ -71,61 +102,85 @@ class MarketDataResource(dg.ConfigurableResource):
             self.kind,
             seed=self.seed,
             n_tickers=self.n_tickers,
-            regime_change=self.regime_change,
-            stocknet_dir=self.stocknet_dir,
+            regime_change=self.regime_change or None,
+            stocknet_dir=self.stocknet_dir or None,
         )
 
 
 class AlertPolicy(dg.ConfigurableResource):
-    """The alert matrix (defaults: core.monitoring.alerts.AlertConfig) and the retraining policy (drift, sensor)."""
+    """The alert matrix (defaults: core.monitoring.alerts.AlertConfig) and the retraining policy (drift, sensor).
 
-    ic_warning: float = AlertConfig.ic_warning
-    ic_warning_days: int = AlertConfig.ic_warning_days
-    ic_critical: float = AlertConfig.ic_critical
-    ic_pause: float = AlertConfig.ic_pause
-    ic_pause_days: int = AlertConfig.ic_pause_days
-    psi_warning: float = AlertConfig.psi_warning
-    psi_critical: float = AlertConfig.psi_critical
-    psi_noise_quantile: float = AlertConfig.psi_noise_quantile
-    sharpe_warning: float = AlertConfig.sharpe_warning
-    sharpe_warning_days: int = AlertConfig.sharpe_warning_days
-    sharpe_critical: float = AlertConfig.sharpe_critical
-    sharpe_critical_days: int = AlertConfig.sharpe_critical_days
-    cooldown_sessions: int = 10
-    retrain_sessions: int = 250
+    ``overrides`` (QUANT_ALERT_POLICY) is a JSON object of the other fields: a deployment changes a threshold
+    with one variable. Consumers read the policy through ``resolved()`` or ``rules()``, which apply it.
+    """
+
+    ic_warning: float = Field(AlertConfig.ic_warning, description="Warning when the 5-day mean IC is below.")
+    ic_warning_days: int = Field(AlertConfig.ic_warning_days, description="Sessions in a row ic_warning must hold.")
+    ic_critical: float = Field(
+        AlertConfig.ic_critical, description="Critical (retrain) when the 5-day mean IC is below."
+    )
+    ic_pause: float = Field(AlertConfig.ic_pause, description="Critical (pause) when the 5-day mean IC is below.")
+    ic_pause_days: int = Field(AlertConfig.ic_pause_days, description="Sessions in a row ic_pause must hold.")
+    psi_warning: float = Field(AlertConfig.psi_warning, description="PSI band watch when the mean PSI is above.")
+    psi_critical: float = Field(
+        AlertConfig.psi_critical, description="PSI band act (retrain) when the mean PSI is above."
+    )
+    psi_noise_quantile: float = Field(
+        AlertConfig.psi_noise_quantile,
+        description="PSI bands also need the mean PSI above its no-drift level at this quantile (0: off).",
+    )
+    sharpe_warning: float = Field(AlertConfig.sharpe_warning, description="Warning when the 20-day Sharpe is below.")
+    sharpe_warning_days: int = Field(
+        AlertConfig.sharpe_warning_days, description="Sessions in a row sharpe_warning must hold."
+    )
+    sharpe_critical: float = Field(
+        AlertConfig.sharpe_critical, description="Critical (retrain) when the 20-day Sharpe is below."
+    )
+    sharpe_critical_days: int = Field(
+        AlertConfig.sharpe_critical_days, description="Sessions in a row sharpe_critical must hold."
+    )
+    cooldown_sessions: int = Field(10, description="Sessions after a retrain request before the next one.")
+    retrain_sessions: int = Field(250, description="Sessions in the snapshot a drift-triggered retrain trains on.")
+    overrides: str = Field("{}", description="JSON object of the fields above that override them (QUANT_ALERT_POLICY).")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A bad policy fails the launch with the reason, not the first drift computation."""
+        self.rules()
+
+    def resolved(self) -> AlertPolicy:
+        """This policy with ``overrides`` applied; anything but a JSON object of known fields is refused."""
+        try:
+            fields = json.loads(self.overrides or "{}")
+        except ValueError as exc:
+            raise ValueError(f"QUANT_ALERT_POLICY is not valid JSON ({exc}): {self.overrides!r}") from exc
+        if not isinstance(fields, dict):
+            raise ValueError(f"QUANT_ALERT_POLICY must be a JSON object of AlertPolicy fields, got {self.overrides!r}")
+        known = sorted(set(AlertPolicy.model_fields) - {"overrides"})
+        unknown = sorted(set(fields) - set(known))
+        if unknown:
+            raise ValueError(f"QUANT_ALERT_POLICY has unknown fields {unknown}; known: {known}")
+        return AlertPolicy(**{**{f: getattr(self, f) for f in known}, **fields})
 
     def rules(self) -> AlertConfig:
-        return AlertConfig(**{f: getattr(self, f) for f in AlertConfig.__dataclass_fields__})
-
-
-def alert_policy_from_env() -> AlertPolicy:
-    """``QUANT_ALERT_POLICY``: a JSON object of AlertPolicy fields; anything else is refused with the reason."""
-    raw = os.environ.get("QUANT_ALERT_POLICY") or "{}"
-    try:
-        fields = json.loads(raw)
-    except ValueError as exc:
-        raise ValueError(f"QUANT_ALERT_POLICY is not valid JSON ({exc}): {raw!r}") from exc
-    if not isinstance(fields, dict):
-        raise ValueError(f"QUANT_ALERT_POLICY must be a JSON object of AlertPolicy fields, got {raw!r}")
-    unknown = sorted(set(fields) - set(AlertPolicy.model_fields))
-    if unknown:
-        raise ValueError(f"QUANT_ALERT_POLICY has unknown fields {unknown}; known: {sorted(AlertPolicy.model_fields)}")
-    policy = AlertPolicy(**fields)
-    policy.rules()  # the rules check their own values
-    return policy
+        """The alert matrix of the resolved policy (it checks its own values)."""
+        policy = self.resolved()
+        return AlertConfig(**{f: getattr(policy, f) for f in AlertConfig.__dataclass_fields__})
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
-    """Resources configured from the environment (see README: QUANT_*)."""
+    """The deployment's resources: every setting a ``dg.EnvVar``, read at launch (see quant_assets/settings.py)."""
+    code_version = dg.EnvVar("QUANT_CODE_VERSION")
     return {
-        "lake": LakeResource(root=os.environ.get("QUANT_DATA_ROOT", str(default_data_root()))),
-        "registry": RegistryResource(url=dg.EnvVar("QUANT_PG_URL"), model_name=dg.EnvVar("QUANT_MODEL_NAME")),
-        "market": MarketDataResource(
-            kind=os.environ.get("QUANT_SOURCE", "synthetic"),
-            seed=int(os.environ.get("QUANT_SEED", "42")),
-            n_tickers=int(os.environ.get("QUANT_N_TICKERS", "200")),
-            regime_change=os.environ.get("QUANT_REGIME_CHANGE", "2024-07-01"),
-            stocknet_dir=os.environ.get("QUANT_STOCKNET_DIR"),
+        "lake": LakeResource(root=dg.EnvVar("QUANT_DATA_ROOT"), code_version=code_version),
+        "registry": RegistryResource(
+            url=dg.EnvVar("QUANT_PG_URL"), model_name=dg.EnvVar("QUANT_MODEL_NAME"), code_version=code_version
         ),
-        "alert_policy": alert_policy_from_env(),
+        "market": MarketDataResource(
+            kind=dg.EnvVar("QUANT_SOURCE"),
+            seed=dg.EnvVar.int("QUANT_SEED"),
+            n_tickers=dg.EnvVar.int("QUANT_N_TICKERS"),
+            regime_change=dg.EnvVar("QUANT_REGIME_CHANGE"),
+            stocknet_dir=dg.EnvVar("QUANT_STOCKNET_DIR"),
+        ),
+        "alert_policy": AlertPolicy(overrides=dg.EnvVar("QUANT_ALERT_POLICY")),
     }

@@ -13,6 +13,8 @@ from quant_assets.core import sessions
 from quant_assets.core.monitoring import alerts, drift
 from quant_assets.core.research import backtest
 
+DEFAULT_POLICY = alerts.AlertConfig()  # the built-in alert matrix: psi_band takes the policy explicitly
+
 
 def test_psi_by_hand():
     # Reference 1..10: each value holds 10% (>= half a bin's 10%), so each is an atom with a bin of its own, cut
@@ -29,7 +31,7 @@ def test_psi_by_hand():
     assert empty.reason == "the reference has no finite values (of 2)" and empty.bins == 0
     assert math.isnan(empty.psi([1.0, 2.0])) and math.isnan(empty.noise(100, 0.99))
     # Bands follow the alert matrix (> 0.10 watch, > 0.25 act; exactly 0.10 is not above 0.10: stable).
-    assert [alerts.psi_band(v) for v in (0.05, 0.10, 0.25, 0.26, np.nan)] == [
+    assert [alerts.psi_band(v, cfg=DEFAULT_POLICY) for v in (0.05, 0.10, 0.25, 0.26, np.nan)] == [
         "stable",
         "stable",
         "watch",
@@ -37,8 +39,8 @@ def test_psi_by_hand():
         "unknown",
     ]
     # ...and need the value above the no-drift level of its sample as well.
-    assert [alerts.psi_band(0.3, noise) for noise in (0.05, 0.28, 0.31)] == ["act", "act", "stable"]
-    assert [alerts.psi_band(0.2, noise) for noise in (0.15, 0.21)] == ["watch", "stable"]
+    assert [alerts.psi_band(0.3, noise, cfg=DEFAULT_POLICY) for noise in (0.05, 0.28, 0.31)] == ["act", "act", "stable"]
+    assert [alerts.psi_band(0.2, noise, cfg=DEFAULT_POLICY) for noise in (0.15, 0.21)] == ["watch", "stable"]
     assert alerts.psi_band(0.3, cfg=alerts.AlertConfig(psi_critical=0.5)) == "watch"
 
 
@@ -421,9 +423,18 @@ def _bands(refs: dict, samples: list[pd.DataFrame]) -> pd.DataFrame:
     for sample in samples:
         values, noise = drift.feature_psi(refs, sample, 0.99)
         mean = float(np.mean(list(values.values())))
-        own = {f: alerts.psi_band(values[f], refs[f].noise(int(sample[f].notna().sum()), 0.99)) for f in refs}
-        rows.append({"mean": alerts.psi_band(mean, noise), "mean_without_noise": alerts.psi_band(mean), **own})
-        rows[-1]["ret_5_without_noise"] = alerts.psi_band(values["ret_5"])
+        own = {
+            f: alerts.psi_band(values[f], refs[f].noise(int(sample[f].notna().sum()), 0.99), cfg=DEFAULT_POLICY)
+            for f in refs
+        }
+        rows.append(
+            {
+                "mean": alerts.psi_band(mean, noise, cfg=DEFAULT_POLICY),
+                "mean_without_noise": alerts.psi_band(mean, cfg=DEFAULT_POLICY),
+                **own,
+            }
+        )
+        rows[-1]["ret_5_without_noise"] = alerts.psi_band(values["ret_5"], cfg=DEFAULT_POLICY)
     return pd.DataFrame(rows)
 
 

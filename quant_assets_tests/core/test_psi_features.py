@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.core import sessions
+from quant_assets.core import schema, sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.monitoring import alerts, drift, history
@@ -56,22 +56,26 @@ def test_a_feature_without_reference_values_has_no_psi_and_the_row_is_computed(s
     full = DriftRange(root, FeatureStore(root, ALL_FEATURES), ModelProfile.of(MODEL_NODE, snap, model), [day]).row(day)
     assert {k: v for k, v in full["psi"].items() if k != "vol_20"} == row["psi"]
     # The day's PSI level is the alert matrix's rule with that level: a band only above it.
-    band = alerts.psi_band(row["psi_mean"], row["psi_noise"])
+    band = alerts.psi_band(row["psi_mean"], row["psi_noise"], cfg=alerts.AlertConfig())
     assert {"stable": "ok", "watch": "warning", "act": "critical"}[band] == row["levels"]["psi"]
 
 
 def test_a_drift_table_made_before_the_psi_sample_columns_gets_them(pg_db, monkeypatch):
     with pg.connect(pg_db) as conn, conn.cursor() as cur:
         cur.execute("ALTER TABLE quant.drift_metrics DROP COLUMN psi_n, DROP COLUMN psi_noise")
+        cur.execute("DROP TABLE quant.schema_version")  # as a database from before the schema had versions
         cur.execute(
             """INSERT INTO quant.drift_metrics (date, model, prediction_date, n_names, psi, levels, level, actions,
                reasons) VALUES ('2024-06-03', 'model:m:v1', '2024-05-31', 40, '{}', '{}', 'ok', '{}', '{}')"""
         )
-    with pg.connect(pg_db) as conn:  # the next connection adds them; the old row reads with no sample
+    with pg.connect(pg_db) as conn:  # the next migration (a resource's setup) adds them
+        assert len(schema.migrate(conn)) == len(schema.STEPS)
+    with pg.connect(pg_db) as conn:  # the old row reads with no sample
         old = history.read(conn).iloc[0]
         assert old["psi_n"] is None and old["psi_noise"] is None
         with conn.cursor() as reader:  # an open reader of the table no longer holds up a later connection's DDL
             reader.execute("SELECT count(*) FROM quant.drift_metrics")
             monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=5s")  # waiting on the reader: fail, not hang
             with pg.connect(pg_db) as other, other.cursor() as cur:
+                assert schema.migrate(other) == []
                 cur.execute("SELECT 1")

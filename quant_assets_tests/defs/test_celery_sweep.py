@@ -1,7 +1,7 @@
 """The parameter sweep on Celery, end to end: a real broker, a real `dagster-celery` worker, a Postgres instance.
 
-The same `sweep_job` is run twice through the Dagster CLI on one small synthetic snapshot: once under the
-multiprocess executor (the default) and once with ``QUANT_EXECUTOR=celery`` and the execution block of
+The same sweep is run twice through the Dagster CLI on one small synthetic snapshot: once as `sweep_job` (the
+multiprocess executor) and once as `sweep_job_celery` (the Celery executor) with the execution block of
 ``deploy/celery.yaml`` in the run config, with a worker started by the documented command. The aggregated
 table, deflated Sharpe and PBO must be equal by value, and every step of the Celery run must have run in the
 worker's processes.
@@ -100,8 +100,8 @@ def _seed_snapshot_asset(home: Path, path: Path) -> None:
         assert dg.materialize([stand_in], instance=instance).success
 
 
-def _run_sweep(env: dict, config_files: list[Path], log: Path) -> None:
-    args = [str(BIN / "dagster"), "job", "execute", "-m", "quant_assets.definitions", "-j", "sweep_job"]
+def _run_sweep(env: dict, job: str, config_files: list[Path], log: Path) -> None:
+    args = [str(BIN / "dagster"), "job", "execute", "-m", "quant_assets.definitions", "-j", job]
     for f in config_files:
         args += ["-c", str(f)]
     with open(log, "w") as out:
@@ -113,10 +113,10 @@ def _run_sweep(env: dict, config_files: list[Path], log: Path) -> None:
     assert proc.returncode == 0, f"sweep run failed with exit code {proc.returncode} (see {log.name} below)"
 
 
-def _last_sweep(home: Path, pg_url: str) -> tuple[dg.DagsterRun, list, dict]:
-    """The newest sweep_job run, its event log, and the sweep's record in quant.backtests."""
+def _last_sweep(home: Path, pg_url: str, job: str) -> tuple[dg.DagsterRun, list, dict]:
+    """The newest run of ``job``, its event log, and the sweep's record in quant.backtests."""
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        run = instance.get_runs(filters=dg.RunsFilter(job_name="sweep_job"), limit=1)[0]
+        run = instance.get_runs(filters=dg.RunsFilter(job_name=job), limit=1)[0]
         events = [e.dagster_event for e in instance.all_logs(run.run_id) if e.dagster_event is not None]
     with pg.connect(pg_url) as conn, conn.cursor() as cur:
         cur.execute("SELECT metrics FROM quant.backtests WHERE kind = 'sweep'")
@@ -174,7 +174,7 @@ def test_sweep_on_celery_workers_matches_multiprocess(tmp_path, pg_db, monkeypat
     monkeypatch.setenv("DAGSTER_PG_URL", pg_db)
     _seed_snapshot_asset(home, _synthetic_snapshot(lake))
     env = {
-        **{k: v for k, v in os.environ.items() if k != "QUANT_EXECUTOR"},
+        **os.environ,
         "DAGSTER_HOME": str(home),
         "DAGSTER_PG_URL": pg_db,
         "QUANT_PG_URL": pg_db,
@@ -194,21 +194,20 @@ def test_sweep_on_celery_workers_matches_multiprocess(tmp_path, pg_db, monkeypat
     logs = [tmp_path / "multiprocess_run.log", tmp_path / "worker.log", tmp_path / "celery_run.log"]
 
     try:
-        # 1. The reference: the default multiprocess executor.
+        # 1. The reference: sweep_job, the multiprocess executor.
         t0 = time.monotonic()
-        _run_sweep(env, [sweep_yaml, mp_yaml], logs[0])
+        _run_sweep(env, "sweep_job", [sweep_yaml, mp_yaml], logs[0])
         t_mp = time.monotonic() - t0
-        mp_run, mp_events, mp_result = _last_sweep(home, pg_db)
+        mp_run, mp_events, mp_result = _last_sweep(home, pg_db, "sweep_job")
         assert mp_run.status == dg.DagsterRunStatus.SUCCESS
 
-        # 2. A worker, started as the README says, with the run's environment (QUANT_EXECUTOR, DAGSTER_HOME, ...).
-        celery_env = {**env, "QUANT_EXECUTOR": "celery"}
+        # 2. A worker, started as the README says, with the run's environment (DAGSTER_HOME, QUANT_*, ...).
         t0 = time.monotonic()
         with open(logs[1], "w") as out:
             worker = subprocess.Popen(
                 [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(CELERY_YAML),
                  "-q", queue, "-n", name, "--loglevel", "INFO"],
-                cwd=PROJECT_ROOT, env=celery_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
         try:
@@ -222,9 +221,9 @@ def test_sweep_on_celery_workers_matches_multiprocess(tmp_path, pg_db, monkeypat
             worker_pids = _group(worker)
             t_ready = time.monotonic() - t0
 
-            # 3. The same job by configuration alone: QUANT_EXECUTOR=celery and the executor's run config.
+            # 3. The same sweep as sweep_job_celery, with the executor's run config.
             t0 = time.monotonic()
-            _run_sweep(celery_env, [sweep_yaml, celery_yaml], logs[2])
+            _run_sweep(env, "sweep_job_celery", [sweep_yaml, celery_yaml], logs[2])
             t_celery = time.monotonic() - t0
             worker_pids |= _group(worker)
         finally:
@@ -232,7 +231,7 @@ def test_sweep_on_celery_workers_matches_multiprocess(tmp_path, pg_db, monkeypat
             _delete_queue(celery_cfg["broker"], queue)
         print(f"multiprocess run {t_mp:.1f} s; worker ready in {t_ready:.1f} s; celery run {t_celery:.1f} s")
 
-        cel_run, cel_events, cel_result = _last_sweep(home, pg_db)
+        cel_run, cel_events, cel_result = _last_sweep(home, pg_db, "sweep_job_celery")
         assert cel_run.run_id != mp_run.run_id and cel_run.status == dg.DagsterRunStatus.SUCCESS
         assert cel_run.run_config["execution"]["config"]["broker"] == celery_cfg["broker"]
 

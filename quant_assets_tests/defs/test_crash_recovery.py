@@ -37,6 +37,7 @@ import psutil
 import pytest
 import yaml
 
+from quant_assets import settings
 from quant_assets.core import sessions
 from quant_assets.core.storage import pg
 from quant_assets.defs import run_launcher
@@ -57,16 +58,18 @@ PROGRESS_S = 240  # bound for one phase (start a daemon and its code server, run
 
 
 def _env(home: Path, pg_url: str, lake: Path) -> dict[str, str]:
-    return {
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": pg_url,
-        "QUANT_PG_URL": pg_url,
-        "QUANT_DATA_ROOT": str(lake),
-        "QUANT_SOURCE": "synthetic",
-        "QUANT_SEED": str(SEED),
-        "QUANT_N_TICKERS": str(N_TICKERS),
-        "PYTHONWARNINGS": "ignore",
-    }
+    return settings.launch_env(
+        {
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_PG_URL": pg_url,
+            "QUANT_PG_URL": pg_url,
+            "QUANT_DATA_ROOT": str(lake),
+            "QUANT_SOURCE": "synthetic",
+            "QUANT_SEED": str(SEED),
+            "QUANT_N_TICKERS": str(N_TICKERS),
+            "PYTHONWARNINGS": "ignore",
+        }
+    )
 
 
 def _instance_home(home: Path) -> Path:

@@ -15,8 +15,9 @@ from quant_assets.core.monitoring import history
 from quant_assets.core.registry import artifacts, models, promotion
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
-from quant_assets.defs.automation import daily_job, daily_schedule, record_run_failures, retrain_on_drift
+from quant_assets.defs.automation import daily_schedule, record_run_failures, retrain_on_drift
 from quant_assets.defs.drift import drift_metrics
+from quant_assets.defs.jobs import daily_job
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
@@ -272,7 +273,7 @@ def test_daily_schedule_ticks_after_the_close_on_sessions_only(day, expected):
 def test_compaction_job_compacts_and_queries_answer_the_same(feature_lake, tmp_path):
     from quant_assets.core.features.library import ALL_FEATURES
     from quant_assets.core.features.store import FeatureStore
-    from quant_assets.defs.automation import compaction_job
+    from quant_assets.defs.jobs import compaction_job
 
     root = tmp_path / "lake"
     shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
@@ -292,19 +293,15 @@ def test_compaction_job_compacts_and_queries_answer_the_same(feature_lake, tmp_p
 
 
 def test_bad_alert_policy_and_drift_config_are_refused_with_the_reason(monkeypatch, tmp_path):
-    from quant_assets.defs.resources import alert_policy_from_env
-
     for raw, message in [
         ("nope", "not valid JSON"),
         ("[1]", "must be a JSON object"),
         ('{"psi_crit": 0.3}', "unknown fields ['psi_crit']"),
         ('{"ic_warning_days": 0}', "at least one day in a row"),
     ]:
-        monkeypatch.setenv("QUANT_ALERT_POLICY", raw)
         with pytest.raises(ValueError, match=re.escape(message)):
-            alert_policy_from_env()
-    monkeypatch.setenv("QUANT_ALERT_POLICY", '{"psi_critical": 0.3, "cooldown_sessions": 20}')
-    policy = alert_policy_from_env()
+            AlertPolicy(overrides=raw).rules()  # QUANT_ALERT_POLICY, as default_resources passes it at launch
+    policy = AlertPolicy(overrides='{"psi_critical": 0.3, "cooldown_sessions": 20}').resolved()
     assert (policy.rules().psi_critical, policy.cooldown_sessions, policy.ic_critical) == (0.3, 20, 0.01)
     with pytest.raises(dg.DagsterInvalidConfigError, match="on_critical"):
         dg.materialize(

@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from quant_assets.core import sessions
+from quant_assets.core.features import catalog
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.storage import pg
@@ -38,7 +39,7 @@ def test_catalog_registers_every_version_once(pg_db, dagster_instance):
     assert again.asset_materializations_for_node("feature_catalog")[0].metadata["newly_registered"].value == 0
     assert "| rsi_14 " in meta["catalog"].value and ALL_FEATURES["rsi_14"].version in meta["catalog"].value
     with pg.connect(pg_db) as conn:
-        table = pg.feature_catalog(conn)
+        table = catalog.feature_catalog(conn)
     assert len(table) == len(ALL_FEATURES)
     row = table.set_index("name").loc["rsi_14"]
     assert (row["version"], row["lookback"], row["lag_seconds"]) == (ALL_FEATURES["rsi_14"].version, 15, 900)

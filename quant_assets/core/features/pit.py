@@ -120,8 +120,9 @@ def _float_matrix(n_rows: int, n_cols: int) -> np.ndarray:
     numpy asks the kernel for transparent huge pages on large arrays. On this project's 2-core VM,
     first-touching fresh memory in 2 MiB pages usually costs several times as much as in 4 KiB ones
     for a matrix the size of a full-size query's answer (benchmarks/bench_feature_store.py prints this
-    probe; figures in benchmarks/RESULTS.md). Elsewhere the difference is small either way. The pages are touched as the answers are scattered in, while the
-    read batches are being released, which also keeps the peak lower.
+    probe; figures in benchmarks/RESULTS.md). Elsewhere the difference is small either way. The pages are
+    touched as the answers are scattered in, while the read batches are being released, which also keeps
+    the peak lower.
     """
     size = n_rows * n_cols * 8
     if size < 1 << 24:

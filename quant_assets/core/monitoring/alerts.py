@@ -168,11 +168,12 @@ def evaluate(history: pd.DataFrame, cfg: AlertConfig = AlertConfig()) -> Alerts:
 PSI_BANDS = {"ok": "stable", "warning": "watch", "critical": "act"}
 
 
-def psi_band(value: float, noise: float = math.nan, cfg: AlertConfig = AlertConfig()) -> str:
+def psi_band(value: float, noise: float = math.nan, *, cfg: AlertConfig) -> str:
     """DESIGN.md's word for the PSI signal's level at one mean PSI: stable, watch or act ("unknown" without one).
 
     The alert matrix's own one-day PSI rules: watch above ``cfg.psi_warning``, act above ``cfg.psi_critical``,
     each only when the value is also above ``noise``, the PSI a sample of that size shows with no drift at all.
+    ``cfg`` has no default: the band follows the deployment's alert policy, never the built-in thresholds.
     """
     if value is None or not np.isfinite(value):
         return "unknown"

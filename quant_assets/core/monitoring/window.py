@@ -255,7 +255,7 @@ class DriftRun:
         """The rows as a table, each with the PSI band its mean PSI and no-drift level fall in."""
         table = pd.DataFrame(self.rows)
         table["psi_band"] = [
-            psi_band(_nan(v), _nan(z), alerts) for v, z in zip(table["psi_mean"], table["psi_noise"], strict=True)
+            psi_band(_nan(v), _nan(z), cfg=alerts) for v, z in zip(table["psi_mean"], table["psi_noise"], strict=True)
         ]
         return table
 

@@ -1,4 +1,4 @@
-"""Registered models in Postgres (schema ``quant``, tables in core/storage/pg.py): names, versions, metrics.
+"""Registered models in Postgres (schema ``quant``, tables in core/registry/schema.py): names, versions, metrics.
 
 A model name holds versions ``name:v1, v2, ...``; each version records its training run, its metrics and
 the checksums of its files (``artifacts.py``), and its lineage (``lineage.py``). The champion history is

@@ -8,10 +8,11 @@ a process pool, Celery workers) can ship them between steps; the orchestration o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -55,8 +56,7 @@ class Grid:
     n_folds: int = 4
     min_train_days: int = 120
     num_boost_round: int = 100
-    cost_bps: float = 5.0
-    slippage_bps: float = 5.0
+    costs: backtest.Costs = field(default_factory=backtest.Costs)
 
 
 def plan(snapshot_path: str, grid: Grid) -> list[tuple[str, dict]]:
@@ -82,8 +82,7 @@ def plan(snapshot_path: str, grid: Grid) -> list[tuple[str, dict]]:
                 "train": [str(d) for d in fold.train],
                 "test": [str(d) for d in fold.test],
                 "rounds": grid.num_boost_round,
-                "cost_bps": grid.cost_bps,
-                "slippage_bps": grid.slippage_bps,
+                "costs": dataclasses.asdict(grid.costs),
             }
             key = f"{config}_f{fold.index}".replace(".", "_").replace(":", "_").replace("-", "_")
             cells.append((key, cell))
@@ -102,7 +101,7 @@ def run_cell(cell: dict) -> dict:
     model = Ensemble.fit(train, snap.features, config)
     frame = test[["date", "entity_key", "label"]].assign(prediction=model.predict(test))
     rule = parse_rule(cell["rule"])
-    net = backtest.run(frame, rule, backtest.Costs(cell["cost_bps"], cell["slippage_bps"]))
+    net = backtest.run(frame, rule, backtest.Costs(**cell["costs"]))
     gross = backtest.run(frame, rule, backtest.NO_COSTS)
     return {
         "config": cell["config"],

@@ -1,0 +1,72 @@
+"""Every job of the pipeline: ingest, the daily run, retraining, the parameter sweep (two executors) and
+compaction. Schedules and sensors (defs/automation.py) name these."""
+
+import dagster as dg
+
+from quant_assets.core.features.compaction import compact
+from quant_assets.defs.backtests import backtest_sweep, champion_backtest
+from quant_assets.defs.drift import drift_metrics
+from quant_assets.defs.features import alt_features, price_features
+from quant_assets.defs.models import predictions, trained_model, training_snapshot
+from quant_assets.defs.partitions import trading_days
+from quant_assets.defs.raw import alt_data, raw_prices
+from quant_assets.defs.resources import LakeResource
+
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=[raw_prices, alt_data, price_features, alt_features],
+    partitions_def=trading_days,
+    description="Ingest market and alternative data and compute their features for the selected trading days.",
+)
+
+daily_job = dg.define_asset_job(
+    "daily_job",
+    selection=[raw_prices, alt_data, price_features, alt_features, predictions, drift_metrics],
+    partitions_def=trading_days,
+    description="One trading session end to end: ingest -> features -> predictions -> drift metrics.",
+)
+
+retrain_job = dg.define_asset_job(
+    "retrain_job",
+    selection=[training_snapshot, trained_model, champion_backtest],
+    description="Snapshot -> walk-forward training -> champion/challenger decision -> the champion's backtest. "
+    "Requested by the retrain_on_drift sensor with the breach's date as the snapshot's as-of.",
+)
+
+sweep_job = dg.define_asset_job(
+    "sweep_job",
+    selection=[backtest_sweep],
+    executor_def=dg.multiprocess_executor,
+    description="The parameter sweep alone: one step per (configuration, fold) cell, run in parallel processes.",
+)
+
+
+def _celery_sweep_job():
+    """The same sweep with each cell a Celery task (deploy/celery.yaml); None without the 'celery' extra."""
+    try:
+        from dagster_celery import celery_executor
+    except ImportError:
+        return None
+    return dg.define_asset_job(
+        "sweep_job_celery",
+        selection=[backtest_sweep],
+        executor_def=celery_executor,
+        description="The parameter sweep on Celery workers: one task per (configuration, fold) cell; run config "
+        "needs deploy/celery.yaml's execution block, and workers started as it says.",
+    )
+
+
+sweep_job_celery = _celery_sweep_job()
+
+
+@dg.op(description="One compacted file per month and feature family version, beside the originals.")
+def compact_feature_files(context: dg.OpExecutionContext, lake: LakeResource) -> int:
+    done = compact(lake.path)
+    for c in done:
+        context.log.info(f"{c.record.relative_to(lake.path)}: {c.files} files, {c.rows} rows")
+    return len(done)
+
+
+@dg.job(description="Compact the feature store's small daily files (nothing rewritten; queries answer the same).")
+def compaction_job():
+    compact_feature_files()
