@@ -33,11 +33,6 @@ STAGES = {
 }
 # Outside the core, only these leaves may be imported from it (no environment read at import, no Dagster).
 OUTSIDE = {"quant_assets.paths"}
-# Known upward arrows awaiting a change in flight; each must still exist (a stale entry fails too).
-PENDING = {
-    # register_features / feature_catalog take FeatureDefs; they leave pg.py with the per-stage DDL split.
-    ("quant_assets.core.storage.pg", "quant_assets.core.features.definitions"),
-}
 
 
 def _module_name(path: Path, package: Path) -> str:
@@ -87,9 +82,9 @@ def _environment_reads(tree: ast.AST) -> list[int]:
     return lines
 
 
-def violations(package: Path = PACKAGE) -> tuple[list[str], set[tuple[str, str]]]:
-    """Every layering violation in ``package``'s core as a readable line, and the PENDING arrows seen."""
-    found, pending = [], set()
+def violations(package: Path = PACKAGE) -> list[str]:
+    """Every layering violation in ``package``'s core as a readable line."""
+    found = []
     for path in sorted((package / "core").rglob("*.py")):
         module = _module_name(path, package)
         own = _stage(module)
@@ -102,20 +97,16 @@ def violations(package: Path = PACKAGE) -> tuple[list[str], set[tuple[str, str]]
             elif target.startswith("quant_assets.core"):
                 theirs = _stage(target)
                 if own is not None and theirs is not None and theirs > own:
-                    if (module, target) in PENDING:
-                        pending.add((module, target))
-                    else:
-                        found.append(f"{where}:{line}: {module} (stage {own}) imports later stage {target} ({theirs})")
+                    found.append(f"{where}:{line}: {module} (stage {own}) imports later stage {target} ({theirs})")
             elif top == "quant_assets" and target not in OUTSIDE:
                 found.append(f"{where}:{line}: imports {target}, outside the core (the core does not know the shell)")
         found += [f"{where}:{line}: reads the process environment" for line in _environment_reads(tree)]
-    return found, pending
+    return found
 
 
 def test_core_imports_point_only_to_the_same_or_an_earlier_stage():
-    found, pending = violations()
+    found = violations()
     assert not found, "layering violations:\n" + "\n".join(found)
-    assert pending == PENDING, f"no longer upward, drop from PENDING: {sorted(PENDING - pending)}"
 
 
 @pytest.mark.parametrize(
@@ -144,5 +135,5 @@ def test_an_added_violation_is_caught(tmp_path, where, line, complaint):
     (package / "defs" / "resources.py").write_text("", encoding="utf-8")
     target = package / "core" / where
     target.write_text(target.read_text(encoding="utf-8") + f"\n\ndef _added():\n    {line.strip()}\n")
-    found, _ = violations(package)
+    found = violations(package)
     assert any(where in f and complaint in f for f in found), found
