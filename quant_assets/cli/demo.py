@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import click
 
 from quant_assets.cli import inputs
-from quant_assets.cli.lake import summary
-from quant_assets.cli.options import data_root
+from quant_assets.cli.lake import print_summary
+from quant_assets.cli.options import data_root, pg_url
 from quant_assets.cli.runs import daemon_until_done, open_instance, run_or_fail
 from quant_assets.cli.stage import Stage, log_path, say, stderr_to
 
@@ -27,8 +28,8 @@ def stages(start: str, end: str, train_start: str, train_end: str) -> list[Stage
     """The main job's runs, in order, with every date checked first (a mistake costs no run)."""
     from quant_assets.core import sessions
 
-    span = inputs.session_range(start, end, "--start/--end")
-    train = inputs.session_range(train_start, train_end, "--train-start/--train-end")
+    span = inputs.session_range(start, end, ("--start", "--end"))
+    train = inputs.session_range(train_start, train_end, ("--train-start", "--train-end"))
     scored = (sessions.next_session(train[1]), span[1])
     if scored[0] > scored[1]:
         raise inputs.InputError(f"--train-end {train[1]} leaves no session to score before --end {span[1]}")
@@ -71,22 +72,23 @@ def stages(start: str, end: str, train_start: str, train_end: str) -> list[Stage
 )
 @click.option("--daemon-timeout", type=float, default=1200.0, show_default=True, help="Seconds for stage 5.")
 @data_root
-@click.pass_context
+@pg_url
 def main(
-    ctx: click.Context, start: str, end: str, train_start: str, train_end: str, daemon_timeout: float, data_root
+    start: str, end: str, train_start: str, train_end: str, daemon_timeout: float, data_root: Path, pg_url: str | None
 ) -> None:
     """The demo: run the whole asset graph on the default data with a line per step, then print the summary."""
     plan = stages(start, end, train_start, train_end)
     started = time.time()
-    say(f"==> {os.environ.get('QUANT_SOURCE', 'synthetic')} data for {start}...{end} into {data_root.resolve()}")
-    log = log_path("main")
-    say(f"    watch the runs with `quant-assets ui` (http://127.0.0.1:3000/runs); Dagster's log: {log}")
-    with open_instance() as instance, stderr_to(log):
-        for stage in plan:
-            run_or_fail(instance, stage, started)
+    with open_instance() as instance:
+        say(f"==> {os.environ.get('QUANT_SOURCE', 'synthetic')} data for {start}...{end} into {data_root.resolve()}")
+        log = log_path("main")
+        say(f"    watch the runs with `quant-assets ui` (http://127.0.0.1:3000/runs); Dagster's log: {log}")
+        with stderr_to(log):
+            for stage in plan:
+                run_or_fail(instance, stage, started)
     say("    (alert_levels 'did not pass': the replayed history has critical days, reported as warnings here;")
     say("     price_steps 'did not pass' names large daily moves that were kept: a non-blocking warning to look at)")
     say("==> 5/5 the Dagster daemon until retrain_on_drift has ticked and its retrain run is done")
     daemon_until_done(daemon_timeout, None, started)
     click.echo()
-    ctx.invoke(summary, data_root=data_root)
+    print_summary(data_root, pg_url)

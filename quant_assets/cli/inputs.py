@@ -42,23 +42,15 @@ def session(text: str, what: str = "partition key") -> dt.date:
         raise _say(exc, what) from None
 
 
-def session_range(start: str, end: str, what: str = "range") -> tuple[dt.date, dt.date]:
-    """Two sessions in order, or an InputError naming the end that is wrong or saying the range is reversed."""
+def session_range(
+    start: str, end: str, names: tuple[str, str] = ("range start", "range end")
+) -> tuple[dt.date, dt.date]:
+    """Two sessions in order, or an InputError naming the end that is wrong (by ``names``) or saying it is reversed."""
+    first, last = session(start, names[0]), session(end, names[1])
     try:
-        return sessions.parse_session_range(start, end)
+        return sessions.parse_session_range(first.isoformat(), last.isoformat())
     except sessions.ReversedRange as exc:
-        raise _say(exc, what) from None
-    except ValueError as exc:
-        bad = "start" if _fails(start) else "end"
-        raise _say(exc, f"{what} {bad}") from None
-
-
-def _fails(text: str) -> bool:
-    try:
-        sessions.parse_session(text)
-    except ValueError:
-        return True
-    return False
+        raise _say(exc, "range") from None
 
 
 def partitions(text: str) -> tuple[dt.date, dt.date]:

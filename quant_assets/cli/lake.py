@@ -15,6 +15,11 @@ from quant_assets.cli.options import data_root, pg_url
 @pg_url
 def summary(data_root: Path, pg_url: str | None) -> None:
     """Print what the lake holds (rows, tickers, date span, quarantine), the registry and the drift table."""
+    print_summary(data_root, pg_url)
+
+
+def print_summary(data_root: Path, pg_url: str | None) -> None:
+    """The lake's table; with a Postgres URL also the registry, the drift after going live and the promotions."""
     from quant_assets.core.summary import summarize
 
     root = data_root.resolve()

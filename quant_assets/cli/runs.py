@@ -65,14 +65,12 @@ def materialize(assets: str, partitions: str | None, config_json: str | None) ->
     run_config = _config(config_json)
     graph = _definitions().resolve_asset_graph()
     names = inputs.known_names(assets, [k.to_user_string() for k in graph.materializable_asset_keys], "asset")
-    log = log_path("materialize")
-    say(f"    (Dagster's log: {log})")
-    with open_instance() as instance, stderr_to(log):
-        run_or_fail(
-            instance,
-            Stage(f"materialize {', '.join(names)} {partitions or ''}".rstrip(), names, span, run_config),
-            time.time(),
-        )
+    stage = Stage(f"materialize {', '.join(names)} {partitions or ''}".rstrip(), names, span, run_config)
+    with open_instance() as instance:
+        log = log_path("materialize")
+        say(f"    (Dagster's log: {log})")
+        with stderr_to(log):
+            run_or_fail(instance, stage, time.time())
 
 
 @click.command()
