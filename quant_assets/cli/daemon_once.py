@@ -16,7 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from quant_assets.cli.stage import UI_URL, elapsed, say
+from quant_assets.cli.stage import UI_URL, elapsed, say, tool
 
 SENSOR = "retrain_on_drift"
 TERMINAL = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
@@ -40,7 +40,10 @@ def run(workspace: Path, log: Path, timeout: float, started: float) -> list[dg.D
         before = {r.run_id for r in _sensor_runs(instance)}
         with open(log, "ab") as out:
             daemon = subprocess.Popen(
-                ["dagster-daemon", "run", "-w", str(workspace)], stdout=out, stderr=subprocess.STDOUT, env=os.environ
+                [tool("dagster-daemon"), "run", "-w", str(workspace)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=os.environ,
             )
         say(f"    {elapsed(started)} daemon started (log: {log}); waiting for a tick of {SENSOR}")
         try:

@@ -23,6 +23,7 @@ PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 SHOWN = {
+    dg.DagsterEventType.STEP_START,
     dg.DagsterEventType.STEP_SUCCESS,
     dg.DagsterEventType.STEP_FAILURE,
     dg.DagsterEventType.ASSET_CHECK_EVALUATION,
@@ -56,9 +57,21 @@ def run_stage(instance: dg.DagsterInstance, stage: Stage, started: float) -> dg.
             tags=tags,
             asset_selection=keys,
         )
+    except dg.DagsterInvalidConfigError as exc:
+        raise InputError(
+            f"the run config is not valid: {'; '.join(config_problem(e.message) for e in exc.errors)}"
+        ) from None
     finally:
         progress.finish()
     return instance.get_run_by_id(result.run_id)
+
+
+def config_problem(message: str) -> str:
+    """The sentence of a config error a person can act on (an unset environment variable hides it after a trace)."""
+    for line in message.splitlines():
+        if "Error: " in line and "Stack Trace" not in line:
+            return line.split("Error: ", 1)[1].strip()
+    return message.splitlines()[0].strip()
 
 
 def _partition_tags(graph, keys: list[dg.AssetKey], stage: Stage) -> dict[str, str]:
@@ -116,15 +129,25 @@ class Progress(threading.Thread):
 
 
 def describe(entry) -> str:
-    """One line for a finished step, a check evaluation or the run's end."""
+    """One line for a started or finished step, a check evaluation or the run's end."""
     event = entry.dagster_event
     data = event.event_specific_data
     kind = event.event_type
+    if kind == dg.DagsterEventType.STEP_START:
+        return f"{event.step_key} started"
     if kind == dg.DagsterEventType.STEP_SUCCESS:
         return f"{event.step_key} done in {data.duration_ms / 1000:.1f} s"
     if kind == dg.DagsterEventType.STEP_FAILURE:
-        return f"{event.step_key} FAILED: {data.error.message.strip().splitlines()[-1] if data.error else ''}"
+        return f"{event.step_key} FAILED: {_reason(data.error)}"
     if kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
         verdict = "passed" if data.passed else f"did not pass ({data.severity.value.lower()})"
         return f"check {data.check_name} on {data.asset_key.to_user_string()} {verdict}"
     return "run succeeded" if kind == dg.DagsterEventType.RUN_SUCCESS else "run FAILED"
+
+
+def _reason(error) -> str:
+    """The failure's own sentence, without the exception's module path (the UI and the log have the trace)."""
+    if error is None:
+        return "see the run in the UI"
+    first = error.message.strip().splitlines()[0]
+    return first.split(": ", 1)[1] if first.split(": ", 1)[0].endswith(error.cls_name or "\0") else first

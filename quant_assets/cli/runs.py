@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from quant_assets.cli import inputs
-from quant_assets.cli.stage import UI_URL, Stage, log_path, say, stderr_to
+from quant_assets.cli.stage import UI_URL, Stage, log_path, say, stderr_to, tool
 from quant_assets.paths import PROJECT_ROOT
 
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
@@ -83,7 +83,20 @@ def backfill(job: str, start: str, end: str) -> None:
     jobs = _definitions().resolve_all_job_defs()
     partitioned = [j.name for j in jobs if j.partitions_def is not None and not j.name.startswith("__")]
     (name,) = inputs.known_names(job, partitioned, "partitioned job")
-    cmd = ["dagster", "job", "backfill", "-w", str(WORKSPACE), "-j", name, "--from", start, "--to", end, "--noprompt"]
+    cmd = [
+        tool("dagster"),
+        "job",
+        "backfill",
+        "-w",
+        str(WORKSPACE),
+        "-j",
+        name,
+        "--from",
+        start,
+        "--to",
+        end,
+        "--noprompt",
+    ]
     subprocess.run(cmd, check=True)
     say(f"watch it at {UI_URL}/overview/backfills (`quant-assets ui`; its daemon executes the runs)")
 

@@ -6,6 +6,7 @@ import os
 
 import click
 
+from quant_assets.cli.stage import tool
 from quant_assets.paths import PROJECT_ROOT
 
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
@@ -16,13 +17,13 @@ WORKSPACE = PROJECT_ROOT / "workspace.yaml"
 @click.option("--port", type=int, envvar="PORT", default=3000, show_default=True, help="Also read from PORT.")
 def ui(host: str, port: int) -> None:
     """Open the Dagster web UI (and its daemon: schedules, sensors, backfills) on http://HOST:PORT."""
-    os.execvp("dagster", ["dagster", "dev", "-h", host, "-p", str(port), "-w", str(WORKSPACE)])
+    os.execv(tool("dagster"), ["dagster", "dev", "-h", host, "-p", str(port), "-w", str(WORKSPACE)])
 
 
 @click.command()
 def daemon() -> None:
     """Run the Dagster daemon alone (schedules, sensors, queued runs, backfills) until interrupted."""
-    os.execvp("dagster-daemon", ["dagster-daemon", "run", "-w", str(WORKSPACE)])
+    os.execv(tool("dagster-daemon"), ["dagster-daemon", "run", "-w", str(WORKSPACE)])
 
 
 @click.group()

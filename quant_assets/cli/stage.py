@@ -31,6 +31,11 @@ def say(line: str) -> None:
     print(line, file=_terminal or sys.stderr, flush=True)
 
 
+def tool(name: str) -> str:
+    """A console script of this interpreter's environment (dagster, dagster-daemon), found without PATH."""
+    return str(Path(sys.executable).with_name(name))
+
+
 def log_path(command: str) -> Path:
     """A new log file under .state/logs for one command's Dagster output."""
     from quant_assets.paths import state_dir
