@@ -150,4 +150,5 @@ def _reason(error) -> str:
     if error is None:
         return "see the run in the UI"
     first = error.message.strip().splitlines()[0]
-    return first.split(": ", 1)[1] if first.split(": ", 1)[0].endswith(error.cls_name or "\0") else first
+    name, sep, rest = first.partition(": ")
+    return rest if sep and error.cls_name and name.endswith(error.cls_name) else first
