@@ -140,7 +140,7 @@ def build(
             "features": sorted({d.parent.name + "@" + d.name[3:] for d in _family_dirs(store, features)}),
         },
         "code_version": code_version,
-        "producer_versions": _producer_versions(store, features, sessions),
+        "producer_versions": _producer_versions(store, features, days),
     }
     return matrix, manifest
 
@@ -165,14 +165,14 @@ def _training_rows(store: FeatureStore, y: pd.DataFrame, features: list[str]) ->
     return matrix[["date", "entity_key", "decision_time", LABEL, *features]]
 
 
-def _producer_versions(store: FeatureStore, features: list[str], sessions: list[dt.date]) -> dict[str, list[str]]:
+def _producer_versions(store: FeatureStore, features: list[str], days: list[dt.date]) -> dict[str, list[str]]:
     """Code versions that produced the feature rows of the window, per family version."""
     out = {}
     for d in _family_dirs(store, features):
         files = [
             str(f)
             for f in d.glob("date=*/part-*.parquet")
-            if sessions[0].isoformat() <= f.parent.name[5:] <= sessions[-1].isoformat()
+            if days[0].isoformat() <= f.parent.name[5:] <= days[-1].isoformat()
         ]
         if files:
             rows = duckdb.sql(
