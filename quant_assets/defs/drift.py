@@ -3,17 +3,13 @@
 from enum import Enum
 
 import dagster as dg
-import duckdb
 import pandas as pd
 
 from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.monitoring import drift, history
-from quant_assets.core.monitoring.window import DriftInputError, DriftRange, ModelProfile
-from quant_assets.core.registry import models
-from quant_assets.core.research import backtest, scoring, snapshots
-from quant_assets.core.storage import lake
+from quant_assets.core.monitoring import history, window
+from quant_assets.core.research import backtest
 from quant_assets.defs import plots
 from quant_assets.defs.models import predictions
 from quant_assets.defs.partitions import trading_days
@@ -41,42 +37,6 @@ class DriftConfig(dg.Config):
     quantile: float = 0.2
     cost_bps: float = 5.0
     slippage_bps: float = 5.0
-
-
-def monitored_models(root, days: list, lookback: int, name: str) -> list[str]:
-    """Models of ``name`` that scored any session the days' windows read (the model column only)."""
-    first = sessions.session_offset(days[0], -(lookback + 2))  # + the horizon, with room to spare
-    files = [
-        str(f)
-        for d in sessions.sessions_between(first, days[-1])
-        for f in lake.partition_dir(root, scoring.DATASET, d).glob(f"{lake.PART_PREFIX}*.parquet")
-    ]
-    if not files:
-        return []
-    rows = duckdb.sql(
-        "SELECT DISTINCT model FROM read_parquet(?) WHERE starts_with(model, ?)",
-        params=[files, f"model:{name}:v"],
-    ).fetchall()
-    return sorted((m for (m,) in rows), key=lambda m: int(m.rsplit(":v", 1)[1]))
-
-
-def _profile(conn, root, store: FeatureStore, node: str) -> ModelProfile:
-    ref = models.model(conn, node.removeprefix("model:"))
-    model = models.load_model(conn, ref)
-    snap = snapshots.read(snapshots.locate(root, models.model_files(conn, ref)[1]))
-    return ModelProfile.of(node, snap, model)
-
-
-def _series_plot(frame: pd.DataFrame, columns: list[str], title: str, lines: dict[str, float]) -> dg.MetadataValue:
-    fig, ax = plots.figure()
-    x = pd.to_datetime(frame["date"])
-    for col in columns:
-        ax.plot(x, frame[col].astype(float).to_numpy(), label=col, marker=".", lw=1)
-    for label, y in lines.items():
-        ax.axhline(y, color="firebrick" if "critical" in label else "orange", lw=0.8, ls="--", label=label)
-    ax.legend(fontsize=7)
-    ax.set_title(title)
-    return plots.as_markdown(fig, title)
 
 
 @dg.asset(
@@ -109,97 +69,75 @@ def drift_metrics(
 ) -> dg.MaterializeResult:
     days = [sessions.as_date(k) for k in context.partition_keys]
     store = FeatureStore(lake.path, ALL_FEATURES)
-    rule, costs = (
-        backtest.PortfolioRule("long_short", quantile=config.quantile),
-        backtest.Costs(config.cost_bps, config.slippage_bps),
-    )
-    rows, errors, without_psi = [], {}, {}
+    rule = backtest.PortfolioRule("long_short", quantile=config.quantile)
+    costs = backtest.Costs(config.cost_bps, config.slippage_bps)
     with registry.connect() as conn:
-        nodes = monitored_models(lake.path, days, alert_policy.rules().lookback, registry.name)
-        if not nodes:
-            raise dg.Failure(f"no predictions of {registry.name} around {days[0]}..{days[-1]}: materialise predictions")
-        for node in nodes:
-            profile = _profile(conn, lake.path, store, node)
-            without_psi.update({f"{node} {f}": r.reason for f, r in profile.feature_refs.items() if r.reason})
-            window = DriftRange(lake.path, store, profile, days, alert_policy.rules(), costs, rule)
-            for day in days:
-                try:
-                    rows.append(window.row(day))
-                except DriftInputError as exc:
-                    errors.setdefault(day, []).append(str(exc))
-        written = history.upsert(conn, rows, context.run_id)
-    covered = {r["date"] for r in rows}
-    failed = {d: e for d, e in errors.items() if d not in covered}
-    if failed:  # the good days are stored; the bad ones say why
+        try:
+            run = window.drift_rows(conn, lake.path, store, registry.name, days, alert_policy.rules(), costs, rule)
+        except window.NoPredictions as exc:
+            raise dg.Failure(str(exc)) from exc
+        written = history.upsert(conn, run.rows, context.run_id)
+    if run.failed:  # the good days are stored; the bad ones say why
         raise dg.Failure(
-            f"{len(failed)} of {len(days)} days have no drift row: "
-            + "; ".join(f"{d}: {e[0]}" for d, e in failed.items()),
+            f"{len(run.failed)} of {len(days)} days have no drift row: "
+            + "; ".join(f"{d}: {e[0]}" for d, e in run.failed.items()),
             metadata={"rows_written": written},
         )
-    for feature, reason in without_psi.items():
+    for feature, reason in run.without_psi.items():
         context.log.warning(f"no PSI for {feature}: {reason}")
-    return _result(context, pd.DataFrame(rows), models, without_psi, config, alert_policy)
+    return _result(context, run, config, alert_policy)
 
 
 def _result(
-    context: dg.AssetExecutionContext,
-    table: pd.DataFrame,
-    models: list[str],
-    without_psi: dict[str, str],
-    config: DriftConfig,
-    alert_policy: AlertPolicy,
+    context: dg.AssetExecutionContext, run: window.DriftRun, config: DriftConfig, alert_policy: AlertPolicy
 ) -> dg.MaterializeResult:
     """The materialisation's metadata (latest rows with their PSI band, plots) and the alert_levels check."""
-    rules = alert_policy.rules()
-    table["psi_band"] = [
-        drift.psi_band(_float(v), _float(z), rules) for v, z in zip(table["psi_mean"], table["psi_noise"], strict=True)
-    ]
+    table = run.table(alert_policy.rules())
     critical = table[table["level"] == "critical"]
     for r in critical.itertuples():
         rules = {name: f"{level}: {r.reasons.get(name)}" for name, level in r.levels.items() if level != "ok"}
         context.log.warning(f"critical {r.date} {r.model}: {rules}, actions {list(r.actions)}")
     recent = table.tail(60)
-    severity = dg.AssetCheckSeverity.ERROR if config.on_critical is OnCritical.fail else dg.AssetCheckSeverity.WARN
     shown = ["date", "model", "ic", "ic_mean_5", "hit_rate", "psi_mean", "psi_noise", "psi_n", "psi_max"]
     shown += ["prediction_psi", "sharpe_20", "psi_band", "level", "actions"]
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(table)),
-            "models": dg.MetadataValue.text(", ".join(models)),
+            "models": dg.MetadataValue.text(", ".join(run.nodes)),
             "critical_days": dg.MetadataValue.int(len(critical)),
             "latest": dg.MetadataValue.md(table.tail(10)[shown].round(4).to_markdown(index=False)),
             "psi_bands": dg.MetadataValue.md(PSI_BANDS),
-            "features_without_psi": dg.MetadataValue.json(without_psi),
-            "ic_plot": _series_plot(
+            "features_without_psi": dg.MetadataValue.json(run.without_psi),
+            "ic_plot": plots.series(
                 recent,
                 ["ic", "ic_mean_5"],
                 "IC and its 5-day mean",
                 {"critical": alert_policy.ic_critical, "warning": alert_policy.ic_warning},
             ),
-            "psi_plot": _series_plot(
+            "psi_plot": plots.series(
                 recent,
                 ["psi_mean", "psi_noise", "psi_max", "prediction_psi"],
                 "PSI against the training snapshot",
                 {"critical": alert_policy.psi_critical, "warning": alert_policy.psi_warning},
             ),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=CHECK,
-                passed=critical.empty,
-                severity=severity,
-                metadata={
-                    "critical_days": dg.MetadataValue.int(len(critical)),
-                    "breaches": dg.MetadataValue.md(
-                        critical[["date", "model", "levels", "reasons"]].astype(str).to_markdown(index=False)
-                        if len(critical)
-                        else "none"
-                    ),
-                },
-            )
-        ],
+        check_results=[_alert_check(critical, config)],
     )
 
 
-def _float(value) -> float:
-    return float("nan") if value is None else float(value)
+def _alert_check(critical: pd.DataFrame, config: DriftConfig) -> dg.AssetCheckResult:
+    """Fails (or warns, when replaying known history) on any critical day, listing the breaches."""
+    severity = dg.AssetCheckSeverity.ERROR if config.on_critical is OnCritical.fail else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        check_name=CHECK,
+        passed=critical.empty,
+        severity=severity,
+        metadata={
+            "critical_days": dg.MetadataValue.int(len(critical)),
+            "breaches": dg.MetadataValue.md(
+                critical[["date", "model", "levels", "reasons"]].astype(str).to_markdown(index=False)
+                if len(critical)
+                else "none"
+            ),
+        },
+    )

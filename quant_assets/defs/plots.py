@@ -1,23 +1,99 @@
-"""Matplotlib figures as markdown images for materialisation metadata."""
+"""Matplotlib figures as markdown images for materialisation metadata: every plot the assets show.
+
+matplotlib is imported on the first plot, not with the definitions: loading the code location (every CLI call,
+code server and step process) does not pay for it.
+"""
+
+from __future__ import annotations
 
 import base64
 import io
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def figure() -> tuple[plt.Figure, plt.Axes]:
-    return plt.subplots(figsize=(7, 3.5), dpi=90)
+    return _pyplot().subplots(figsize=(7, 3.5), dpi=90)
 
 
 def as_markdown(fig: plt.Figure, title: str) -> dg.MetadataValue:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")
-    plt.close(fig)
+    _pyplot().close(fig)
     data = base64.b64encode(buf.getvalue()).decode()
     return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{data})")
+
+
+def daily_ic(ic: pd.Series, title: str) -> dg.MetadataValue:
+    """A daily IC series (core/research/metrics.daily_ic) as bars by date with its 20-day mean."""
+    fig, ax = figure()
+    x = pd.to_datetime(pd.Series(ic.index))
+    ax.bar(x, ic.to_numpy(), width=1.0)
+    ax.plot(x, ic.rolling(20, min_periods=5).mean().to_numpy(), color="black")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_title(f"{title} (bars) and its 20-day mean")
+    return as_markdown(fig, title)
+
+
+def equity_and_drawdown(daily: pd.DataFrame) -> tuple[dg.MetadataValue, dg.MetadataValue]:
+    """Compounded gross and net equity curves, and the drawdown of net wealth (columns gross, net)."""
+    x = pd.to_datetime(pd.Series(daily.index))
+    fig, ax = figure()
+    for col in ("gross", "net"):
+        ax.plot(x, (1 + daily[col]).cumprod().to_numpy(), label=col)
+    ax.legend()
+    ax.set_title("equity curve (compounded), gross and net of costs")
+    equity = as_markdown(fig, "equity curve")
+    wealth = (1 + daily["net"]).cumprod()
+    fig, ax = figure()
+    ax.fill_between(x, (wealth / wealth.cummax() - 1).to_numpy(), 0, color="firebrick")
+    ax.set_title("drawdown of net wealth")
+    return equity, as_markdown(fig, "drawdown")
+
+
+def equity_curves(net: pd.DataFrame, best: str) -> dg.MetadataValue:
+    """Net equity of every configuration of a sweep, only the best one labelled."""
+    fig, ax = figure()
+    x = pd.to_datetime(pd.Series(net.index))
+    for name in net.columns:
+        ax.plot(x, (1 + net[name].fillna(0)).cumprod().to_numpy(), lw=0.8, label=name if name == best else None)
+    ax.legend()
+    ax.set_title(f"net equity of {len(net.columns)} configurations (best labelled)")
+    return as_markdown(fig, "sweep equity")
+
+
+def importance(values: pd.Series) -> dg.MetadataValue:
+    """The 15 most important features as horizontal bars."""
+    fig, ax = figure()
+    top = values.head(15)[::-1]
+    ax.barh(top.index, top.to_numpy())
+    ax.set_title("feature importance (mean gain over ensemble members)")
+    return as_markdown(fig, "feature importance")
+
+
+def series(frame: pd.DataFrame, columns: list[str], title: str, lines: dict[str, float]) -> dg.MetadataValue:
+    """Columns of a per-date table as lines, with labelled horizontal thresholds (critical in red)."""
+    fig, ax = figure()
+    x = pd.to_datetime(frame["date"])
+    for col in columns:
+        ax.plot(x, frame[col].astype(float).to_numpy(), label=col, marker=".", lw=1)
+    for label, y in lines.items():
+        ax.axhline(y, color="firebrick" if "critical" in label else "orange", lw=0.8, ls="--", label=label)
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    return as_markdown(fig, title)

@@ -77,10 +77,10 @@ def stored_prices(root: Path, days=SESSIONS) -> set[tuple]:
     return out
 
 
-def quarantined(root: Path, dataset: str, sessions) -> pd.DataFrame:
+def quarantined(root: Path, dataset: str, days) -> pd.DataFrame:
     """Every quarantine row of ``sessions``, with the partition that holds it."""
     parts = []
-    for s in sessions:
+    for s in days:
         df = lake.read_partition(root, f"quarantine/{dataset}", dt.date.fromisoformat(s))
         if not df.empty:
             parts.append(df.assign(session=s))

@@ -122,7 +122,7 @@ def old_decile_psi(reference, actual, right: bool) -> float:
     return float(((a - e) * np.log(a / e)).sum())
 
 
-def point_mass_features(rng, rates: np.ndarray, sessions: int, zero_share: float = 0.45) -> pd.DataFrame:
+def point_mass_features(rng, rates: np.ndarray, n_sessions: int, zero_share: float = 0.45) -> pd.DataFrame:
     """Per (session, name): features shaped like StockNet's tweet features, with their point masses.
 
     ``rates``: each name's mean tweets per session (the names' number is the universe's size).
@@ -133,14 +133,14 @@ def point_mass_features(rng, rates: np.ndarray, sessions: int, zero_share: float
     for most names; tweet_count: small integers.
     """
     names = len(rates)
-    tweets = rng.poisson(rates, size=(sessions, names))
+    tweets = rng.poisson(rates, size=(n_sessions, names))
     pos = rng.binomial(tweets, (1 - zero_share) / 2)
     neg = rng.binomial(tweets - pos, (1 - zero_share) / 2)
     sentiment = np.where(tweets > 0, (pos - neg) / np.maximum(pos + neg, 1), np.nan)
     users = np.minimum(tweets, rng.binomial(tweets, 0.9) + (tweets > 0))
     frame = pd.DataFrame(
         {
-            "session": np.repeat(np.arange(sessions), names),
+            "session": np.repeat(np.arange(n_sessions), names),
             "sentiment_1": sentiment.ravel(),
             "user_breadth": np.where(tweets > 0, users / np.maximum(tweets, 1), np.nan).ravel(),
             "tweet_count": tweets.ravel().astype(float),
@@ -399,15 +399,15 @@ def test_a_backlog_of_breaches_asks_for_one_retrain_on_the_latest():
     assert drift.next_retrain(rows, 2, str(rows["date"][1]), cfg, 12) is None
 
 
-def _live_market(rng, rates: np.ndarray, samples: int, sessions: int = 5, **shift) -> list[pd.DataFrame]:
-    """``samples`` pooled samples of ``sessions`` sessions x len(rates) names: the tweet features with point masses
+def _live_market(rng, rates: np.ndarray, samples: int, n_sessions: int = 5, **shift) -> list[pd.DataFrame]:
+    """``samples`` pooled samples of ``n_sessions`` sessions x len(rates) names: the tweet features with point masses
     and two continuous ones; ``shift`` (mean, zero_share, tweets) moves them."""
     frame = point_mass_features(
-        rng, rates * shift.get("tweets", 1.0), samples * sessions, shift.get("zero_share", 0.45)
+        rng, rates * shift.get("tweets", 1.0), samples * n_sessions, shift.get("zero_share", 0.45)
     )
     frame["ret_5"] = rng.normal(shift.get("mean", 0.0), 1.0, len(frame))
     frame["vol_20"] = rng.lognormal(shift.get("mean", 0.0), 0.5, len(frame))
-    size = sessions * len(rates)
+    size = n_sessions * len(rates)
     return [frame.iloc[i * size : (i + 1) * size] for i in range(samples)]
 
 

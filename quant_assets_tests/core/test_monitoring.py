@@ -13,7 +13,7 @@ from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.pipeline import PRICE_SCHEMA
 from quant_assets.core.monitoring import drift
-from quant_assets.core.monitoring.window import DriftInputError, DriftRange, ModelProfile, as_of_time
+from quant_assets.core.monitoring.window import DriftInputError, DriftRange, ModelProfile, as_of_time, monitored_models
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.storage import lake
 from quant_assets_tests.conftest import MODEL_NODE, SCORED_DAYS
@@ -146,3 +146,24 @@ def test_a_day_without_predictions_or_prices_is_an_error_not_a_row(scored_lake, 
         rng.row(day)
     row = rng.row(later)  # two sessions on, the missing bar only blanks the window days whose label needs it
     assert row["n_names"] == 40 and row["ic"] is not None
+
+
+def test_monitored_models_are_those_that_scored_inside_the_windows_read(tmp_path):
+    """A model whose predictions matured inside the look-back window is monitored; one that scored only before
+    it, or another model name, is not; versions sort by number (v10 after v9)."""
+    days = sessions.sessions_between("2024-03-01", "2024-03-29")
+    scored = {
+        "model:m:v1": days[:2],  # before the window of a 5-session look-back ending 2024-03-28
+        "model:m:v9": days[-10:-8],
+        "model:m:v10": days[-1:],
+        "model:other:v1": days[-3:],
+    }
+    for node, on in scored.items():
+        for day in on:
+            when = sessions.decision_time(day)
+            frame = pd.DataFrame(
+                {"entity_key": ["A"], "event_time": [when], "model": [node], "prediction": [0.1], "ingest_time": [when]}
+            )
+            scoring.write_day(tmp_path, day, frame)
+    assert monitored_models(tmp_path, days[-2:], 5, "m") == ["model:m:v9", "model:m:v10"]
+    assert monitored_models(tmp_path, days[-2:], 5, "nobody") == []

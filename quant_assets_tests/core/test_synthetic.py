@@ -61,9 +61,9 @@ def test_beyond_the_horizon_is_a_clear_error():
         synthetic._bridge(0, "idio", synthetic.HORIZON + 1, 1)
 
 
-def _panel(market: SyntheticMarket, sessions: list[dt.date]) -> dict[str, pd.DataFrame]:
-    bars = {d: market.bars(d).set_index("ticker") for d in sessions}
-    sentiment = {d: market.tweets_for_day(d).set_index("ticker")["sentiment"] for d in sessions}
+def _panel(market: SyntheticMarket, days: list[dt.date]) -> dict[str, pd.DataFrame]:
+    bars = {d: market.bars(d).set_index("ticker") for d in days}
+    sentiment = {d: market.tweets_for_day(d).set_index("ticker")["sentiment"] for d in days}
     return {
         "open": pd.DataFrame({d: b["open"] for d, b in bars.items()}).T,
         "close": pd.DataFrame({d: b["close"] for d, b in bars.items()}).T,
@@ -84,12 +84,12 @@ def regime_panel():
 
 
 def test_planted_signals_before_and_after_the_regime_change(regime_panel):
-    market, sessions, p = regime_panel
+    market, days, p = regime_panel
     label = np.log(p["open"]).diff().shift(-1)  # open(t) -> open(t+1), indexed by t
     sentiment_known = p["sentiment"].shift(1)  # sentiment of session t-1: known before t's open
     reversal_known = -np.log(p["close"]).diff().shift(1)  # minus close-to-close return of t-1
-    before = [d for d in sessions if d < market.regime_change][5:]
-    after = [d for d in sessions if d >= market.regime_change][5:-1]
+    before = [d for d in days if d < market.regime_change][5:]
+    after = [d for d in days if d >= market.regime_change][5:-1]
     ic_sent_before = _mean_ic(sentiment_known.loc[before], label.loc[before])
     ic_sent_after = _mean_ic(sentiment_known.loc[after], label.loc[after])
     ic_rev_before = _mean_ic(reversal_known.loc[before], label.loc[before])
@@ -103,10 +103,10 @@ def test_planted_signals_before_and_after_the_regime_change(regime_panel):
 
 
 def test_regime_change_shifts_volatility_and_tweet_distributions(regime_panel):
-    market, sessions, p = regime_panel
+    market, days, p = regime_panel
     returns = np.log(p["close"]).diff()
-    before = [d for d in sessions if d < market.regime_change][1:]
-    after = [d for d in sessions if d >= market.regime_change][1:]
+    before = [d for d in days if d < market.regime_change][1:]
+    after = [d for d in days if d >= market.regime_change][1:]
     assert returns.loc[after].std().median() > 1.3 * returns.loc[before].std().median()
     counts_before = market.tweets_for_day(before[-1])["tweet_count"].mean()
     counts_after = market.tweets_for_day(after[5])["tweet_count"].mean()

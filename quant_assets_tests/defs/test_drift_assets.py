@@ -152,7 +152,7 @@ def _tick(instance, url, cursor=None, policy=None):
     context = dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
-        resources={"postgres": RegistryResource(url=url), "alert_policy": policy or AlertPolicy(cooldown_sessions=5)},
+        resources={"registry": RegistryResource(url=url), "alert_policy": policy or AlertPolicy(cooldown_sessions=5)},
     )
     result = retrain_on_drift(context)
     if isinstance(result, dg.SkipReason):
@@ -312,7 +312,7 @@ def test_bad_alert_policy_and_drift_config_are_refused_with_the_reason(monkeypat
             partition_key="2024-06-03",
             resources={
                 "lake": LakeResource(root=str(tmp_path)),
-                "postgres": RegistryResource(url="unused"),
+                "registry": RegistryResource(url="unused"),
                 "alert_policy": AlertPolicy(),
             },
             run_config={"ops": {"drift_metrics": {"config": {"on_critical": "fial"}}}},

@@ -15,7 +15,7 @@ daily run does.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from quant_assets.core.features import staleness
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources.base import PRICE_LAG
 from quant_assets.core.monitoring import drift
+from quant_assets.core.registry import champion, models
 from quant_assets.core.research import backtest, scoring, snapshots
 from quant_assets.core.research.training import Ensemble
 from quant_assets.core.storage import lake
@@ -220,3 +221,76 @@ def _num(value) -> float | None:
         return None
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+def monitored_models(root: Path, days: list[dt.date], lookback: int, name: str) -> list[str]:
+    """Models of ``name`` that scored any session the days' windows read: a model replaced by a new champion
+    is still monitored while its matured predictions are in the look-back window."""
+    first = sessions.session_offset(days[0], -(lookback + 2))  # + the horizon, with room to spare
+    return scoring.models_scored(root, first, days[-1], name)
+
+
+def load_profile(conn, root: Path, node: str) -> ModelProfile:
+    """The profile of a registered model (``model:<name>:vN``): its verified artifact and training snapshot."""
+    ref = models.model(conn, node.removeprefix("model:"))
+    return ModelProfile.of(node, champion.snapshot_of(conn, root, ref), models.load_model(conn, ref))
+
+
+class NoPredictions(LookupError):
+    """No model of the name scored the sessions the days read: there is nothing to monitor."""
+
+
+@dataclass
+class DriftRun:
+    """The drift rows of a range of days for every monitored model, and what could not be computed."""
+
+    nodes: list[str]
+    rows: list[dict] = field(default_factory=list)
+    errors: dict[dt.date, list[str]] = field(default_factory=dict)
+    without_psi: dict[str, str] = field(default_factory=dict)  # "<model> <feature>" -> why it has no PSI
+
+    @property
+    def failed(self) -> dict[dt.date, list[str]]:
+        """Days with no row for any model, with the reasons (a day one model covers is monitored)."""
+        covered = {r["date"] for r in self.rows}
+        return {d: e for d, e in self.errors.items() if d not in covered}
+
+    def table(self, alerts: drift.AlertConfig) -> pd.DataFrame:
+        """The rows as a table, each with the PSI band its mean PSI and no-drift level fall in."""
+        table = pd.DataFrame(self.rows)
+        table["psi_band"] = [
+            drift.psi_band(_nan(v), _nan(z), alerts) for v, z in zip(table["psi_mean"], table["psi_noise"], strict=True)
+        ]
+        return table
+
+
+def drift_rows(
+    conn,
+    root: Path,
+    store: FeatureStore,
+    name: str,
+    days: list[dt.date],
+    alerts: drift.AlertConfig,
+    costs: backtest.Costs,
+    rule: backtest.PortfolioRule,
+) -> DriftRun:
+    """Every day's row for every monitored model of ``name``; a day a model cannot be monitored on is recorded
+    in ``errors`` instead of stopping the others. NoPredictions when no model scored the window."""
+    nodes = monitored_models(root, days, alerts.lookback, name)
+    if not nodes:
+        raise NoPredictions(f"no predictions of {name} around {days[0]}..{days[-1]}: materialise predictions")
+    run = DriftRun(nodes)
+    for node in nodes:
+        profile = load_profile(conn, root, node)
+        run.without_psi.update({f"{node} {f}": r.reason for f, r in profile.feature_refs.items() if r.reason})
+        window = DriftRange(root, store, profile, days, alerts, costs, rule)
+        for day in days:
+            try:
+                run.rows.append(window.row(day))
+            except DriftInputError as exc:
+                run.errors.setdefault(day, []).append(str(exc))
+    return run
+
+
+def _nan(value) -> float:
+    return float("nan") if value is None else float(value)

@@ -393,28 +393,6 @@ def load_model(conn, ref: ModelRef) -> Ensemble:
     return Ensemble.from_bytes(_stored_files(conn, ref)[0].read_bytes(ref.node))
 
 
-def load_champion(conn, name: str) -> tuple[ModelRef, Ensemble, list[str]]:
-    """The champion of ``name`` loaded, or else the most recent earlier champion whose artifact verifies.
-
-    Returns (the model used, its ensemble, notes saying what failed and whether it fell back); LookupError
-    when there is no champion, ArtifactTampered when none of them loads.
-    """
-    candidates = champions(conn, name)
-    if not candidates:
-        raise LookupError(f"no champion for {name}: materialise trained_model first")
-    notes = []
-    for ref in candidates:
-        try:
-            model = load_model(conn, ref)
-        except ArtifactTampered as exc:
-            notes.append(f"{ref.node} could not load: {exc}")
-            continue
-        if ref != candidates[0]:
-            notes.append(f"FELL BACK from {candidates[0].node} to previous champion {ref.node}")
-        return ref, model, notes
-    raise ArtifactTampered("no champion or previous champion could be loaded: " + "; ".join(notes))
-
-
 def load_oos(conn, ref: ModelRef) -> pd.DataFrame | None:
     """A model's out-of-sample walk-forward predictions, verified against their recorded hash (ArtifactTampered
     naming the file otherwise); None for a model registered before they were recorded."""

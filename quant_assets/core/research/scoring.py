@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 
@@ -87,3 +88,21 @@ def write_day(root: Path, day: dt.date, predictions: pd.DataFrame) -> lake.Write
     return lake.append_new_versions(
         root, DATASET, day, predictions, ["entity_key", "model"], ["prediction"], sessions.decision_time(day), SCHEMA
     )
+
+
+def models_scored(root: Path, first: dt.date, last: dt.date, name: str) -> list[str]:
+    """Nodes (``model:<name>:vN``, by version) of the models of ``name`` with predictions stored for any session
+    in [first, last]. Reads the model column of those partitions only: this module owns the predictions
+    dataset's layout, so the monitoring asks it rather than globbing the lake itself."""
+    files = [
+        str(f)
+        for d in sessions.sessions_between(first, last)
+        for f in lake.partition_dir(root, DATASET, d).glob(f"{lake.PART_PREFIX}*.parquet")
+    ]
+    if not files:
+        return []
+    rows = duckdb.sql(
+        "SELECT DISTINCT model FROM read_parquet(?) WHERE starts_with(model, ?)",
+        params=[files, f"model:{name}:v"],
+    ).fetchall()
+    return sorted((m for (m,) in rows), key=lambda m: int(m.rsplit(":v", 1)[1]))

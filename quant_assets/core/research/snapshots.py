@@ -24,7 +24,8 @@ import pandas as pd
 import pyarrow as pa
 
 from quant_assets.core import sessions
-from quant_assets.core.features import staleness
+from quant_assets.core.features import compute, staleness
+from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources.base import PRICE_LAG
 from quant_assets.core.storage import lake
@@ -233,3 +234,31 @@ def read(path: Path) -> Snapshot:
             f"manifest says {str(manifest.get('fingerprint'))[:16]}…, directory {path.name[:16]}…"
         )
     return Snapshot(path, table.to_pandas(), manifest)
+
+
+def create(
+    root: Path, store: FeatureStore, start, end, as_of, features: list[str], horizon: int, code_version: str
+) -> tuple[Path, bool, dict]:
+    """Build the snapshot and write it once: (its directory, whether it was new, its manifest as stored, with the
+    fingerprint). The same inputs give the same directory, so rebuilding costs a read, not a new snapshot."""
+    data, manifest = build(root, store, start, end, as_of, features, horizon, code_version=code_version)
+    path, created = write(root, data, manifest)
+    return path, created, read(path).manifest
+
+
+def lineage_windows(manifest: dict) -> tuple[dict[str, str], dict[str, tuple[list[str], str]]]:
+    """What the snapshot's lineage edges need: each feature's family version ("price@<version>"), and per family
+    version the raw partitions its windows read over the snapshot's dates, with their dataset.
+
+    A family's first window reaches back ``lookback`` partitions before the snapshot's first date, so a change
+    to any of those partitions shows in the blast radius of the snapshot and of every model trained on it.
+    """
+    family_of = {f: ALL_FEATURES[f].family for f in manifest["features"]}
+    feature_family = {f: f"{fam}@{FAMILIES[fam].version}" for f, fam in family_of.items()}
+    first, last = sessions.as_date(manifest["date_range"][0]), sessions.as_date(manifest["date_range"][1])
+    windows = {}
+    for version in sorted(set(feature_family.values())):
+        family = FAMILIES[version.split("@")[0]]
+        parts = sessions.sessions_between(compute.window_partitions(family, first)[0], last)
+        windows[version] = ([d.isoformat() for d in parts], family.source)
+    return feature_family, windows
