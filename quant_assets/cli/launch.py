@@ -146,9 +146,12 @@ def describe(entry) -> str:
 
 
 def _reason(error) -> str:
-    """The failure's own sentence, without the exception's module path (the UI and the log have the trace)."""
+    """The failure's own sentence: the asset's error inside Dagster's wrapper, without the module path of a
+    deliberate ``dg.Failure`` (the UI and the log have the whole trace)."""
     if error is None:
         return "see the run in the UI"
+    while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+        error = error.cause
     first = error.message.strip().splitlines()[0]
     name, sep, rest = first.partition(": ")
-    return rest if sep and error.cls_name and name.endswith(error.cls_name) else first
+    return rest if sep and error.cls_name == "Failure" and name.endswith("Failure") else first
