@@ -110,11 +110,11 @@ def daemon_once(timeout: float, log: Path | None) -> None:
 
 
 def daemon_until_done(timeout: float, log: Path | None, started: float) -> None:
-    from quant_assets.cli import daemon_once as once
+    from quant_assets.cli.daemon_watch import run_until_ticked
 
     log = log or log_path("daemon")
     log.parent.mkdir(parents=True, exist_ok=True)
-    runs = once.run(WORKSPACE, log, timeout, started)
+    runs = run_until_ticked(WORKSPACE, log, timeout, started)
     if not runs:
         click.echo("retrain_on_drift ticked and requested no run (no new breach out of cool-down)")
     for r in runs:

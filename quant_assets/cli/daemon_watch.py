@@ -33,7 +33,7 @@ def _sensor_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     return list(instance.get_runs(dg.RunsFilter(tags={"dagster/sensor_name": SENSOR})))
 
 
-def run(workspace: Path, log: Path, timeout: float, started: float) -> list[dg.DagsterRun]:
+def run_until_ticked(workspace: Path, log: Path, timeout: float, started: float) -> list[dg.DagsterRun]:
     """Start the daemon, wait for one new tick of the sensor and its runs, stop the daemon; returns the runs."""
     with dg.DagsterInstance.get() as instance:
         begun = time.time()
