@@ -8,6 +8,7 @@ included) and answered with vectorised ``searchsorted`` lookups.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -19,8 +20,35 @@ CALENDAR_START = "2000-01-03"
 DECISION_LOCAL_TIME = dt.time(9, 0)
 
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 class CalendarError(ValueError):
     """A date outside the calendar's horizon, or not a trading session."""
+
+
+class NotASession(CalendarError):
+    """A date inside the calendar that is no session; carries the nearest sessions so a caller can suggest them."""
+
+    def __init__(self, day: dt.date, before: dt.date | None, after: dt.date | None) -> None:
+        super().__init__(f"{day} is not an {EXCHANGE} trading session")
+        self.day, self.before, self.after = day, before, after
+
+
+class MalformedDate(ValueError):
+    """Text that is not a real calendar date written as YYYY-MM-DD (the only form partition keys take)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"{text!r} is not a date of the form YYYY-MM-DD")
+        self.text = text
+
+
+class ReversedRange(ValueError):
+    """A session range whose start lies after its end: it would select nothing, so it is refused."""
+
+    def __init__(self, start: dt.date, end: dt.date) -> None:
+        super().__init__(f"the range {start}...{end} is reversed: its start is after its end")
+        self.start, self.end = start, end
 
 
 class _Calendar:
@@ -74,8 +102,45 @@ def is_session(value) -> bool:
 def require_session(value) -> dt.date:
     day = as_date(value)
     if not is_session(day):
-        raise CalendarError(f"{day} is not an {EXCHANGE} trading session")
+        raise NotASession(day, *nearest_sessions(day))
     return day
+
+
+def nearest_sessions(day: dt.date) -> tuple[dt.date | None, dt.date | None]:
+    """The last session before and the first after a day (None past either end of the calendar)."""
+    cal = calendar()
+    i = _index(day)
+    before = cal.sessions[i - 1].astype(object) if i > 0 else None
+    j = i + 1 if i < len(cal.sessions) and cal.sessions[i].astype(object) == day else i
+    after = cal.sessions[j].astype(object) if j < len(cal.sessions) else None
+    return before, after
+
+
+def parse_date(text: str) -> dt.date:
+    """A date given by a person: exactly ``YYYY-MM-DD`` and a real day, else ``MalformedDate``.
+
+    Stricter than ``date.fromisoformat``, which also takes ``20240304``: partition keys are always written with
+    dashes, so any other form would name no partition.
+    """
+    if not ISO_DATE.fullmatch(text):
+        raise MalformedDate(text)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise MalformedDate(text) from None
+
+
+def parse_session(text: str) -> dt.date:
+    """A partition key given by a person: a well-formed date that is an NYSE session."""
+    return require_session(parse_date(text))
+
+
+def parse_session_range(start: str, end: str) -> tuple[dt.date, dt.date]:
+    """Both ends of a session range, checked in order: well-formed, sessions, start not after end."""
+    first, last = parse_session(start), parse_session(end)
+    if first > last:
+        raise ReversedRange(first, last)
+    return first, last
 
 
 def session_index(value) -> int:

@@ -6,15 +6,16 @@ the dead one stopped counting, and can only run once its ``lake_ingest`` slots a
 
 - ``test_killed_daemon_run_is_failed_and_the_queue_continues``: a daemon launches run A (raw_prices and
   alt_data over 60 sessions) from the queue; mid-step, the whole daemon process group is killed with SIGKILL
-  (daemon, code server, run worker, step processes: a crash or reboot under ``./qa ui``; a run worker killed
+  (daemon, code server, run worker, step processes: a crash or reboot under ``quant-assets ui``; a run worker killed
   alone is already failed by its code server, which survives it). A stays STARTED. A new daemon's run monitoring
   must fail it, its slots must be freed, the queued run B of the same pool must be launched by the daemon and
   succeed; then A's re-execution from failure must leave the lake byte for byte as an undisturbed run does.
 - the health check itself: a live worker, a dead one, a recycled pid, a zombie, runs of another host or
   without a host tag, each judged on a real instance;
-- ``test_killed_cli_run_is_failed_without_a_daemon``: ``dagster asset materialize`` (what ``./qa main`` runs)
-  is killed with SIGKILL, its step processes left orphaned; the daemon-less pass ``./qa`` starts with fails the
-  run, stops the orphans and frees the slots at once.
+- ``test_killed_cli_run_is_failed_without_a_daemon``: ``quant-assets materialize`` (what ``quant-assets main``
+  does for each stage: the run executes in the CLI's process) is killed with SIGKILL, its step processes left
+  orphaned; the daemon-less pass those commands start with fails the run, stops the orphans and frees the slots
+  at once.
 
 Every wait is bounded and polls the instance; every process started here is killed in teardown (the daemons by
 process group). When a test fails, the tail of the daemon's (or the CLI's) log is printed.
@@ -301,7 +302,7 @@ def test_killed_cli_run_is_failed_without_a_daemon(crash_env, tmp_path, capsys):
     instance, lake, env = crash_env
     log = tmp_path / "cli.log"
     select = ",".join(k.to_user_string() for k in ASSETS)
-    args = [str(BIN / "dagster"), "asset", "materialize", "-m", LOCATION, "--select", select, "--partition-range"]
+    args = [sys.executable, "-m", "quant_assets", "materialize", select]
     with _log_on_failure(log, capsys), open(log, "wb") as out:
         cli = subprocess.Popen(
             [*args, "...".join(KILLED)],

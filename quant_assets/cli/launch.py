@@ -1,0 +1,157 @@
+"""Run assets on the Dagster instance through its Python API, with a progress line per step.
+
+The run executes in this process (``execute_job`` with the job's own executor, as ``dagster asset materialize``
+does); a thread reads the run's event records from the instance while it runs and prints one line per finished
+step and per asset check, with the time since the command started, and where to watch the run in the UI.
+Success is the run's own result, not text in a log.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+from quant_assets.cli.inputs import InputError
+from quant_assets.cli.stage import UI_URL, Stage, elapsed, say
+
+DEFINITIONS_MODULE = "quant_assets.definitions"
+LAUNCH_TAG = "quant_assets/launch"
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+SHOWN = {
+    dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+    dg.DagsterEventType.RUN_SUCCESS,
+    dg.DagsterEventType.RUN_FAILURE,
+}
+
+
+def repository() -> ReconstructableRepository:
+    """The project's definitions, reconstructable in the step processes of the multiprocess executor."""
+    return ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs")
+
+
+def run_stage(instance: dg.DagsterInstance, stage: Stage, started: float) -> dg.DagsterRun:
+    """Execute one stage and return its finished run; the progress thread prints while it runs."""
+    recon = repository()
+    graph = recon.get_definition()
+    keys = [dg.AssetKey(name) for name in stage.assets]
+    job = graph.get_implicit_job_def_for_assets(keys)
+    if job is None:
+        raise InputError(f"{', '.join(stage.assets)} mix partitioned and unpartitioned assets: run them separately")
+    tags = {LAUNCH_TAG: uuid.uuid4().hex, **_partition_tags(graph, keys, stage)}
+    say(f"==> {stage.title}")
+    progress = Progress(instance, tags[LAUNCH_TAG], started)
+    progress.start()
+    try:
+        result = dg.execute_job(
+            recon.get_reconstructable_job(job.name),
+            instance,
+            run_config=dict(stage.run_config),
+            tags=tags,
+            asset_selection=keys,
+        )
+    except dg.DagsterInvalidConfigError as exc:
+        raise InputError(
+            f"the run config is not valid: {'; '.join(config_problem(e.message) for e in exc.errors)}"
+        ) from None
+    finally:
+        progress.finish()
+    return instance.get_run_by_id(result.run_id)
+
+
+def config_problem(message: str) -> str:
+    """The sentence of a config error a person can act on (an unset environment variable hides it after a trace)."""
+    for line in message.splitlines():
+        if "Error: " in line and "Stack Trace" not in line:
+            return line.split("Error: ", 1)[1].strip()
+    return message.splitlines()[0].strip()
+
+
+def _partition_tags(graph, keys: list[dg.AssetKey], stage: Stage) -> dict[str, str]:
+    partitioned = [k.to_user_string() for k in keys if graph.asset_graph.get(k).partitions_def is not None]
+    if not stage.partitions:
+        if partitioned:
+            raise InputError(f"{', '.join(partitioned)} are partitioned by session: give a KEY or START...END")
+        return {}
+    if not partitioned:
+        raise InputError(f"{', '.join(stage.assets)} have no partitions: leave out the partition key")
+    first, last = (d.isoformat() for d in stage.partitions)
+    if first == last:
+        return {PARTITION_TAG: first}
+    multi_run = [k.to_user_string() for k in keys if not _single_run(graph, k)]
+    if multi_run:
+        raise InputError(f"{', '.join(multi_run)} take one run per session: use `quant-assets backfill` for a range")
+    return {RANGE_START_TAG: first, RANGE_END_TAG: last}
+
+
+def _single_run(graph, key: dg.AssetKey) -> bool:
+    policy = graph.asset_graph.get(key).backfill_policy
+    return policy is not None and policy.max_partitions_per_run is None
+
+
+class Progress(threading.Thread):
+    """Polls the instance for the run carrying ``token`` and prints its steps and checks as they finish."""
+
+    def __init__(self, instance: dg.DagsterInstance, token: str, started: float, poll: float = 2.0) -> None:
+        super().__init__(daemon=True)
+        self.instance, self.token, self.started, self.poll = instance, token, started, poll
+        self.done = threading.Event()
+        self.run_id: str | None = None
+        self.cursor: str | None = None
+
+    def run(self) -> None:
+        while not self.done.wait(self.poll):
+            self.report()
+        self.report()
+
+    def finish(self) -> None:
+        self.done.set()
+        self.join()
+
+    def report(self) -> None:
+        if self.run_id is None:
+            runs = self.instance.get_runs(dg.RunsFilter(tags={LAUNCH_TAG: self.token}), limit=1)
+            if not runs:
+                return
+            self.run_id = runs[0].run_id
+            say(f"    run {self.run_id[:8]}: watch it at {UI_URL}/runs/{self.run_id} (`quant-assets ui`)")
+        page = self.instance.get_records_for_run(self.run_id, cursor=self.cursor, of_type=SHOWN)
+        self.cursor = page.cursor
+        for record in page.records:
+            say(f"    {elapsed(self.started)} {describe(record.event_log_entry)}")
+
+
+def describe(entry) -> str:
+    """One line for a started or finished step, a check evaluation or the run's end."""
+    event = entry.dagster_event
+    data = event.event_specific_data
+    kind = event.event_type
+    if kind == dg.DagsterEventType.STEP_START:
+        return f"{event.step_key} started"
+    if kind == dg.DagsterEventType.STEP_SUCCESS:
+        return f"{event.step_key} done in {data.duration_ms / 1000:.1f} s"
+    if kind == dg.DagsterEventType.STEP_FAILURE:
+        return f"{event.step_key} FAILED: {_reason(data.error)}"
+    if kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+        verdict = "passed" if data.passed else f"did not pass ({data.severity.value.lower()})"
+        return f"check {data.check_name} on {data.asset_key.to_user_string()} {verdict}"
+    return "run succeeded" if kind == dg.DagsterEventType.RUN_SUCCESS else "run FAILED"
+
+
+def _reason(error) -> str:
+    """The failure's own sentence: the asset's error inside Dagster's wrapper, without the module path of a
+    deliberate ``dg.Failure`` (the UI and the log have the whole trace)."""
+    if error is None:
+        return "see the run in the UI"
+    while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+        error = error.cause
+    first = error.message.strip().splitlines()[0]
+    name, sep, rest = first.partition(": ")
+    return rest if sep and error.cls_name == "Failure" and name.endswith("Failure") else first

@@ -1,0 +1,124 @@
+"""Commands that run assets on the Dagster instance: materialize, backfill, daemon-once and the demo (main)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import click
+
+from quant_assets.cli import inputs
+from quant_assets.cli.stage import UI_URL, Stage, log_path, say, stderr_to, tool
+from quant_assets.paths import PROJECT_ROOT
+
+WORKSPACE = PROJECT_ROOT / "workspace.yaml"
+
+
+def open_instance():
+    """The persistent instance (runs, events and their UI live there), after failing runs whose worker died."""
+    import dagster as dg
+
+    from quant_assets.defs.run_launcher import fail_dead_runs
+
+    if not os.environ.get("DAGSTER_HOME"):
+        raise click.ClickException("DAGSTER_HOME is not set: run through ./qa, or export it (see `./qa env`)")
+    instance = dg.DagsterInstance.get()
+    for run_id, why in fail_dead_runs(instance):
+        say(f"run {run_id} marked failed, its pool slots freed: {why}")
+    return instance
+
+
+def _definitions():
+    from quant_assets.definitions import defs
+
+    return defs
+
+
+def run_or_fail(instance, stage: Stage, started: float) -> None:
+    """Run a stage; a failed run ends the command with one line naming it and where to look."""
+    from quant_assets.cli.launch import run_stage
+
+    run = run_stage(instance, stage, started)
+    if run.status.value != "SUCCESS":
+        raise click.ClickException(
+            f"{stage.title}: run {run.run_id[:8]} {run.status.value}; see {UI_URL}/runs/{run.run_id}"
+        )
+
+
+def _config(text: str | None) -> dict:
+    try:
+        return json.loads(text) if text else {}
+    except json.JSONDecodeError as exc:
+        raise inputs.InputError(f"--config-json is not valid JSON ({exc.msg} at character {exc.pos})") from None
+
+
+@click.command()
+@click.argument("assets")
+@click.argument("partitions", required=False)
+@click.option("--config-json", help='Run config as JSON, e.g. \'{"ops": {"drift_metrics": {"config": {...}}}}\'.')
+def materialize(assets: str, partitions: str | None, config_json: str | None) -> None:
+    """Materialise ASSETS (comma-separated) for PARTITIONS: one session KEY or a range START...END run as one run."""
+    span = inputs.partitions(partitions) if partitions else None
+    run_config = _config(config_json)
+    graph = _definitions().resolve_asset_graph()
+    names = inputs.known_names(assets, [k.to_user_string() for k in graph.materializable_asset_keys], "asset")
+    stage = Stage(f"materialize {', '.join(names)} {partitions or ''}".rstrip(), names, span, run_config)
+    with open_instance() as instance:
+        log = log_path("materialize")
+        say(f"    (Dagster's log: {log})")
+        with stderr_to(log):
+            run_or_fail(instance, stage, time.time())
+
+
+@click.command()
+@click.argument("job")
+@click.argument("start")
+@click.argument("end")
+def backfill(job: str, start: str, end: str) -> None:
+    """Submit a backfill of JOB over the sessions START..END, one run per session (`quant-assets daemon` runs it)."""
+    inputs.session_range(start, end)
+    jobs = _definitions().resolve_all_job_defs()
+    partitioned = [j.name for j in jobs if j.partitions_def is not None and not j.name.startswith("__")]
+    (name,) = inputs.known_names(job, partitioned, "partitioned job")
+    cmd = [
+        tool("dagster"),
+        "job",
+        "backfill",
+        "-w",
+        str(WORKSPACE),
+        "-j",
+        name,
+        "--from",
+        start,
+        "--to",
+        end,
+        "--noprompt",
+    ]
+    subprocess.run(cmd, check=True)
+    say(f"watch it at {UI_URL}/overview/backfills (`quant-assets ui`; its daemon executes the runs)")
+
+
+@click.command("daemon-once")
+@click.option("--timeout", type=float, default=1200.0, show_default=True, help="Seconds to wait for tick and runs.")
+@click.option("--log", type=click.Path(dir_okay=False, path_type=Path), help="Daemon log (default .state/logs/).")
+def daemon_once(timeout: float, log: Path | None) -> None:
+    """Run the Dagster daemon until retrain_on_drift has ticked and the runs it requested have finished."""
+    daemon_until_done(timeout, log, time.time())
+
+
+def daemon_until_done(timeout: float, log: Path | None, started: float) -> None:
+    from quant_assets.cli.daemon_watch import run_until_ticked
+
+    log = log or log_path("daemon")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    runs = run_until_ticked(WORKSPACE, log, timeout, started)
+    if not runs:
+        click.echo("retrain_on_drift ticked and requested no run (no new breach out of cool-down)")
+    for r in runs:
+        why = {k.removeprefix("quant/"): v for k, v in r.tags.items() if k.startswith("quant/")}
+        click.echo(f"retrain_on_drift requested {r.job_name} run {r.run_id[:8]} ({r.status.value}): {why}")
+    if not all(r.status.value == "SUCCESS" for r in runs):
+        raise click.ClickException(f"the retraining run failed; see the daemon log {log} and {UI_URL}/runs")
