@@ -188,8 +188,3 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> Sequence[tuple[str, str]]:
         failed.append((run.run_id, health.msg or ""))
     return failed
 
-
-if __name__ == "__main__":
-    with dg.DagsterInstance.get() as _instance:
-        for _run_id, _why in fail_dead_runs(_instance):
-            print(f"run {_run_id} marked failed, its pool slots freed: {_why}")  # noqa: T201
