@@ -187,4 +187,3 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> Sequence[tuple[str, str]]:
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         failed.append((run.run_id, health.msg or ""))
     return failed
-
