@@ -11,7 +11,11 @@ from their environment, and one warm-up import of each target writes the caches)
 would compile the project's ~100 modules from source, a cost no deployment pays and ``import dagster``,
 whose caches pip wrote, never pays.
 
-    .venv/bin/python benchmarks/bench_import.py [--reps N]
+With ``--floor``, two reference imports join the run: dagster with pandas, and dagster with the NYSE
+calendar built (``sessions.calendar()``, which the trading-day partitions need when the definitions
+load): what the definitions cannot cost less than while the partitions' exclusions come from the calendar.
+
+    .venv/bin/python benchmarks/bench_import.py [--reps N] [--floor]
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ import time
 from _common import REPO, arguments, git_version, load_text, print_table
 
 TARGETS = {"dagster": "import dagster", "quant_assets.definitions": "import quant_assets.definitions"}
+FLOOR = {
+    "dagster + pandas": "import dagster, pandas",
+    "dagster + NYSE calendar": "import dagster; from quant_assets.core import sessions; sessions.calendar()",
+}
 HEAVY = ["matplotlib", "scipy", "sklearn", "lightgbm", "pandas", "pyarrow", "duckdb", "exchange_calendars"]
 
 
@@ -59,20 +67,22 @@ def heavy_loaded() -> list[str]:
 def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--reps", type=int, default=7, help="fresh interpreters per import (default 7)")
-    reps = parser.parse_args().reps
+    parser.add_argument("--floor", action="store_true", help="also measure the reference imports (FLOOR)")
+    args = parser.parse_args()
+    reps, targets = args.reps, {**TARGETS, **(FLOOR if args.floor else {})}
     print(f"code {git_version()}, python {sys.version.split()[0]}, {load_text()} (before)")
-    for code in TARGETS.values():  # warm the file cache and write the bytecode caches, for both alike
+    for code in targets.values():  # warm the file cache and write the bytecode caches, for both alike
         one_import(code)
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in TARGETS}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
     for _ in range(reps):
-        for name, code in TARGETS.items():
+        for name, code in targets.items():
             runs[name].append(one_import(code))
     cpu = {name: statistics.median(r[0] for r in rs) for name, rs in runs.items()}
     wall = {name: statistics.median(r[1] for r in rs) for name, rs in runs.items()}
     rows = [
         [name, f"{cpu[name]:.2f}", f"{cpu[name] / cpu['dagster']:.2f}", f"{wall[name]:.2f}"]
         + [f"{wall[name] / wall['dagster']:.2f}"]
-        for name in TARGETS
+        for name in targets
     ]
     print_table([f"import (median of {reps})", "CPU s", "x dagster", "wall s", "x dagster"], rows)
     print(f"{load_text()} (after)")
