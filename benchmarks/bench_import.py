@@ -8,7 +8,7 @@ libraries the definitions pull in at import (matplotlib, scipy, scikit-learn and
 
 The children use bytecode caches as an installed package does (``PYTHONDONTWRITEBYTECODE`` is dropped
 from their environment, and one warm-up import of each target writes the caches): otherwise every run
-would compile the project's ~100 modules from source, a cost no deployment pays and ``import dagster``,
+would compile the project's modules from source, a cost no deployment pays and ``import dagster``,
 whose caches pip wrote, never pays.
 
 With ``--floor``, two reference imports join the run: dagster with pandas, and dagster with the NYSE
