@@ -13,6 +13,7 @@ import inspect
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pandas as pd
 
@@ -37,8 +38,10 @@ class FeatureDef:
     params: Mapping[str, object] = field(default_factory=dict)
     depends_on: tuple[FeatureDef, ...] = ()
 
-    @property
+    @cached_property
     def version(self) -> str:
+        """Computed once per definition: it reads the function's source file, and the definitions ask for
+        every feature's version when they load (asset metadata, family versions)."""
         payload = json.dumps(
             {
                 "code": inspect.getsource(self.fn),

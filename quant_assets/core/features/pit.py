@@ -17,12 +17,15 @@ from __future__ import annotations
 import mmap
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def point_in_time(
@@ -54,8 +57,11 @@ def _read_rows(
     disagree. Thousands of small files are split into one contiguous run per CPU, each scanned by its
     own single-threaded DuckDB in a thread: that scales better than one multi-threaded scan, whose
     per-file work does not spread well. The batches stay valid while ``connections`` (appended to
-    here; the caller closes them) are open.
+    here; the caller closes them) are open. duckdb is imported here, not with the module, because the
+    module is on the Dagster definitions' import path (benchmarks/RESULTS.md, import cost).
     """
+    import duckdb
+
     values = ", ".join(f'"{c}"' for c in columns)
     sql = """
         SELECT entity_key, epoch_us(event_time) AS event_us, epoch_us(ingest_time) AS ingest_us,

@@ -6,7 +6,6 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 
@@ -93,7 +92,10 @@ def write_day(root: Path, day: dt.date, predictions: pd.DataFrame) -> lake.Write
 def models_scored(root: Path, first: dt.date, last: dt.date, name: str) -> list[str]:
     """Nodes (``model:<name>:vN``, by version) of the models of ``name`` with predictions stored for any session
     in [first, last]. Reads the model column of those partitions only: this module owns the predictions
-    dataset's layout, so the monitoring asks it rather than globbing the lake itself."""
+    dataset's layout, so the monitoring asks it rather than globbing the lake itself. duckdb is imported
+    here, not with the module, which is on the Dagster definitions' import path (benchmarks/RESULTS.md)."""
+    import duckdb
+
     files = [
         str(f)
         for d in sessions.sessions_between(first, last)

@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 
@@ -167,7 +166,13 @@ def _training_rows(store: FeatureStore, y: pd.DataFrame, features: list[str]) ->
 
 
 def _producer_versions(store: FeatureStore, features: list[str], days: list[dt.date]) -> dict[str, list[str]]:
-    """Code versions that produced the feature rows of the window, per family version."""
+    """Code versions that produced the feature rows of the window, per family version.
+
+    duckdb is imported here, not with the module, which is on the Dagster definitions' import path
+    (benchmarks/RESULTS.md, import cost).
+    """
+    import duckdb
+
     out = {}
     for d in store.directories(features):
         files = [
