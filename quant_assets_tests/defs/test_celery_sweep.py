@@ -37,7 +37,7 @@ from quant_assets.core.research import snapshots
 from quant_assets.core.storage import pg
 from quant_assets.paths import PROJECT_ROOT
 from quant_assets_tests.conftest import require_or_skip
-from quant_assets_tests.defs.test_backtest_assets import SWEEP_CONFIG
+from quant_assets_tests.run_configs import MULTIPROCESS, SWEEP_RUN_CONFIG
 
 CELERY_YAML = PROJECT_ROOT / "deploy" / "celery.yaml"
 BIN = Path(sys.executable).parent
@@ -45,15 +45,7 @@ WORKER_READY_S = 60
 RUN_TIMEOUT_S = 150
 
 CELLS = 4 * 2  # 4 configurations x 2 folds
-SWEEP_RUN_CONFIG = {
-    "ops": {
-        "backtest_sweep": {"ops": {"plan_sweep": {"config": SWEEP_CONFIG}, "aggregate_sweep": {"config": SWEEP_CONFIG}}}
-    }
-}
-# The reference: the multiprocess executor, with a forkserver that has the project preloaded (the executor is
-# the same; only the per-step interpreter start-up, seconds each, is saved).
-PRELOAD = {"forkserver": {"preload_modules": ["quant_assets.definitions"]}}
-MULTIPROCESS = {"execution": {"config": {"max_concurrent": 2, "start_method": PRELOAD}}}
+# The reference: the multiprocess executor (run_configs.MULTIPROCESS).
 
 
 def _celery_config() -> dict:

@@ -21,7 +21,7 @@ from quant_assets.defs.jobs import daily_job
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
-from quant_assets_tests.defs.test_model_assets import RUN_CONFIG
+from quant_assets_tests.run_configs import TRAINING_RUN_CONFIG
 
 SCORED = {"dagster/asset_partition_range_start": "2024-06-03", "dagster/asset_partition_range_end": "2024-06-28"}
 WARN = {"ops": {"drift_metrics": {"config": {"on_critical": "warn"}}}}
@@ -44,7 +44,7 @@ def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
         "alert_policy": AlertPolicy(),
     }
     run = lambda assets, **kw: dg.materialize(assets, instance=dagster_instance, resources=resources, **kw)  # noqa: E731
-    assert run([training_snapshot, trained_model], run_config=RUN_CONFIG).success
+    assert run([training_snapshot, trained_model], run_config=TRAINING_RUN_CONFIG).success
     assert run([predictions], tags=SCORED).success
 
     result = run([drift_metrics], tags=SCORED, run_config=WARN)
