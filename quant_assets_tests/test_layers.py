@@ -137,3 +137,49 @@ def test_an_added_violation_is_caught(tmp_path, where, line, complaint):
     target.write_text(target.read_text(encoding="utf-8") + f"\n\ndef _added():\n    {line.strip()}\n")
     found = violations(package)
     assert any(where in f and complaint in f for f in found), found
+
+
+TESTS = Path(__file__).parent
+
+
+def imports_of_test_files(tests: Path = TESTS) -> list[str]:
+    """Every import of a test module (``test_*``) by another test file: shared helpers and run configs live in
+    helper modules (``run_configs.py``, ``<stage>/helpers.py``) or conftest fixtures, never in a test file."""
+    found = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and (
+                node.level or (node.module or "").startswith("quant_assets_tests")
+            ):
+                names = [*(node.module or "").split("."), *(a.name for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [p for a in node.names if a.name.startswith("quant_assets_tests") for p in a.name.split(".")]
+            else:
+                continue
+            if any(n.startswith("test_") for n in names):
+                found.append(f"{path.relative_to(tests.parent)}:{node.lineno}: imports from a test module")
+    return found
+
+
+def test_no_test_file_imports_another_test_file():
+    found = imports_of_test_files()
+    assert not found, "test files importing test files:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "from quant_assets_tests.defs.test_model_assets import RUN_CONFIG",
+        "from quant_assets_tests.core import test_sessions",
+        "import quant_assets_tests.core.monitoring.test_drift",
+        "from .test_drift import psi_independent",
+    ],
+)
+def test_an_import_of_a_test_file_is_caught(tmp_path, line):
+    (tmp_path / "quant_assets_tests" / "core").mkdir(parents=True)
+    (tmp_path / "quant_assets_tests" / "core" / "test_x.py").write_text(f"{line}\n", encoding="utf-8")
+    (tmp_path / "quant_assets_tests" / "core" / "helpers.py").write_text(
+        "from quant_assets_tests.run_configs import TRAINING_RUN_CONFIG\n", encoding="utf-8"
+    )
+    found = imports_of_test_files(tmp_path / "quant_assets_tests")
+    assert found == ["quant_assets_tests/core/test_x.py:1: imports from a test module"]

@@ -8,17 +8,7 @@ from quant_assets.core.storage import pg
 from quant_assets.defs.backtests import champion_backtest
 from quant_assets.defs.models import trained_model, training_snapshot
 from quant_assets.defs.resources import LakeResource, RegistryResource
-from quant_assets_tests.defs.test_model_assets import RUN_CONFIG
-
-SWEEP_CONFIG = {
-    "learning_rates": [0.05],
-    "num_leaves": [7, 15],
-    "rules": ["long_short:0.2", "topk:8:2"],
-    "n_folds": 2,
-    "min_train_days": 60,
-    "num_boost_round": 20,
-    "pbo_blocks": 4,
-}
+from quant_assets_tests.run_configs import MULTIPROCESS, SWEEP_RUN_CONFIG, TRAINING_RUN_CONFIG
 
 
 def sweep_job():
@@ -36,7 +26,7 @@ def test_champion_backtest_then_a_parallel_sweep(feature_lake, tmp_path, pg_db, 
         [training_snapshot, trained_model, champion_backtest],
         instance=dagster_instance,
         resources=resources,
-        run_config=RUN_CONFIG,
+        run_config=TRAINING_RUN_CONFIG,
     )
     assert trained.success
     meta = trained.asset_materializations_for_node("champion_backtest")[0].metadata
@@ -56,19 +46,7 @@ def test_champion_backtest_then_a_parallel_sweep(feature_lake, tmp_path, pg_db, 
     result = dg.execute_job(
         dg.reconstructable(sweep_job),
         instance=dagster_instance,
-        run_config={
-            "ops": {
-                "backtest_sweep": {
-                    "ops": {"plan_sweep": {"config": SWEEP_CONFIG}, "aggregate_sweep": {"config": SWEEP_CONFIG}}
-                }
-            },
-            "execution": {
-                "config": {
-                    "max_concurrent": 2,
-                    "start_method": {"forkserver": {"preload_modules": ["quant_assets.definitions"]}},
-                }
-            },
-        },
+        run_config={**SWEEP_RUN_CONFIG, **MULTIPROCESS},
     )
     assert result.success
     cells = [e for e in result.all_events if e.event_type_value == "STEP_SUCCESS" and "run_cell" in e.step_key]

@@ -37,7 +37,7 @@ from quant_assets.core.research import snapshots
 from quant_assets.core.storage import pg
 from quant_assets.paths import PROJECT_ROOT
 from quant_assets_tests.conftest import require_or_skip
-from quant_assets_tests.defs.test_backtest_assets import SWEEP_CONFIG
+from quant_assets_tests.run_configs import MULTIPROCESS, SWEEP_RUN_CONFIG
 
 CELERY_YAML = PROJECT_ROOT / "deploy" / "celery.yaml"
 BIN = Path(sys.executable).parent
@@ -45,15 +45,7 @@ WORKER_READY_S = 60
 RUN_TIMEOUT_S = 150
 
 CELLS = 4 * 2  # 4 configurations x 2 folds
-SWEEP_RUN_CONFIG = {
-    "ops": {
-        "backtest_sweep": {"ops": {"plan_sweep": {"config": SWEEP_CONFIG}, "aggregate_sweep": {"config": SWEEP_CONFIG}}}
-    }
-}
-# The reference: the multiprocess executor, with a forkserver that has the project preloaded (the executor is
-# the same; only the per-step interpreter start-up, seconds each, is saved).
-PRELOAD = {"forkserver": {"preload_modules": ["quant_assets.definitions"]}}
-MULTIPROCESS = {"execution": {"config": {"max_concurrent": 2, "start_method": PRELOAD}}}
+# The reference: the multiprocess executor (run_configs.MULTIPROCESS).
 
 
 def _celery_config() -> dict:
@@ -163,15 +155,12 @@ def _tail(path: Path, lines: int = 120) -> str:
     return "\n".join([f"===== {path.name} (last {min(lines, len(text))} of {len(text)} lines) ====="] + text[-lines:])
 
 
-@pytest.mark.timeout(2 * RUN_TIMEOUT_S + WORKER_READY_S + 120)
-def test_sweep_on_celery_workers_matches_multiprocess(tmp_path, pg_db, monkeypatch):
-    celery_cfg = _celery_config()
-    _require_broker(celery_cfg["broker"])
-    # The project's own instance config (as ./qa links it), on this test's database.
+def _sweep_env(tmp_path: Path, pg_db: str, celery_cfg: dict, queue: str) -> tuple[Path, dict, list[Path]]:
+    """The project's own instance config (as ./qa links it) on this test's database, a seeded snapshot, the runs'
+    environment, and the config files: [sweep, multiprocess executor, celery executor]."""
     home, lake = tmp_path / "dagster_home", tmp_path / "lake"
     home.mkdir()
     (home / "dagster.yaml").symlink_to(PROJECT_ROOT / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_PG_URL", pg_db)
     _seed_snapshot_asset(home, _synthetic_snapshot(lake))
     env = {
         **os.environ,
@@ -187,77 +176,97 @@ def test_sweep_on_celery_workers_matches_multiprocess(tmp_path, pg_db, monkeypat
     mp_yaml.write_text(yaml.safe_dump(MULTIPROCESS))
     # deploy/celery.yaml's block, on a queue of this test's own: no other worker on the broker takes its tasks,
     # and nothing left in the shared 'dagster' queue by an earlier run reaches this worker.
-    queue, name = f"quant-test-{uuid.uuid4().hex[:8]}", f"quanttest{uuid.uuid4().hex[:6]}"
     celery_yaml.write_text(
         yaml.safe_dump({"execution": {"config": {**celery_cfg, "config_source": {"task_default_queue": queue}}}})
     )
-    logs = [tmp_path / "multiprocess_run.log", tmp_path / "worker.log", tmp_path / "celery_run.log"]
+    return home, env, [sweep_yaml, mp_yaml, celery_yaml]
 
+
+def _sweep_on_a_worker(env: dict, configs: list[Path], broker: str, queue: str, name: str, logs: list[Path]) -> set:
+    """Start a worker as the README says, with the run's environment (DAGSTER_HOME, QUANT_*, ...), run the same
+    sweep as sweep_job_celery with the executor's run config, stop the worker; the worker's pids."""
+    t0 = time.monotonic()
+    with open(logs[1], "w") as out:
+        worker = subprocess.Popen(
+            [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(CELERY_YAML),
+             "-q", queue, "-n", name, "--loglevel", "INFO"],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + WORKER_READY_S
+        while " ready." not in logs[1].read_text(errors="replace"):
+            if worker.poll() is not None:
+                pytest.fail(f"the celery worker exited with code {worker.returncode} before it was ready")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the celery worker was not ready after {WORKER_READY_S} s")
+            time.sleep(0.5)
+        worker_pids = _group(worker)
+        t_ready = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        _run_sweep(env, "sweep_job_celery", [configs[0], configs[2]], logs[2])
+        t_celery = time.monotonic() - t0
+        worker_pids |= _group(worker)
+    finally:
+        _stop_group(worker)
+        _delete_queue(broker, queue)
+    print(f"worker ready in {t_ready:.1f} s; celery run {t_celery:.1f} s")
+    return worker_pids
+
+
+def _assert_same_figures(mp_result: dict, cel_result: dict) -> None:
+    """Equal by value: every configuration's net and gross figures, the DSR of the best and the PBO."""
+    assert cel_result["cells"] == mp_result["cells"] == CELLS and cel_result["configs"] == 4
+    pd.testing.assert_frame_equal(pd.DataFrame(cel_result["table"]), pd.DataFrame(mp_result["table"]))
+    assert cel_result == mp_result
+
+
+def _assert_steps_ran_in_the_worker(cel_events, mp_events, worker_pids: set, name: str, worker_log: Path) -> None:
+    """Every step of the Celery run ran in the worker, one task each, none in the run's own process."""
+    steps = {e.step_key for e in cel_events if e.event_type_value == "STEP_SUCCESS"}
+    assert len(steps) == 1 + CELLS + 1 and sum("run_cell" in s for s in steps) == CELLS
+    assert steps == {e.step_key for e in mp_events if e.event_type_value == "STEP_SUCCESS"}
+    delegated = {
+        e.step_key: e.engine_event_data.metadata["Celery worker"].value
+        for e in cel_events
+        if e.event_type_value == "ENGINE_EVENT" and "Celery worker" in (e.engine_event_data.metadata or {})
+    }
+    assert set(delegated) == steps and all(host.startswith(f"{name}@") for host in delegated.values())
+    step_pids = {e.pid for e in cel_events if e.step_key and e.event_type_value in ("STEP_START", "STEP_SUCCESS")}
+    assert step_pids and step_pids <= worker_pids, (step_pids, worker_pids)
+    run_pids = {e.pid for e in cel_events if e.event_type_value == "RUN_START"}
+    assert not run_pids & worker_pids
+    succeeded = [ln for ln in worker_log.read_text().splitlines() if "Task execute_plan[" in ln and "succeeded" in ln]
+    assert len(succeeded) == len(steps)
+    mp_pids = {e.pid for e in mp_events if e.step_key and e.event_type_value == "STEP_SUCCESS"}
+    assert len(mp_pids) > 1 and not mp_pids & worker_pids
+
+
+@pytest.mark.timeout(2 * RUN_TIMEOUT_S + WORKER_READY_S + 120)
+def test_sweep_on_celery_workers_matches_multiprocess(tmp_path, pg_db, monkeypatch):
+    celery_cfg = _celery_config()
+    _require_broker(celery_cfg["broker"])
+    monkeypatch.setenv("DAGSTER_PG_URL", pg_db)
+    queue, name = f"quant-test-{uuid.uuid4().hex[:8]}", f"quanttest{uuid.uuid4().hex[:6]}"
+    home, env, configs = _sweep_env(tmp_path, pg_db, celery_cfg, queue)
+    logs = [tmp_path / "multiprocess_run.log", tmp_path / "worker.log", tmp_path / "celery_run.log"]
     try:
         # 1. The reference: sweep_job, the multiprocess executor.
         t0 = time.monotonic()
-        _run_sweep(env, "sweep_job", [sweep_yaml, mp_yaml], logs[0])
-        t_mp = time.monotonic() - t0
+        _run_sweep(env, "sweep_job", [configs[0], configs[1]], logs[0])
+        print(f"multiprocess run {time.monotonic() - t0:.1f} s")
         mp_run, mp_events, mp_result = _last_sweep(home, pg_db, "sweep_job")
         assert mp_run.status == dg.DagsterRunStatus.SUCCESS
 
-        # 2. A worker, started as the README says, with the run's environment (DAGSTER_HOME, QUANT_*, ...).
-        t0 = time.monotonic()
-        with open(logs[1], "w") as out:
-            worker = subprocess.Popen(
-                [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(CELERY_YAML),
-                 "-q", queue, "-n", name, "--loglevel", "INFO"],
-                cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )  # fmt: skip
-        try:
-            deadline = time.monotonic() + WORKER_READY_S
-            while " ready." not in logs[1].read_text(errors="replace"):
-                if worker.poll() is not None:
-                    pytest.fail(f"the celery worker exited with code {worker.returncode} before it was ready")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the celery worker was not ready after {WORKER_READY_S} s")
-                time.sleep(0.5)
-            worker_pids = _group(worker)
-            t_ready = time.monotonic() - t0
-
-            # 3. The same sweep as sweep_job_celery, with the executor's run config.
-            t0 = time.monotonic()
-            _run_sweep(env, "sweep_job_celery", [sweep_yaml, celery_yaml], logs[2])
-            t_celery = time.monotonic() - t0
-            worker_pids |= _group(worker)
-        finally:
-            _stop_group(worker)
-            _delete_queue(celery_cfg["broker"], queue)
-        print(f"multiprocess run {t_mp:.1f} s; worker ready in {t_ready:.1f} s; celery run {t_celery:.1f} s")
-
+        # 2. The same sweep on a Celery worker.
+        worker_pids = _sweep_on_a_worker(env, configs, celery_cfg["broker"], queue, name, logs)
         cel_run, cel_events, cel_result = _last_sweep(home, pg_db, "sweep_job_celery")
         assert cel_run.run_id != mp_run.run_id and cel_run.status == dg.DagsterRunStatus.SUCCESS
         assert cel_run.run_config["execution"]["config"]["broker"] == celery_cfg["broker"]
 
-        # Equal by value: every configuration's net and gross figures, the DSR of the best and the PBO.
-        assert cel_result["cells"] == mp_result["cells"] == CELLS and cel_result["configs"] == 4
-        pd.testing.assert_frame_equal(pd.DataFrame(cel_result["table"]), pd.DataFrame(mp_result["table"]))
-        assert cel_result == mp_result
-
-        # Every step of the Celery run ran in the worker, one task each, none in the run's own process.
-        steps = {e.step_key for e in cel_events if e.event_type_value == "STEP_SUCCESS"}
-        assert len(steps) == 1 + CELLS + 1 and sum("run_cell" in s for s in steps) == CELLS
-        assert steps == {e.step_key for e in mp_events if e.event_type_value == "STEP_SUCCESS"}
-        delegated = {
-            e.step_key: e.engine_event_data.metadata["Celery worker"].value
-            for e in cel_events
-            if e.event_type_value == "ENGINE_EVENT" and "Celery worker" in (e.engine_event_data.metadata or {})
-        }
-        assert set(delegated) == steps and all(host.startswith(f"{name}@") for host in delegated.values())
-        step_pids = {e.pid for e in cel_events if e.step_key and e.event_type_value in ("STEP_START", "STEP_SUCCESS")}
-        assert step_pids and step_pids <= worker_pids, (step_pids, worker_pids)
-        run_pids = {e.pid for e in cel_events if e.event_type_value == "RUN_START"}
-        assert not run_pids & worker_pids
-        succeeded = [ln for ln in logs[1].read_text().splitlines() if "Task execute_plan[" in ln and "succeeded" in ln]
-        assert len(succeeded) == len(steps)
-        mp_pids = {e.pid for e in mp_events if e.step_key and e.event_type_value == "STEP_SUCCESS"}
-        assert len(mp_pids) > 1 and not mp_pids & worker_pids
+        _assert_same_figures(mp_result, cel_result)
+        _assert_steps_ran_in_the_worker(cel_events, mp_events, worker_pids, name, logs[1])
     finally:
         for log in logs:
             print(_tail(log))

@@ -21,7 +21,7 @@ from quant_assets.defs.jobs import daily_job
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
-from quant_assets_tests.defs.test_model_assets import RUN_CONFIG
+from quant_assets_tests.run_configs import TRAINING_RUN_CONFIG
 
 SCORED = {"dagster/asset_partition_range_start": "2024-06-03", "dagster/asset_partition_range_end": "2024-06-28"}
 WARN = {"ops": {"drift_metrics": {"config": {"on_critical": "warn"}}}}
@@ -33,20 +33,8 @@ def _count(url, where="true"):
         return cur.fetchone()[0]
 
 
-def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
-    feature_lake, tmp_path, pg_db, dagster_instance
-):
-    root = tmp_path / "lake"
-    shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
-    resources = {
-        "lake": LakeResource(root=str(root)),
-        "registry": RegistryResource(url=pg_db),
-        "alert_policy": AlertPolicy(),
-    }
-    run = lambda assets, **kw: dg.materialize(assets, instance=dagster_instance, resources=resources, **kw)  # noqa: E731
-    assert run([training_snapshot, trained_model], run_config=RUN_CONFIG).success
-    assert run([predictions], tags=SCORED).success
-
+def _assert_a_range_stores_a_row_per_session(run, pg_db) -> None:
+    """drift_metrics over June 3-28 (warn on critical): its metadata, check, rows and their PSI samples."""
     result = run([drift_metrics], tags=SCORED, run_config=WARN)
     assert result.success
     meta = result.asset_materializations_for_node("drift_metrics")[0].metadata
@@ -66,7 +54,9 @@ def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
     assert "psi_noise" in meta["latest"].value and "no-drift" in meta["psi_bands"].value
     assert meta["features_without_psi"].value == {}
 
-    # Re-running a day replaces its row: same values, a new seq, no duplicate.
+
+def _assert_a_rerun_replaces_its_row(run, pg_db) -> None:
+    """Re-running a day replaces its row: same values, a new seq, no duplicate."""
     with pg.connect(pg_db) as conn:
         first = history.read(conn, start="2024-06-10", end="2024-06-10").iloc[0]
     assert run([drift_metrics], partition_key="2024-06-10", run_config=WARN).success
@@ -75,9 +65,11 @@ def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
     assert _count(pg_db) == 19 and again["seq"] > first["seq"]
     assert again.drop(["seq", "run_id"]).to_json() == first.drop(["seq", "run_id"]).to_json()
 
-    # A critical level fails the blocking check and the run; the row is stored and the failure recorded.
-    # (psi_noise_quantile 0: no sample-size level, so any PSI above 0 is critical; 40 names x 5 sessions' own
-    # no-drift level is above these days' mean PSI, which the sample-aware band therefore leaves stable)
+
+def _assert_critical_blocks_and_is_recorded(resources, pg_db, dagster_instance) -> None:
+    """A critical level fails the blocking check and the run; the row is stored and the failure recorded.
+    (psi_noise_quantile 0: no sample-size level, so any PSI above 0 is critical; 40 names x 5 sessions' own
+    no-drift level is above these days' mean PSI, which the sample-aware band therefore leaves stable)"""
     strict = {**resources, "alert_policy": AlertPolicy(psi_critical=0.0, psi_noise_quantile=0.0)}
     failed = dg.materialize(
         [drift_metrics], partition_key="2024-06-11", instance=dagster_instance, resources=strict, raise_on_error=False
@@ -98,6 +90,25 @@ def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
     with pg.connect(pg_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT run_id, partition_key FROM quant.run_failures")
         assert cur.fetchall() == [(failed.run_id, "2024-06-11")]
+
+
+def test_drift_metrics_upserts_blocks_on_critical_and_fails_without_inputs(
+    feature_lake, tmp_path, pg_db, dagster_instance
+):
+    root = tmp_path / "lake"
+    shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
+    resources = {
+        "lake": LakeResource(root=str(root)),
+        "registry": RegistryResource(url=pg_db),
+        "alert_policy": AlertPolicy(),
+    }
+    run = lambda assets, **kw: dg.materialize(assets, instance=dagster_instance, resources=resources, **kw)  # noqa: E731
+    assert run([training_snapshot, trained_model], run_config=TRAINING_RUN_CONFIG).success
+    assert run([predictions], tags=SCORED).success
+
+    _assert_a_range_stores_a_row_per_session(run, pg_db)
+    _assert_a_rerun_replaces_its_row(run, pg_db)
+    _assert_critical_blocks_and_is_recorded(resources, pg_db, dagster_instance)
 
     # No predictions to monitor: the run fails with a reason and writes nothing.
     empty = run([drift_metrics], partition_key="2024-03-01", raise_on_error=False)

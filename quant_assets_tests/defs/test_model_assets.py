@@ -14,13 +14,7 @@ from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import lake, pg
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.resources import LakeResource, RegistryResource
-
-RUN_CONFIG = {
-    "ops": {
-        "training_snapshot": {"config": {"start": "2024-01-02", "end": "2024-05-31", "as_of": "2024-05-31"}},
-        "trained_model": {"config": {"n_folds": 2, "min_train_days": 60, "num_boost_round": 30, "seeds": [1, 2]}},
-    }
-}
+from quant_assets_tests.run_configs import TRAINING_RUN_CONFIG
 
 
 def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dagster_instance):
@@ -28,7 +22,10 @@ def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dag
     shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
     resources = {"lake": LakeResource(root=str(root)), "registry": RegistryResource(url=pg_db)}
     trained = dg.materialize(
-        [training_snapshot, trained_model], instance=dagster_instance, resources=resources, run_config=RUN_CONFIG
+        [training_snapshot, trained_model],
+        instance=dagster_instance,
+        resources=resources,
+        run_config=TRAINING_RUN_CONFIG,
     )
     assert trained.success
     snap_meta = trained.asset_materializations_for_node("training_snapshot")[0].metadata
@@ -53,7 +50,10 @@ def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dag
 
     # A second training of the same data is a new version; equal score -> promoted (not worse than champion).
     again = dg.materialize(
-        [training_snapshot, trained_model], instance=dagster_instance, resources=resources, run_config=RUN_CONFIG
+        [training_snapshot, trained_model],
+        instance=dagster_instance,
+        resources=resources,
+        run_config=TRAINING_RUN_CONFIG,
     )
     assert again.asset_materializations_for_node("trained_model")[0].metadata["model"].value == "model:equity_lgbm:v2"
     assert not again.asset_materializations_for_node("training_snapshot")[0].metadata["created"].value

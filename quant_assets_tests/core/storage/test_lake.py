@@ -109,3 +109,12 @@ def test_a_backfill_checks_steps_against_the_bars_known_when_the_session_became_
     report = ingest_prices(YahooCsvPrices(src), dt.date(2024, 3, 5), lake_root, now=later)
     # Compared with 03-04 as known at 03-05's close + 15 min (10.5), not with the restatement (1050).
     assert (report.rows_clean, report.rows_quarantined) == (1, 0)
+
+
+@pytest.mark.parametrize("dataset", ["../../X", "a/../../b", "..", "/abs", "a//b", "a/."])
+def test_a_dataset_name_cannot_leave_the_lake(tmp_path, dataset):
+    with pytest.raises(ValueError, match="invalid name"):
+        lake.partition_dir(tmp_path, dataset, dt.date(2024, 1, 2))
+    assert lake.partition_dir(tmp_path, "quarantine/raw_prices", dt.date(2024, 1, 2)) == (
+        tmp_path / "quarantine" / "raw_prices" / "date=2024-01-02"
+    )

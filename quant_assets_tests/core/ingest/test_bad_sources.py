@@ -25,7 +25,7 @@ from quant_assets.core.ingest.sources import (
     yahoo_csv,
 )
 from quant_assets.core.storage import lake
-from quant_assets_tests.core.test_bad_inputs import (
+from quant_assets_tests.core.ingest.helpers import (
     AAA_AGG,
     AAA_GOOD,
     APR02,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from quant_assets.core.ingest.pipeline import ingest_prices
 from quant_assets.core.ingest.sources import YahooCsvPrices
 from quant_assets.core.ingest.validate import PriceLimits, check_steps, coerce_rejects, utf8_safe
-from quant_assets_tests.core.test_bad_inputs import (
+from quant_assets_tests.core.ingest.helpers import (
     APR01,
     APR02,
     MAR25,

@@ -155,3 +155,10 @@ def test_lineage_windows_reach_back_a_lookback_before_the_first_date():
         first = compute.window_partitions(family, sessions.as_date("2024-03-04"))[0]
         assert parts[0] == first.isoformat() and parts[-1] == "2024-03-08"
         assert parts == [d.isoformat() for d in sessions.sessions_between(first, "2024-03-08")]
+
+
+@pytest.mark.parametrize("fingerprint", ["../../etc", "abc", "G" * 64, "a" * 63 + "/"])
+def test_a_snapshot_path_is_made_only_from_a_fingerprint(tmp_path, fingerprint):
+    with pytest.raises(snapshots.SnapshotError, match="not a snapshot fingerprint"):
+        snapshots.locate(tmp_path, fingerprint)
+    assert snapshots.locate(tmp_path, "a" * 64) == tmp_path / "snapshots" / ("a" * 64)

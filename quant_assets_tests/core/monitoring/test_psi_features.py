@@ -13,7 +13,7 @@ from quant_assets.core.monitoring import alerts, drift, history
 from quant_assets.core.monitoring.window import DriftRange, ModelProfile
 from quant_assets.core.storage import pg
 from quant_assets_tests.conftest import MODEL_NODE
-from quant_assets_tests.core.test_drift import psi_independent, tie_aware_bins_independent
+from quant_assets_tests.core.monitoring.helpers import psi_independent, tie_aware_bins_independent
 
 
 def test_feature_psi_against_the_snapshot_is_closedness_free_and_matches_an_independent_implementation(scored_lake):

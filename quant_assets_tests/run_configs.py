@@ -1,0 +1,36 @@
+"""The run configs the Dagster-layer tests share: one place, so a renamed config field is changed once."""
+
+# A small walk-forward on the synthetic feature lake: training_snapshot then trained_model.
+TRAINING_RUN_CONFIG = {
+    "ops": {
+        "training_snapshot": {"config": {"start": "2024-01-02", "end": "2024-05-31", "as_of": "2024-05-31"}},
+        "trained_model": {"config": {"n_folds": 2, "min_train_days": 60, "num_boost_round": 30, "seeds": [1, 2]}},
+    }
+}
+
+# The sweep's plan and aggregation config: 4 configurations (1 learning rate x 2 leaf counts x 2 rules) x 2 folds.
+SWEEP_CONFIG = {
+    "learning_rates": [0.05],
+    "num_leaves": [7, 15],
+    "rules": ["long_short:0.2", "topk:8:2"],
+    "n_folds": 2,
+    "min_train_days": 60,
+    "num_boost_round": 20,
+    "pbo_blocks": 4,
+}
+SWEEP_RUN_CONFIG = {
+    "ops": {
+        "backtest_sweep": {"ops": {"plan_sweep": {"config": SWEEP_CONFIG}, "aggregate_sweep": {"config": SWEEP_CONFIG}}}
+    }
+}
+
+# The multiprocess executor with a forkserver that has the project preloaded (the executor is the same; only the
+# per-step interpreter start-up, seconds each, is saved).
+MULTIPROCESS = {
+    "execution": {
+        "config": {
+            "max_concurrent": 2,
+            "start_method": {"forkserver": {"preload_modules": ["quant_assets.definitions"]}},
+        }
+    }
+}
