@@ -10,8 +10,8 @@ which its idempotent statements allow (and which adds the columns later steps br
 from __future__ import annotations
 
 from quant_assets.core.features import catalog
-from quant_assets.core.monitoring import schema as monitoring_schema
-from quant_assets.core.registry import schema as registry_schema
+from quant_assets.core.monitoring.schema import MONITORING_TABLES
+from quant_assets.core.registry.schema import REGISTRY_TABLES
 
 LOCK = 74201  # advisory lock: several processes (code server, run workers, the daemon) may migrate at once
 VERSION_TABLE = """
@@ -25,8 +25,8 @@ CREATE TABLE IF NOT EXISTS quant.schema_version (
 # (version, what it does, its DDL); append new steps, never edit an applied one.
 STEPS: tuple[tuple[int, str, str], ...] = (
     (1, "feature catalog (quant.feature_definitions)", catalog.TABLES),
-    (2, "model registry, lineage and backtests (quant.models, ...)", registry_schema.TABLES),
-    (3, "drift metrics and run failures (quant.drift_metrics, quant.run_failures)", monitoring_schema.TABLES),
+    (2, "model registry, lineage and backtests (quant.models, ...)", REGISTRY_TABLES),
+    (3, "drift metrics and run failures (quant.drift_metrics, quant.run_failures)", MONITORING_TABLES),
 )
 LATEST = STEPS[-1][0]
 

@@ -3,7 +3,7 @@
 Created by core.schema.migrate (idempotent: every statement holds when the tables already exist).
 """
 
-TABLES = """
+MONITORING_TABLES = """
 CREATE SEQUENCE IF NOT EXISTS quant.drift_seq;
 CREATE TABLE IF NOT EXISTS quant.drift_metrics (
     date            date NOT NULL,

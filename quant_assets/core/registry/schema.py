@@ -3,7 +3,7 @@
 Created by core.schema.migrate (idempotent: every statement holds when the tables already exist).
 """
 
-TABLES = """
+REGISTRY_TABLES = """
 CREATE TABLE IF NOT EXISTS quant.models (
     model_id      bigserial PRIMARY KEY,
     name          text NOT NULL,
