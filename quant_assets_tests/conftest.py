@@ -106,8 +106,8 @@ def dagster_instance(pg_db, tmp_path):
 
 @pytest.fixture(scope="session")
 def stocknet_dir() -> Path:
-    """The shared StockNet data beside the project (QUANT_STOCKNET_DIR overrides)."""
-    path = Path(os.environ.get("QUANT_STOCKNET_DIR", PROJECT_ROOT.parent / "shared" / "data" / "stocknet"))
+    """The shared StockNet data beside the project (a non-empty QUANT_STOCKNET_DIR overrides; ./qa exports it empty)."""
+    path = Path(os.environ.get("QUANT_STOCKNET_DIR") or PROJECT_ROOT.parent / "shared" / "data" / "stocknet")
     if not (path / "price" / "raw").is_dir() or not (path / "tweet" / "preprocessed").is_dir():
         require_or_skip(f"StockNet data not found at {path} (set QUANT_STOCKNET_DIR)")
     return path
