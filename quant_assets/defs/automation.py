@@ -81,23 +81,23 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, registry: RegistryReso
             cursor=json.dumps(state),
         )
     state["last"][champion] = breach.date
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=breach.run_key,
-                run_config=retrain_run_config(breach.date, policy.retrain_sessions),
-                tags={
-                    "quant/trigger": "drift",
-                    "quant/model": champion,
-                    "quant/signal": breach.signal,
-                    "quant/metric": breach.metric,
-                    "quant/value": "n/a" if breach.value is None else f"{breach.value:.4f}",
-                    "quant/threshold": f"{breach.threshold:g}",
-                    "quant/date": breach.date,
-                },
-            )
-        ],
-        cursor=json.dumps(state),
+    return dg.SensorResult(run_requests=[_retrain_request(breach, champion, policy)], cursor=json.dumps(state))
+
+
+def _retrain_request(breach: alerts.Breach, champion: str, policy: AlertPolicy) -> dg.RunRequest:
+    """One retrain_job run for ``breach``, keyed so the same breach never asks twice, tagged with what fired."""
+    return dg.RunRequest(
+        run_key=breach.run_key,
+        run_config=retrain_run_config(breach.date, policy.retrain_sessions),
+        tags={
+            "quant/trigger": "drift",
+            "quant/model": champion,
+            "quant/signal": breach.signal,
+            "quant/metric": breach.metric,
+            "quant/value": "n/a" if breach.value is None else f"{breach.value:.4f}",
+            "quant/threshold": f"{breach.threshold:g}",
+            "quant/date": breach.date,
+        },
     )
 
 
