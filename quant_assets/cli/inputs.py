@@ -23,15 +23,17 @@ class InputError(click.ClickException):
     exit_code = 2
 
 
-def _say(exc: ValueError, what: str) -> InputError:
+def _say(exc: ValueError, what: str, separator: str = RANGE_SEPARATOR) -> InputError:
     if isinstance(exc, sessions.MalformedDate):
-        return InputError(f"{what} {exc.text!r} is not a valid date: write it as YYYY-MM-DD, e.g. 2024-07-01")
+        hint = f" (a range is START{RANGE_SEPARATOR}END, three dots)" if ".." in exc.text else ""
+        return InputError(f"{what} {exc.text!r} is not a valid date: write it as YYYY-MM-DD, e.g. 2024-07-01{hint}")
     if isinstance(exc, sessions.NotASession):
         near = " and ".join(f"{day} ({side})" for side, day in (("before", exc.before), ("after", exc.after)) if day)
         return InputError(f"{what} {exc.day} is not an NYSE session (weekend or holiday); nearest sessions: {near}")
     if isinstance(exc, sessions.ReversedRange):
-        return InputError(f"the range {exc.start}...{exc.end} is reversed: write it as {exc.end}...{exc.start}")
-    return InputError(f"{what}: {exc}")
+        reversed_, right = f"{exc.start}{separator}{exc.end}", f"{exc.end}{separator}{exc.start}"
+        return InputError(f"the range {reversed_} is reversed: write it as {right}")
+    return InputError(f"{what} {exc}")
 
 
 def session(text: str, what: str = "partition key") -> dt.date:
@@ -43,14 +45,28 @@ def session(text: str, what: str = "partition key") -> dt.date:
 
 
 def session_range(
-    start: str, end: str, names: tuple[str, str] = ("range start", "range end")
+    start: str, end: str, names: tuple[str, str] = ("range start", "range end"), separator: str = RANGE_SEPARATOR
 ) -> tuple[dt.date, dt.date]:
-    """Two sessions in order, or an InputError naming the end that is wrong (by ``names``) or saying it is reversed."""
+    """Two sessions in order, or an InputError naming the end that is wrong (by ``names``) or saying it is reversed
+    (in the syntax the command takes: ``separator`` between the two)."""
     first, last = session(start, names[0]), session(end, names[1])
     try:
         return sessions.parse_session_range(first.isoformat(), last.isoformat())
     except sessions.ReversedRange as exc:
-        raise _say(exc, "range") from None
+        raise _say(exc, "range", separator) from None
+
+
+def within_partitions(first: dt.date, last: dt.date) -> None:
+    """Sessions the daily partitions hold (from their start to today's session), or an InputError: a run for a
+    key outside them would fail inside Dagster, or quarantine a session that has not happened."""
+    from quant_assets.defs.partitions import trading_days
+
+    earliest = dt.date.fromisoformat(trading_days.get_first_partition_key())
+    latest = dt.date.fromisoformat(trading_days.get_last_partition_key())
+    if first < earliest:
+        raise InputError(f"{first} is before the first partition, {earliest}: the partitions start there")
+    if last > latest:
+        raise InputError(f"{last} is after the last partition, {latest} (today's session): it has not happened yet")
 
 
 def partitions(text: str) -> tuple[dt.date, dt.date]:

@@ -62,6 +62,8 @@ def _config(text: str | None) -> dict:
 def materialize(assets: str, partitions: str | None, config_json: str | None) -> None:
     """Materialise ASSETS (comma-separated) for PARTITIONS: one session KEY or a range START...END run as one run."""
     span = inputs.partitions(partitions) if partitions else None
+    if span:
+        inputs.within_partitions(*span)
     run_config = _config(config_json)
     graph = _definitions().resolve_asset_graph()
     names = inputs.known_names(assets, [k.to_user_string() for k in graph.materializable_asset_keys], "asset")
@@ -79,7 +81,7 @@ def materialize(assets: str, partitions: str | None, config_json: str | None) ->
 @click.argument("end")
 def backfill(job: str, start: str, end: str) -> None:
     """Submit a backfill of JOB over the sessions START..END, one run per session (`quant-assets daemon` runs it)."""
-    inputs.session_range(start, end)
+    inputs.within_partitions(*inputs.session_range(start, end, separator=" "))
     jobs = _definitions().resolve_all_job_defs()
     partitioned = [j.name for j in jobs if j.partitions_def is not None and not j.name.startswith("__")]
     (name,) = inputs.known_names(job, partitioned, "partitioned job")

@@ -3,10 +3,13 @@
 The checks run before any Dagster instance is needed, so these run without DAGSTER_HOME or Postgres.
 """
 
+import datetime as dt
+
 import pytest
 from click.testing import CliRunner
 
 from quant_assets.cli import cli
+from quant_assets.core import sessions
 
 
 def run(*args: str, **env: str):
@@ -76,9 +79,30 @@ def test_reversed_range_says_so():
 def test_reversed_backfill_range_says_so():
     result = run("backfill", "ingest_job", "2024-07-08", "2024-07-01")
     assert result.exit_code == 2
-    assert (
-        result.stderr == "Error: the range 2024-07-08...2024-07-01 is reversed: write it as 2024-07-01...2024-07-08\n"
+    assert result.stderr == "Error: the range 2024-07-08 2024-07-01 is reversed: write it as 2024-07-01 2024-07-08\n"
+
+
+def test_a_range_with_two_dots_is_told_the_separator():
+    result = run("materialize", "raw_prices", "2024-07-01..2024-07-03")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: partition key '2024-07-01..2024-07-03' is not a valid date: write it as YYYY-MM-DD, e.g. 2024-07-01 "
+        "(a range is START...END, three dots)\n"
     )
+
+
+def test_a_session_before_the_first_partition_is_one_line():
+    result = run("materialize", "raw_prices", "2011-01-03...2024-07-01")
+    assert result.exit_code == 2
+    assert result.stderr == "Error: 2011-01-03 is before the first partition, 2012-09-04: the partitions start there\n"
+
+
+def test_a_session_that_has_not_happened_is_one_line():
+    future = sessions.next_session(dt.date.today() + dt.timedelta(days=3))
+    result = run("backfill", "ingest_job", "2024-07-01", future.isoformat())
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {future} is after the last partition, ")
+    assert result.stderr.endswith("(today's session): it has not happened yet\n")
 
 
 def test_unknown_asset_names_the_close_ones():
