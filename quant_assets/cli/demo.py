@@ -80,7 +80,7 @@ def main(
     plan = stages(start, end, train_start, train_end)
     started = time.time()
     with open_instance() as instance:
-        say(f"==> {os.environ.get('QUANT_SOURCE', 'synthetic')} data for {start}...{end} into {data_root.resolve()}")
+        say(f"==> {os.environ.get('QUANT_SOURCE', 'synthetic')} data for {start}...{end} into {data_root}")
         log = log_path("main")
         say(f"    watch the runs with `quant-assets ui` (http://127.0.0.1:3000/runs); Dagster's log: {log}")
         with stderr_to(log):

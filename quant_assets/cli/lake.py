@@ -22,7 +22,7 @@ def print_summary(data_root: Path, pg_url: str | None) -> None:
     """The lake's table; with a Postgres URL also the registry, the drift after going live and the promotions."""
     from quant_assets.core.summary import summarize
 
-    root = data_root.resolve()
+    root = data_root
     table = summarize(root)
     click.echo(f"Data root: {root}")
     click.echo(table.to_string(index=False))
@@ -63,12 +63,13 @@ def _drift_summary(conn) -> None:
 def compact(data_root: Path, family: str | None, period: str, min_files: int) -> None:
     """Compact feature files per period beside the originals (nothing rewritten); queries read them."""
     from quant_assets.core.features import compaction
+    from quant_assets.core.storage import fs
 
-    root = data_root.resolve()
+    root = data_root
     done = compaction.compact(root, family=family, period=period, min_files=min_files)
     for c in done:
         note = "" if c.created else " (already there)"
-        click.echo(f"{c.record.relative_to(root)}: {c.files} files, {c.rows} rows{note}")
+        click.echo(f"{fs.relative(c.record, root)}: {c.files} files, {c.rows} rows{note}")
     click.echo(f"{len(done)} compacted period(s) under {root / 'features'}" if done else "nothing to compact")
 
 
@@ -81,7 +82,7 @@ def verify(data_root: Path, pg_url: str | None, sample: int | None, seed: int) -
     """Check every stored file against its name, record or registered hash; exit 1 naming the bad ones."""
     from quant_assets.core.audit import verify_lake
 
-    root = data_root.resolve()
+    root = data_root
     report = verify_lake(root, sample=sample, seed=seed)
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.checked.items())) or "nothing"
     click.echo(f"Data root: {root}\nchecked {counts}")

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import click
 
 from quant_assets.paths import default_data_root
 
+
+def _lake_location(ctx, param, value):
+    """The lake's root as a location; an s3:// root opens with the standard AWS_* variables (as the resources do)."""
+    from quant_assets.core.storage import fs
+
+    env = os.environ.get
+    fs.register(
+        "s3", fs.s3_options(env("AWS_ENDPOINT_URL", ""), env("AWS_ACCESS_KEY_ID", ""),
+                            env("AWS_SECRET_ACCESS_KEY", ""), env("AWS_REGION", ""))
+    )  # fmt: skip
+    try:
+        return fs.location(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+
+
 data_root = click.option(
     "--data-root",
-    type=click.Path(file_okay=False, path_type=Path),
     envvar="QUANT_DATA_ROOT",
-    default=default_data_root,
+    default=lambda: str(default_data_root()),
+    callback=_lake_location,
     show_default="QUANT_DATA_ROOT, else data/lake",
-    help="The lake's root directory.",
+    help="The lake's root: a directory or s3://bucket/prefix (endpoint and credentials: the AWS_* variables).",
 )
 
 pg_url = click.option(

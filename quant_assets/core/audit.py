@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from pathlib import Path
 
 from quant_assets.core.features import integrity
 from quant_assets.core.research import snapshots
 from quant_assets.core.research.training import sha256
 from quant_assets.core.storage import lake, verify
+from quant_assets.core.storage.fs import Location
 
 ERRORS = (*integrity.ERRORS, snapshots.SnapshotError)
 
 
-def stored_files(root: Path) -> Iterator[tuple[str, Path]]:
+def stored_files(root: Location) -> Iterator[tuple[str, Location]]:
     """(kind, path) of every file a reader may use under ``root``, in a stable order."""
     return verify.stored_files(root, _kind)
 
@@ -40,7 +40,7 @@ def _kind(parts: tuple[str, ...]) -> str | None:
     return "part" if verify.is_part(name) else None
 
 
-def check(kind: str, path: Path) -> None:
+def check(kind: str, path: Location) -> None:
     """Raise (naming ``path``) unless the file is what its kind and name say it is."""
     if kind == "part":
         verify.check_part(path)
@@ -53,7 +53,7 @@ def check(kind: str, path: Path) -> None:
         integrity.check(kind, path)
 
 
-def verify_lake(root: Path, sample: int | None = None, seed: int = 0) -> verify.Report:
+def verify_lake(root: Location, sample: int | None = None, seed: int = 0) -> verify.Report:
     """Every stored file under ``root`` (or a random ``sample`` of them), plus the leftovers of killed writers."""
     files = list(stored_files(root))
     if sample is not None and sample < len(files):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import duckdb
 import pandas as pd
 
-from quant_assets.core.storage import lake
+from quant_assets.core.features.files import day_files, family_dirs
+from quant_assets.core.storage import fs, lake
+from quant_assets.core.storage.fs import Location
 
 DATASETS = ("raw_prices", "alt_data")
 
 
-def _span(con, files: str, key: str) -> dict:
-    """Partitions, rows, distinct keys and event-time span of the Parquet files matching ``files``."""
+def _span(con, files: list, key: str) -> dict:
+    """Partitions, rows, distinct keys and event-time span of the Parquet ``files``."""
     return (
         con.execute(
             f"""
@@ -21,7 +20,7 @@ def _span(con, files: str, key: str) -> dict:
                    min(event_time) AS first_event, max(event_time) AS last_event
             FROM read_parquet(?, hive_partitioning = true)
             """,
-            [files],
+            [[str(f) for f in files]],
         )
         .fetchdf()
         .iloc[0]
@@ -29,10 +28,10 @@ def _span(con, files: str, key: str) -> dict:
     )
 
 
-def summarize(root: Path) -> pd.DataFrame:
+def summarize(root: Location) -> pd.DataFrame:
     """Per dataset and feature family version: partitions, rows (all versions), tickers, event-time span."""
     rows = []
-    con = duckdb.connect()
+    con = fs.duckdb_connection([root])
     for name in DATASETS:
         entry = {
             "dataset": name,
@@ -43,22 +42,24 @@ def summarize(root: Path) -> pd.DataFrame:
             "last_event": None,
             "quarantined": 0,
         }
-        if lake.has_files(root, name):
-            entry.update(_span(con, lake.dataset_glob(root, name), "ticker"))
-        if lake.has_files(root, f"quarantine/{name}"):
+        files, rejected = lake.dataset_files(root, name), lake.dataset_files(root, f"quarantine/{name}")
+        if files:
+            entry.update(_span(con, files, "ticker"))
+        if rejected:
             entry["quarantined"] = con.execute(
-                "SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
-                [lake.dataset_glob(root, f"quarantine/{name}")],
+                "SELECT count(*) FROM read_parquet(?, hive_partitioning = true)", [[str(f) for f in rejected]]
             ).fetchone()[0]
         rows.append(entry)
-    for fdir in sorted((Path(root) / "features").glob("*/fv=*")):
+    for fdir in family_dirs(root):
         entry = {"dataset": f"features/{fdir.parent.name}@{fdir.name[3:]}", "quarantined": 0}
-        entry.update(_span(con, str(fdir / "date=*" / f"{lake.PART_PREFIX}*.parquet"), "entity_key"))
+        files = day_files(fdir)
+        if files:
+            entry.update(_span(con, files, "entity_key"))
         rows.append(entry)
     return pd.DataFrame(rows)
 
 
-def registry_summary(conn, root: Path) -> pd.DataFrame:
+def registry_summary(conn, root: Location) -> pd.DataFrame:
     """Models in the registry with their test metrics, promotion decision and days scored."""
     with conn.cursor() as cur:
         cur.execute(
@@ -72,13 +73,15 @@ def registry_summary(conn, root: Path) -> pd.DataFrame:
                GROUP BY m.model_id ORDER BY m.model_id"""
         )
         models = pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
-    if models.empty or not lake.has_files(root, "predictions"):
+    files = lake.dataset_files(root, "predictions")
+    if models.empty or not files:
         return models.assign(days_scored=0)
-    scored = duckdb.sql(
-        "SELECT model, count(DISTINCT date) AS days_scored FROM read_parquet(?, hive_partitioning = true) "
-        "GROUP BY model",
-        params=[lake.dataset_glob(root, "predictions")],
-    ).df()
+    with fs.duckdb_connection([root]) as con:
+        scored = con.sql(
+            "SELECT model, count(DISTINCT date) AS days_scored FROM read_parquet(?, hive_partitioning = true) "
+            "GROUP BY model",
+            params=[[str(f) for f in files]],
+        ).df()
     scored["model"] = scored["model"].str.removeprefix("model:")
     out = models.merge(scored, on="model", how="left").fillna({"days_scored": 0})
     return out.astype({"days_scored": int})

@@ -4,6 +4,7 @@ compaction. Schedules and sensors (defs/automation.py) name these."""
 import dagster as dg
 
 from quant_assets.core.features.compaction import compact
+from quant_assets.core.storage import fs
 from quant_assets.defs.backtests import backtest_sweep, champion_backtest
 from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.features import alt_features, price_features
@@ -63,7 +64,7 @@ sweep_job_celery = _celery_sweep_job()
 def compact_feature_files(context: dg.OpExecutionContext, lake: LakeResource) -> int:
     done = compact(lake.path)
     for c in done:
-        context.log.info(f"{c.record.relative_to(lake.path)}: {c.files} files, {c.rows} rows")
+        context.log.info(f"{fs.relative(c.record, lake.path)}: {c.files} files, {c.rows} rows")
     return len(done)
 
 

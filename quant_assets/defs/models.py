@@ -1,7 +1,6 @@
 """Training snapshot, model (walk-forward LightGBM ensemble in the registry) and daily predictions."""
 
 import json
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -78,7 +77,7 @@ def trained_model(
     lake: LakeResource,
     registry: RegistryResource,
 ) -> dg.Output[str]:
-    snap = snapshots.read(Path(training_snapshot))
+    snap = snapshots.read(training_snapshot)
     cfg = TrainConfig(
         n_folds=config.n_folds,
         horizon=snap.manifest["label"]["horizon"],

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -23,20 +22,39 @@ from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources import AltSource, PriceSource, make_sources
 from quant_assets.core.monitoring.alerts import AlertConfig
 from quant_assets.core.registry import models
-from quant_assets.core.storage import pg
+from quant_assets.core.storage import fs, pg
+from quant_assets.core.storage.fs import Location
 
 CODE_VERSION = "Code version stamped on what it writes (QUANT_CODE_VERSION); empty: the checkout's git SHA."
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The Parquet data root and the feature store in it."""
+    """The Parquet data root (a local directory or an object-store prefix) and the feature store in it.
 
-    root: str = Field(description="The data root (QUANT_DATA_ROOT): raw data, features, snapshots, models, ...")
+    An ``s3://`` root opens with the endpoint, credentials and region given here (the standard ``AWS_*``
+    variables, through ``dg.EnvVar``); an empty one is left to the AWS SDK's own chain (profile, instance role).
+    """
+
+    root: str = Field(
+        description="The data root (QUANT_DATA_ROOT): a directory, or s3://bucket/prefix; raw data, features, "
+        "snapshots, models, ..."
+    )
     code_version: str = Field(default=settings.default("QUANT_CODE_VERSION"), description=CODE_VERSION)
+    endpoint_url: str = Field(default="", description="Object-store endpoint for an s3:// root (AWS_ENDPOINT_URL).")
+    access_key_id: str = Field(default="", description="Object-store access key (AWS_ACCESS_KEY_ID).")
+    secret_access_key: str = Field(default="", description="Object-store secret key (AWS_SECRET_ACCESS_KEY).")
+    region: str = Field(default="", description="Object-store region (AWS_REGION).")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """At launch: the object-store settings are registered before any step reads a stored location."""
+        _ = self.path
 
     @property
-    def path(self) -> Path:
-        return Path(self.root).expanduser().resolve()
+    def path(self) -> Location:
+        """The root as a location; registers the object-store settings, so any location stored as text (a
+        registry row, an asset's output) opens with them in this process."""
+        fs.register("s3", fs.s3_options(self.endpoint_url, self.access_key_id, self.secret_access_key, self.region))
+        return fs.location(self.root)
 
     def feature_store(self) -> FeatureStore:
         """The point-in-time feature store over every registered feature of this lake."""
@@ -171,7 +189,14 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     """The deployment's resources: every setting a ``dg.EnvVar``, read at launch (see quant_assets/settings.py)."""
     code_version = dg.EnvVar("QUANT_CODE_VERSION")
     return {
-        "lake": LakeResource(root=dg.EnvVar("QUANT_DATA_ROOT"), code_version=code_version),
+        "lake": LakeResource(
+            root=dg.EnvVar("QUANT_DATA_ROOT"),
+            code_version=code_version,
+            endpoint_url=dg.EnvVar("AWS_ENDPOINT_URL"),
+            access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
+            secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
+            region=dg.EnvVar("AWS_REGION"),
+        ),
         "registry": RegistryResource(
             url=dg.EnvVar("QUANT_PG_URL"), model_name=dg.EnvVar("QUANT_MODEL_NAME"), code_version=code_version
         ),

@@ -6,17 +6,16 @@ family's inputs read once for the whole range.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from quant_assets.core import sessions
 from quant_assets.core.features.library import FAMILIES
 from quant_assets.core.features.materialize import materialize
 from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
+from quant_assets.core.storage.fs import Location
 
 PROVENANCE = {"producer": "backfill", "producer_version": "local", "run_id": "local"}
 
 
-def backfill(root: Path, prices, alt, first, last, provenance: dict | None = None) -> Path:
+def backfill(root: Location, prices, alt, first, last, provenance: dict | None = None) -> Location:
     """Raw prices, alternative data and both feature families for every session in [first, last].
 
     ``prices`` and ``alt`` are source adapters (the synthetic market serves both).
@@ -27,4 +26,4 @@ def backfill(root: Path, prices, alt, first, last, provenance: dict | None = Non
         ingest_alt(alt, day, root)
     for family in FAMILIES.values():
         materialize(root, family, days, provenance or PROVENANCE, lookahead_sample=0, verify_sample=0)
-    return Path(root)
+    return root

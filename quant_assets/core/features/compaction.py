@@ -25,13 +25,13 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
 from quant_assets.core.features.files import FeatureStoreError, day_files, family_dirs
-from quant_assets.core.storage import lake
+from quant_assets.core.storage import fs, lake
 from quant_assets.core.storage.equality import same_rows
+from quant_assets.core.storage.fs import Location
 
 COMPACTED = "_compacted"
 PERIODS = {"month": 7, "year": 4}  # a period is this long a prefix of the partition date
@@ -41,14 +41,14 @@ PERIODS = {"month": 7, "year": 4}  # a period is this long a prefix of the parti
 class Compaction:
     """One written (or already present) compaction record."""
 
-    record: Path
+    record: Location
     period: str
     files: int
     rows: int
     created: bool
 
 
-def read_record(path: Path) -> dict:
+def read_record(path: Location) -> dict:
     """A compaction record, refused unless its text hashes to its name (``<period>-<sha>.json``)."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -61,12 +61,12 @@ def read_record(path: Path) -> dict:
     return {**record, "covers": covers, "parts": parts, "name": path.name}
 
 
-def record_paths(base: Path) -> list[Path]:
+def record_paths(base: Location) -> list[Location]:
     """The compaction records of a family version directory (not the temporary files of a killed writer)."""
-    return sorted((Path(base) / COMPACTED).glob("[!.]*.json"))
+    return fs.listing(base / COMPACTED, "[!.]*.json")
 
 
-def _compactions(base: Path, present: set[str]) -> list[dict]:
+def _compactions(base: Location, present: set[str]) -> list[dict]:
     """The usable compaction records, chosen without overlap: largest first (a superset supersedes).
 
     A record is usable when every original it covers is among ``present`` (relative paths) and every part
@@ -87,20 +87,19 @@ def _compactions(base: Path, present: set[str]) -> list[dict]:
     return sorted(chosen, key=lambda r: (r["period"], r["name"]))
 
 
-def read_plan(base: Path, since: dt.date | None = None, until: dt.date | None = None) -> list[Path]:
+def read_plan(base: Location, since: dt.date | None = None, until: dt.date | None = None) -> list[Location]:
     """The files a query of one family version reads: compacted parts plus the originals they do not cover.
 
     With ``since`` / ``until``, only partitions in that window count; a compaction is used only when every
     file it covers is in the window (it holds whole months, and older rows must not come back into the answer).
     """
-    base = Path(base)
     originals = [
         p
         for p in day_files(base)
         if (since is None or p.parent.name[5:] >= since.isoformat())
         and (until is None or p.parent.name[5:] <= until.isoformat())
     ]
-    relative = {p.relative_to(base).as_posix(): p for p in originals}
+    relative = {fs.relative(p, base): p for p in originals}
     records = _compactions(base, set(relative))
     covered = {c for r in records for c in r["covers"]}
     parts = [base / COMPACTED / p for r in records for p in r["parts"]]
@@ -111,7 +110,7 @@ def _digest(lines: list[str]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def _write_compacted(table: pa.Table, path: Path) -> bool:
+def _write_compacted(table: pa.Table, path: Location) -> bool:
     """Uncompressed, dictionary encoding for the strings only: the compacted set exists to be read fast.
 
     Uncompressed reads cost less CPU than zstd (the originals' codec) for about 14% more disk (figures in
@@ -121,7 +120,7 @@ def _write_compacted(table: pa.Table, path: Path) -> bool:
     return lake.write_parquet(table, path, compression="none", use_dictionary=strings)
 
 
-def compact_family(base: Path, period: str = "month", min_files: int = 8) -> list[Compaction]:
+def compact_family(base: Location, period: str = "month", min_files: int = 8) -> list[Compaction]:
     """Compact one family version directory: per period, one file of all its original rows plus a record.
 
     A period is (re)compacted when at least ``min_files`` of its original files are not covered by the
@@ -132,9 +131,7 @@ def compact_family(base: Path, period: str = "month", min_files: int = 8) -> lis
     """
     if period not in PERIODS:
         raise FeatureStoreError(f"unknown compaction period {period!r}; one of {sorted(PERIODS)}")
-    base = Path(base)
-    originals = day_files(base)
-    relative = [p.relative_to(base).as_posix() for p in originals]
+    relative = [fs.relative(p, base) for p in day_files(base)]
     covered = {c for r in _compactions(base, set(relative)) for c in r["covers"]}
     by_period: dict[str, list[str]] = defaultdict(list)
     for rel in relative:
@@ -146,16 +143,16 @@ def compact_family(base: Path, period: str = "month", min_files: int = 8) -> lis
     return out
 
 
-def _compact_period(base: Path, key: str, files: list[str]) -> Compaction:
+def _compact_period(base: Location, key: str, files: list[str]) -> Compaction:
     """One period's part (checked as it reads back) and then its record, which names the part's SHA-256."""
     table = pa.concat_tables([lake.read_part(base / f) for f in files], promote_options="default")
     # named by the originals it holds, themselves content-addressed: the same files, the same name
     part = f"{lake.PART_PREFIX}{_digest(files)[:32]}.parquet"
     part_path = base / COMPACTED / part
-    _write_compacted(table, part_path)
     try:
+        _write_compacted(table, part_path)
         same = same_rows(lake.read_parquet(part_path), table)
-    except lake.CorruptFile:
+    except (lake.CorruptFile, fs.ConflictingWrite):  # another file holds the name: refused, left alone
         same = False
     if not same:
         raise FeatureStoreError(
@@ -165,9 +162,10 @@ def _compact_period(base: Path, key: str, files: list[str]) -> Compaction:
     body["sha256"] = {part: lake.file_sha256(part_path)}
     text = json.dumps(body, indent=2, sort_keys=True)
     record = base / COMPACTED / f"{key}-{_digest([text])[:32]}.json"
-    return Compaction(record, key, len(files), table.num_rows, lake.write_text(text, record))
+    created = fs.put_record(record, text.encode(), [part_path, *(base / f for f in files)])
+    return Compaction(record, key, len(files), table.num_rows, created)
 
 
-def compact(root: Path, family: str | None = None, period: str = "month", min_files: int = 8) -> list[Compaction]:
+def compact(root: Location, family: str | None = None, period: str = "month", min_files: int = 8) -> list[Compaction]:
     """``compact_family`` over every stored family version (or those of one family) under ``root``."""
     return [c for base in family_dirs(root, family) for c in compact_family(base, period, min_files)]

@@ -13,7 +13,6 @@ ingest_time, and a corrected bar yields a new row instead of rewriting one.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +21,7 @@ from quant_assets.core import sessions
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.storage import lake
 from quant_assets.core.storage.equality import nan_equal
+from quant_assets.core.storage.fs import Location
 
 META = ["entity_key", "event_time", "ingest_time"]
 
@@ -51,7 +51,7 @@ def partition_span(family: FeatureFamily) -> int:
     return family.lookback - 1 if family.source != "alt_data" else family.lookback * 5 // 7 + 2
 
 
-def load_inputs(root: Path, family: FeatureFamily, days: list[dt.date]) -> pd.DataFrame:
+def load_inputs(root: Location, family: FeatureFamily, days: list[dt.date]) -> pd.DataFrame:
     """Every stored version of the family's input rows for the windows of ``days`` (one read for a range)."""
     first = window_partitions(family, days[0])[0]
     return _read(root, family, sessions.sessions_between(first, days[-1]))
@@ -69,16 +69,16 @@ def window_rows(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.D
     return rows.iloc[lo:hi]
 
 
-def load_window(root: Path, family: FeatureFamily, day: dt.date) -> pd.DataFrame:
+def load_window(root: Location, family: FeatureFamily, day: dt.date) -> pd.DataFrame:
     """Every stored version of the family's input rows in the window of ``day``."""
     return window_rows(family, _read(root, family, window_partitions(family, day)), day)
 
 
-def _read(root: Path, family: FeatureFamily, partitions: list[dt.date]) -> pd.DataFrame:
+def _read(root: Location, family: FeatureFamily, partitions: list[dt.date]) -> pd.DataFrame:
     cols = ["ticker", "event_time", "ingest_time", *(["day"] if family.source == "alt_data" else []), *family.fields]
     frames = []
     for part in partitions:
-        for f in sorted(lake.partition_dir(root, family.source, part).glob(f"{lake.PART_PREFIX}*.parquet")):
+        for f in lake.partition_files(lake.partition_dir(root, family.source, part)):
             frames.append(lake.read_part(f).select(cols).to_pandas())
     if not frames:
         return pd.DataFrame(columns=list(dict.fromkeys([*cols, "day"])))

@@ -16,14 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from quant_assets.core.features.definitions import FeatureFamily, family_version
-from quant_assets.core.storage import lake
+from quant_assets.core.storage import fs, lake
 from quant_assets.core.storage.equality import nan_equal
+from quant_assets.core.storage.fs import Location
 
 PROVENANCE = ["producer", "producer_version", "run_id"]
 KEY = ["entity_key", "event_time", "ingest_time"]
@@ -40,18 +40,18 @@ def event_column(family: str) -> str:
     return f"event_time_{family}"
 
 
-def family_dir(root: Path, family: FeatureFamily) -> Path:
+def family_dir(root: Location, family: FeatureFamily) -> Location:
     return lake.under(root, "features", family.name, f"fv={family.version}")
 
 
-def family_dirs(root: Path, family: str | None = None) -> list[Path]:
+def family_dirs(root: Location, family: str | None = None) -> list[Location]:
     """Every stored family version directory under ``root`` (or those of one family), in name order."""
-    return [m.parent for m in sorted((Path(root) / "features").glob(f"{family or '*'}/fv=*/{MANIFEST}"))]
+    return [m.parent for m in fs.listing(root / "features", f"{family or '*'}/fv=*/{MANIFEST}")]
 
 
-def day_files(base: Path) -> list[Path]:
+def day_files(base: Location) -> list[Location]:
     """The files written to a family version's daily partitions (the originals), in date then name order."""
-    return sorted(Path(base).glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
+    return fs.listing(base, f"date=*/{lake.PART_PREFIX}*.parquet")
 
 
 def _schema(family: FeatureFamily) -> pa.Schema:
@@ -62,25 +62,23 @@ def _schema(family: FeatureFamily) -> pa.Schema:
     )
 
 
-def _write_manifest(path: Path, family: FeatureFamily) -> None:
+def _write_manifest(path: Location, family: FeatureFamily) -> None:
     """The family version's manifest, written once (a concurrent first writer writes the same bytes)."""
-    if (path / MANIFEST).exists():
-        return
     body = {
         "family": family.name,
         "family_version": family.version,
         "features": {f.name: f.version for f in family.features},
     }
-    lake.write_text(json.dumps(body, indent=2, sort_keys=True), path / MANIFEST)
+    fs.put_once(path / MANIFEST, json.dumps(body, indent=2, sort_keys=True).encode())
 
 
-def read_manifest(directory: Path) -> dict:
+def read_manifest(directory: Location) -> dict:
     """A family version's manifest, refused unless it parses and its features hash to the directory's version.
 
     The directory name ``fv=<version>`` is the hash of the manifest's feature versions, so a damaged or
     edited manifest cannot silently redirect a query to other columns.
     """
-    path = Path(directory) / MANIFEST
+    path = directory / MANIFEST
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
         version = family_version(body["features"])
@@ -97,7 +95,7 @@ def read_manifest(directory: Path) -> dict:
 
 
 def write_day(
-    root: Path, family: FeatureFamily, day: dt.date, rows: pd.DataFrame, provenance: Mapping[str, str]
+    root: Location, family: FeatureFamily, day: dt.date, rows: pd.DataFrame, provenance: Mapping[str, str]
 ) -> lake.WriteResult:
     """Append the day's feature rows that are not stored yet; same key, other values is an error.
 
@@ -112,7 +110,7 @@ def write_day(
     _write_manifest(base, family)
     rows = rows.assign(**{k: provenance.get(k, "") for k in PROVENANCE})
     rows = lake.conform(rows, _schema(family))
-    stored = lake.read_partition(base, "", day) if (base / f"date={day.isoformat()}").exists() else pd.DataFrame()
+    stored = lake.read_partition(base, "", day)
     fresh = rows
     if not stored.empty:
         features = [f.name for f in family.features]

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -17,6 +16,7 @@ from quant_assets.core.features.compaction import COMPACTED, read_record, record
 from quant_assets.core.features.files import MANIFEST, FeatureStoreError, read_manifest
 from quant_assets.core.storage import lake, verify
 from quant_assets.core.storage.equality import same_rows
+from quant_assets.core.storage.fs import Location
 
 ERRORS = (FeatureStoreError,)  # what a check raises about a bad feature file, beyond verify.CHECKED
 
@@ -33,12 +33,12 @@ def kind_of(parts: tuple[str, ...]) -> str | None:
     return "part" if verify.is_part(name) else None
 
 
-def family_files(base: Path) -> Iterator[tuple[str, Path]]:
+def family_files(base: Location) -> Iterator[tuple[str, Location]]:
     """(kind, path) of every file of a family version directory, in a stable order."""
     return verify.stored_files(base, kind_of)
 
 
-def check(kind: str, path: Path) -> None:
+def check(kind: str, path: Location) -> None:
     """Raise (naming ``path``) unless the feature file is what its kind and name say it is."""
     if kind == "part":
         verify.check_part(path)
@@ -52,7 +52,7 @@ def check(kind: str, path: Path) -> None:
         raise ValueError(f"unknown kind of feature file {kind!r}")
 
 
-def _check_compacted(path: Path) -> None:
+def _check_compacted(path: Location) -> None:
     """A compacted part against every record naming it: the recorded SHA-256, else the originals' rows."""
     base = path.parent.parent
     records = [r for r in map(read_record, record_paths(base)) if path.name in r["parts"]]

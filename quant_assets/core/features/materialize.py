@@ -13,13 +13,13 @@ import datetime as dt
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
 from quant_assets.core.features import checks, compute, files, integrity
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.storage import verify
+from quant_assets.core.storage.fs import Location
 
 
 @dataclass
@@ -37,7 +37,7 @@ class FamilyRun:
 
 
 def materialize(
-    root: Path,
+    root: Location,
     family: FeatureFamily,
     days: list[dt.date],
     provenance: Mapping[str, str],
@@ -64,7 +64,7 @@ def materialize(
     return run
 
 
-def _verify_files(base: Path, written: list[Path], sample: int, seed: int) -> verify.Report:
+def _verify_files(base: Location, written: list[Location], sample: int, seed: int) -> verify.Report:
     """The files just written plus a random ``sample`` of the family version's other stored files."""
     fresh = set(written)
     stored = [(kind, p) for kind, p in integrity.family_files(base) if p not in fresh]

@@ -24,12 +24,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from quant_assets.core.storage import fs
+from quant_assets.core.storage.fs import Location
+
 if TYPE_CHECKING:
     import duckdb
 
 
 def point_in_time(
-    files: list[str], columns: list[str], q_keys: pa.Array, q_time: np.ndarray
+    files: list[Location], columns: list[str], q_keys: pa.Array, q_time: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(values, event_time)``: the answers as a row-major float matrix (NaN when nothing was known) and
     the answering rows' event times (datetime64[us], NaT when none)."""
@@ -47,7 +50,7 @@ _BYTES_PER_SCAN = 32 << 20  # ... and this many bytes per CPU, one scan
 
 
 def _read_rows(
-    files: list[str], columns: list[str], connections: list[duckdb.DuckDBPyConnection]
+    files: list[Location], columns: list[str], connections: list[duckdb.DuckDBPyConnection]
 ) -> list[pa.RecordBatch]:
     """Keys (event and ingest time as epoch microseconds) and the features as one fixed-size list per row.
 
@@ -57,8 +60,9 @@ def _read_rows(
     disagree. Thousands of small files are split into one contiguous run per CPU, each scanned by its
     own single-threaded DuckDB in a thread: that scales better than one multi-threaded scan, whose
     per-file work does not spread well. The batches stay valid while ``connections`` (appended to
-    here; the caller closes them) are open. duckdb is imported here, not with the module, because the
-    module is on the Dagster definitions' import path (benchmarks/RESULTS.md, import cost).
+    here; the caller closes them) are open. Files on an object store are read through its filesystem
+    (``fs.duckdb_connection``). duckdb is imported here, not with the module, because the module is on the
+    Dagster definitions' import path (benchmarks/RESULTS.md, import cost).
     """
     import duckdb
 
@@ -70,15 +74,16 @@ def _read_rows(
         WHERE entity_key IS NOT NULL AND event_time IS NOT NULL AND ingest_time IS NOT NULL
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    sizes = np.cumsum([os.path.getsize(f) for f in files])
+    sizes = np.cumsum([fs.size(f) for f in files])
     total = int(sizes[-1]) if len(files) else 0
     n_scans = max(1, min(cpus, len(files), max(len(files) // _FILES_PER_SCAN, total // _BYTES_PER_SCAN)))
     cuts = [0, *np.searchsorted(sizes, [total * k / n_scans for k in range(1, n_scans)], side="right"), len(files)]
     runs = [files[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
-    for _ in runs:
-        connections.append(duckdb.connect(config={"threads": 1} if n_scans > 1 else {}))
+    for run in runs:
+        connections.append(fs.duckdb_connection(run, {"threads": 1} if n_scans > 1 else {}))
 
-    def scan(con: duckdb.DuckDBPyConnection, run: list[str]) -> list[pa.RecordBatch]:
+    def scan(con: duckdb.DuckDBPyConnection, run: list[Location]) -> list[pa.RecordBatch]:
+        run = [str(f) for f in run]
         try:
             query = sql.format(values=values, width=len(columns), union="")
             return list(con.sql(query, params=[run]).to_arrow_reader())

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -26,18 +25,19 @@ from quant_assets.core.features.files import (
     read_manifest,
 )
 from quant_assets.core.features.pit import point_in_time
-from quant_assets.core.storage import lake
+from quant_assets.core.storage import fs, lake
+from quant_assets.core.storage.fs import Location
 
 
 class FeatureStore:
     """Point-in-time reads over every stored feature version."""
 
-    def __init__(self, root: Path, definitions: Mapping[str, FeatureDef]):
-        self.root = Path(root)
+    def __init__(self, root: Location, definitions: Mapping[str, FeatureDef]):
+        self.root = fs.location(root)
         self.definitions = dict(definitions)
 
     # -- resolution -------------------------------------------------------------------------
-    def _manifests(self) -> list[tuple[Path, dict]]:
+    def _manifests(self) -> list[tuple[Location, dict]]:
         return [(d, read_manifest(d)) for d in family_dirs(self.root)]
 
     def resolve(self, feature: str) -> tuple[str, str]:
@@ -53,10 +53,10 @@ class FeatureStore:
         """Every stored version of a feature."""
         return sorted({m["features"][name] for _, m in self._manifests() if name in m["features"]})
 
-    def _groups(self, features: Iterable[str]) -> dict[tuple[Path, ...], list[tuple[str, str]]]:
+    def _groups(self, features: Iterable[str]) -> dict[tuple[Location, ...], list[tuple[str, str]]]:
         """Requested features grouped by the set of family-version directories that hold them."""
         manifests = self._manifests()
-        groups: dict[tuple[Path, ...], list[tuple[str, str]]] = defaultdict(list)
+        groups: dict[tuple[Location, ...], list[tuple[str, str]]] = defaultdict(list)
         for requested in features:
             name, version = self.resolve(requested)
             dirs = tuple(d for d, m in manifests if m["features"].get(name) == version)
@@ -65,7 +65,7 @@ class FeatureStore:
             groups[dirs].append((name, requested))
         return groups
 
-    def directories(self, features: Iterable[str]) -> list[Path]:
+    def directories(self, features: Iterable[str]) -> list[Location]:
         """The family version directories holding ``features`` (what a snapshot of them read)."""
         return [d for dirs in self._groups(features) for d in dirs]
 
@@ -79,12 +79,8 @@ class FeatureStore:
         """Per family of ``features``, its newest stored partition day before ``before`` (None: none)."""
         out: dict[str, dt.date | None] = {}
         for dirs in self._groups(features):
-            found = (
-                p.name[5:]
-                for p in sorted((p for d in dirs for p in d.glob("date=*")), key=lambda p: p.name, reverse=True)
-                if p.name[5:] < before.isoformat() and any(p.glob(f"{lake.PART_PREFIX}*.parquet"))
-            )
-            newest = next(found, None)
+            stored = {f.parent.name[5:] for d in dirs for f in day_files(d)}
+            newest = max((day for day in stored if day < before.isoformat()), default=None)
             out[dirs[0].parent.name] = dt.date.fromisoformat(newest) if newest else None
         return out
 
@@ -110,7 +106,7 @@ class FeatureStore:
         pieces: list[pd.DataFrame | str] = [entity_times[["entity_key", "as_of"]].reset_index(drop=True)]
         event_columns: dict[str, pd.Series] = {}
         for dirs, wanted in self._groups(features).items():
-            files = [str(p) for d in dirs for p in read_plan(d, since, until)]  # none: nothing known, all NaN
+            files = [p for d in dirs for p in read_plan(d, since, until)]  # none: nothing known, all NaN
             requested = list(dict.fromkeys(r for _, r in wanted))
             name_of = dict((r, n) for n, r in wanted)
             values, event_time = point_in_time(files, [name_of[r] for r in requested], q_keys, q_time)

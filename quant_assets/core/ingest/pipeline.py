@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -41,6 +40,7 @@ from quant_assets.core.ingest.validate import (
     validate_prices,
 )
 from quant_assets.core.storage import lake
+from quant_assets.core.storage.fs import Location
 
 Clock = Literal["backfill", "live"]
 PRICES = "raw_prices"
@@ -135,7 +135,7 @@ def _available(
     return df[~early], make_rejects(df[early], "not_yet_available", detail), available[~early]
 
 
-def previous_bars(root: Path, session: dt.date, tickers, lookback: int, known_at: pd.Timestamp) -> pd.DataFrame:
+def previous_bars(root: Location, session: dt.date, tickers, lookback: int, known_at: pd.Timestamp) -> pd.DataFrame:
     """The (up to) two nearest stored bars per ticker before ``session``, within ``lookback`` sessions.
 
     Each is the latest version ingested by ``known_at``; columns ticker, date, adj_close, volume. Reads
@@ -171,7 +171,7 @@ def previous_bars(root: Path, session: dt.date, tickers, lookback: int, known_at
 
 def _finish(
     report: IngestReport,
-    root: Path,
+    root: Location,
     day: dt.date,
     rows: pd.DataFrame,
     rejects: pd.DataFrame,
@@ -200,7 +200,7 @@ def _finish(
 def ingest_prices(
     source: PriceSource,
     session: dt.date,
-    root: Path,
+    root: Location,
     clock: Clock = "backfill",
     now: pd.Timestamp | None = None,
     limits: PriceLimits = DEFAULT_LIMITS,
@@ -236,7 +236,7 @@ def ingest_prices(
 
 
 def ingest_alt(
-    source: AltSource, session: dt.date, root: Path, clock: Clock = "backfill", now: pd.Timestamp | None = None
+    source: AltSource, session: dt.date, root: Location, clock: Clock = "backfill", now: pd.Timestamp | None = None
 ) -> IngestReport:
     session = sessions.require_session(session)
     now = now or pd.Timestamp.now(tz="UTC")

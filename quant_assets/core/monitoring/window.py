@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,6 +30,7 @@ from quant_assets.core.registry import artifacts, champion, models
 from quant_assets.core.research import backtest, scoring, snapshots
 from quant_assets.core.research.training import Ensemble
 from quant_assets.core.storage import lake
+from quant_assets.core.storage.fs import Location
 
 
 class DriftInputError(RuntimeError):
@@ -66,7 +66,7 @@ class DriftRange:
 
     def __init__(
         self,
-        root: Path,
+        root: Location,
         store: FeatureStore,
         profile: ModelProfile,
         days: list[dt.date],
@@ -76,7 +76,7 @@ class DriftRange:
     ):
         if not days:
             raise ValueError("no days to monitor")
-        self.root, self.profile = Path(root), profile
+        self.root, self.profile = root, profile
         self.alerts, self.costs, self.rule = alerts or AlertConfig(), costs or backtest.Costs(), rule
         self.days = sorted(sessions.require_session(d) for d in days)
         self.lookback = self.alerts.lookback
@@ -219,14 +219,14 @@ def _num(value) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def monitored_models(root: Path, days: list[dt.date], lookback: int, name: str) -> list[str]:
+def monitored_models(root: Location, days: list[dt.date], lookback: int, name: str) -> list[str]:
     """Models of ``name`` that scored any session the days' windows read: a model replaced by a new champion
     is still monitored while its matured predictions are in the look-back window."""
     first = sessions.session_offset(days[0], -(lookback + 2))  # + the horizon, with room to spare
     return scoring.models_scored(root, first, days[-1], name)
 
 
-def load_profile(conn, root: Path, node: str) -> ModelProfile:
+def load_profile(conn, root: Location, node: str) -> ModelProfile:
     """The profile of a registered model (``model:<name>:vN``): its verified artifact and training snapshot."""
     ref = models.model(conn, node.removeprefix("model:"))
     return ModelProfile.of(node, champion.snapshot_of(conn, root, ref), artifacts.load_model(conn, ref))
@@ -262,7 +262,7 @@ class DriftRun:
 
 def drift_rows(
     conn,
-    root: Path,
+    root: Location,
     store: FeatureStore,
     name: str,
     days: list[dt.date],

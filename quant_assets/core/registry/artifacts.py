@@ -8,14 +8,14 @@ and refuses a file that differs (``ArtifactTampered`` naming it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from quant_assets.core.registry.models import ModelRef, check_model_name
 from quant_assets.core.research.training import Ensemble, sha256
-from quant_assets.core.storage import lake
+from quant_assets.core.storage import fs, lake
+from quant_assets.core.storage.fs import Location
 
 
 class ArtifactTampered(RuntimeError):
@@ -26,14 +26,14 @@ class ArtifactTampered(RuntimeError):
 class StoredFile:
     """A file a model owns, with the SHA-256 and size it must have when read back."""
 
-    path: Path
+    path: Location
     sha256: str
     size: int
 
     def read_bytes(self, owner: str) -> bytes:
         """The file's bytes, refused (ArtifactTampered naming the file) unless they hash as recorded."""
         try:
-            blob = Path(self.path).read_bytes()
+            blob = self.path.read_bytes()
         except OSError as exc:
             raise ArtifactTampered(f"{owner}: {self.path} is unreadable: {exc}") from exc
         if len(blob) != self.size or sha256(blob) != self.sha256:
@@ -49,7 +49,7 @@ class ModelFiles:
     oos: StoredFile
 
 
-def save_model_files(root: Path, name: str, blob: bytes, oos: pd.DataFrame) -> ModelFiles:
+def save_model_files(root: Location, name: str, blob: bytes, oos: pd.DataFrame) -> ModelFiles:
     """Write a model's artifact (named by its SHA-256) and out-of-sample predictions (a content-addressed part)
     under ``models/<name>/``, each once, and return them as they now stand on disk.
 
@@ -58,14 +58,14 @@ def save_model_files(root: Path, name: str, blob: bytes, oos: pd.DataFrame) -> M
     """
     directory = lake.under(root, "models", check_model_name(name))
     artifact = StoredFile(directory / f"{sha256(blob)}.json", sha256(blob), len(blob))
-    lake.write_once(artifact.path, lambda tmp: tmp.write_bytes(blob))
+    fs.put_once(artifact.path, blob)
     artifact.read_bytes(f"model {name}")
     path = lake.write_part(directory / "oos", pa.Table.from_pandas(oos, preserve_index=False))
     lake.read_part(path)
-    return ModelFiles(artifact, StoredFile(path, lake.file_sha256(path), path.stat().st_size))
+    return ModelFiles(artifact, StoredFile(path, lake.file_sha256(path), fs.size(path)))
 
 
-def model_files(conn, ref: ModelRef) -> tuple[Path, str]:
+def model_files(conn, ref: ModelRef) -> tuple[Location, str]:
     """(artifact path, training snapshot fingerprint) of a registered model."""
     with conn.cursor() as cur:
         cur.execute(
@@ -76,7 +76,7 @@ def model_files(conn, ref: ModelRef) -> tuple[Path, str]:
         row = cur.fetchone()
     if row is None:
         raise ArtifactTampered(f"{ref.node} has no registered artifact")
-    return Path(row[0]), row[1]
+    return fs.location(row[0]), row[1]
 
 
 def _stored_files(conn, ref: ModelRef) -> tuple[StoredFile, StoredFile | None]:
@@ -90,8 +90,8 @@ def _stored_files(conn, ref: ModelRef) -> tuple[StoredFile, StoredFile | None]:
         row = cur.fetchone()
     if row is None:
         raise ArtifactTampered(f"{ref.node} has no registered artifact")
-    oos = StoredFile(Path(row[3]), row[4], row[5]) if row[3] is not None else None
-    return StoredFile(Path(row[0]), row[1], row[2]), oos
+    oos = StoredFile(fs.location(row[3]), row[4], row[5]) if row[3] is not None else None
+    return StoredFile(fs.location(row[0]), row[1], row[2]), oos
 
 
 def load_model(conn, ref: ModelRef) -> Ensemble:
@@ -108,7 +108,7 @@ def load_oos(conn, ref: ModelRef) -> pd.DataFrame | None:
     return lake.read_parquet(oos.path, source=pa.BufferReader(oos.read_bytes(ref.node))).to_pandas()
 
 
-def verify_models(conn) -> list[tuple[str, Path, str | None]]:
+def verify_models(conn) -> list[tuple[str, Location | None, str | None]]:
     """Every file of every registered model against its recorded hash: (model node, path, error or None)."""
     with conn.cursor() as cur:
         cur.execute("SELECT model_id, name, version FROM quant.models ORDER BY model_id")
@@ -118,7 +118,7 @@ def verify_models(conn) -> list[tuple[str, Path, str | None]]:
         try:
             stored = [f for f in _stored_files(conn, ref) if f is not None]
         except ArtifactTampered as exc:
-            out.append((ref.node, Path("-"), str(exc)))
+            out.append((ref.node, None, str(exc)))
             continue
         for f in stored:
             try:

@@ -11,7 +11,6 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -19,6 +18,7 @@ from quant_assets.core import sessions
 from quant_assets.core.registry import artifacts, models, promotion
 from quant_assets.core.research import backtest, snapshots
 from quant_assets.core.research.training import Ensemble, WalkForwardResult
+from quant_assets.core.storage.fs import Location
 
 
 class NoChampion(LookupError):
@@ -41,7 +41,7 @@ def current(conn, name: str) -> models.ModelRef:
     return champs[0]
 
 
-def snapshot_of(conn, root: Path, ref: models.ModelRef) -> snapshots.Snapshot:
+def snapshot_of(conn, root: Location, ref: models.ModelRef) -> snapshots.Snapshot:
     """The verified training snapshot of a registered model (its path follows from the recorded fingerprint)."""
     return snapshots.read(snapshots.locate(root, artifacts.model_files(conn, ref)[1]))
 
@@ -93,7 +93,7 @@ class Scorer:
         return any(n.startswith("FELL BACK") for n in self.notes)
 
 
-def for_scoring(conn, root: Path, name: str, days: list[dt.date]) -> Scorer:
+def for_scoring(conn, root: Location, name: str, days: list[dt.date]) -> Scorer:
     """The champion (or fallback) that may score ``days``: loaded, its snapshot read, and out of sample on them."""
     ref, model, notes = load(conn, name)
     manifest = snapshot_of(conn, root, ref).manifest
@@ -102,7 +102,7 @@ def for_scoring(conn, root: Path, name: str, days: list[dt.date]) -> Scorer:
 
 
 def head_to_head(
-    conn, root: Path, challenger: pd.DataFrame, snap: snapshots.Snapshot, name: str
+    conn, root: Location, challenger: pd.DataFrame, snap: snapshots.Snapshot, name: str
 ) -> promotion.HeadToHead | None:
     """The challenger against the current champion on their common out-of-sample sessions (None: no champion).
 
@@ -143,7 +143,7 @@ class Registration:
 
 def register(
     conn,
-    root: Path,
+    root: Location,
     name: str,
     snap: snapshots.Snapshot,
     result: WalkForwardResult,

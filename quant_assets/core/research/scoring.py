@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -13,7 +12,8 @@ from quant_assets.core import sessions
 from quant_assets.core.features import staleness
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.research.training import Ensemble
-from quant_assets.core.storage import lake
+from quant_assets.core.storage import fs, lake
+from quant_assets.core.storage.fs import Location
 
 DATASET = "predictions"
 SCHEMA = pa.schema(
@@ -68,7 +68,7 @@ class DayScores:
 
 
 def score_days(
-    root: Path, store: FeatureStore, model: Ensemble, model_node: str, days: list[dt.date], universe: list[str]
+    root: Location, store: FeatureStore, model: Ensemble, model_node: str, days: list[dt.date], universe: list[str]
 ) -> list[DayScores]:
     """Score and store each day, saying per day which optional inputs were missing and for how long."""
     families = store.families(model.features)
@@ -82,29 +82,28 @@ def score_days(
     return out
 
 
-def write_day(root: Path, day: dt.date, predictions: pd.DataFrame) -> lake.WriteResult:
+def write_day(root: Location, day: dt.date, predictions: pd.DataFrame) -> lake.WriteResult:
     """Append; the same model scoring the same day again adds nothing."""
     return lake.append_new_versions(
         root, DATASET, day, predictions, ["entity_key", "model"], ["prediction"], sessions.decision_time(day), SCHEMA
     )
 
 
-def models_scored(root: Path, first: dt.date, last: dt.date, name: str) -> list[str]:
+def models_scored(root: Location, first: dt.date, last: dt.date, name: str) -> list[str]:
     """Nodes (``model:<name>:vN``, by version) of the models of ``name`` with predictions stored for any session
     in [first, last]. Reads the model column of those partitions only: this module owns the predictions
     dataset's layout, so the monitoring asks it rather than globbing the lake itself. duckdb is imported
     here, not with the module, which is on the Dagster definitions' import path (benchmarks/RESULTS.md)."""
-    import duckdb
-
     files = [
-        str(f)
+        f
         for d in sessions.sessions_between(first, last)
-        for f in lake.partition_dir(root, DATASET, d).glob(f"{lake.PART_PREFIX}*.parquet")
+        for f in lake.partition_files(lake.partition_dir(root, DATASET, d))
     ]
     if not files:
         return []
-    rows = duckdb.sql(
-        "SELECT DISTINCT model FROM read_parquet(?) WHERE starts_with(model, ?)",
-        params=[files, f"model:{name}:v"],
-    ).fetchall()
+    with fs.duckdb_connection(files) as con:
+        rows = con.sql(
+            "SELECT DISTINCT model FROM read_parquet(?) WHERE starts_with(model, ?)",
+            params=[[str(f) for f in files], f"model:{name}:v"],
+        ).fetchall()
     return sorted((m for (m,) in rows), key=lambda m: int(m.rsplit(":v", 1)[1]))

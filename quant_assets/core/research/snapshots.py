@@ -17,17 +17,18 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from quant_assets.core import sessions
 from quant_assets.core.features import compute, staleness
+from quant_assets.core.features.files import day_files
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources.base import known_by_close
-from quant_assets.core.storage import lake
+from quant_assets.core.storage import fs, lake
+from quant_assets.core.storage.fs import Location
 
 LABEL = "label"
 INDEX = ["date", "entity_key"]
@@ -47,7 +48,7 @@ class SnapshotTampered(SnapshotError):
 
 @dataclass(frozen=True)
 class Snapshot:
-    path: Path
+    path: Location
     data: pd.DataFrame
     manifest: dict
 
@@ -67,7 +68,7 @@ def fingerprint_of(table: pa.Table, manifest: dict) -> str:
     return h.hexdigest()
 
 
-def labels(root: Path, days: list[dt.date], horizon: int, as_of_time: pd.Timestamp) -> pd.DataFrame:
+def labels(root: Location, days: list[dt.date], horizon: int, as_of_time: pd.Timestamp) -> pd.DataFrame:
     """Adjusted open-to-open forward returns for ``days`` from price versions known at ``as_of_time``."""
     needed = days + [sessions.session_offset(days[-1], k) for k in range(1, horizon + 1)]
     bars = [b for d in needed if not (b := lake.read_partition(root, "raw_prices", d)).empty]
@@ -100,7 +101,7 @@ def forward_returns(px: pd.DataFrame, days: list[dt.date], horizon: int) -> pd.D
 
 
 def build(
-    root: Path,
+    root: Location,
     store: FeatureStore,
     start,
     end,
@@ -171,54 +172,50 @@ def _producer_versions(store: FeatureStore, features: list[str], days: list[dt.d
     duckdb is imported here, not with the module, which is on the Dagster definitions' import path
     (benchmarks/RESULTS.md, import cost).
     """
-    import duckdb
-
     out = {}
     for d in store.directories(features):
-        files = [
-            str(f)
-            for f in d.glob("date=*/part-*.parquet")
-            if days[0].isoformat() <= f.parent.name[5:] <= days[-1].isoformat()
-        ]
+        files = [f for f in day_files(d) if days[0].isoformat() <= f.parent.name[5:] <= days[-1].isoformat()]
         if files:
-            rows = duckdb.sql(
-                "SELECT DISTINCT producer_version FROM read_parquet(?) ORDER BY 1", params=[files]
-            ).fetchall()
+            with fs.duckdb_connection(files) as con:
+                rows = con.sql(
+                    "SELECT DISTINCT producer_version FROM read_parquet(?) ORDER BY 1", params=[[str(f) for f in files]]
+                ).fetchall()
             out[f"{d.parent.name}@{d.name[3:]}"] = [r[0] for r in rows]
     return out
 
 
-def locate(root: Path, fingerprint: str) -> Path:
+def locate(root: Location, fingerprint: str) -> Location:
     """The directory of the snapshot with ``fingerprint`` (a SHA-256 in hex; nothing else becomes a path)."""
     if not isinstance(fingerprint, str) or not _FINGERPRINT.fullmatch(fingerprint):
         raise SnapshotError(f"not a snapshot fingerprint (64 hex digits): {fingerprint!r}")
-    return Path(root) / "snapshots" / fingerprint
+    return root / "snapshots" / fingerprint
 
 
-def write(root: Path, data: pd.DataFrame, manifest: dict) -> tuple[Path, bool]:
+def write(root: Location, data: pd.DataFrame, manifest: dict) -> tuple[Location, bool]:
     """Write once under the fingerprint; returns (path, created). An existing snapshot is verified, not rewritten.
 
     The fingerprint is taken over the Parquet file as it reads back, the same table ``read`` will hash.
-    ``data.parquet`` goes in first and ``manifest.json`` last, each with ``lake.write_once``: a reader sees
-    a complete snapshot or an incomplete one it refuses, never a partial file, and two writers of the same
-    snapshot (the same bytes) never fail each other.
+    ``data.parquet`` goes in first (``fs.put_once``) and ``manifest.json`` last (``fs.put_record``): a reader
+    sees a complete snapshot or an incomplete one it refuses, never a partial file, and two writers of the
+    same snapshot (the same bytes) never fail each other.
     """
-    tmp = lake.temp_path(Path(root) / "snapshots", ".parquet")
+    blob = lake.parquet_bytes(pa.Table.from_pandas(data, preserve_index=False))
+    table = lake.read_parquet(DATA, source=pa.BufferReader(blob))
+    manifest = {**manifest, "fingerprint": fingerprint_of(table, manifest)}
+    final = locate(root, manifest["fingerprint"])
+    created = fs.put_once(final / DATA, blob)
+    text = json.dumps(manifest, indent=2, sort_keys=True)
     try:
-        lake.write_table(pa.Table.from_pandas(data, preserve_index=False), tmp)
-        manifest = {**manifest, "fingerprint": fingerprint_of(lake.read_parquet(tmp), manifest)}
-        final = locate(root, manifest["fingerprint"])
-        created = lake.publish(tmp, final / DATA)
-    finally:
-        tmp.unlink(missing_ok=True)
-    created |= lake.write_text(json.dumps(manifest, indent=2, sort_keys=True), final / MANIFEST)
+        created |= fs.put_record(final / MANIFEST, text.encode(), [final / DATA])
+    except fs.ConflictingWrite:
+        pass  # the same data recorded by an earlier build (another code version): that record stands
     read(final)  # verify what is there rather than trust it
     return final, created
 
 
-def read(path: Path) -> Snapshot:
+def read(path: Location) -> Snapshot:
     """Load a snapshot, recomputing its fingerprint; a mismatch raises SnapshotTampered."""
-    path = Path(path)
+    path = fs.location(path)
     if (path / DATA).is_file() and not (path / MANIFEST).exists():
         raise SnapshotError(
             f"snapshot {path} is incomplete (no {MANIFEST}): its writer was interrupted; build it again"
@@ -238,8 +235,8 @@ def read(path: Path) -> Snapshot:
 
 
 def create(
-    root: Path, store: FeatureStore, start, end, as_of, features: list[str], horizon: int, code_version: str
-) -> tuple[Path, bool, dict]:
+    root: Location, store: FeatureStore, start, end, as_of, features: list[str], horizon: int, code_version: str
+) -> tuple[Location, bool, dict]:
     """Build the snapshot and write it once: (its directory, whether it was new, its manifest as stored, with the
     fingerprint). The same inputs give the same directory, so rebuilding costs a read, not a new snapshot."""
     data, manifest = build(root, store, start, end, as_of, features, horizon, code_version=code_version)

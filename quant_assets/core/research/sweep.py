@@ -13,7 +13,6 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
@@ -64,7 +63,7 @@ def plan(snapshot_path: str, grid: Grid) -> list[tuple[str, dict]]:
     (letters, digits and '_' only, as a Dagster mapping key must be)."""
     for rule in grid.rules:
         parse_rule(rule)
-    snap = snapshots.read(Path(snapshot_path))
+    snap = snapshots.read(snapshot_path)
     folds = walk_forward(
         snap.data["date"].unique(), grid.n_folds, snap.manifest["label"]["horizon"], grid.min_train_days
     )
@@ -92,7 +91,7 @@ def plan(snapshot_path: str, grid: Grid) -> list[tuple[str, dict]]:
 def run_cell(cell: dict) -> dict:
     """Train on the fold's purged training dates (one seed), predict its test dates, backtest net and gross:
     the daily returns the aggregation stitches, and the fold's rank IC."""
-    snap = snapshots.read(Path(cell["snapshot"]))
+    snap = snapshots.read(cell["snapshot"])
     data = snap.data.assign(day=snap.data["date"].astype(str))
     train, test = data[data["day"].isin(set(cell["train"]))], data[data["day"].isin(set(cell["test"]))]
     config = TrainConfig(

@@ -6,12 +6,10 @@ values changed (a restatement), as one new file of canonically ordered rows
 named by the SHA-256 of its bytes. Re-writing the same data therefore adds
 nothing, and history is never lost.
 
-Every file the project writes goes through ``write_once``: the bytes go to a
-private temporary file, are fsynced, and the file is linked into place under
-its final name (a link never replaces an existing file), so a reader sees a
-complete file or none, after any kill, and two writers of the same object
-never fail each other. Parquet files carry page checksums; every pyarrow read
-verifies them and, for parts, the bytes against the name (``CorruptFile``
+The lake's root is a local directory or an object-store prefix (``fs.location``); every file the project
+writes goes through ``fs.put_once`` (records: ``fs.put_record``), so a reader sees a complete file or none,
+after any kill, and two writers of the same object never fail each other. Parquet files carry page
+checksums; every pyarrow read verifies them and, for parts, the bytes against the name (``CorruptFile``
 names the file). DuckDB reads do not: ``core/audit.py`` covers those files.
 """
 
@@ -19,17 +17,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from quant_assets.core.storage import fs
+from quant_assets.core.storage.fs import Location
 
 PART_PREFIX = "part-"
 
@@ -38,17 +35,17 @@ PART_PREFIX = "part-"
 class WriteResult:
     rows_offered: int
     rows_written: int
-    path: Path | None
+    path: Location | None
 
 
-def partition_dir(root: Path, dataset: str, day: dt.date) -> Path:
+def partition_dir(root: Location, dataset: str, day: dt.date) -> Location:
     return under(root, *(dataset.split("/") if dataset else ())) / f"date={day.isoformat()}"
 
 
 _COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=-]*")
 
 
-def under(root: Path, *names: str) -> Path:
+def under(root: Location, *names: str) -> Location:
     """``root/name/...`` for names that stay under ``root`` (no separators, no ``..``); ValueError otherwise.
 
     Every name that becomes a path (datasets, feature families and versions, model names) goes through
@@ -57,7 +54,7 @@ def under(root: Path, *names: str) -> Path:
     bad = [n for n in names if not _COMPONENT.fullmatch(n)]
     if bad:
         raise ValueError(f"invalid name(s) for a path under {root}: {bad!r} (letters, digits, '_', '.', '=', '-')")
-    return Path(root).joinpath(*names)
+    return root.joinpath(*names)
 
 
 def canonical_table(df: pd.DataFrame, sort_by: list[str], schema: pa.Schema | None = None) -> pa.Table:
@@ -83,99 +80,47 @@ class CorruptFile(RuntimeError):
     """A stored file that does not read back as what was written; the message names the file."""
 
 
-def write_once(path: Path, write: Callable[[Path], None]) -> bool:
-    """Create ``path`` atomically unless it exists; returns whether this call created it.
+def parquet_bytes(table: pa.Table, **options) -> bytes:
+    """The one way the lake encodes Parquet: zstd unless ``options`` say otherwise, always page checksums.
 
-    ``write`` fills a private temporary file beside ``path``, which ``publish`` puts in place. An
-    orphaned temporary file is the only trace a killed writer can leave, and no reader looks at it.
-    """
-    tmp = temp_path(path.parent, path.suffix)
-    try:
-        write(tmp)
-        return publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    Encoded in memory, so every store (a local disk, a bucket) is given the finished object in one piece."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **{"compression": "zstd", **options, "write_page_checksum": True})
+    return sink.getvalue().to_pybytes()
 
 
-def temp_path(directory: Path, suffix: str = "") -> Path:
-    """A private, unique temporary name in ``directory`` (created if needed); readers never list it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory / f".tmp-{uuid.uuid4().hex}{suffix}"
+def write_parquet(table: pa.Table, path: Location, **options) -> bool:
+    """``fs.put_once`` of a Parquet file (see ``parquet_bytes``); returns whether this call created it."""
+    return fs.put_once(path, parquet_bytes(table, **options))
 
 
-def publish(tmp: Path, path: Path) -> bool:
-    """Put a finished temporary file in place as ``path`` unless it exists; returns whether it did.
-
-    The file is fsynced and hard-linked (a link fails rather than replace an existing file, so neither a
-    crash nor a concurrent writer of the same name leaves a partial or overwritten file), then the
-    directory is fsynced. The caller removes ``tmp``.
-    """
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        return False
-    fsync_dir(path.parent)
-    return True
-
-
-def write_parquet(table: pa.Table, path: Path, **options) -> bool:
-    """``write_once`` of a Parquet file with page checksums (zstd unless ``options`` say otherwise)."""
-    return write_once(path, lambda tmp: write_table(table, tmp, **options))
-
-
-def write_part(directory: Path, table: pa.Table) -> Path:
+def write_part(directory: Location, table: pa.Table) -> Location:
     """Write ``table`` once as ``<directory>/part-<sha>.parquet``, named by the SHA-256 of the file's bytes.
 
     The same rows written again give the same bytes and so the same name (nothing is added), and every
     later read can check the whole file, metadata and statistics included, against its name.
     """
-    tmp = temp_path(directory, ".parquet")
-    try:
-        write_table(table, tmp)
-        path = directory / _part_name(file_sha256(tmp))
-        publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    blob = parquet_bytes(table)
+    path = directory / _part_name(hashlib.sha256(blob).hexdigest())
+    fs.put_once(path, blob)
     return path
 
 
-def write_table(table: pa.Table, path: Path, **options) -> None:
-    """The one way the lake writes Parquet: zstd unless ``options`` say otherwise, always page checksums.
-
-    Writes ``path`` directly: callers write a temporary file and ``publish`` it (or use ``write_once``)."""
-    pq.write_table(table, path, **{"compression": "zstd", **options, "write_page_checksum": True})
-
-
-def write_text(text: str, path: Path) -> bool:
-    """``write_once`` of a UTF-8 text file (manifests, records)."""
-    return write_once(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename or link in ``directory`` durable."""
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def read_parquet(path: Path, columns: list[str] | None = None, source=None) -> pa.Table:
+def read_parquet(path: Location, columns: list[str] | None = None, source=None) -> pa.Table:
     """A Parquet file (or its bytes, ``source``) with its page checksums verified; damage raises
     ``CorruptFile`` naming the file."""
     try:
-        return pq.read_table(path if source is None else source, columns=columns, page_checksum_verification=True)
+        if source is None:
+            source = pa.BufferReader(path.read_bytes())
+        return pq.read_table(source, columns=columns, page_checksum_verification=True)
     except (OSError, pa.ArrowException) as exc:
         raise CorruptFile(f"{path}: unreadable Parquet ({exc})") from exc
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Location) -> str:
     """SHA-256 of a file's bytes, read in blocks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -185,20 +130,30 @@ def _part_name(sha256: str) -> str:
     return f"{PART_PREFIX}{sha256[:32]}.parquet"
 
 
-def read_part(path: Path) -> pa.Table:
+def read_part(path: Location) -> pa.Table:
     """A content-addressed part, refused (``CorruptFile`` naming it) unless its bytes hash to its name."""
     try:
-        blob = Path(path).read_bytes()
+        blob = path.read_bytes()
     except OSError as exc:
         raise CorruptFile(f"{path}: unreadable ({exc})") from exc
-    if _part_name(hashlib.sha256(blob).hexdigest()) != Path(path).name:
+    if _part_name(hashlib.sha256(blob).hexdigest()) != path.name:
         raise CorruptFile(f"{path}: content does not hash to its name (changed after it was written)")
     return read_parquet(path, source=pa.BufferReader(blob))
 
 
-def read_partition(root: Path, dataset: str, day: dt.date) -> pd.DataFrame:
+def partition_files(directory: Location) -> list[Location]:
+    """The parts of one partition directory, in name order."""
+    return fs.listing(directory, f"{PART_PREFIX}*.parquet")
+
+
+def dataset_files(root: Location, dataset: str) -> list[Location]:
+    """Every part of a dataset, in date then name order."""
+    return fs.listing(under(root, *dataset.split("/")), f"date=*/{PART_PREFIX}*.parquet")
+
+
+def read_partition(root: Location, dataset: str, day: dt.date) -> pd.DataFrame:
     """Every stored row of one partition (all versions), or an empty frame."""
-    files = sorted(partition_dir(root, dataset, day).glob(f"{PART_PREFIX}*.parquet"))
+    files = partition_files(partition_dir(root, dataset, day))
     if not files:
         return pd.DataFrame()
     return pd.concat([read_part(f).to_pandas() for f in files], ignore_index=True)
@@ -222,7 +177,7 @@ def _changed(new: pd.DataFrame, old: pd.DataFrame, cols: list[str]) -> np.ndarra
 
 
 def append_new_versions(
-    root: Path,
+    root: Location,
     dataset: str,
     day: dt.date,
     batch: pd.DataFrame,
@@ -266,7 +221,9 @@ def append_new_versions(
     return WriteResult(len(batch), len(fresh), path)
 
 
-def append_quarantine(root: Path, dataset: str, day: dt.date, rejects: pd.DataFrame, schema: pa.Schema) -> WriteResult:
+def append_quarantine(
+    root: Location, dataset: str, day: dt.date, rejects: pd.DataFrame, schema: pa.Schema
+) -> WriteResult:
     """Record rejected records once: a record already quarantined (every field equal) is not added again.
 
     The whole record is the key: records without a line or raw text (a synthetic source's, a whole-file
@@ -285,11 +242,3 @@ def append_quarantine(root: Path, dataset: str, day: dt.date, rejects: pd.DataFr
         return WriteResult(len(rejects), 0, None)
     path = write_part(partition_dir(root, f"quarantine/{dataset}", day), canonical_table(fresh, key, schema))
     return WriteResult(len(rejects), len(fresh), path)
-
-
-def dataset_glob(root: Path, dataset: str) -> str:
-    return str(Path(root) / dataset / "date=*" / f"{PART_PREFIX}*.parquet")
-
-
-def has_files(root: Path, dataset: str) -> bool:
-    return any((Path(root) / dataset).glob(f"date=*/{PART_PREFIX}*.parquet"))

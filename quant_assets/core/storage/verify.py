@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from quant_assets.core.storage import lake
+from quant_assets.core.storage import fs, lake
+from quant_assets.core.storage.fs import Location
 
 CHECKED = (lake.CorruptFile, OSError, ValueError)  # what any check may raise about a bad file
 
@@ -24,7 +24,7 @@ CHECKED = (lake.CorruptFile, OSError, ValueError)  # what any check may raise ab
 @dataclass(frozen=True)
 class Problem:
     kind: str
-    path: Path
+    path: Location
     error: str
 
 
@@ -32,19 +32,18 @@ class Problem:
 class Report:
     checked: Counter = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
-    leftovers: list[Path] = field(default_factory=list)
-    incomplete: list[Path] = field(default_factory=list)
+    leftovers: list[Location] = field(default_factory=list)
+    incomplete: list[Location] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def stored_files(root: Path, kind_of: Callable[[tuple[str, ...]], str | None]) -> Iterator[tuple[str, Path]]:
+def stored_files(root: Location, kind_of: Callable[[tuple[str, ...]], str | None]) -> Iterator[tuple[str, Location]]:
     """(kind, path) of every file under ``root`` that ``kind_of`` (given its path's parts) names, in a stable order."""
-    root = Path(root)
-    for path in sorted(root.rglob("*")):
-        kind = kind_of(path.relative_to(root).parts)
+    for path in sorted(root.rglob("*"), key=str):
+        kind = kind_of(tuple(fs.relative(path, root).split("/")))
         if kind is not None and path.is_file():
             yield kind, path
 
@@ -59,13 +58,15 @@ def is_leftover(name: str) -> bool:
     return name.startswith(".tmp-")
 
 
-def check_part(path: Path) -> None:
+def check_part(path: Location) -> None:
     """Raise (naming ``path``) unless the part reads back as the content its name hashes."""
     lake.read_part(path)
 
 
 def verify(
-    files: Iterable[tuple[str, Path]], check: Callable[[str, Path], None], errors: tuple[type[Exception], ...] = ()
+    files: Iterable[tuple[str, Location]],
+    check: Callable[[str, Location], None],
+    errors: tuple[type[Exception], ...] = (),
 ) -> Report:
     """``check`` each (kind, path); every failure (CHECKED or ``errors``) becomes a Problem naming the file."""
     report = Report()
@@ -78,6 +79,6 @@ def verify(
     return report
 
 
-def leftovers(root: Path) -> list[Path]:
+def leftovers(root: Location) -> list[Location]:
     """The temporary files killed writers left under ``root``."""
-    return sorted(p for p in Path(root).rglob(".tmp-*") if p.is_file())
+    return sorted((p for p in root.rglob(".tmp-*") if p.is_file()), key=str)

@@ -31,7 +31,6 @@ from quant_assets.core.ingest.sources import YahooCsvPrices
 from quant_assets.core.registry import artifacts
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.research.training import Ensemble, TrainConfig
-from quant_assets.core.storage import lake
 
 DAYS = [dt.date(2024, 6, 24), dt.date(2024, 6, 25), dt.date(2024, 6, 26)]
 PROV = {"producer": "test", "producer_version": "sha0", "run_id": "r"}
@@ -102,26 +101,24 @@ def _child(name: str, root: str, inputs_file: str, kill: tuple[str, int] | None,
 
 
 def _arm(point: str, k: int) -> None:
-    real_publish, real_link, seen = lake.publish, os.link, [0]
+    """Die at the k-th link into place (``fs.put_once`` on a local disk): with the temporary file half
+    written, before the link, or just after it."""
+    real_link, seen = os.link, [0]
 
     def die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    def publish(tmp: Path, path: Path) -> bool:
+    def link(src, dst, **kw):
         seen[0] += 1
         if seen[0] == k and point == "half_written":
-            os.truncate(tmp, os.path.getsize(tmp) // 2)
+            os.truncate(src, os.path.getsize(src) // 2)
             die()
         if seen[0] == k and point == "before_link":
             die()
-        return real_publish(tmp, path)
-
-    def link(src, dst, **kw):
         real_link(src, dst, **kw)
         if seen[0] == k and point == "after_link":
             die()
 
-    lake.publish = publish
     os.link = link
 
 

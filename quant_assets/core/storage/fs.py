@@ -1,0 +1,175 @@
+"""Where the lake lives: a local directory or an object store (``s3://bucket/prefix``), one API for both.
+
+A location is a ``pathlib.Path`` for a local root and a ``upath.UPath`` (pathlib's API over fsspec) for any
+other; both join, glob and read alike, so the lake's layout code is the same on either. What differs is
+how a file is made visible, and that is here, in three primitives every writer of the project uses:
+
+- ``put_once``: create an object that must never change. On a local disk the bytes go to a private
+  temporary file, are fsynced and linked into place (a link never replaces a file); on an object store one
+  PUT, conditional (``If-None-Match: *``) where the store supports it. Either way a reader sees the whole
+  object or none. A second write of the same bytes is harmless; other bytes under an existing name are
+  refused (``ConflictingWrite``), so nothing written is ever replaced.
+- ``put_record``: ``put_once`` of a record (manifest, compaction record) after checking that every object it
+  names exists: a record is written last, so a reader never sees one whose parts are missing.
+- ``listing``: the objects under a base matching a glob, in name order.
+
+The object store's endpoint, region and credentials are given by the caller (the Dagster resources read
+them from the standard ``AWS_*`` variables at launch) and registered per protocol with ``register``, so a
+location stored as text (a registry row, an asset's output) opens with the same settings wherever it is
+read. Nothing here reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from upath import UPath
+
+Location = Path | UPath
+
+_OPTIONS: dict[str, dict] = {}
+
+
+class ConflictingWrite(RuntimeError):
+    """Other bytes under the name of an object that exists: the lake never replaces what it wrote."""
+
+
+class MissingParts(RuntimeError):
+    """A record naming objects that do not exist: it is not written, so no reader can follow it."""
+
+
+def s3_options(endpoint_url: str = "", key: str = "", secret: str = "", region: str = "") -> dict:
+    """s3fs's options for the standard settings; an empty one is left to the SDK's own chain (profile, role)."""
+    options: dict = {}
+    if endpoint_url:
+        options["endpoint_url"] = endpoint_url
+    if key or secret:
+        options.update(key=key, secret=secret)
+    if region:
+        options["client_kwargs"] = {"region_name": region}
+    return options
+
+
+def register(protocol: str, options: Mapping) -> None:
+    """The options every location of ``protocol`` opens with in this process (see the module docstring)."""
+    _OPTIONS[protocol] = dict(options)
+
+
+def location(text: str | os.PathLike) -> Location:
+    """A location from its text: ``scheme://...`` through fsspec (with the registered options), else a local
+    path made absolute. An unknown scheme fails here, naming it."""
+    if isinstance(text, (Path, UPath)):
+        return text
+    text = str(text)
+    protocol, sep, _ = text.partition("://")
+    if not sep or protocol == "file":
+        return Path(text.removeprefix("file://")).expanduser().resolve()
+    try:
+        return UPath(text, **_OPTIONS.get(protocol, {}))
+    except (ValueError, ImportError) as exc:
+        raise ValueError(f"{text}: no filesystem for '{protocol}://' ({exc})") from exc
+
+
+def is_local(path: Location) -> bool:
+    return isinstance(path, Path)
+
+
+def put_once(path: Location, data: bytes) -> bool:
+    """Create ``path`` with ``data`` unless it exists; returns whether this call created it.
+
+    An existing object with the same bytes is left alone (a repeated or concurrent write of the same
+    content is harmless); with other bytes it raises ``ConflictingWrite`` naming it.
+    """
+    created = _create_local(path, data) if is_local(path) else _create_remote(path, data)
+    if not created and path.read_bytes() != data:
+        raise ConflictingWrite(f"{path}: exists with other content; written objects are never replaced")
+    return created
+
+
+def put_record(path: Location, data: bytes, parts: Iterable[Location]) -> bool:
+    """``put_once`` of a record, after checking that every object it names (``parts``) exists."""
+    missing = [str(p) for p in parts if not p.exists()]
+    if missing:
+        raise MissingParts(f"{path}: not written, it names {len(missing)} missing object(s), e.g. {missing[0]}")
+    return put_once(path, data)
+
+
+def listing(base: Location, pattern: str) -> list[Location]:
+    """The objects under ``base`` matching ``pattern`` (a relative glob), in name order; temporaries excluded."""
+    return sorted((p for p in base.glob(pattern) if not p.name.startswith(".tmp-")), key=str)
+
+
+def _create_local(path: Path, data: bytes) -> bool:
+    """Temporary file, fsync, hard link (fails rather than replace), directory fsync; False if it existed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}{path.suffix}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        _fsync_dir(path.parent)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _create_remote(path: UPath, data: bytes) -> bool:
+    """One PUT, conditional where the filesystem supports ``mode='create'``; else a check, then the PUT.
+
+    An object store makes an object visible whole or not at all, so no temporary name is needed.
+    """
+    try:
+        path.fs.pipe_file(path.path, data, mode="create")
+        return True
+    except FileExistsError:
+        return False
+    except (TypeError, NotImplementedError):
+        if path.exists():
+            return False
+        path.fs.pipe_file(path.path, data)
+        return True
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a link in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def size(path: Location) -> int:
+    """An object's size in bytes (from the store's listing cache when it was just listed)."""
+    return path.stat().st_size
+
+
+def duckdb_connection(paths: Iterable[Location], config: Mapping | None = None):
+    """An in-process DuckDB connection that can read ``paths``: object-store filesystems are registered with
+    it (DuckDB reads them through fsspec, no extension downloaded). The caller closes it."""
+    import duckdb
+
+    con = duckdb.connect(config=dict(config or {}))
+    seen = set()
+    for p in paths:
+        if not is_local(p) and p.protocol not in seen:
+            seen.add(p.protocol)
+            con.register_filesystem(p.fs)
+    return con
+
+
+def relative(path: Location, base: Location) -> str:
+    """``path`` relative to ``base``, as a POSIX string (the same for a local and an object-store location)."""
+    prefix = str(base).rstrip("/") + "/"
+    text = str(path)
+    if not text.startswith(prefix):
+        raise ValueError(f"{path} is not under {base}")
+    return text[len(prefix) :]
