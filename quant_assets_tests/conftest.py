@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -122,6 +123,28 @@ def stocknet_lake(stocknet_dir, tmp_path_factory) -> Path:
     prices, tweets = make_sources("stocknet", stocknet_dir=str(stocknet_dir))
     root = tmp_path_factory.mktemp("stocknet_lake") / "lake"
     return backfill(root, prices, tweets, "2014-01-02", "2015-12-31", {"producer": "test"})
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3-compatible server (moto's, on 127.0.0.1) for the session; its process is stopped at the end."""
+    from quant_assets_tests import object_store
+
+    if not Path(sys.executable).with_name("moto_server").exists():
+        require_or_skip("moto's S3 server is not installed (pip install -e '.[dev]')")
+    server = object_store.start(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.process.kill()
+    server.process.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_root(s3_server):
+    """``s3://<a new bucket>/lake`` on the session's server, its options registered (as a LakeResource does)."""
+    from quant_assets.core.storage import fs
+
+    fs.register("s3", s3_server.options)
+    return fs.location(f"s3://{s3_server.new_bucket()}/lake")
 
 
 @pytest.fixture

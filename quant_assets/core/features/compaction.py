@@ -145,7 +145,7 @@ def compact_family(base: Location, period: str = "month", min_files: int = 8) ->
 
 def _compact_period(base: Location, key: str, files: list[str]) -> Compaction:
     """One period's part (checked as it reads back) and then its record, which names the part's SHA-256."""
-    table = pa.concat_tables([lake.read_part(base / f) for f in files], promote_options="default")
+    table = pa.concat_tables(lake.read_parts([base / f for f in files]), promote_options="default")
     # named by the originals it holds, themselves content-addressed: the same files, the same name
     part = f"{lake.PART_PREFIX}{_digest(files)[:32]}.parquet"
     part_path = base / COMPACTED / part

@@ -76,10 +76,8 @@ def load_window(root: Location, family: FeatureFamily, day: dt.date) -> pd.DataF
 
 def _read(root: Location, family: FeatureFamily, partitions: list[dt.date]) -> pd.DataFrame:
     cols = ["ticker", "event_time", "ingest_time", *(["day"] if family.source == "alt_data" else []), *family.fields]
-    frames = []
-    for part in partitions:
-        for f in lake.partition_files(lake.partition_dir(root, family.source, part)):
-            frames.append(lake.read_part(f).select(cols).to_pandas())
+    files = [f for part in partitions for f in lake.partition_files(lake.partition_dir(root, family.source, part))]
+    frames = [t.select(cols).to_pandas() for t in lake.read_parts(files)]
     if not frames:
         return pd.DataFrame(columns=list(dict.fromkeys([*cols, "day"])))
     rows = pd.concat(frames, ignore_index=True)

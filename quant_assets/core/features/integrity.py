@@ -64,6 +64,6 @@ def _check_compacted(path: Location) -> None:
             if lake.file_sha256(path) != recorded:
                 raise lake.CorruptFile(f"{path}: SHA-256 differs from its record {record['name']}")
             continue
-        originals = pa.concat_tables([lake.read_part(base / c) for c in record["covers"]], promote_options="default")
+        originals = pa.concat_tables(lake.read_parts([base / c for c in record["covers"]]), promote_options="default")
         if not same_rows(lake.read_parquet(path), originals):
             raise lake.CorruptFile(f"{path}: rows differ from the originals its record {record['name']} covers")

@@ -60,41 +60,64 @@ def _read_rows(
     disagree. Thousands of small files are split into one contiguous run per CPU, each scanned by its
     own single-threaded DuckDB in a thread: that scales better than one multi-threaded scan, whose
     per-file work does not spread well. The batches stay valid while ``connections`` (appended to
-    here; the caller closes them) are open. Files on an object store are read through its filesystem
-    (``fs.duckdb_connection``). duckdb is imported here, not with the module, because the module is on the
+    here; the caller closes them) are open. Files on an object store are fetched first (``_read_remote``).
+    duckdb is imported here, not with the module, because the module is on the
     Dagster definitions' import path (benchmarks/RESULTS.md, import cost).
     """
     import duckdb
 
-    values = ", ".join(f'"{c}"' for c in columns)
-    sql = """
-        SELECT entity_key, epoch_us(event_time) AS event_us, epoch_us(ingest_time) AS ingest_us,
-               [{values}]::DOUBLE[{width}] AS "values"
-        FROM read_parquet(?{union})
-        WHERE entity_key IS NOT NULL AND event_time IS NOT NULL AND ingest_time IS NOT NULL
-    """
+    if files and not fs.is_local(files[0]):
+        return _read_remote(files, columns, connections)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    sizes = np.cumsum([fs.size(f) for f in files])
+    sizes = np.cumsum([os.path.getsize(f) for f in files])
     total = int(sizes[-1]) if len(files) else 0
     n_scans = max(1, min(cpus, len(files), max(len(files) // _FILES_PER_SCAN, total // _BYTES_PER_SCAN)))
     cuts = [0, *np.searchsorted(sizes, [total * k / n_scans for k in range(1, n_scans)], side="right"), len(files)]
-    runs = [files[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
-    for run in runs:
-        connections.append(fs.duckdb_connection(run, {"threads": 1} if n_scans > 1 else {}))
+    runs = [[str(f) for f in files[a:b]] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    for _ in runs:
+        connections.append(duckdb.connect(config={"threads": 1} if n_scans > 1 else {}))
 
-    def scan(con: duckdb.DuckDBPyConnection, run: list[Location]) -> list[pa.RecordBatch]:
-        run = [str(f) for f in run]
+    def scan(con: duckdb.DuckDBPyConnection, run: list[str]) -> list[pa.RecordBatch]:
         try:
-            query = sql.format(values=values, width=len(columns), union="")
-            return list(con.sql(query, params=[run]).to_arrow_reader())
+            return list(con.sql(_rows_sql(columns, "read_parquet(?)"), params=[run]).to_arrow_reader())
         except duckdb.Error:
-            query = sql.format(values=values, width=len(columns), union=", union_by_name = true")
+            query = _rows_sql(columns, "read_parquet(?, union_by_name = true)")
             return list(con.sql(query, params=[run]).to_arrow_reader())
 
     if n_scans == 1:
         return scan(connections[0], runs[0])
     with ThreadPoolExecutor(n_scans) as pool:
         return [b for batches in pool.map(scan, connections, runs) for b in batches]
+
+
+def _rows_sql(columns: list[str], source: str) -> str:
+    """The one projection of stored rows the kernel reads, from ``source`` (files or an Arrow table)."""
+    values = ", ".join(f'"{c}"' for c in columns)
+    return f"""
+        SELECT entity_key, epoch_us(event_time) AS event_us, epoch_us(ingest_time) AS ingest_us,
+               [{values}]::DOUBLE[{len(columns)}] AS "values"
+        FROM {source}
+        WHERE entity_key IS NOT NULL AND event_time IS NOT NULL AND ingest_time IS NOT NULL
+    """
+
+
+def _read_remote(
+    files: list[Location], columns: list[str], connections: list[duckdb.DuckDBPyConnection]
+) -> list[pa.RecordBatch]:
+    """``_read_rows`` on an object store: every object fetched at once (concurrent GETs, ``fs.read_many``), the
+    needed columns decoded by pyarrow, then the same projection by DuckDB over the Arrow table in memory. One
+    request per file, where DuckDB through fsspec makes several small range reads per file, each a round trip.
+    """
+    import duckdb
+    import pyarrow.parquet as pq
+
+    keep = ["entity_key", "event_time", "ingest_time", *columns]
+    tables = [pq.read_table(pa.BufferReader(blob), columns=keep) for blob in fs.read_many(files)]
+    stored_rows = pa.concat_tables(tables, promote_options="default")
+    con = duckdb.connect()
+    connections.append(con)
+    con.register("stored_rows", stored_rows)
+    return list(con.sql(_rows_sql(columns, "stored_rows")).to_arrow_reader())
 
 
 def _best_rows(

@@ -138,7 +138,7 @@ class FeatureStore:
             files = day_files(d)
             if not files:
                 continue
-            wide = pa.concat_tables([lake.read_part(f) for f in files], promote_options="default").to_pandas()
+            wide = pa.concat_tables(lake.read_parts(files), promote_options="default").to_pandas()
             long = wide.melt(id_vars=KEY + PROVENANCE, var_name="feature_name", value_name="value")
             long["feature_version"] = long["feature_name"].map(m["features"])
             frames.append(long)

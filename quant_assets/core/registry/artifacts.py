@@ -61,8 +61,9 @@ def save_model_files(root: Location, name: str, blob: bytes, oos: pd.DataFrame) 
     fs.put_once(artifact.path, blob)
     artifact.read_bytes(f"model {name}")
     path = lake.write_part(directory / "oos", pa.Table.from_pandas(oos, preserve_index=False))
+    stored = path.read_bytes()
     lake.read_part(path)
-    return ModelFiles(artifact, StoredFile(path, lake.file_sha256(path), fs.size(path)))
+    return ModelFiles(artifact, StoredFile(path, sha256(stored), len(stored)))
 
 
 def model_files(conn, ref: ModelRef) -> tuple[Location, str]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable, Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from upath import UPath
@@ -43,7 +44,7 @@ class MissingParts(RuntimeError):
 
 def s3_options(endpoint_url: str = "", key: str = "", secret: str = "", region: str = "") -> dict:
     """s3fs's options for the standard settings; an empty one is left to the SDK's own chain (profile, role)."""
-    options: dict = {}
+    options: dict = {"use_listings_cache": False}  # other processes write: a listing must be read anew
     if endpoint_url:
         options["endpoint_url"] = endpoint_url
     if key or secret:
@@ -98,8 +99,20 @@ def put_record(path: Location, data: bytes, parts: Iterable[Location]) -> bool:
 
 
 def listing(base: Location, pattern: str) -> list[Location]:
-    """The objects under ``base`` matching ``pattern`` (a relative glob), in name order; temporaries excluded."""
-    return sorted((p for p in base.glob(pattern) if not p.name.startswith(".tmp-")), key=str)
+    """The objects under ``base`` matching ``pattern`` (a relative glob whose ``*`` stays within one name), in
+    name order; temporaries excluded. On an object store: one recursive listing of the prefix, matched here
+    (a glob there lists directory by directory, a request each)."""
+    if is_local(base):
+        return sorted((p for p in base.glob(pattern) if not p.name.startswith(".tmp-")), key=str)
+    wanted = pattern.split("/")
+    prefix = base.path.rstrip("/") + "/"
+    keys = base.fs.find(base.path)  # an absent prefix lists nothing
+    names = (k[len(prefix) :].split("/") for k in keys if k.startswith(prefix))
+    return [
+        base.joinpath(*parts)
+        for parts in sorted(names)
+        if len(parts) == len(wanted) and all(fnmatchcase(n, w) for n, w in zip(parts, wanted, strict=True))
+    ]
 
 
 def _create_local(path: Path, data: bytes) -> bool:
@@ -147,9 +160,16 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def size(path: Location) -> int:
-    """An object's size in bytes (from the store's listing cache when it was just listed)."""
-    return path.stat().st_size
+def read_many(paths: list[Location]) -> list[bytes]:
+    """The bytes of each of ``paths``, in order. On an object store the GETs go out concurrently (fsspec's
+    batched ``cat``): a request costs a round trip, and thousands of small files would otherwise cost
+    thousands of them in a row."""
+    if not paths or all(is_local(p) for p in paths):
+        return [p.read_bytes() for p in paths]
+    if any(is_local(p) for p in paths) or len({(p.protocol, id(p.fs)) for p in paths}) > 1:
+        return [p.read_bytes() for p in paths]
+    found = paths[0].fs.cat([p.path for p in paths], on_error="raise")
+    return [found[p.path] for p in paths]
 
 
 def duckdb_connection(paths: Iterable[Location], config: Mapping | None = None):

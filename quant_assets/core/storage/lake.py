@@ -130,15 +130,25 @@ def _part_name(sha256: str) -> str:
     return f"{PART_PREFIX}{sha256[:32]}.parquet"
 
 
-def read_part(path: Location) -> pa.Table:
-    """A content-addressed part, refused (``CorruptFile`` naming it) unless its bytes hash to its name."""
+def read_part(path: Location, blob: bytes | None = None) -> pa.Table:
+    """A content-addressed part (its bytes already read: ``blob``), refused (``CorruptFile`` naming it) unless its
+    bytes hash to its name."""
     try:
-        blob = path.read_bytes()
+        blob = path.read_bytes() if blob is None else blob
     except OSError as exc:
         raise CorruptFile(f"{path}: unreadable ({exc})") from exc
     if _part_name(hashlib.sha256(blob).hexdigest()) != path.name:
         raise CorruptFile(f"{path}: content does not hash to its name (changed after it was written)")
     return read_parquet(path, source=pa.BufferReader(blob))
+
+
+def read_parts(paths: list[Location]) -> list[pa.Table]:
+    """``read_part`` of each of ``paths``, their bytes fetched at once (concurrently on an object store)."""
+    try:
+        blobs = fs.read_many(paths)
+    except OSError as exc:
+        raise CorruptFile(f"one of {len(paths)} parts is unreadable ({exc})") from exc
+    return [read_part(p, b) for p, b in zip(paths, blobs, strict=True)]
 
 
 def partition_files(directory: Location) -> list[Location]:
@@ -156,7 +166,7 @@ def read_partition(root: Location, dataset: str, day: dt.date) -> pd.DataFrame:
     files = partition_files(partition_dir(root, dataset, day))
     if not files:
         return pd.DataFrame()
-    return pd.concat([read_part(f).to_pandas() for f in files], ignore_index=True)
+    return pd.concat([t.to_pandas() for t in read_parts(files)], ignore_index=True)
 
 
 def latest_versions(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:

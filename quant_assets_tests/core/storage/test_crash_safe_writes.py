@@ -31,6 +31,7 @@ from quant_assets.core.ingest.sources import YahooCsvPrices
 from quant_assets.core.registry import artifacts
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.research.training import Ensemble, TrainConfig
+from quant_assets.core.storage import fs
 
 DAYS = [dt.date(2024, 6, 24), dt.date(2024, 6, 25), dt.date(2024, 6, 26)]
 PROV = {"producer": "test", "producer_version": "sha0", "run_id": "r"}
@@ -89,20 +90,25 @@ WRITERS = {
 # ----------------------------------------------------------------------------- the child process
 
 
-def _child(name: str, root: str, inputs_file: str, kill: tuple[str, int] | None, go: str | None) -> None:
-    """Run one writer; with ``kill`` = (point, k), SIGKILL this process at the k-th publish."""
+def _child(
+    name: str, root: str, inputs_file: str, kill: tuple[str, int] | None, go: str | None, s3: dict | None = None
+) -> None:
+    """Run one writer; with ``kill`` = (point, k), SIGKILL this process at the k-th publish. ``s3``: the
+    object store's options, for an s3:// root."""
     with open(inputs_file, "rb") as fh:
         inputs = pickle.load(fh)
+    if s3 is not None:
+        fs.register("s3", s3)
     if kill is not None:
         _arm(*kill)
     while go is not None and not os.path.exists(go):
         time.sleep(0.001)
-    WRITERS[name][0](Path(root), inputs)
+    WRITERS[name][0](fs.location(root), inputs)
 
 
 def _arm(point: str, k: int) -> None:
     """Die at the k-th link into place (``fs.put_once`` on a local disk): with the temporary file half
-    written, before the link, or just after it."""
+    written, before the link, or just after it; on an object store, before or just after the k-th PUT."""
     real_link, seen = os.link, [0]
 
     def die() -> None:
@@ -119,7 +125,17 @@ def _arm(point: str, k: int) -> None:
         if seen[0] == k and point == "after_link":
             die()
 
+    def put(path, data: bytes) -> bool:
+        seen[0] += 1
+        if seen[0] == k and point == "before_put":
+            die()
+        created = real_put(path, data)
+        if seen[0] == k and point == "after_put":
+            die()
+        return created
+
     os.link = link
+    real_put, fs._create_remote = fs._create_remote, put
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +201,10 @@ def _run(name: str, root: Path, inputs_file: Path) -> None:
     WRITERS[name][0](root, payload)
 
 
-def _files(root: Path) -> dict[str, bytes]:
+def _files(root) -> dict[str, bytes]:
     """What readers can see: every file but the temporary ones, with its bytes."""
+    if not fs.is_local(root):
+        return {key[len(root.path) + 1 :]: root.fs.cat_file(key) for key in sorted(root.fs.find(root.path))}
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
@@ -211,23 +229,34 @@ def _publishes(name: str, undisturbed: dict) -> int:
     return len(undisturbed[name]) - prepared
 
 
-KILLS = [
-    (name, point, which)
-    for name in WRITERS
-    for point, which in (("half_written", "first"), ("before_link", "last"), ("after_link", "first"))
-]
+POINTS = {
+    "local": (("half_written", "first"), ("before_link", "last"), ("after_link", "first")),
+    "s3": (("before_put", "last"), ("after_put", "first")),
+}
+KILLS = [(store, name, point, which) for store, points in POINTS.items() for name in WRITERS for point, which in points]
 
 
-@pytest.mark.parametrize(("name", "point", "which"), KILLS, ids=[f"{n}-{p}-{w}" for n, p, w in KILLS])
+def _root(store: str, request, tmp_path):
+    """A new, empty lake root: a local directory, or a prefix of a new bucket on the S3 server; with the options a
+    child needs for it."""
+    if store == "local":
+        root = tmp_path / "lake"
+        root.mkdir()
+        return root, None
+    return request.getfixturevalue("s3_root"), request.getfixturevalue("s3_server").options
+
+
+@pytest.mark.parametrize(("store", "name", "point", "which"), KILLS, ids=["-".join(k) for k in KILLS])
 def test_a_killed_writer_leaves_only_complete_files_and_a_rerun_the_same_bytes(
-    spawn, inputs, undisturbed, tmp_path, name, point, which
+    spawn, inputs, undisturbed, request, tmp_path, store, name, point, which
 ):
-    root = tmp_path / "lake"
-    root.mkdir()
+    """Killed at a write, on either store: only complete objects visible, then a rerun leaves the bytes of an
+    undisturbed run on a local disk (the same writers write the same bytes wherever the lake is)."""
+    root, options = _root(store, request, tmp_path)
     if WRITERS[name][1] is not None:
         WRITERS[name][1](root, pickle.loads(inputs.read_bytes()))
     k = 1 if which == "first" else _publishes(name, undisturbed)
-    proc = spawn(name, str(root), str(inputs), (point, k), None)
+    proc = spawn(name, str(root), str(inputs), (point, k), None, options)
     proc.join(60)
     assert proc.exitcode == -signal.SIGKILL, f"{name} was not killed at publish {k} ({proc.exitcode})"
 
@@ -244,19 +273,23 @@ def test_a_killed_writer_leaves_only_complete_files_and_a_rerun_the_same_bytes(
     assert verify_lake(root).ok
 
 
-@pytest.mark.parametrize("name", list(WRITERS))
-def test_concurrent_writers_of_the_same_objects_all_succeed(spawn, inputs, undisturbed, tmp_path, name):
-    root = tmp_path / "lake"
-    root.mkdir()
+RACES = [(store, name) for store in POINTS for name in WRITERS]
+WRITERS_AT_ONCE = 8
+
+
+@pytest.mark.parametrize(("store", "name"), RACES, ids=["-".join(r) for r in RACES])
+def test_concurrent_writers_of_the_same_objects_all_succeed(spawn, inputs, undisturbed, request, tmp_path, store, name):
+    """Eight processes write the same objects at once: all succeed, one set of objects, no leftovers."""
+    root, options = _root(store, request, tmp_path)
     if WRITERS[name][1] is not None:
         WRITERS[name][1](root, pickle.loads(inputs.read_bytes()))
     go = tmp_path / "go"
-    procs = [spawn(name, str(root), str(inputs), None, str(go)) for _ in range(4)]
+    procs = [spawn(name, str(root), str(inputs), None, str(go), options) for _ in range(WRITERS_AT_ONCE)]
     time.sleep(0.5)
     go.touch()
     for proc in procs:
         proc.join(120)
-    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert [p.exitcode for p in procs] == [0] * WRITERS_AT_ONCE
     assert _files(root) == undisturbed[name]
     report = verify_lake(root)
     assert report.ok and not report.leftovers, (report.problems, report.leftovers)
