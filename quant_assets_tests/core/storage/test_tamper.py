@@ -30,7 +30,7 @@ from quant_assets.core.ingest.sources import SyntheticMarket, YahooCsvPrices
 from quant_assets.core.registry import artifacts, models
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.research.training import Ensemble, TrainConfig
-from quant_assets.core.storage import lake
+from quant_assets.core.storage import fs, lake
 
 FIRST, LAST = "2024-02-01", "2024-03-28"
 DAY = dt.date(2024, 3, 5)
@@ -178,3 +178,41 @@ def test_a_model_artifact_is_checked_against_its_name(lake_copy, pristine):
     artifact = lake_copy / pristine[1].artifact.path.relative_to(pristine[0])
     artifact.write_bytes(artifact.read_bytes().replace(b'"ret_1"', b'"ret_5"', 1))
     assert [(p.kind, p.path) for p in verify_lake(lake_copy).problems] == [("model_artifact", artifact)]
+
+
+# ----------------------------------------------------------------------------- the same on an object store
+
+
+@pytest.fixture
+def s3_copy(pristine, s3_root):
+    """The pristine lake uploaded to a new bucket of the S3 server."""
+    s3_root.fs.put(f"{pristine[0]}/", f"{s3_root.path}/", recursive=True)
+    return s3_root
+
+
+def _s3_flip(path, at: float = 0.4) -> None:
+    blob = bytearray(path.read_bytes())
+    blob[int(len(blob) * at)] ^= 0x04
+    path.fs.pipe_file(path.path, bytes(blob))  # an overwrite: what a damaged or edited object looks like
+
+
+S3_VICTIMS = {
+    "snapshot": "snapshots/*/data.parquet",
+    "model_artifact": "models/m/*.json",
+    "compacted_part": "features/price/fv=*/_compacted/part-*.parquet",
+}
+
+
+@pytest.mark.parametrize("kind", S3_VICTIMS)
+def test_a_tampered_object_on_the_object_store_is_refused_by_name(s3_copy, kind):
+    """A snapshot, a model artifact or a compacted part changed in the bucket: verify names it (and the snapshot's
+    own read refuses it), exactly as on a local disk."""
+    assert verify_lake(s3_copy).ok
+    victims = fs.listing(s3_copy, S3_VICTIMS[kind])[:1]
+    assert victims
+    _s3_flip(victims[0])
+    problems = verify_lake(s3_copy).problems
+    assert [(p.kind, str(p.path)) for p in problems] == [(kind, str(victims[0]))]
+    if kind == "snapshot":
+        with pytest.raises(snapshots.SnapshotTampered, match=str(victims[0].parent)):
+            snapshots.read(victims[0].parent)
