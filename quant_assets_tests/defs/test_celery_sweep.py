@@ -35,6 +35,8 @@ import yaml
 from quant_assets.core import sessions
 from quant_assets.core.research import snapshots
 from quant_assets.core.storage import pg
+from quant_assets.defs.resources import LakeResource
+from quant_assets.defs.step_outputs import StepOutputsIOManager
 from quant_assets.paths import PROJECT_ROOT
 from quant_assets_tests.conftest import require_or_skip
 from quant_assets_tests.run_configs import MULTIPROCESS, SWEEP_RUN_CONFIG
@@ -81,15 +83,17 @@ def _synthetic_snapshot(root: Path) -> Path:
     return path
 
 
-def _seed_snapshot_asset(home: Path, path: Path) -> None:
-    """Store ``training_snapshot`` (the sweep's input) in the instance, as its materialisation would."""
+def _seed_snapshot_asset(home: Path, lake: Path, path: Path) -> None:
+    """Store ``training_snapshot`` (the sweep's input) in the instance and, through the project's step-output IO
+    manager, beside the lake, as its materialisation would."""
 
     @dg.asset(name="training_snapshot")
     def stand_in() -> str:
         return str(path)
 
+    io_manager = StepOutputsIOManager(lake=LakeResource(root=str(lake)))
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert dg.materialize([stand_in], instance=instance).success
+        assert dg.materialize([stand_in], instance=instance, resources={"io_manager": io_manager}).success
 
 
 def _run_sweep(env: dict, job: str, config_files: list[Path], log: Path) -> None:
@@ -161,7 +165,7 @@ def _sweep_env(tmp_path: Path, pg_db: str, celery_cfg: dict, queue: str) -> tupl
     home, lake = tmp_path / "dagster_home", tmp_path / "lake"
     home.mkdir()
     (home / "dagster.yaml").symlink_to(PROJECT_ROOT / "dagster.yaml")
-    _seed_snapshot_asset(home, _synthetic_snapshot(lake))
+    _seed_snapshot_asset(home, lake, _synthetic_snapshot(lake))
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
