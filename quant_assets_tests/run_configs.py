@@ -24,13 +24,15 @@ SWEEP_RUN_CONFIG = {
     }
 }
 
-# The multiprocess executor with a forkserver that has the project preloaded (the executor is the same; only the
-# per-step interpreter start-up, seconds each, is saved).
+# The multiprocess executor (defs/executor.py's default engine, selected explicitly) with a forkserver that has the
+# project preloaded (the executor is the same; only the per-step interpreter start-up, seconds each, is saved).
 MULTIPROCESS = {
     "execution": {
         "config": {
-            "max_concurrent": 2,
-            "start_method": {"forkserver": {"preload_modules": ["quant_assets.definitions"]}},
+            "multiprocess": {
+                "max_concurrent": 2,
+                "start_method": {"forkserver": {"preload_modules": ["quant_assets.definitions"]}},
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ from quant_assets.cli.demo import main as demo
 from quant_assets.cli.lake import compact, summary, verify
 from quant_assets.cli.registry import lineage, migrate
 from quant_assets.cli.runs import backfill, daemon_once, materialize
-from quant_assets.cli.services import daemon, pg, ui
+from quant_assets.cli.services import celery, daemon, pg, ui
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
@@ -26,7 +26,11 @@ def cli() -> None:
     """
 
 
-for command in (demo, summary, lineage, compact, verify, migrate, materialize, backfill, daemon_once, ui, daemon, pg):
+PIPELINE = (demo, summary, lineage, compact, verify, migrate, materialize, backfill, daemon_once)
+SERVICES = (ui, daemon, celery, pg)
+for command in (*PIPELINE, *SERVICES):
+    cli.add_command(command)
+for command in (celery, pg):
     cli.add_command(command)
 
 

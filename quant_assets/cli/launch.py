@@ -8,8 +8,11 @@ Success is the run's own result, not text in a log.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import uuid
+from collections.abc import Mapping
+from pathlib import Path
 
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableRepository
@@ -58,12 +61,79 @@ def run_stage(instance: dg.DagsterInstance, stage: Stage, started: float) -> dg.
             asset_selection=keys,
         )
     except dg.DagsterInvalidConfigError as exc:
-        raise InputError(
-            f"the run config is not valid: {'; '.join(config_problem(e.message) for e in exc.errors)}"
-        ) from None
+        raise _invalid(exc) from None
     finally:
         progress.finish()
     return instance.get_run_by_id(result.run_id)
+
+
+def _invalid(exc: dg.DagsterInvalidConfigError) -> InputError:
+    return InputError(f"the run config is not valid: {'; '.join(config_problem(e.message) for e in exc.errors)}")
+
+
+def submit_backfill(
+    instance: dg.DagsterInstance,
+    workspace_file: Path,
+    job: dg.JobDefinition,
+    span: tuple[dt.date, dt.date],
+    run_config: Mapping,
+) -> tuple[str, int]:
+    """Queue one run of ``job`` per session of ``span``, each with ``run_config``, as one backfill; the daemon's
+    run queue launches them. This is what `dagster job backfill` does, which takes no run config (and what the
+    daemon would do with a requested backfill, except that it would run a single-run-policy job's range as one)."""
+    from dagster._cli.workspace.cli_target import (
+        get_code_location_from_workspace,
+        get_remote_repository_from_code_location,
+    )
+    from dagster._core.execution.backfill import BulkActionStatus
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+    from dagster._time import get_current_timestamp
+
+    try:
+        dg.validate_run_config(job, run_config)
+    except dg.DagsterInvalidConfigError as exc:
+        raise _invalid(exc) from None
+    keys = job.partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(*(d.isoformat() for d in span)))
+    with WorkspaceProcessContext(instance, WorkspaceFileTarget([str(workspace_file)])) as process:
+        workspace = process.create_request_context()
+        location = get_code_location_from_workspace(workspace, None)
+        repo = get_remote_repository_from_code_location(location, None)
+        backfill = _queue_runs(instance, workspace, location, repo, job.name, keys, run_config)
+    instance.add_backfill(backfill.with_status(BulkActionStatus.COMPLETED).with_end_timestamp(get_current_timestamp()))
+    return backfill.backfill_id, len(keys)
+
+
+def _queue_runs(instance, workspace, location, repo, job_name: str, keys: list[str], run_config: Mapping):
+    """Create and submit a run per partition key, tagged as one backfill's (the backfill itself, not yet stored)."""
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+    from dagster._core.execution.job_backfill import create_backfill_run
+    from dagster._core.utils import make_new_backfill_id
+    from dagster._time import get_current_timestamp
+    from dagster_shared.merger import deep_merge_dicts
+
+    (partition_set,) = [p for p in repo.get_partition_sets() if p.job_name == job_name]
+    backfill = PartitionBackfill(
+        backfill_id=make_new_backfill_id(),
+        partition_set_origin=partition_set.get_remote_origin(),
+        status=BulkActionStatus.REQUESTED,
+        partition_names=keys,
+        from_failure=False,
+        reexecution_steps=None,
+        tags={},
+        backfill_timestamp=get_current_timestamp(),
+        run_config=run_config,
+    )
+    params = location.get_partition_set_execution_params(
+        repository_handle=repo.handle, partition_set_name=partition_set.name, partition_names=keys, instance=instance
+    )
+    remote_job = repo.get_full_job(job_name)
+    for data in params.partition_data:
+        config = deep_merge_dicts(data.run_config or {}, run_config)
+        run = create_backfill_run(workspace, instance, location, remote_job, partition_set, backfill, data.name,
+                                  data.tags, config)  # fmt: skip
+        instance.submit_run(run.run_id, workspace)
+    return backfill
 
 
 def config_problem(message: str) -> str:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import click
 
 from quant_assets.cli import inputs
-from quant_assets.cli.stage import UI_URL, Stage, log_path, say, stderr_to, tool
+from quant_assets.cli.stage import UI_URL, Stage, log_path, say, stderr_to
 from quant_assets.paths import PROJECT_ROOT
 
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
@@ -48,26 +47,59 @@ def run_or_fail(instance, stage: Stage, started: float) -> None:
         )
 
 
-def _config(text: str | None) -> dict:
+def run_config(files: tuple[Path, ...], text: str | None) -> dict:
+    """The -c files merged in order, then --config-json over them (as ``dagster job execute`` merges its -c files);
+    a run config that picks the celery executor without dagster-celery installed is refused here, in one line."""
+    import yaml
+    from dagster import DagsterUnmetExecutorRequirementsError
+    from dagster_shared.check import CheckError
+    from dagster_shared.merger import deep_merge_dicts
+    from dagster_shared.yaml_utils import merge_yamls
+
+    from quant_assets.defs.executor import check_engine
+
     try:
-        return json.loads(text) if text else {}
+        merged = merge_yamls([str(f) for f in files])
+    except (yaml.YAMLError, CheckError) as exc:  # a parse error, or a file that is not a mapping
+        raise inputs.InputError(f"a -c file is not a YAML run config: {str(exc).splitlines()[0]}") from None
+    try:
+        merged = deep_merge_dicts(merged, json.loads(text) if text else {})
     except json.JSONDecodeError as exc:
         raise inputs.InputError(f"--config-json is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    try:
+        check_engine(merged)
+    except DagsterUnmetExecutorRequirementsError as exc:
+        raise click.ClickException(str(exc)) from None
+    return merged
+
+
+config_files = click.option(
+    "-c",
+    "--config",
+    "config_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run config YAML, repeatable, e.g. -c deploy/celery.yaml to run the steps on Celery workers.",
+)
+config_json = click.option(
+    "--config-json", help='Run config as JSON, e.g. \'{"ops": {"drift_metrics": {"config": {...}}}}\'.'
+)
 
 
 @click.command()
 @click.argument("assets")
 @click.argument("partitions", required=False)
-@click.option("--config-json", help='Run config as JSON, e.g. \'{"ops": {"drift_metrics": {"config": {...}}}}\'.')
-def materialize(assets: str, partitions: str | None, config_json: str | None) -> None:
+@config_files
+@config_json
+def materialize(assets: str, partitions: str | None, config_files: tuple[Path, ...], config_json: str | None) -> None:
     """Materialise ASSETS (comma-separated) for PARTITIONS: one session KEY or a range START...END run as one run."""
     span = inputs.partitions(partitions) if partitions else None
     if span:
         inputs.within_partitions(*span)
-    run_config = _config(config_json)
+    config = run_config(config_files, config_json)
     graph = _definitions().resolve_asset_graph()
     names = inputs.known_names(assets, [k.to_user_string() for k in graph.materializable_asset_keys], "asset")
-    stage = Stage(f"materialize {', '.join(names)} {partitions or ''}".rstrip(), names, span, run_config)
+    stage = Stage(f"materialize {', '.join(names)} {partitions or ''}".rstrip(), names, span, config)
     with open_instance() as instance:
         log = log_path("materialize")
         say(f"    (Dagster's log: {log})")
@@ -79,28 +111,22 @@ def materialize(assets: str, partitions: str | None, config_json: str | None) ->
 @click.argument("job")
 @click.argument("start")
 @click.argument("end")
-def backfill(job: str, start: str, end: str) -> None:
+@config_files
+@config_json
+def backfill(job: str, start: str, end: str, config_files: tuple[Path, ...], config_json: str | None) -> None:
     """Submit a backfill of JOB over the sessions START..END, one run per session (`quant-assets daemon` runs it)."""
-    inputs.within_partitions(*inputs.session_range(start, end, separator=" "))
+    first, last = inputs.session_range(start, end, separator=" ")
+    inputs.within_partitions(first, last)
+    config = run_config(config_files, config_json)
     jobs = _definitions().resolve_all_job_defs()
-    partitioned = [j.name for j in jobs if j.partitions_def is not None and not j.name.startswith("__")]
+    partitioned = {j.name: j for j in jobs if j.partitions_def is not None and not j.name.startswith("__")}
     (name,) = inputs.known_names(job, partitioned, "partitioned job")
-    cmd = [
-        tool("dagster"),
-        "job",
-        "backfill",
-        "-w",
-        str(WORKSPACE),
-        "-j",
-        name,
-        "--from",
-        start,
-        "--to",
-        end,
-        "--noprompt",
-    ]
-    subprocess.run(cmd, check=True)
-    say(f"watch it at {UI_URL}/overview/backfills (`quant-assets ui`; its daemon executes the runs)")
+    from quant_assets.cli.launch import submit_backfill
+
+    with open_instance() as instance, stderr_to(log_path("backfill")):  # the code server's log lines
+        backfill_id, runs = submit_backfill(instance, WORKSPACE, partitioned[name], (first, last), config)
+    say(f"backfill {backfill_id}: {runs} runs of {name} queued; watch them at {UI_URL}/overview/backfills")
+    say("(`quant-assets ui` or `quant-assets daemon` runs the daemon, which launches them)")
 
 
 @click.command("daemon-once")

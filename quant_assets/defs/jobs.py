@@ -1,5 +1,6 @@
-"""Every job of the pipeline: ingest, the daily run, retraining, the parameter sweep (two executors) and
-compaction. Schedules and sensors (defs/automation.py) name these."""
+"""Every job of the pipeline: ingest, the daily run, retraining, the parameter sweep and compaction. Schedules
+and sensors (defs/automation.py) name these. None names an executor: each runs on the one in defs/executor.py,
+whose run config picks in-process, multiprocess (the default) or Celery."""
 
 import dagster as dg
 
@@ -37,27 +38,9 @@ retrain_job = dg.define_asset_job(
 sweep_job = dg.define_asset_job(
     "sweep_job",
     selection=[backtest_sweep],
-    executor_def=dg.multiprocess_executor,
-    description="The parameter sweep alone: one step per (configuration, fold) cell, run in parallel processes.",
+    description="The parameter sweep alone: one step per (configuration, fold) cell, run in parallel processes "
+    "(or on Celery workers with deploy/celery.yaml as run config).",
 )
-
-
-def _celery_sweep_job():
-    """The same sweep with each cell a Celery task (deploy/celery.yaml); None without the 'celery' extra."""
-    try:
-        from dagster_celery import celery_executor
-    except ImportError:
-        return None
-    return dg.define_asset_job(
-        "sweep_job_celery",
-        selection=[backtest_sweep],
-        executor_def=celery_executor,
-        description="The parameter sweep on Celery workers: one task per (configuration, fold) cell; run config "
-        "needs deploy/celery.yaml's execution block, and workers started as it says.",
-    )
-
-
-sweep_job_celery = _celery_sweep_job()
 
 
 @dg.op(description="One compacted file per month and feature family version, beside the originals.")

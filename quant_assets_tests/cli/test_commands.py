@@ -1,5 +1,6 @@
-"""The CLI paths the README documents: a single-run range backfill (`quant-assets materialize A,B K1...K2`) and the
-summary, run as a person runs them (a subprocess; `python -m quant_assets` is the console script's group)."""
+"""The CLI paths the README documents: a single-run range backfill (`quant-assets materialize A,B K1...K2`), the
+summary, and a backfill with a run config (`quant-assets backfill JOB START END -c FILE`), run as a person runs
+them (a subprocess; `python -m quant_assets` is the console script's group)."""
 
 import os
 import subprocess
@@ -56,3 +57,35 @@ def test_summary_of_an_empty_lake_says_so(tmp_path):
         timeout=120,
     )
     assert out.returncode == 1 and "The lake is empty" in out.stderr
+
+
+def test_backfill_queues_one_run_per_session_with_the_run_config(pg_db, tmp_path, monkeypatch):
+    """`quant-assets backfill JOB START END -c FILE`: one queued run per session, each with the file's run config
+    (here the in_process engine; deploy/celery.yaml's block puts them on workers), grouped as one backfill."""
+    import dagster as dg
+    import yaml
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    config = {"execution": {"config": {"in_process": {}}}}
+    (tmp_path / "engine.yaml").write_text(yaml.safe_dump(config))
+    env = dict(os.environ, DAGSTER_HOME=str(home), DAGSTER_PG_URL=pg_db, QUANT_DATA_ROOT=str(tmp_path / "lake"))
+    run = subprocess.run(
+        [sys.executable, "-m", "quant_assets", "backfill", "ingest_job", "2024-07-01", "2024-07-05",
+         "-c", str(tmp_path / "engine.yaml")],
+        env={**env, "PYTHONWARNINGS": "ignore"}, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    monkeypatch.setenv("DAGSTER_PG_URL", pg_db)  # the instance's dagster.yaml reads it
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (backfill,) = instance.get_backfills()
+        runs = instance.get_runs()
+    assert f"backfill {backfill.backfill_id}: 4 runs of ingest_job queued" in run.stderr
+    assert backfill.run_config == config and backfill.status.value == "COMPLETED"
+    # 2024-07-01..05: four sessions (07-04 is a holiday), one run each, queued for the daemon.
+    assert sorted(r.tags["dagster/partition"] for r in runs) == ["2024-07-01", "2024-07-02", "2024-07-03", "2024-07-05"]
+    assert {(r.job_name, r.status, r.tags["dagster/backfill"]) for r in runs} == {
+        ("ingest_job", dg.DagsterRunStatus.QUEUED, backfill.backfill_id)
+    }
+    assert all(r.run_config == config for r in runs)

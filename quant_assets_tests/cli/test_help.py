@@ -18,6 +18,7 @@ COMMANDS = {
     "daemon-once",
     "ui",
     "daemon",
+    "celery",
     "pg",
 }
 

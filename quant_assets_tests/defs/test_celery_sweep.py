@@ -1,10 +1,10 @@
 """The parameter sweep on Celery, end to end: a real broker, a real `dagster-celery` worker, a Postgres instance.
 
-The same sweep is run twice through the Dagster CLI on one small synthetic snapshot: once as `sweep_job` (the
-multiprocess executor) and once as `sweep_job_celery` (the Celery executor) with the execution block of
-``deploy/celery.yaml`` in the run config, with a worker started by the documented command. The aggregated
-table, deflated Sharpe and PBO must be equal by value, and every step of the Celery run must have run in the
-worker's processes.
+The same job, `sweep_job`, is run twice through the Dagster CLI on one small synthetic snapshot: once with the
+multiprocess engine selected in its run config, once with ``deploy/celery.yaml``'s celery block, with a worker
+started by the documented command (`quant-assets celery worker start ...`, reading the same file). The
+aggregated table, deflated Sharpe and PBO must be equal by value, and every step of the Celery run must have
+run in the worker's processes.
 
 Everything that could wait forever is bounded: the worker must report ready within WORKER_READY_S, each run
 is a subprocess killed after RUN_TIMEOUT_S, and the worker's whole process group is stopped in teardown. The
@@ -35,6 +35,8 @@ import yaml
 from quant_assets.core import sessions
 from quant_assets.core.research import snapshots
 from quant_assets.core.storage import pg
+from quant_assets.defs.resources import LakeResource
+from quant_assets.defs.step_outputs import StepOutputsIOManager
 from quant_assets.paths import PROJECT_ROOT
 from quant_assets_tests.conftest import require_or_skip
 from quant_assets_tests.run_configs import MULTIPROCESS, SWEEP_RUN_CONFIG
@@ -49,7 +51,7 @@ CELLS = 4 * 2  # 4 configurations x 2 folds
 
 
 def _celery_config() -> dict:
-    return yaml.safe_load(CELERY_YAML.read_text())["execution"]["config"]
+    return yaml.safe_load(CELERY_YAML.read_text())["execution"]["config"]["celery"]
 
 
 def _require_broker(url: str) -> None:
@@ -81,15 +83,17 @@ def _synthetic_snapshot(root: Path) -> Path:
     return path
 
 
-def _seed_snapshot_asset(home: Path, path: Path) -> None:
-    """Store ``training_snapshot`` (the sweep's input) in the instance, as its materialisation would."""
+def _seed_snapshot_asset(home: Path, lake: Path, path: Path) -> None:
+    """Store ``training_snapshot`` (the sweep's input) in the instance and, through the project's step-output IO
+    manager, beside the lake, as its materialisation would."""
 
     @dg.asset(name="training_snapshot")
     def stand_in() -> str:
         return str(path)
 
+    io_manager = StepOutputsIOManager(lake=LakeResource(root=str(lake)))
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert dg.materialize([stand_in], instance=instance).success
+        assert dg.materialize([stand_in], instance=instance, resources={"io_manager": io_manager}).success
 
 
 def _run_sweep(env: dict, job: str, config_files: list[Path], log: Path) -> None:
@@ -161,7 +165,7 @@ def _sweep_env(tmp_path: Path, pg_db: str, celery_cfg: dict, queue: str) -> tupl
     home, lake = tmp_path / "dagster_home", tmp_path / "lake"
     home.mkdir()
     (home / "dagster.yaml").symlink_to(PROJECT_ROOT / "dagster.yaml")
-    _seed_snapshot_asset(home, _synthetic_snapshot(lake))
+    _seed_snapshot_asset(home, lake, _synthetic_snapshot(lake))
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -176,20 +180,19 @@ def _sweep_env(tmp_path: Path, pg_db: str, celery_cfg: dict, queue: str) -> tupl
     mp_yaml.write_text(yaml.safe_dump(MULTIPROCESS))
     # deploy/celery.yaml's block, on a queue of this test's own: no other worker on the broker takes its tasks,
     # and nothing left in the shared 'dagster' queue by an earlier run reaches this worker.
-    celery_yaml.write_text(
-        yaml.safe_dump({"execution": {"config": {**celery_cfg, "config_source": {"task_default_queue": queue}}}})
-    )
+    celery_cfg = {**celery_cfg, "config_source": {"task_default_queue": queue}}
+    celery_yaml.write_text(yaml.safe_dump({"execution": {"config": {"celery": celery_cfg}}}))
     return home, env, [sweep_yaml, mp_yaml, celery_yaml]
 
 
 def _sweep_on_a_worker(env: dict, configs: list[Path], broker: str, queue: str, name: str, logs: list[Path]) -> set:
-    """Start a worker as the README says, with the run's environment (DAGSTER_HOME, QUANT_*, ...), run the same
-    sweep as sweep_job_celery with the executor's run config, stop the worker; the worker's pids."""
+    """Start a worker as the README says, from the run's celery config file and with the run's environment
+    (DAGSTER_HOME, QUANT_*, ...), run sweep_job with that file as run config, stop the worker; the worker's pids."""
     t0 = time.monotonic()
     with open(logs[1], "w") as out:
         worker = subprocess.Popen(
-            [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(CELERY_YAML),
-             "-q", queue, "-n", name, "--loglevel", "INFO"],
+            [sys.executable, "-m", "quant_assets", "celery", "-c", str(configs[2]), "worker", "start",
+             "-A", "dagster_celery.app", "-q", queue, "-n", name, "--loglevel", "INFO"],
             cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
@@ -205,7 +208,7 @@ def _sweep_on_a_worker(env: dict, configs: list[Path], broker: str, queue: str, 
         t_ready = time.monotonic() - t0
 
         t0 = time.monotonic()
-        _run_sweep(env, "sweep_job_celery", [configs[0], configs[2]], logs[2])
+        _run_sweep(env, "sweep_job", [configs[0], configs[2]], logs[2])
         t_celery = time.monotonic() - t0
         worker_pids |= _group(worker)
     finally:
@@ -235,8 +238,8 @@ def _assert_steps_ran_in_the_worker(cel_events, mp_events, worker_pids: set, nam
     assert set(delegated) == steps and all(host.startswith(f"{name}@") for host in delegated.values())
     step_pids = {e.pid for e in cel_events if e.step_key and e.event_type_value in ("STEP_START", "STEP_SUCCESS")}
     assert step_pids and step_pids <= worker_pids, (step_pids, worker_pids)
-    run_pids = {e.pid for e in cel_events if e.event_type_value == "RUN_START"}
-    assert not run_pids & worker_pids
+    run_pids = {e.pid for e in cel_events if e.event_type == dg.DagsterEventType.RUN_START}
+    assert run_pids and not run_pids & worker_pids
     succeeded = [ln for ln in worker_log.read_text().splitlines() if "Task execute_plan[" in ln and "succeeded" in ln]
     assert len(succeeded) == len(steps)
     mp_pids = {e.pid for e in mp_events if e.step_key and e.event_type_value == "STEP_SUCCESS"}
@@ -252,18 +255,19 @@ def test_sweep_on_celery_workers_matches_multiprocess(tmp_path, pg_db, monkeypat
     home, env, configs = _sweep_env(tmp_path, pg_db, celery_cfg, queue)
     logs = [tmp_path / "multiprocess_run.log", tmp_path / "worker.log", tmp_path / "celery_run.log"]
     try:
-        # 1. The reference: sweep_job, the multiprocess executor.
+        # 1. The reference: sweep_job on the multiprocess engine.
         t0 = time.monotonic()
         _run_sweep(env, "sweep_job", [configs[0], configs[1]], logs[0])
         print(f"multiprocess run {time.monotonic() - t0:.1f} s")
         mp_run, mp_events, mp_result = _last_sweep(home, pg_db, "sweep_job")
         assert mp_run.status == dg.DagsterRunStatus.SUCCESS
 
-        # 2. The same sweep on a Celery worker.
+        # 2. The same job on a Celery worker: only the run config differs.
         worker_pids = _sweep_on_a_worker(env, configs, celery_cfg["broker"], queue, name, logs)
-        cel_run, cel_events, cel_result = _last_sweep(home, pg_db, "sweep_job_celery")
+        cel_run, cel_events, cel_result = _last_sweep(home, pg_db, "sweep_job")
         assert cel_run.run_id != mp_run.run_id and cel_run.status == dg.DagsterRunStatus.SUCCESS
-        assert cel_run.run_config["execution"]["config"]["broker"] == celery_cfg["broker"]
+        assert cel_run.run_config["execution"]["config"]["celery"]["broker"] == celery_cfg["broker"]
+        assert "multiprocess" in mp_run.run_config["execution"]["config"]
 
         _assert_same_figures(mp_result, cel_result)
         _assert_steps_ran_in_the_worker(cel_events, mp_events, worker_pids, name, logs[1])
