@@ -54,7 +54,9 @@ def run_config(queue: str) -> dict:
 
 
 def start(config_file: Path, queue: str, name: str, cwd: Path, env: dict, log: Path) -> subprocess.Popen:
-    """Start one worker as the README says and wait until it reports ready."""
+    """Start one worker as the README says and wait until it reports ready. The venv's bin comes first on its PATH:
+    dagster-celery starts ``celery`` by name."""
+    env = {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
     with open(log, "w") as out:
         worker = subprocess.Popen(
             [str(BIN / "quant-assets"), "celery", "-c", str(config_file), "worker", "start", "-A",

@@ -8,6 +8,7 @@ from quant_assets.core.storage import pg
 from quant_assets.defs.backtests import champion_backtest
 from quant_assets.defs.models import trained_model, training_snapshot
 from quant_assets.defs.resources import LakeResource, RegistryResource
+from quant_assets.defs.step_outputs import StepOutputsIOManager
 from quant_assets_tests.run_configs import MULTIPROCESS, SWEEP_RUN_CONFIG, TRAINING_RUN_CONFIG
 
 
@@ -21,7 +22,8 @@ def sweep_job():
 def test_champion_backtest_then_a_parallel_sweep(feature_lake, tmp_path, pg_db, dagster_instance, monkeypatch):
     root = tmp_path / "lake"
     shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
-    resources = {"lake": LakeResource(root=str(root)), "registry": RegistryResource(url=pg_db)}
+    lake = LakeResource(root=str(root))
+    resources = {"lake": lake, "registry": RegistryResource(url=pg_db), "io_manager": StepOutputsIOManager(lake=lake)}
     trained = dg.materialize(
         [training_snapshot, trained_model, champion_backtest],
         instance=dagster_instance,

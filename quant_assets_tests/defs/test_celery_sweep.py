@@ -6,7 +6,7 @@ started by the documented command (`quant-assets celery worker start ...`, readi
 aggregated table, deflated Sharpe and PBO must be equal by value, and every step of the Celery run must have
 run in the worker's processes.
 
-Everything that could wait forever is bounded: the worker must report ready within WORKER_READY_S, each run
+Everything that could wait forever is bounded: the worker must report ready within celery_workers.READY_S, each run
 is a subprocess killed after RUN_TIMEOUT_S, and the worker's whole process group is stopped in teardown. The
 logs are printed at teardown, so pytest shows them when the test fails. Without a reachable broker the test
 skips, except under CI=true, where it fails.
@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import dagster as dg
 import numpy as np
 import pandas as pd
-import psutil
 import pytest
 import yaml
 
@@ -38,33 +34,14 @@ from quant_assets.core.storage import pg
 from quant_assets.defs.resources import LakeResource
 from quant_assets.defs.step_outputs import StepOutputsIOManager
 from quant_assets.paths import PROJECT_ROOT
-from quant_assets_tests.conftest import require_or_skip
+from quant_assets_tests import celery_workers
 from quant_assets_tests.run_configs import MULTIPROCESS, SWEEP_RUN_CONFIG
 
-CELERY_YAML = PROJECT_ROOT / "deploy" / "celery.yaml"
 BIN = Path(sys.executable).parent
-WORKER_READY_S = 60
 RUN_TIMEOUT_S = 150
 
 CELLS = 4 * 2  # 4 configurations x 2 folds
 # The reference: the multiprocess executor (run_configs.MULTIPROCESS).
-
-
-def _celery_config() -> dict:
-    return yaml.safe_load(CELERY_YAML.read_text())["execution"]["config"]["celery"]
-
-
-def _require_broker(url: str) -> None:
-    try:
-        import dagster_celery  # noqa: F401
-    except ImportError:
-        require_or_skip("dagster-celery is not installed (pip install -e '.[dev]')")
-    parts = urlsplit(url)
-    host, port = parts.hostname or "localhost", parts.port or 5672
-    try:
-        socket.create_connection((host, port), timeout=3).close()
-    except OSError as exc:
-        require_or_skip(f"no Celery broker reachable at {host}:{port} (deploy/celery.yaml): {exc}")
 
 
 def _synthetic_snapshot(root: Path) -> Path:
@@ -120,45 +97,6 @@ def _last_sweep(home: Path, pg_url: str, job: str) -> tuple[dg.DagsterRun, list,
     return run, events, metrics if isinstance(metrics, dict) else json.loads(metrics)
 
 
-def _stop_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    """SIGTERM the worker's process group (the CLI wrapper, celery's main process, its pool), then SIGKILL."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and _group(proc):
-            time.sleep(0.2)
-        if not _group(proc):
-            break
-    proc.wait(timeout=5)
-
-
-def _group(proc: subprocess.Popen) -> set[int]:
-    """Live (not zombie) processes of the worker's process group; reaps the group leader, our child."""
-    proc.poll()
-    live = set()
-    for p in psutil.process_iter(["pid", "status"]):
-        if p.info["status"] != psutil.STATUS_ZOMBIE and _pgid(p.pid) == proc.pid:
-            live.add(p.pid)
-    return live
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
-
-
-def _tail(path: Path, lines: int = 120) -> str:
-    if not path.exists():
-        return f"({path.name}: not written)"
-    text = path.read_text(errors="replace").splitlines()
-    return "\n".join([f"===== {path.name} (last {min(lines, len(text))} of {len(text)} lines) ====="] + text[-lines:])
-
-
 def _sweep_env(tmp_path: Path, pg_db: str, celery_cfg: dict, queue: str) -> tuple[Path, dict, list[Path]]:
     """The project's own instance config (as ./qa links it) on this test's database, a seeded snapshot, the runs'
     environment, and the config files: [sweep, multiprocess executor, celery executor]."""
@@ -189,31 +127,18 @@ def _sweep_on_a_worker(env: dict, configs: list[Path], broker: str, queue: str, 
     """Start a worker as the README says, from the run's celery config file and with the run's environment
     (DAGSTER_HOME, QUANT_*, ...), run sweep_job with that file as run config, stop the worker; the worker's pids."""
     t0 = time.monotonic()
-    with open(logs[1], "w") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "quant_assets", "celery", "-c", str(configs[2]), "worker", "start",
-             "-A", "dagster_celery.app", "-q", queue, "-n", name, "--loglevel", "INFO"],
-            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
+    worker = celery_workers.start(configs[2], queue, name, PROJECT_ROOT, env, logs[1])
     try:
-        deadline = time.monotonic() + WORKER_READY_S
-        while " ready." not in logs[1].read_text(errors="replace"):
-            if worker.poll() is not None:
-                pytest.fail(f"the celery worker exited with code {worker.returncode} before it was ready")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the celery worker was not ready after {WORKER_READY_S} s")
-            time.sleep(0.5)
-        worker_pids = _group(worker)
+        worker_pids = celery_workers.group(worker)
         t_ready = time.monotonic() - t0
 
         t0 = time.monotonic()
         _run_sweep(env, "sweep_job", [configs[0], configs[2]], logs[2])
         t_celery = time.monotonic() - t0
-        worker_pids |= _group(worker)
+        worker_pids |= celery_workers.group(worker)
     finally:
-        _stop_group(worker)
-        _delete_queue(broker, queue)
+        celery_workers.stop(worker)
+        celery_workers.delete_queue(broker, queue)
     print(f"worker ready in {t_ready:.1f} s; celery run {t_celery:.1f} s")
     return worker_pids
 
@@ -230,11 +155,7 @@ def _assert_steps_ran_in_the_worker(cel_events, mp_events, worker_pids: set, nam
     steps = {e.step_key for e in cel_events if e.event_type_value == "STEP_SUCCESS"}
     assert len(steps) == 1 + CELLS + 1 and sum("run_cell" in s for s in steps) == CELLS
     assert steps == {e.step_key for e in mp_events if e.event_type_value == "STEP_SUCCESS"}
-    delegated = {
-        e.step_key: e.engine_event_data.metadata["Celery worker"].value
-        for e in cel_events
-        if e.event_type_value == "ENGINE_EVENT" and "Celery worker" in (e.engine_event_data.metadata or {})
-    }
+    delegated = celery_workers.delegated_steps(cel_events)
     assert set(delegated) == steps and all(host.startswith(f"{name}@") for host in delegated.values())
     step_pids = {e.pid for e in cel_events if e.step_key and e.event_type_value in ("STEP_START", "STEP_SUCCESS")}
     assert step_pids and step_pids <= worker_pids, (step_pids, worker_pids)
@@ -246,10 +167,10 @@ def _assert_steps_ran_in_the_worker(cel_events, mp_events, worker_pids: set, nam
     assert len(mp_pids) > 1 and not mp_pids & worker_pids
 
 
-@pytest.mark.timeout(2 * RUN_TIMEOUT_S + WORKER_READY_S + 120)
+@pytest.mark.timeout(2 * RUN_TIMEOUT_S + celery_workers.READY_S + 120)
 def test_sweep_on_celery_workers_matches_multiprocess(tmp_path, pg_db, monkeypatch):
-    celery_cfg = _celery_config()
-    _require_broker(celery_cfg["broker"])
+    celery_cfg = celery_workers.celery_settings()
+    celery_workers.require_broker(celery_cfg["broker"])
     monkeypatch.setenv("DAGSTER_PG_URL", pg_db)
     queue, name = f"quant-test-{uuid.uuid4().hex[:8]}", f"quanttest{uuid.uuid4().hex[:6]}"
     home, env, configs = _sweep_env(tmp_path, pg_db, celery_cfg, queue)
@@ -273,14 +194,4 @@ def test_sweep_on_celery_workers_matches_multiprocess(tmp_path, pg_db, monkeypat
         _assert_steps_ran_in_the_worker(cel_events, mp_events, worker_pids, name, logs[1])
     finally:
         for log in logs:
-            print(_tail(log))
-
-
-def _delete_queue(broker: str, queue: str) -> None:
-    from kombu import Connection
-
-    try:
-        with Connection(broker, connect_timeout=5) as conn:
-            conn.default_channel.queue_delete(queue)
-    except Exception as exc:  # best effort: a leftover empty queue is harmless
-        print(f"could not delete queue {queue}: {exc}")
+            print(celery_workers.tail(log))

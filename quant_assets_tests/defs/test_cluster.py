@@ -28,6 +28,7 @@ import pytest
 import yaml
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
+from quant_assets import settings
 from quant_assets.core.storage import fs, pg
 from quant_assets.paths import PROJECT_ROOT
 from quant_assets_tests import celery_workers
@@ -88,14 +89,17 @@ def _objects(root, under: str) -> dict[str, bytes]:
 
 
 def _local_files(*directories: Path) -> list[str]:
-    """Files under the worker directories that are neither their config nor Dagster's own logs."""
-    allowed = ("dagster.yaml", "dagster_celery/", "storage/", "logs/", "worker.log")
-    return sorted(
-        str(p.relative_to(d))
-        for d in directories
-        for p in d.rglob("*")
-        if p.is_file() and not str(p.relative_to(d)).startswith(allowed)
-    )
+    """Files under the launcher's and workers' directories other than their instance config, the workers' celery
+    settings (quant-assets celery writes them under DAGSTER_HOME), their logs and Dagster's compute logs."""
+    found = []
+    for d in directories:
+        for p in d.rglob("*"):
+            rel = p.relative_to(d)
+            if not p.is_file() or rel.name in ("dagster.yaml", "worker.log"):
+                continue
+            if not {"dagster_celery", "compute_logs", "logs"} & set(rel.parts):
+                found.append(str(rel))
+    return sorted(found)
 
 
 @pytest.fixture
@@ -108,9 +112,12 @@ def databases(pg_url):
 
 
 def _worker_env(home: Path, pg_db: str, registry: str, root: str, s3_env: dict) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUANT_", "DAGSTER_"))}
-    return {**env, **SETTINGS, **s3_env, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": pg_db,
-            "QUANT_PG_URL": registry, "QUANT_DATA_ROOT": root, "PYTHONWARNINGS": "ignore"}  # fmt: skip
+    """A worker's environment as a new machine's shell would have it after ``eval "$(./qa env)"``: only the
+    settings (defaults for the rest), the instance's Postgres and the object store's variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUANT_", "DAGSTER_", "AWS_"))}
+    given = {**SETTINGS, **s3_env, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": pg_db, "QUANT_PG_URL": registry,
+             "QUANT_DATA_ROOT": root, "PYTHONWARNINGS": "ignore"}  # fmt: skip
+    return settings.launch_env({**env, **given})
 
 
 @pytest.mark.timeout(900)
@@ -121,7 +128,9 @@ def test_the_pipeline_on_two_workers_over_a_bucket_equals_the_local_run(
     celery_workers.require_broker(broker)
     queue = f"quant-cluster-{uuid.uuid4().hex[:8]}"
     history = tmp_path / "history"
-    shutil.copytree(feature_lake, history, ignore=shutil.ignore_patterns("snapshots", "models", "predictions", "_*"))
+    shutil.copytree(
+        feature_lake, history, ignore=shutil.ignore_patterns("snapshots", "models", "predictions", "_step_outputs")
+    )
     s3_root.fs.put(f"{history}/", f"{s3_root.path}/", recursive=True)
     local_root = tmp_path / "local_lake"
     shutil.copytree(history, local_root)
