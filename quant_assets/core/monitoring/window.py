@@ -88,7 +88,7 @@ class DriftRange:
         self.psi = self._psi_series(store)
 
     def _read(self, dataset: str) -> dict[dt.date, pd.DataFrame]:
-        return {d: lake.read_partition(self.root, dataset, d) for d in self.sessions}
+        return lake.read_partitions(self.root, dataset, self.sessions)
 
     def _model_predictions(self, day: dt.date) -> pd.DataFrame:
         frame = self.predictions[day]

@@ -67,8 +67,8 @@ def head_to_head(challenger: pd.DataFrame, champion: pd.DataFrame, labels: pd.Da
 def track_record(root, oos: pd.DataFrame, node: str, after, until) -> pd.DataFrame:
     """A model's out-of-sample predictions: its walk-forward test rows, then its live predictions in (after, until]."""
     frames = [oos[["date", "entity_key", "prediction"]]]
-    for day in sessions.sessions_between(sessions.next_session(after), until):
-        live = lake.read_partition(root, scoring.DATASET, day)
+    days = sessions.sessions_between(sessions.next_session(after), until)
+    for day, live in lake.read_partitions(root, scoring.DATASET, days).items():
         if len(live):
             live = lake.latest_versions(live[live["model"] == node], ["entity_key"])
             frames.append(live[["entity_key", "prediction"]].assign(date=day))

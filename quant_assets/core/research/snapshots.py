@@ -71,7 +71,7 @@ def fingerprint_of(table: pa.Table, manifest: dict) -> str:
 def labels(root: Location, days: list[dt.date], horizon: int, as_of_time: pd.Timestamp) -> pd.DataFrame:
     """Adjusted open-to-open forward returns for ``days`` from price versions known at ``as_of_time``."""
     needed = days + [sessions.session_offset(days[-1], k) for k in range(1, horizon + 1)]
-    bars = [b for d in needed if not (b := lake.read_partition(root, "raw_prices", d)).empty]
+    bars = [b for b in lake.read_partitions(root, "raw_prices", needed).values() if not b.empty]
     if not bars:
         raise SnapshotError(f"no raw_prices partitions for {days[0]}..{days[-1]} under {root}")
     return forward_returns(known_bars(pd.concat(bars, ignore_index=True), as_of_time), days, horizon)
