@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -49,9 +49,21 @@ def family_dirs(root: Path, family: str | None = None) -> list[Path]:
     return [m.parent for m in sorted((Path(root) / "features").glob(f"{family or '*'}/fv=*/{MANIFEST}"))]
 
 
-def day_files(base: Path) -> list[Path]:
-    """The files written to a family version's daily partitions (the originals), in date then name order."""
-    return sorted(Path(base).glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
+def day_files(base: Path, periods: Collection[str] | None = None) -> list[Path]:
+    """The files written to a family version's daily partitions (the originals), in date then name order.
+
+    With ``periods`` (date prefixes such as ``2024-03`` or ``2024``), only the partitions whose date starts
+    with one of them: one listing of the partition names, then a listing of the matching partitions alone,
+    so a compaction of the months a run touched costs the same whatever the length of the history.
+    """
+    base = Path(base)
+    if periods is None:
+        return sorted(base.glob(f"date=*/{lake.PART_PREFIX}*.parquet"))
+    if not base.is_dir():
+        return []
+    keys = tuple(f"date={p}" for p in periods)
+    days = [d for d in base.iterdir() if d.name.startswith(keys)] if keys else []
+    return sorted(p for d in days for p in d.glob(f"{lake.PART_PREFIX}*.parquet"))
 
 
 def _schema(family: FeatureFamily) -> pa.Schema:
