@@ -4,6 +4,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/bench_feature_store.py
     .venv/bin/python benchmarks/bench_feature_store.py --quick   # smoke run: 160 days, 1 repetition (~1 min)
+    .venv/bin/python benchmarks/bench_feature_store.py --pipeline  # the store the pipeline leaves (below)
 
 Everything is written into a temporary directory (``tempfile.mkdtemp``),
 removed at the end; ``data/lake`` is never touched. Total runtime is about 5-8
@@ -69,6 +70,16 @@ Correctness (asserted): the rows regenerated from the seed equal the rows read
 back from the store's files; the store's full answer (values, NaN pattern and
 the answering event time) equals the merge_asof answer on all 1.26M queries,
 and equals the naive loop on the sampled dates.
+
+The store the pipeline leaves behind (``--pipeline``)
+---------------------------------------------------------
+The full-size store only, hard-linked into a copy compacted as the pipeline compacts after a backfill
+(the compact_after_writes sensor, or the CLI after an in-process range run): ``compaction.compact(root,
+months=compaction.complete_months(days, today))``, the complete months the backfill wrote, with ``today``
+the last session (``END``): a live deployment at the end of a month, whose current month (21 sessions, 42
+files) is read uncompacted beside the 119 compacted months. Timed in the same run, ``REPS`` interleaved
+repetitions in fresh processes: the full query on that store, on the uncompacted store, and merge_asof
+in memory; verified as below (without the naive loop). No scaling, no naive loop.
 
 Scaling: the same query at 1x, 4x and 16x the rows: the last 158, 630 and
 2,520 sessions (the 158- and 630-day stores hold hard links to the full
@@ -303,11 +314,15 @@ def _child_store(root: str, n_days: int) -> dict:
     }
 
 
-def _child_compact(root: str) -> dict:
-    from quant_assets.core.features.compaction import compact
+def _child_compact(root: str, today: str | None = None) -> dict:
+    """Compact every month, or (with ``today``) the complete months of the sessions, as the pipeline does."""
+    import datetime as dt
 
+    from quant_assets.core.features.compaction import compact, complete_months
+
+    months = None if today is None else complete_months(_days(), dt.date.fromisoformat(today))
     load0, cpu0, t0 = common.load1(), common.cpu_s(), time.perf_counter()
-    done = compact(Path(root))
+    done = compact(Path(root), months=months)
     return {
         "wall_s": time.perf_counter() - t0,
         "cpu_s": common.cpu_s() - cpu0,
@@ -424,10 +439,11 @@ def _child_verify(root: str, raw_root: str, rows_path: str, naive_path: str) -> 
     lag = want["ingest_time"] - want["event_time"]
     restated_answers = int((lag > pd.Timedelta(minutes=INGEST_LAG_MIN)).sum())
 
-    # 3. store == naive on the sampled dates
-    naive_values = np.load(naive_path)
-    naive_event = np.load(naive_path.replace(".npy", "_event.npy"))
-    for n, k in enumerate(_sample_dates(N_DAYS)):
+    # 3. store == naive on the sampled dates (none in --pipeline mode)
+    sampled = _sample_dates(N_DAYS) if naive_path else []
+    naive_values = np.load(naive_path) if naive_path else None
+    naive_event = np.load(naive_path.replace(".npy", "_event.npy")) if naive_path else None
+    for n, k in enumerate(sampled):
         rows = slice(k * N_ENTITIES, (k + 1) * N_ENTITIES)
         assert np.array_equal(got_values[rows], naive_values[n], equal_nan=True), f"store != naive on date {k}"
         assert np.array_equal(got_event[rows], naive_event[n], equal_nan=True), f"event times != naive on {k}"
@@ -437,7 +453,7 @@ def _child_verify(root: str, raw_root: str, rows_path: str, naive_path: str) -> 
         "answered": int(answered.sum()),
         "unanswered": int((~answered).sum()),
         "restated_answers": restated_answers,
-        "naive_dates": len(_sample_dates(N_DAYS)),
+        "naive_dates": len(sampled),
     }
 
 
@@ -478,7 +494,8 @@ _spawn = partial(common.spawn, __file__)  # _spawn(kind, *args): this script's c
 _run = partial(common.run, __file__)
 
 
-def build_store(tmp: Path) -> Path:
+def write_store(tmp: Path) -> Path:
+    """The full-size store, written with files.write_day by BUILD_WORKERS processes."""
     from quant_assets.core.features.files import family_dir
 
     root = tmp / f"store_{N_DAYS}"
@@ -501,35 +518,46 @@ def build_store(tmp: Path) -> Path:
         f"{N_DAYS * RESTATED_PER_DAY:,} restatements), {len(files):,} files in "
         f"{len(list(base.glob('date=*')))} partitions, {size / 2**20:.0f} MiB on disk; {base.relative_to(tmp)}"
     )
-    for n_days in SCALES[:-1]:
-        sub = tmp / f"store_{n_days}"
-        sub_base = family_dir(sub, _family())
-        sub_base.mkdir(parents=True)
-        shutil.copy2(base / "_manifest.json", sub_base / "_manifest.json")
-        for part in sorted(base.glob("date=*"))[-n_days:]:
-            (sub_base / part.name).mkdir()
-            for f in part.iterdir():
-                os.link(f, sub_base / part.name / f.name)
-    print(f"compaction (compaction.compact, one file per month beside the originals); {common.load_text()}")
-    for n_days in SCALES:
-        packed = family_dir(tmp / f"packed_{n_days}", _family())
-        packed.mkdir(parents=True)
-        src = family_dir(tmp / f"store_{n_days}", _family())
-        shutil.copy2(src / "_manifest.json", packed / "_manifest.json")
-        for part in sorted(src.glob("date=*")):
-            (packed / part.name).mkdir()
-            for f in part.iterdir():
-                os.link(f, packed / part.name / f.name)
-        c = _run("compact", str(tmp / f"packed_{n_days}"))
-        size = sum(f.stat().st_size for f in (packed / "_compacted").glob("*.parquet"))
-        print(
-            f"  {n_days} sessions: {c['files']:,} files -> {c['records']} compacted files ({size / 2**20:.0f} MiB,"
-            f" uncompressed) in {c['wall_s']:.0f} s wall, {c['cpu_s']:.0f} s cpu, load {common.loads([c])}"
-        )
+    return root
+
+
+def link_store(src: Path, dst: Path, n_days: int | None = None) -> Path:
+    """A store holding hard links to ``src``'s manifest and the partitions of its last ``n_days`` (all: None)."""
+    from quant_assets.core.features.files import family_dir
+
+    src_base, dst_base = family_dir(src, _family()), family_dir(dst, _family())
+    dst_base.mkdir(parents=True)
+    shutil.copy2(src_base / "_manifest.json", dst_base / "_manifest.json")
+    for part in sorted(src_base.glob("date=*"))[-(n_days or N_DAYS) :]:
+        (dst_base / part.name).mkdir()
+        for f in part.iterdir():
+            os.link(f, dst_base / part.name / f.name)
+    return dst
+
+
+def make_rows(tmp: Path) -> None:
     made = _run("rows", str(tmp / "rows.arrow"))
     print(
         f"in-memory rows for the baselines regenerated from the seed in {made['wall_s']:.0f} s: {made['rows']:,} rows"
     )
+
+
+def build_store(tmp: Path) -> Path:
+    from quant_assets.core.features.files import family_dir
+
+    root = write_store(tmp)
+    for n_days in SCALES[:-1]:
+        link_store(root, tmp / f"store_{n_days}", n_days)
+    print(f"compaction (compaction.compact, one file per month beside the originals); {common.load_text()}")
+    for n_days in SCALES:
+        packed = link_store(tmp / f"store_{n_days}", tmp / f"packed_{n_days}")
+        c = _run("compact", str(packed))
+        size = sum(f.stat().st_size for f in (family_dir(packed, _family()) / "_compacted").glob("*.parquet"))
+        print(
+            f"  {n_days} sessions: {c['files']:,} files -> {c['records']} compacted files ({size / 2**20:.0f} MiB,"
+            f" uncompressed) in {c['wall_s']:.0f} s wall, {c['cpu_s']:.0f} s cpu, load {common.loads([c])}"
+        )
+    make_rows(tmp)
     return root
 
 
@@ -647,15 +675,67 @@ def bench(tmp: Path, root: Path) -> None:
     )
 
 
+def pipeline(tmp: Path) -> None:
+    """The full-size store as the pipeline leaves it (automatic compaction) against merge_asof, same run."""
+    root = write_store(tmp)
+    auto = link_store(root, tmp / "auto")
+    c = _run("compact", str(auto), END)
+    print(
+        f"automatic compaction (the complete months of the backfill's sessions, today = {END}): {c['files']:,} files"
+        f" -> {c['records']} compacted months in {c['wall_s']:.0f} s wall, {c['cpu_s']:.0f} s cpu; load"
+        f" {common.loads([c])}"
+    )
+    make_rows(tmp)
+    common.section(f"the full query, {REPS} interleaved repetitions in fresh processes")
+    runs: dict[str, list[dict]] = {"auto": [], "raw": [], "asof": []}
+    rows_path = str(tmp / "rows.arrow")
+    for _ in range(REPS):
+        runs["auto"].append(_run("store", str(auto), N_DAYS))
+        runs["asof"].append(_run("asof", rows_path, N_DAYS))
+        runs["raw"].append(_run("store", str(root), N_DAYS))
+    check = _run("verify", str(auto), str(root), rows_path, "")
+    asof_cpu = common.med(runs["asof"], "cpu_s")
+    table = [
+        [
+            label,
+            runs[k][0].get("files", "-"),
+            f"{common.med(runs[k], 'wall_s'):.2f}",
+            f"{common.med(runs[k], 'cpu_s'):.2f}",
+            common.reps(runs[k], "cpu_s"),
+            f"{common.med(runs[k], 'cpu_s') / asof_cpu:.2f}",
+            f"{max(r['rss_peak_mb'] for r in runs[k]) / 1024:.2f}",
+            common.loads(runs[k]),
+        ]
+        for k, label in [("auto", "store as the pipeline leaves it"), ("raw", "same store, never compacted")]
+        + [("asof", "merge_asof in memory")]
+    ]
+    print()
+    common.print_table(
+        "|files|wall s|cpu s|cpu s per rep|cpu / merge_asof|peak GiB|load",
+        table,
+        f"{N_ENTITIES} entities x {N_DAYS} days x {N_FEATURES} features, {check['queries']:,} queries; medians of "
+        f"{REPS}; cpu: user+sys of the process over the call, DuckDB threads included.",
+    )
+    print(
+        f"verified: the automatically compacted store == the uncompacted store bit for bit == merge_asof on all "
+        f"{check['queries']:,} queries (values, NaN pattern, answering event time)"
+    )
+
+
 def main() -> None:
     parser = common.arguments(__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run: 160 days, 1 repetition")
-    if parser.parse_args().quick:
+    parser.add_argument("--pipeline", action="store_true", help="the store the pipeline leaves vs merge_asof")
+    args = parser.parse_args()
+    if args.quick:
         os.environ["BENCH_FEATURE_STORE_QUICK"] = "1"
-        os.execv(sys.executable, [sys.executable, str(Path(__file__).resolve())])
+        rest = [a for a in sys.argv[1:] if a != "--quick"]
+        os.execv(sys.executable, [sys.executable, str(Path(__file__).resolve()), *rest])
     with common.report("bench_feature_store", "quant_assets/core/features") as tmp:
-        root = build_store(tmp)
-        bench(tmp, root)
+        if args.pipeline:
+            pipeline(tmp)
+        else:
+            bench(tmp, build_store(tmp))
 
 
 if __name__ == "__main__":

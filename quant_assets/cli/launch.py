@@ -45,7 +45,7 @@ def run_stage(instance: dg.DagsterInstance, stage: Stage, started: float) -> dg.
     recon = repository()
     graph = recon.get_definition()
     keys = [dg.AssetKey(name) for name in stage.assets]
-    job = graph.get_implicit_job_def_for_assets(keys)
+    job = graph.get_job(stage.job) if stage.job else graph.get_implicit_job_def_for_assets(keys)
     if job is None:
         raise InputError(f"{', '.join(stage.assets)} mix partitioned and unpartitioned assets: run them separately")
     tags = {LAUNCH_TAG: uuid.uuid4().hex, **_partition_tags(graph, keys, stage)}
@@ -58,7 +58,7 @@ def run_stage(instance: dg.DagsterInstance, stage: Stage, started: float) -> dg.
             instance,
             run_config=dict(stage.run_config),
             tags=tags,
-            asset_selection=keys,
+            asset_selection=keys or None,
         )
     except dg.DagsterInvalidConfigError as exc:
         raise _invalid(exc) from None

@@ -37,7 +37,8 @@ def _definitions():
 
 
 def run_or_fail(instance, stage: Stage, started: float) -> None:
-    """Run a stage; a failed run ends the command with one line naming it and where to look."""
+    """Run a stage; a failed run ends the command with one line naming it and where to look. A run that wrote
+    feature partitions is followed by the compaction of the complete months it wrote (``compact_written``)."""
     from quant_assets.cli.launch import run_stage
 
     run = run_stage(instance, stage, started)
@@ -45,6 +46,25 @@ def run_or_fail(instance, stage: Stage, started: float) -> None:
         raise click.ClickException(
             f"{stage.title}: run {run.run_id[:8]} {run.status.value}; see {UI_URL}/runs/{run.run_id}"
         )
+    if not stage.job:
+        compact_written(instance, run.run_id, started)
+
+
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}  # one op: a step process would only add its start-up
+
+
+def compact_written(instance, run_id: str, started: float) -> None:
+    """Compact the complete months whose feature partitions the run wrote, as a compaction_job run: what the
+    daemon's compact_after_writes sensor does after a run it did not see finish (these runs execute in this
+    process, perhaps with no daemon running). The current month waits for the end of the month."""
+    from quant_assets.core.features.compaction import complete_months
+    from quant_assets.defs.automation import exchange_today, run_months
+
+    months = complete_months(run_months(instance, run_id), exchange_today())
+    if months:
+        config = {"ops": {"compact_feature_files": {"config": {"months": months}}}, **IN_PROCESS}
+        title = f"compaction_job: the {len(months)} complete month(s) written, {months[0]}...{months[-1]}"
+        run_or_fail(instance, Stage(title, [], run_config=config, job="compaction_job"), started)
 
 
 def run_config(files: tuple[Path, ...], text: str | None) -> dict:
@@ -127,6 +147,7 @@ def backfill(job: str, start: str, end: str, config_files: tuple[Path, ...], con
         backfill_id, runs = submit_backfill(instance, WORKSPACE, partitioned[name], (first, last), config)
     say(f"backfill {backfill_id}: {runs} runs of {name} queued; watch them at {UI_URL}/overview/backfills")
     say("(`quant-assets ui` or `quant-assets daemon` runs the daemon, which launches them)")
+    say("once it is over, the daemon's compact_after_writes sensor compacts the complete months it wrote")
 
 
 @click.command("daemon-once")

@@ -18,12 +18,14 @@ _terminal = None  # the terminal's stderr while stderr_to() sends file descripto
 
 @dataclass(frozen=True)
 class Stage:
-    """One run: which assets, which sessions (None: unpartitioned), and the run config."""
+    """One run: which assets, which sessions (None: unpartitioned), and the run config; or, with ``job``, that
+    job of the definitions (no assets) with the run config."""
 
     title: str
     assets: list[str]
     partitions: tuple[dt.date, dt.date] | None = None
     run_config: Mapping[str, Any] = field(default_factory=dict)
+    job: str | None = None
 
 
 def say(line: str) -> None:

@@ -1,16 +1,21 @@
-"""Schedules (daily run, monthly compaction), the retraining sensor and the run-failure sensor."""
+"""Schedules (daily run, daily compaction of the month just ended), the retraining sensor, the compaction sensor
+(after runs and backfills that wrote features) and the run-failure sensor."""
 
+import datetime as dt
 import json
+from collections import defaultdict
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from quant_assets.core import sessions
+from quant_assets.core.features import compaction
 from quant_assets.core.monitoring import alerts, history
 from quant_assets.core.registry import models
-from quant_assets.defs.config import SnapshotConfig
+from quant_assets.defs.config import CompactionConfig, SnapshotConfig
+from quant_assets.defs.features import alt_features, price_features
 from quant_assets.defs.jobs import compaction_job, daily_job, retrain_job
-from quant_assets.defs.resources import AlertPolicy, RegistryResource
+from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
 
 DAILY_CRON = "30 17 * * 1-5"  # 17:30 New York, after the close (13:00 on early-close days) and the data lags
 
@@ -101,13 +106,105 @@ def _retrain_request(breach: alerts.Breach, champion: str, policy: AlertPolicy) 
     )
 
 
-compaction_schedule = dg.ScheduleDefinition(
-    name="compaction_schedule",
+# --- compaction without an operator ---------------------------------------------------------------------------
+
+FEATURE_ASSETS = (price_features.key, alt_features.key)
+BACKFILL_TAG = "dagster/backfill"
+BACKFILL_ACTIVE = {"REQUESTED", "CANCELING", "FAILING"}  # BulkActionStatus values of a backfill not yet over
+PAGE = 1000
+
+
+def compaction_request(months: list[str], trigger: str, run_key: str | None = None) -> dg.RunRequest:
+    """One compaction_job run for ``months`` (the op looks at those months' files only)."""
+    return dg.RunRequest(
+        run_key=run_key,
+        run_config=dg.RunConfig(ops={"compact_feature_files": CompactionConfig(months=months)}),
+        tags={"quant/trigger": trigger, "quant/months": f"{months[0]}..{months[-1]}"},
+    )
+
+
+def exchange_today() -> dt.date:
+    return dt.datetime.now(ZoneInfo(sessions.EXCHANGE_TZ)).date()
+
+
+def run_months(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The months of the feature partitions one run materialised (the CLI's in-process runs)."""
+    entries = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    events = [e.event_log_entry.dagster_event for e in entries]
+    return sorted({e.partition[:7] for e in events if e.asset_key in FEATURE_ASSETS and e.partition})
+
+
+def _written(instance: dg.DagsterInstance, after: dict[str, int]) -> dict[str, set[str]]:
+    """The months of the feature partitions materialised after each asset's last seen event (``after``, by
+    asset, advanced in place), by run."""
+    by_run: dict[str, set[str]] = defaultdict(set)
+    for key in FEATURE_ASSETS:
+        name, more = key.to_user_string(), True
+        while more:
+            page = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, after_storage_id=after.get(name)), limit=PAGE, ascending=True
+            )
+            for r in page.records:
+                by_run[r.run_id].update([r.partition_key[:7]] if r.partition_key else [])
+                after[name] = r.storage_id
+            more = page.has_more
+    return by_run
+
+
+def _ready(instance: dg.DagsterInstance, by_run: dict[str, set[str]], held: dict[str, list[str]]) -> set[str]:
+    """The months written by runs outside a backfill, plus those of every backfill that is over; the months of
+    a backfill still running are added to ``held`` (by backfill id) until it is."""
+    ready: set[str] = set()
+    runs = instance.get_runs(dg.RunsFilter(run_ids=list(by_run))) if by_run else []
+    for run in runs:
+        backfill = run.tags.get(BACKFILL_TAG)
+        if backfill:
+            held[backfill] = sorted(set(held.get(backfill, [])) | by_run[run.run_id])
+        else:
+            ready |= by_run[run.run_id]
+    for backfill_id in list(held):
+        backfill = instance.get_backfill(backfill_id)
+        if backfill is None or backfill.status.value not in BACKFILL_ACTIVE:
+            ready |= set(held.pop(backfill_id))
+    return ready
+
+
+@dg.sensor(
     job=compaction_job,
-    cron_schedule="0 6 1 * *",
-    execution_timezone=sessions.EXCHANGE_TZ,
-    description="Monthly, before the open: compact last month's feature files.",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After a run or a backfill that wrote feature partitions (a backfill: once it is over, so its "
+    "months are compacted once), requests one compaction_job run for the complete months it wrote that have "
+    "at least 8 uncompacted files; the current month waits for compaction_schedule at its end.",
 )
+def compact_after_writes(context: dg.SensorEvaluationContext, lake: LakeResource):
+    state = json.loads(context.cursor) if context.cursor else {"after": {}, "held": {}}
+    ready = _ready(context.instance, _written(context.instance, state["after"]), state["held"])
+    months = compaction.due(lake.path, compaction.complete_months(ready, exchange_today())) if ready else []
+    if not months:
+        waiting = f"; backfills still running: {', '.join(sorted(state['held']))}" if state["held"] else ""
+        return dg.SensorResult(skip_reason=f"no complete month to compact{waiting}", cursor=json.dumps(state))
+    seen = max(state["after"].values(), default=0)  # the last event read: a new key for each new request
+    request = compaction_request(months, "written", run_key=f"compaction:{seen}:{','.join(months)}")
+    return dg.SensorResult(run_requests=[request], cursor=json.dumps(state))
+
+
+@dg.schedule(
+    job=compaction_job,
+    cron_schedule="0 6 * * *",
+    execution_timezone=sessions.EXCHANGE_TZ,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Each morning, before the open and after the previous session's daily run: compacts the month "
+    "that has just ended once it has at least 8 uncompacted files per family version (so each month once, "
+    "on the first morning after its end; a missed morning is caught the next), and skips otherwise.",
+)
+def compaction_schedule(context: dg.ScheduleEvaluationContext, lake: LakeResource):
+    day = context.scheduled_execution_time.astimezone(ZoneInfo(sessions.EXCHANGE_TZ)).date()
+    month = f"{day.replace(day=1) - dt.timedelta(days=1):%Y-%m}"
+    months = compaction.due(lake.path, [month])
+    if not months:
+        return dg.SkipReason(f"{month} is compacted (or has fewer than 8 uncompacted files per family version)")
+    return compaction_request(months, "schedule", run_key=f"compaction:{month}:{day.isoformat()}")
 
 
 @dg.run_failure_sensor(

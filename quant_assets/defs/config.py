@@ -81,6 +81,15 @@ class FeatureConfig(dg.Config):
     )
 
 
+class CompactionConfig(dg.Config):
+    months: list[str] | None = Field(
+        None,
+        description="Months (YYYY-MM) to compact; unset: every month of the store. The compaction sensor and "
+        "schedule and the CLI set the complete months a run wrote, so a run looks at those alone.",
+    )
+    min_files: int = Field(8, ge=1, description="(Re)compact a month once this many of its files are uncovered.")
+
+
 # --- research ------------------------------------------------------------------------------------------------
 
 

@@ -8,6 +8,8 @@ import sys
 
 from quant_assets.paths import PROJECT_ROOT
 
+ASSETS = "raw_prices,alt_data,price_features,alt_features"
+
 
 def test_partition_range_through_the_dagster_cli_then_summary(pg_db, tmp_path):
     home = tmp_path / "home"
@@ -22,7 +24,7 @@ def test_partition_range_through_the_dagster_cli_then_summary(pg_db, tmp_path):
         PYTHONWARNINGS="ignore",
     )
     run = subprocess.run(
-        [sys.executable, "-m", "quant_assets", "materialize", "raw_prices,alt_data", "2024-07-01...2024-07-08"],
+        [sys.executable, "-m", "quant_assets", "materialize", ASSETS, "2024-07-01...2024-07-12"],
         env=env,
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -34,6 +36,14 @@ def test_partition_range_through_the_dagster_cli_then_summary(pg_db, tmp_path):
     assert "raw_prices done in" in run.stderr and "alt_data done in" in run.stderr, run.stderr
     assert "http://127.0.0.1:3000/runs/" in run.stderr
     assert run.stderr.rstrip().endswith("run succeeded"), run.stderr
+    # The run wrote feature partitions of a complete month: the store it leaves is compacted, a record per
+    # family version and month, by a compaction_job run after it (no daemon needed).
+    assert "compaction_job: the 1 complete month(s) written, 2024-07...2024-07" in run.stderr
+    records = sorted(
+        p.relative_to(tmp_path / "lake" / "features").parts[0]
+        for p in (tmp_path / "lake").glob("features/*/fv=*/_compacted/2024-07-*.json")
+    )
+    assert records == ["alt", "price"], run.stderr
     summary = subprocess.run(
         [sys.executable, "-m", "quant_assets", "summary"],
         env=env,
@@ -44,9 +54,9 @@ def test_partition_range_through_the_dagster_cli_then_summary(pg_db, tmp_path):
     )
     assert summary.returncode == 0, summary.stderr
     lines = {line.split()[0]: line.split() for line in summary.stdout.splitlines()[1:] if line.strip()}
-    # 2024-07-01..08 holds 5 sessions (07-04 is a holiday); alt days: 06-29..07-08 = 10 calendar days.
-    assert lines["raw_prices"][1:4] == ["5", "35", "7"]
-    assert lines["alt_data"][1:4] == ["5", "70", "7"]
+    # 2024-07-01..12 holds 9 sessions (07-04 is a holiday); alt days: 06-29..07-12 = 14 calendar days.
+    assert lines["raw_prices"][1:4] == ["9", "63", "7"]
+    assert lines["alt_data"][1:4] == ["9", "98", "7"]
 
 
 def test_summary_of_an_empty_lake_says_so(tmp_path):

@@ -1,10 +1,10 @@
 """Compaction of a family version's many small daily files, and the plan of which files a query reads.
 
 Each daily partition holds a file per delivery, so a long history is thousands of small files, and a
-scan pays a fixed CPU cost per file whatever its size (benchmarks/RESULTS.md). ``compact`` (an explicit operation)
-writes, beside the originals, one content-addressed file per calendar month holding exactly the rows of
-that month's original files, then a record naming the originals it covers (a new file, written last;
-nothing is rewritten or deleted):
+scan pays a fixed CPU cost per file whatever its size (benchmarks/RESULTS.md). ``compact`` writes, beside
+the originals, one content-addressed file per calendar month holding exactly the rows of that month's
+original files, then a record naming the originals it covers (a new file, written last; nothing is
+rewritten or deleted):
 
     <family version dir>/_compacted/part-<sha>.parquet        same schema as the originals
     <family version dir>/_compacted/<YYYY-MM>-<sha>.json      {"period", "covers": [original paths], "parts", "rows"}
@@ -16,6 +16,13 @@ covers (files written after the compaction, such as restatements of old days). T
 same set either way, and the answer depends only on that set (keys are unique), so compacted and
 uncompacted stores answer identically. ``feature_events`` and the other audit readers keep reading the
 originals, which stay the source of truth.
+
+Compaction runs without an operator (defs/automation.py, cli/runs.py): after a run or backfill that wrote
+feature partitions, for the complete months it wrote (``complete_months``), and each morning for the month
+that has just ended. Both look only at the months in question (``months=``, ``due``), never the whole
+history. A month still receiving files could be compacted as well (later files are read beside the record's
+part, and a re-compaction once ``min_files`` more arrived supersedes it), but each re-compaction is a
+larger copy of the month; waiting for the month's end writes each month once.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -61,20 +69,25 @@ def read_record(path: Location) -> dict:
     return {**record, "covers": covers, "parts": parts, "name": path.name}
 
 
-def record_paths(base: Location) -> list[Location]:
-    """The compaction records of a family version directory (not the temporary files of a killed writer)."""
-    return fs.listing(base / COMPACTED, "[!.]*.json")
+def record_paths(base: Location, periods: Collection[str] | None = None) -> list[Location]:
+    """The compaction records of a family version directory (not the temporary files of a killed writer);
+    with ``periods``, those of these periods only (a record's name starts with its period)."""
+    folder = base / COMPACTED
+    if periods is None:
+        return fs.listing(folder, "[!.]*.json")
+    return sorted((p for key in set(periods) for p in fs.listing(folder, f"{key}-*.json")), key=str)
 
 
-def _compactions(base: Location, present: set[str]) -> list[dict]:
+def _compactions(base: Location, present: set[str], periods: Collection[str] | None = None) -> list[dict]:
     """The usable compaction records, chosen without overlap: largest first (a superset supersedes).
 
     A record is usable when every original it covers is among ``present`` (relative paths) and every part
     it names exists (a compaction killed before its record was written left a part and no record). A
-    record that does not match its name is refused with an error naming it.
+    record that does not match its name is refused with an error naming it. With ``periods``, only the
+    records of those periods are read.
     """
     records = []
-    for path in record_paths(base):
+    for path in record_paths(base, periods):
         record = read_record(path)
         covers, parts = record["covers"], record["parts"]
         if covers and set(covers) <= present and all((base / COMPACTED / p).is_file() for p in parts):
@@ -120,25 +133,40 @@ def _write_compacted(table: pa.Table, path: Location) -> bool:
     return lake.write_parquet(table, path, compression="none", use_dictionary=strings)
 
 
-def compact_family(base: Location, period: str = "month", min_files: int = 8) -> list[Compaction]:
+def _keys(period: str, months: Iterable[str] | None) -> set[str] | None:
+    """The periods holding ``months`` (``YYYY-MM``; None: every period)."""
+    if period not in PERIODS:
+        raise FeatureStoreError(f"unknown compaction period {period!r}; one of {sorted(PERIODS)}")
+    return None if months is None else {m[: PERIODS[period]] for m in months}
+
+
+def _periods(base: Location, period: str, keys: set[str] | None) -> dict[str, tuple[list[str], int]]:
+    """Per period (of ``keys``, or all): its original files (relative paths) and how many no usable record
+    covers. Only the partitions and records of those periods are listed and read."""
+    relative = [fs.relative(p, base) for p in day_files(base, keys)]
+    covered = {c for r in _compactions(base, set(relative), keys) for c in r["covers"]}
+    by_period: dict[str, list[str]] = defaultdict(list)
+    for rel in relative:
+        by_period[rel[5 : 5 + PERIODS[period]]].append(rel)
+    return {key: (files, sum(f not in covered for f in files)) for key, files in sorted(by_period.items())}
+
+
+def compact_family(
+    base: Location, period: str = "month", min_files: int = 8, months: Iterable[str] | None = None
+) -> list[Compaction]:
     """Compact one family version directory: per period, one file of all its original rows plus a record.
 
     A period is (re)compacted when at least ``min_files`` of its original files are not covered by the
     records a reader would use; the new record covers all of the period's originals, so it supersedes the
     earlier one. Originals, earlier parts and records stay as they are (superseded ones are simply no
     longer read). The part is content-addressed and checked as it reads back (row count and digest)
-    before the record is written; re-running on unchanged files writes nothing.
+    before the record is written; re-running on unchanged files writes nothing. With ``months``, only the
+    periods holding them are looked at (the automatic compaction after a run: its cost is that of the
+    months the run wrote, not of the history).
     """
-    if period not in PERIODS:
-        raise FeatureStoreError(f"unknown compaction period {period!r}; one of {sorted(PERIODS)}")
-    relative = [fs.relative(p, base) for p in day_files(base)]
-    covered = {c for r in _compactions(base, set(relative)) for c in r["covers"]}
-    by_period: dict[str, list[str]] = defaultdict(list)
-    for rel in relative:
-        by_period[rel[5 : 5 + PERIODS[period]]].append(rel)
     out = []
-    for key, files in sorted(by_period.items()):
-        if sum(f not in covered for f in files) >= max(1, min_files):
+    for key, (files, uncovered) in _periods(base, period, _keys(period, months)).items():
+        if uncovered >= max(1, min_files):
             out.append(_compact_period(base, key, files))
     return out
 
@@ -166,6 +194,34 @@ def _compact_period(base: Location, key: str, files: list[str]) -> Compaction:
     return Compaction(record, key, len(files), table.num_rows, created)
 
 
-def compact(root: Location, family: str | None = None, period: str = "month", min_files: int = 8) -> list[Compaction]:
+def compact(
+    root: Location,
+    family: str | None = None,
+    period: str = "month",
+    min_files: int = 8,
+    months: Iterable[str] | None = None,
+) -> list[Compaction]:
     """``compact_family`` over every stored family version (or those of one family) under ``root``."""
-    return [c for base in family_dirs(root, family) for c in compact_family(base, period, min_files)]
+    return [c for base in family_dirs(root, family) for c in compact_family(base, period, min_files, months)]
+
+
+def due(root: Location, months: Iterable[str], min_files: int = 8) -> list[str]:
+    """Which of ``months`` a monthly ``compact`` would write: those where some family version has at least
+    ``min_files`` originals no record covers. Lists only those months' partitions and records, so a sensor
+    can ask after every run without a compaction run that would do nothing."""
+    keys, out = set(months), set()
+    for base in family_dirs(root):
+        out.update(k for k, (_, n) in _periods(base, "month", keys).items() if n >= max(1, min_files))
+    return sorted(out)
+
+
+def complete_months(days: Iterable[dt.date | str], today: dt.date) -> list[str]:
+    """The calendar months (``YYYY-MM``) of ``days`` (dates, or ISO dates or months as text) that ended
+    before ``today``.
+
+    Automatic compaction takes complete months only, so a month is compacted once, after its last session,
+    instead of again and again into ever larger copies while its daily files arrive; the current month's
+    few files (one per session and delivery) are read as they are until then.
+    """
+    current = f"{today:%Y-%m}"
+    return sorted({m for m in (str(d)[:7] for d in days) if m < current})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import pandas as pd
 import pyarrow as pa
@@ -49,9 +49,17 @@ def family_dirs(root: Location, family: str | None = None) -> list[Location]:
     return [m.parent for m in fs.listing(root / "features", f"{family or '*'}/fv=*/{MANIFEST}")]
 
 
-def day_files(base: Location) -> list[Location]:
-    """The files written to a family version's daily partitions (the originals), in date then name order."""
-    return fs.listing(base, f"date=*/{lake.PART_PREFIX}*.parquet")
+def day_files(base: Location, periods: Collection[str] | None = None) -> list[Location]:
+    """The files written to a family version's daily partitions (the originals), in date then name order.
+
+    With ``periods`` (date prefixes such as ``2024-03`` or ``2024``), only the partitions whose date starts
+    with one of them: one listing of the partition names, then a listing of the matching partitions alone,
+    so a compaction of the months a run touched costs the same whatever the length of the history.
+    """
+    if periods is None:
+        return fs.listing(base, f"date=*/{lake.PART_PREFIX}*.parquet")
+    found = (f for key in sorted(set(periods)) for f in fs.listing(base, f"date={key}*/{lake.PART_PREFIX}*.parquet"))
+    return sorted(found, key=str)
 
 
 def _schema(family: FeatureFamily) -> pa.Schema:

@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.core.features.compaction import COMPACTED, compact, compact_family, read_plan
+from quant_assets.core.features.compaction import (
+    COMPACTED,
+    compact,
+    compact_family,
+    complete_months,
+    due,
+    read_plan,
+)
 from quant_assets.core.features.definitions import FeatureDef, FeatureFamily
 from quant_assets.core.features.files import FeatureStoreError, family_dir, write_day
 from quant_assets.core.features.store import FeatureStore
@@ -228,3 +235,28 @@ def test_min_files_and_unknown_periods(twin_stores):
         compact(packed, period="week")
     yearly = compact(packed, period="year", min_files=1)
     assert [c.period for c in yearly] == ["2024", "2024"]
+
+
+def test_compacting_named_months_reads_those_months_only(twin_stores):
+    plain, packed = twin_stores
+    assert due(packed, ["2023-12", "2024-02", "2024-03"], min_files=1) == ["2024-02", "2024-03"]
+    assert due(packed, ["2024-03"], min_files=10_000) == []
+    done = compact(packed, min_files=1, months=["2024-02"])
+    assert sorted(c.period for c in done) == ["2024-02", "2024-02"]  # both versions
+    whole = compact(plain, min_files=1)  # content-addressed: the same records a whole-store pass writes
+    assert {c.record.name for c in done} == {c.record.name for c in whole if c.period == "2024-02"}
+    assert due(packed, ["2024-02"], min_files=1) == []
+    _assert_identical(_answers(packed), _answers(plain))
+
+    # A damaged January record: a whole-store pass reads it and refuses; a pass over March never reads it.
+    (family_dir(packed, OLD) / COMPACTED / "2024-01-damaged.json").write_text("{}")
+    with pytest.raises(FeatureStoreError, match="2024-01-damaged.json"):
+        compact(packed, min_files=1)
+    assert [c.period for c in compact(packed, min_files=1, months=["2024-03"])] == ["2024-03", "2024-03"]
+
+
+def test_complete_months_are_those_ended_before_today():
+    days = [dt.date(2024, 1, 31), "2024-02-29", dt.date(2024, 3, 1), "2023-12"]
+    assert complete_months(days, dt.date(2024, 3, 1)) == ["2023-12", "2024-01", "2024-02"]
+    assert complete_months(days, dt.date(2024, 2, 29)) == ["2023-12", "2024-01"]
+    assert complete_months([], dt.date(2024, 2, 29)) == []
