@@ -22,6 +22,7 @@ read. Nothing here reads the environment.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
@@ -100,13 +101,16 @@ def put_record(path: Location, data: bytes, parts: Iterable[Location]) -> bool:
 
 def listing(base: Location, pattern: str) -> list[Location]:
     """The objects under ``base`` matching ``pattern`` (a relative glob whose ``*`` stays within one name), in
-    name order; temporaries excluded. On an object store: one recursive listing of the prefix, matched here
-    (a glob there lists directory by directory, a request each)."""
+    name order; temporaries excluded. On an object store: one recursive listing of the keys starting with the
+    pattern's literal head (``date=2024-03*/...`` lists March only), matched here; a glob there would list
+    directory by directory, a request each."""
     if is_local(base):
         return sorted((p for p in base.glob(pattern) if not p.name.startswith(".tmp-")), key=str)
     wanted = pattern.split("/")
     prefix = base.path.rstrip("/") + "/"
-    keys = base.fs.find(base.path)  # an absent prefix lists nothing
+    literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0]  # the listing asks only for keys starting so
+    head, _, tail = literal.rpartition("/")
+    keys = base.fs.find(prefix + head if head else base.path, prefix=tail)  # an absent prefix lists nothing
     names = (k[len(prefix) :].split("/") for k in keys if k.startswith(prefix))
     return [
         base.joinpath(*parts)

@@ -48,6 +48,8 @@ def test_listing_is_in_name_order_and_matches_the_glob(root):
         fs.put_once(root / "ds" / name, name.encode())
     found = [fs.relative(p, root / "ds") for p in fs.listing(root / "ds", "date=*/part-*.parquet")]
     assert found == ["date=2024-01-02/part-c.parquet", "date=2024-01-03/part-b.parquet"]
+    month = [fs.relative(p, root / "ds") for p in fs.listing(root / "ds", "date=2024-01-02*/part-*.parquet")]
+    assert month == ["date=2024-01-02/part-c.parquet"]  # a literal head lists only the keys starting so
     assert fs.listing(root / "nothing", "*") == []
 
 
