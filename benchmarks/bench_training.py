@@ -222,7 +222,7 @@ def _child_train(snap_path: str, pred_out: str) -> dict:
         "rank_icir": float(overall["rank_icir"]),
         "oos_days": int(overall["days"]),
         "pred_sha": h.hexdigest(),
-        "model_sha": training.sha256(result.final.to_bytes()),
+        "model_sha": training.sha256(result.artifact),
         "rss_before_mb": rss0,
         "rss_read_mb": rss_read,
         "rss_peak_mb": common.maxrss_mb(),
