@@ -38,7 +38,8 @@ What it measures
    b) ``snapshots.read`` of that snapshot (fingerprint verified), then
       ``training.train_walk_forward(data, features, TrainConfig())`` with the
       default config (4 folds, 3 seeds, 150 rounds, 1 thread), in another fresh
-      process, as the ``trained_model`` asset does. Split into ``lgb.train``,
+      process: the ``trained_model`` asset's steps (one per fold and one for the
+      final fit, same bytes) one after another. Split into ``lgb.train``,
       ``signal_metrics`` and the rest. "Rows fitted" is the sum of the rows of
       the 4 fold training sets and the final full fit (each fitted 3 times).
    Reported: rows, times, peak RSS, out-of-sample overall rank IC, and the
@@ -222,7 +223,7 @@ def _child_train(snap_path: str, pred_out: str) -> dict:
         "rank_icir": float(overall["rank_icir"]),
         "oos_days": int(overall["days"]),
         "pred_sha": h.hexdigest(),
-        "model_sha": training.sha256(result.final.to_bytes()),
+        "model_sha": training.sha256(result.artifact),
         "rss_before_mb": rss0,
         "rss_read_mb": rss_read,
         "rss_peak_mb": common.maxrss_mb(),

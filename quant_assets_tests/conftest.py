@@ -174,6 +174,49 @@ def feature_lake(tmp_path_factory) -> Path:
     )
 
 
+def synthetic_snapshot(root: Path) -> Path:
+    """A fingerprinted snapshot written straight to ``root``: 30 names x 167 sessions, four features, one of them
+    weakly predictive (cheaper than building one from a feature lake)."""
+    import numpy as np
+
+    from quant_assets.core import sessions
+    from quant_assets.core.research import snapshots
+
+    rng = np.random.default_rng(7)
+    days = sessions.sessions_between("2024-01-02", "2024-08-30")
+    frame = pd.MultiIndex.from_product([days, [f"T{i:02d}" for i in range(30)]], names=["date", "entity_key"])
+    frame = frame.to_frame(index=False)
+    features = ["f0", "f1", "f2", "f3"]
+    for f in features:
+        frame[f] = rng.standard_normal(len(frame))
+    frame["label"] = 0.002 * frame["f0"] - 0.001 * frame["f1"] + 0.02 * rng.standard_normal(len(frame))
+    frame["decision_time"] = frame["date"].map({d: sessions.decision_time(d) for d in days})
+    manifest = {
+        "features": dict.fromkeys(features, "v1"),
+        "label": {"horizon": 1},
+        "row_count": len(frame),
+        "date_range": [str(days[0]), str(days[-1])],
+    }
+    path, _ = snapshots.write(root, frame[["date", "entity_key", "decision_time", "label", *features]], manifest)
+    return path
+
+
+def seed_snapshot_asset(instance, lake: Path, path: Path) -> None:
+    """Store ``training_snapshot`` as materialised at ``path``: in the instance and, through the project's
+    step-output IO manager, beside the lake, where a job's steps read it."""
+    import dagster as dg
+
+    from quant_assets.defs.resources import LakeResource
+    from quant_assets.defs.step_outputs import StepOutputsIOManager
+
+    @dg.asset(name="training_snapshot")
+    def stand_in() -> str:
+        return str(path)
+
+    io_manager = StepOutputsIOManager(lake=LakeResource(root=str(lake)))
+    assert dg.materialize([stand_in], instance=instance, resources={"io_manager": io_manager}).success
+
+
 OUTAGE = (dt.date(2024, 4, 8), dt.date(2024, 4, 14))  # a week without any tweet (Mon..Sun)
 QUIET = ("SYN001", dt.date(2024, 3, 4), dt.date(2024, 3, 17))  # two weeks without a tweet about one name
 SPARSE = "SYN002"  # tweets only every third day

@@ -1,15 +1,15 @@
 """Training snapshot, model (walk-forward LightGBM ensemble in the registry) and daily predictions."""
 
 import json
+from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
 
 from quant_assets.core import sessions
 from quant_assets.core.registry import artifacts, champion, lineage
-from quant_assets.core.research import scoring, snapshots
+from quant_assets.core.research import scoring, snapshots, training
 from quant_assets.core.research.metrics import daily_ic
-from quant_assets.core.research.training import TrainConfig, WalkForwardResult, train_walk_forward
 from quant_assets.defs import plots
 from quant_assets.defs.config import SnapshotConfig, TrainingConfig
 from quant_assets.defs.features import alt_features, price_features
@@ -63,29 +63,51 @@ def training_snapshot(
     )
 
 
-@dg.asset(
-    group_name="models",
-    owners=OWNERS,
-    kinds={"python", "lightgbm", "postgres"},
-    description="Walk-forward LightGBM ensemble on the training snapshot (purged folds, fixed seeds, one thread); "
-    "registered with metrics, artifact SHA-256 and lineage; champion/challenger decision recorded.",
-)
-def trained_model(
-    context: dg.AssetExecutionContext,
-    config: TrainingConfig,
-    training_snapshot: str,
-    lake: LakeResource,
-    registry: RegistryResource,
-) -> dg.Output[str]:
+# --- training: plan -> one step per fold and one for the production model -> assemble and register -----------
+
+
+@dataclass(frozen=True)
+class FoldStep:
+    """One training step's input, small enough to ship to any worker: where the snapshot is (the step reads it
+    itself, from the lake), the training settings and the fold."""
+
+    snapshot: str
+    config: training.TrainConfig
+    fold: training.Fold
+
+
+@dg.op(out=dg.DynamicOut(FoldStep), description="The snapshot's walk-forward folds and the production model.")
+def plan_folds(config: TrainingConfig, training_snapshot: str):
     snap = snapshots.read(training_snapshot)
-    cfg = TrainConfig(
+    cfg = training.TrainConfig(
         n_folds=config.n_folds,
         horizon=snap.manifest["label"]["horizon"],
         min_train_days=config.min_train_days,
         num_boost_round=config.num_boost_round,
         seeds=tuple(config.seeds),
     )
-    result = train_walk_forward(snap.data, snap.features, cfg)
+    for fold in training.plan(snap.data["date"].unique(), cfg):
+        key = f"fold_{fold.index}" if fold.test else "final"
+        yield dg.DynamicOutput(FoldStep(training_snapshot, cfg, fold), mapping_key=key)
+
+
+@dg.op(description="Train on the fold's purged training dates and predict its test dates; or the production model.")
+def train_fold(step: FoldStep) -> training.FoldResult:
+    snap = snapshots.read(step.snapshot)
+    return training.train_fold(snap.data, snap.features, step.config, step.fold)
+
+
+@dg.op(description="The folds' results in fold order, registered with metrics and lineage; promotion decided.")
+def register_model(
+    context: dg.OpExecutionContext,
+    config: TrainingConfig,
+    training_snapshot: str,
+    folds: list[training.FoldResult],
+    lake: LakeResource,
+    registry: RegistryResource,
+) -> dg.Output[str]:
+    snap = snapshots.read(training_snapshot)
+    result = training.assemble(folds)
     with registry.connect() as conn:
         reg = champion.register(
             conn,
@@ -101,7 +123,28 @@ def trained_model(
     return dg.Output(reg.ref.node, metadata=_training_metadata(snap, result, reg))
 
 
-def _training_metadata(snap: snapshots.Snapshot, result: WalkForwardResult, reg: champion.Registration) -> dict:
+@dg.config_mapping
+def training_config(config: TrainingConfig) -> dict:
+    """The asset's one config (ops: trained_model: config), handed to the ops that plan and register."""
+    return {op: {"config": config.model_dump()} for op in ("plan_folds", "register_model")}
+
+
+@dg.graph_asset(
+    group_name="models",
+    owners=OWNERS,
+    kinds={"python", "lightgbm", "postgres"},
+    config=training_config,
+    description="Walk-forward LightGBM ensemble on the training snapshot (purged folds, fixed seeds, one thread), "
+    "each fold and the production model one step (the multiprocess or celery executor trains them at once); "
+    "registered with metrics, artifact SHA-256 and lineage; champion/challenger decision recorded.",
+)
+def trained_model(training_snapshot: str):
+    return register_model(training_snapshot, plan_folds(training_snapshot).map(train_fold).collect())
+
+
+def _training_metadata(
+    snap: snapshots.Snapshot, result: training.WalkForwardResult, reg: champion.Registration
+) -> dict:
     """What the UI shows of a training run: the decision and its basis, test metrics, folds, plots, files."""
     overall = result.fold_metrics.set_index("fold").loc["overall"]
     return {

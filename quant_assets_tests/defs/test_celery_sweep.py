@@ -23,18 +23,14 @@ import uuid
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from quant_assets.core import sessions
-from quant_assets.core.research import snapshots
 from quant_assets.core.storage import pg
-from quant_assets.defs.resources import LakeResource
-from quant_assets.defs.step_outputs import StepOutputsIOManager
 from quant_assets.paths import PROJECT_ROOT
 from quant_assets_tests import celery_workers
+from quant_assets_tests.conftest import seed_snapshot_asset, synthetic_snapshot
 from quant_assets_tests.run_configs import MULTIPROCESS, SWEEP_RUN_CONFIG
 
 BIN = Path(sys.executable).parent
@@ -42,35 +38,6 @@ RUN_TIMEOUT_S = 150
 
 CELLS = 4 * 2  # 4 configurations x 2 folds
 # The reference: the multiprocess executor (run_configs.MULTIPROCESS).
-
-
-def _synthetic_snapshot(root: Path) -> Path:
-    """A fingerprinted snapshot: 30 names x 167 sessions, four features, one of them weakly predictive."""
-    rng = np.random.default_rng(7)
-    days = sessions.sessions_between("2024-01-02", "2024-08-30")
-    frame = pd.MultiIndex.from_product([days, [f"T{i:02d}" for i in range(30)]], names=["date", "entity_key"])
-    frame = frame.to_frame(index=False)
-    features = ["f0", "f1", "f2", "f3"]
-    for f in features:
-        frame[f] = rng.standard_normal(len(frame))
-    frame["label"] = 0.002 * frame["f0"] - 0.001 * frame["f1"] + 0.02 * rng.standard_normal(len(frame))
-    frame["decision_time"] = frame["date"].map({d: sessions.decision_time(d) for d in days})
-    manifest = {"features": dict.fromkeys(features, "v1"), "label": {"horizon": 1}, "row_count": len(frame)}
-    path, _ = snapshots.write(root, frame[["date", "entity_key", "decision_time", "label", *features]], manifest)
-    return path
-
-
-def _seed_snapshot_asset(home: Path, lake: Path, path: Path) -> None:
-    """Store ``training_snapshot`` (the sweep's input) in the instance and, through the project's step-output IO
-    manager, beside the lake, as its materialisation would."""
-
-    @dg.asset(name="training_snapshot")
-    def stand_in() -> str:
-        return str(path)
-
-    io_manager = StepOutputsIOManager(lake=LakeResource(root=str(lake)))
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert dg.materialize([stand_in], instance=instance, resources={"io_manager": io_manager}).success
 
 
 def _run_sweep(env: dict, job: str, config_files: list[Path], log: Path) -> None:
@@ -103,7 +70,8 @@ def _sweep_env(tmp_path: Path, pg_db: str, celery_cfg: dict, queue: str) -> tupl
     home, lake = tmp_path / "dagster_home", tmp_path / "lake"
     home.mkdir()
     (home / "dagster.yaml").symlink_to(PROJECT_ROOT / "dagster.yaml")
-    _seed_snapshot_asset(home, lake, _synthetic_snapshot(lake))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        seed_snapshot_asset(instance, lake, synthetic_snapshot(lake))
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),

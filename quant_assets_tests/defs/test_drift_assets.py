@@ -16,6 +16,7 @@ from quant_assets.core.registry import artifacts, models, promotion
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
 from quant_assets.defs.automation import daily_schedule, record_run_failures, retrain_on_drift
+from quant_assets.defs.config import TrainingConfig
 from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.jobs import daily_job
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
@@ -197,6 +198,15 @@ def test_retrain_sensor_one_request_per_breach_with_cool_down(pg_db, dagster_ins
         snap["as_of"] == snap["end"] == "2024-07-03"
         and len(sessions.sessions_between(snap["start"], snap["end"])) == 250
     )
+    # A valid run of retrain_job, whose trained_model is a graph: its config (typed, as before) reaches its ops.
+    from quant_assets.definitions import defs
+
+    retrain = defs.resolve_job_def("retrain_job")
+    assert dg.validate_run_config(retrain, req.run_config)["ops"]["trained_model.plan_folds"]["config"]["n_folds"] == 4
+    typed = dg.RunConfig(ops={"trained_model": TrainingConfig(n_folds=2, min_improvement=0.01)}).to_config_dict()
+    ops = dg.validate_run_config(retrain, typed)["ops"]
+    assert ops["trained_model.plan_folds"]["config"]["n_folds"] == 2
+    assert ops["trained_model.register_model"]["config"]["min_improvement"] == 0.01
 
     # The same breach again (a restart with the saved cursor, or the breach continuing): nothing new.
     assert _tick(dagster_instance, pg_db, cursor)[0] == []

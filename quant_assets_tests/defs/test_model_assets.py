@@ -1,5 +1,7 @@
-"""Snapshot, model and predictions assets on a Postgres-backed instance, including the champion fallback."""
+"""Snapshot, model and predictions assets on a Postgres-backed instance, including the champion fallback, and the
+model's fold steps in separate processes giving the serial training's bytes."""
 
+import os
 import shutil
 
 import dagster as dg
@@ -8,13 +10,14 @@ import pandas as pd
 from quant_assets.core import sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
-from quant_assets.core.registry import artifacts, models, promotion
-from quant_assets.core.research import snapshots
+from quant_assets.core.registry import artifacts, champion, models, promotion
+from quant_assets.core.research import snapshots, training
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import lake, pg
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.resources import LakeResource, RegistryResource
-from quant_assets_tests.run_configs import TRAINING_RUN_CONFIG
+from quant_assets_tests.conftest import seed_snapshot_asset, synthetic_snapshot
+from quant_assets_tests.run_configs import SPAWN, TRAINING_RUN_CONFIG
 
 
 def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dagster_instance):
@@ -104,3 +107,73 @@ def test_an_alternative_data_outage_warns_with_its_length_and_scoring_goes_on(
     gaps = check.metadata["gaps"].value
     assert "2024-04-15: alt features missing for 100% of names (newest value 5 session(s) old" in gaps
     assert "2024-04-12" not in gaps and "2024-04-16" not in gaps
+
+
+def retrain_job():
+    """Module-level so the multiprocess executor can rebuild the job in its step processes."""
+    from quant_assets.definitions import defs
+
+    return defs.resolve_job_def("retrain_job")
+
+
+def _registered(conn, name: str) -> tuple:
+    """What the registry holds of the newest ``name``: parameters, artifact and predictions checksums, metrics."""
+    ref = champion.current(conn, name)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT m.params, a.sha256, a.size_bytes, a.oos_sha256, a.oos_size_bytes FROM quant.models m "
+            "JOIN quant.model_artifacts a USING (model_id) WHERE model_id = %s",
+            (ref.model_id,),
+        )
+        row = cur.fetchone()
+        cur.execute(
+            "SELECT dataset_type, metric, scope, value FROM quant.model_metrics WHERE model_id = %s ORDER BY 1, 2, 3",
+            (ref.model_id,),
+        )
+        return row, cur.fetchall(), artifacts.load_oos(conn, ref)
+
+
+def test_fold_steps_in_separate_processes_give_the_serial_model_bit_for_bit(
+    tmp_path, pg_db, dagster_instance, monkeypatch
+):
+    root = tmp_path / "lake"
+    path = synthetic_snapshot(root)
+    seed_snapshot_asset(dagster_instance, root, path)
+    monkeypatch.setenv("QUANT_DATA_ROOT", str(root))
+    monkeypatch.setenv("QUANT_PG_URL", pg_db)
+    settings = TRAINING_RUN_CONFIG["ops"]["trained_model"]  # the asset's config, as before the fan-out
+    result = dg.execute_job(
+        dg.reconstructable(retrain_job),
+        instance=dagster_instance,
+        asset_selection=[dg.AssetKey("trained_model")],
+        run_config={"ops": {"trained_model": settings}, **SPAWN},
+    )
+    assert result.success
+    pids = {e.step_key: e.pid for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    folds = sorted(k for k in pids if ".train_fold[" in k)
+    assert [k.split("[")[1] for k in folds] == ["final]", "fold_0]", "fold_1]"]
+    assert len({pids[k] for k in folds}) == 3 and os.getpid() not in pids.values()  # one process per step
+
+    # The serial core function on the same snapshot, registered under another name in the same registry.
+    snap = snapshots.read(path)
+    cfg = settings["config"]
+    serial = training.train_walk_forward(
+        snap.data,
+        snap.features,
+        TrainConfig(
+            n_folds=cfg["n_folds"],
+            horizon=snap.manifest["label"]["horizon"],
+            min_train_days=cfg["min_train_days"],
+            num_boost_round=cfg["num_boost_round"],
+            seeds=tuple(cfg["seeds"]),
+        ),
+    )
+    with pg.connect(pg_db) as conn:
+        champion.register(conn, root, "serial", snap, serial, "serial-code")
+        (graph_row, graph_metrics, graph_oos), (serial_row, serial_metrics, serial_oos) = (
+            _registered(conn, name) for name in ("equity_lgbm", "serial")
+        )
+    assert graph_row[1] == training.sha256(serial.artifact)
+    assert graph_row == serial_row and graph_metrics == serial_metrics
+    pd.testing.assert_frame_equal(graph_oos, serial_oos, check_exact=True)
+    pd.testing.assert_frame_equal(graph_oos[serial.predictions.columns], serial.predictions, check_exact=True)

@@ -153,7 +153,7 @@ def register(
 ) -> Registration:
     """Write the model's artifact and out-of-sample predictions, compare it with the champion, register it with
     its metrics and lineage, and apply the promotion rule: the one way a trained model enters the registry."""
-    files = artifacts.save_model_files(root, name, result.final.to_bytes(), result.predictions)
+    files = artifacts.save_model_files(root, name, result.artifact, result.predictions)
     comparison = head_to_head(conn, root, result.predictions, snap, name)
     ref = models.register_model(
         conn,

@@ -9,6 +9,10 @@ cross-sectional standard deviations. Each ensemble member is a LightGBM model
 with its own seed; predictions are their mean. One thread, ``deterministic``
 and row-wise histograms make a retrain give the same bytes.
 
+A training is ``plan`` (the folds and the production model), ``train_fold`` for each (alone: any process, any
+machine) and ``assemble`` (in fold order); ``train_walk_forward`` runs them one after another, the
+trained_model asset one step each, and both give the same bytes.
+
 lightgbm (which pulls in scikit-learn and scipy) is imported where a model is fitted or loaded, not at
 module level: every process that loads the Dagster definitions imports this module, and most never train.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,6 +64,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Fold:
+    """Training and test dates of one step; no test dates: the production model, trained on every date."""
+
     index: int
     train: list
     test: list
@@ -140,43 +147,72 @@ class Ensemble:
 class WalkForwardResult:
     folds: list[Fold]
     fold_metrics: pd.DataFrame  # one row per fold plus 'overall'
-    predictions: pd.DataFrame  # out-of-sample: date, entity_key, fold, prediction, label
-    final: Ensemble  # trained on every date, for production
+    predictions: pd.DataFrame  # out-of-sample: date, entity_key, label, fold, prediction
+    artifact: bytes  # the production ensemble (trained on every date) as the registry stores it
+
+    @cached_property
+    def final(self) -> Ensemble:
+        """The production ensemble, loaded from the artifact (its importance and parameters are shown)."""
+        return Ensemble.from_bytes(self.artifact)
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """What one training step returns: plain bytes and a small frame, so a step on another machine can ship it."""
+
+    fold: Fold
+    predictions: pd.DataFrame | None  # out-of-sample on the fold's test dates; None for the final model
+    artifact: bytes | None  # the final model's ensemble; None for a test fold (only its predictions are kept)
+
+
+def plan(dates, config: TrainConfig) -> list[Fold]:
+    """The steps of a walk-forward training: its test folds, then the production model, a fold of every date with
+    no test block. Each is trained alone (``train_fold``), so they can run at once."""
+    folds = walk_forward(dates, config.n_folds, config.horizon, config.min_train_days)
+    return [*folds, Fold(len(folds), sorted(set(dates)), [])]
+
+
+def train_fold(frame: pd.DataFrame, features: list[str], config: TrainConfig, fold: Fold) -> FoldResult:
+    """Fit on the fold's training dates; a test fold returns its out-of-sample predictions, the final one its
+    ensemble's bytes. The same bytes wherever it runs (one thread, fixed seeds)."""
+    model = Ensemble.fit(frame[frame["date"].isin(set(fold.train))], features, config)
+    if not fold.test:
+        return FoldResult(fold, None, model.to_bytes())
+    test = frame[frame["date"].isin(set(fold.test))]
+    return FoldResult(
+        fold, test[["date", "entity_key", "label"]].assign(fold=fold.index, prediction=model.predict(test)), None
+    )
+
+
+def _metrics_row(name: str, folds: list[Fold], predictions: pd.DataFrame) -> dict:
+    return {
+        "fold": name,
+        "train_start": str(folds[0].train[0]),
+        "train_end": str(folds[-1].train[-1]),
+        "test_start": str(folds[0].test[0]),
+        "test_end": str(folds[-1].test[-1]),
+        **signal_metrics(predictions),
+    }
+
+
+def assemble(results: list[FoldResult]) -> WalkForwardResult:
+    """The walk-forward result from its steps' results, taken in fold order whatever order they arrive in: the
+    test folds' predictions concatenated, their metrics and the overall ones, the final model's artifact."""
+    ordered = sorted(results, key=lambda r: r.fold.index)
+    tests = [r for r in ordered if r.predictions is not None]
+    (final,) = [r.artifact for r in ordered if r.predictions is None]
+    folds = [r.fold for r in tests]
+    predictions = pd.concat([r.predictions for r in tests], ignore_index=True)
+    rows = [_metrics_row(str(r.fold.index), [r.fold], r.predictions) for r in tests]
+    rows.append(_metrics_row("overall", folds, predictions))
+    return WalkForwardResult(folds, pd.DataFrame(rows), predictions, final)
 
 
 def train_walk_forward(frame: pd.DataFrame, features: list[str], config: TrainConfig) -> WalkForwardResult:
-    """Out-of-sample predictions fold by fold, their metrics, and the model fit on all dates."""
-    folds = walk_forward(frame["date"].unique(), config.n_folds, config.horizon, config.min_train_days)
-    oos, rows = [], []
-    for fold in folds:
-        train = frame[frame["date"].isin(set(fold.train))]
-        test = frame[frame["date"].isin(set(fold.test))]
-        model = Ensemble.fit(train, features, config)
-        pred = test[["date", "entity_key", "label"]].assign(fold=fold.index, prediction=model.predict(test))
-        oos.append(pred)
-        rows.append(
-            {
-                "fold": str(fold.index),
-                "train_start": str(fold.train[0]),
-                "train_end": str(fold.train[-1]),
-                "test_start": str(fold.test[0]),
-                "test_end": str(fold.test[-1]),
-                **signal_metrics(pred),
-            }
-        )
-    predictions = pd.concat(oos, ignore_index=True)
-    rows.append(
-        {
-            "fold": "overall",
-            "train_start": str(folds[0].train[0]),
-            "train_end": str(folds[-1].train[-1]),
-            "test_start": str(folds[0].test[0]),
-            "test_end": str(folds[-1].test[-1]),
-            **signal_metrics(predictions),
-        }
-    )
-    final = Ensemble.fit(frame, features, config)
-    return WalkForwardResult(folds, pd.DataFrame(rows), predictions, final)
+    """Out-of-sample predictions fold by fold, their metrics, and the model fit on all dates: the steps of
+    ``plan`` trained one after another in this process (the trained_model asset runs each as its own step)."""
+    steps = plan(frame["date"].unique(), config)
+    return assemble([train_fold(frame, features, config, fold) for fold in steps])
 
 
 def sha256(blob: bytes) -> str:
