@@ -478,6 +478,29 @@ _spawn = partial(common.spawn, __file__)  # _spawn(kind, *args): this script's c
 _run = partial(common.run, __file__)
 
 
+def write_store(root: Path) -> list[dict]:
+    """The full store of N_DAYS sessions under ``root`` (two deliveries per session), BUILD_WORKERS processes;
+    the children's results. Also what benchmarks/bench_object_store.py builds its store with."""
+    first = _run("build", str(root), 0, 1)  # creates the manifest before the workers race for it
+    chunk = -(-(N_DAYS - 1) // BUILD_WORKERS)
+    procs = [_spawn("build", str(root), lo, min(lo + chunk, N_DAYS)) for lo in range(1, N_DAYS, chunk)]
+    return [first] + [common.collect(p) for p in procs]
+
+
+def compacted_copy(src: Path, dst: Path) -> dict:
+    """The store ``src`` hard-linked into ``dst``, which ``compaction.compact`` then compacts (in a child)."""
+    from quant_assets.core.features.files import family_dir
+
+    packed, base = family_dir(dst, _family()), family_dir(src, _family())
+    packed.mkdir(parents=True)
+    shutil.copy2(base / "_manifest.json", packed / "_manifest.json")
+    for part in sorted(base.glob("date=*")):
+        (packed / part.name).mkdir()
+        for f in part.iterdir():
+            os.link(f, packed / part.name / f.name)
+    return _run("compact", str(dst))
+
+
 def build_store(tmp: Path) -> Path:
     from quant_assets.core.features.files import family_dir
 
@@ -487,10 +510,7 @@ def build_store(tmp: Path) -> Path:
         f"{RESTATED_PER_DAY / N_ENTITIES:.0%} restated; files.write_day, {BUILD_WORKERS} processes"
     )
     t0 = time.perf_counter()
-    first = _run("build", str(root), 0, 1)  # creates the manifest before the workers race for it
-    chunk = -(-(N_DAYS - 1) // BUILD_WORKERS)
-    procs = [_spawn("build", str(root), lo, min(lo + chunk, N_DAYS)) for lo in range(1, N_DAYS, chunk)]
-    results = [first] + [common.collect(p) for p in procs]
+    results = write_store(root)
     wall = time.perf_counter() - t0
     base = family_dir(root, _family())
     files = sorted(base.glob("date=*/part-*.parquet"))
@@ -512,15 +532,8 @@ def build_store(tmp: Path) -> Path:
                 os.link(f, sub_base / part.name / f.name)
     print(f"compaction (compaction.compact, one file per month beside the originals); {common.load_text()}")
     for n_days in SCALES:
+        c = compacted_copy(tmp / f"store_{n_days}", tmp / f"packed_{n_days}")
         packed = family_dir(tmp / f"packed_{n_days}", _family())
-        packed.mkdir(parents=True)
-        src = family_dir(tmp / f"store_{n_days}", _family())
-        shutil.copy2(src / "_manifest.json", packed / "_manifest.json")
-        for part in sorted(src.glob("date=*")):
-            (packed / part.name).mkdir()
-            for f in part.iterdir():
-                os.link(f, packed / part.name / f.name)
-        c = _run("compact", str(tmp / f"packed_{n_days}"))
         size = sum(f.stat().st_size for f in (packed / "_compacted").glob("*.parquet"))
         print(
             f"  {n_days} sessions: {c['files']:,} files -> {c['records']} compacted files ({size / 2**20:.0f} MiB,"
