@@ -535,6 +535,12 @@ def link_store(src: Path, dst: Path, n_days: int | None = None) -> Path:
     return dst
 
 
+def compacted_copy(src: Path, dst: Path) -> dict:
+    """The store ``src`` hard-linked into ``dst``, which ``compaction.compact`` then compacts (in a child); the
+    child's figures. Also what benchmarks/bench_object_store.py builds its store with."""
+    return _run("compact", str(link_store(src, dst)))
+
+
 def make_rows(tmp: Path) -> None:
     made = _run("rows", str(tmp / "rows.arrow"))
     print(
@@ -550,8 +556,8 @@ def build_store(tmp: Path) -> Path:
         link_store(root, tmp / f"store_{n_days}", n_days)
     print(f"compaction (compaction.compact, one file per month beside the originals); {common.load_text()}")
     for n_days in SCALES:
-        packed = link_store(tmp / f"store_{n_days}", tmp / f"packed_{n_days}")
-        c = _run("compact", str(packed))
+        packed = tmp / f"packed_{n_days}"
+        c = compacted_copy(tmp / f"store_{n_days}", packed)
         size = sum(f.stat().st_size for f in (family_dir(packed, _family()) / "_compacted").glob("*.parquet"))
         print(
             f"  {n_days} sessions: {c['files']:,} files -> {c['records']} compacted files ({size / 2**20:.0f} MiB,"

@@ -68,7 +68,7 @@ def _read_rows(
 
     if files and not fs.is_local(files[0]):
         return _read_remote(files, columns, connections)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = _cpus()
     sizes = np.cumsum([os.path.getsize(f) for f in files])
     total = int(sizes[-1]) if len(files) else 0
     n_scans = max(1, min(cpus, len(files), max(len(files) // _FILES_PER_SCAN, total // _BYTES_PER_SCAN)))
@@ -104,20 +104,41 @@ def _rows_sql(columns: list[str], source: str) -> str:
 def _read_remote(
     files: list[Location], columns: list[str], connections: list[duckdb.DuckDBPyConnection]
 ) -> list[pa.RecordBatch]:
-    """``_read_rows`` on an object store: every object fetched at once (concurrent GETs, ``fs.read_many``), the
-    needed columns decoded by pyarrow, then the same projection by DuckDB over the Arrow table in memory. One
-    request per file, where DuckDB through fsspec makes several small range reads per file, each a round trip.
+    """``_read_rows`` on an object store: every object fetched at once (concurrent GETs, one per object,
+    ``fs.read_many``), then each decoded by pyarrow (the needed columns) and given the same projection by
+    DuckDB over that Arrow table, one file at a time per CPU (each thread its own single-threaded
+    connection), in file order. One request per file, where DuckDB through fsspec makes several small
+    range reads per file, each a round trip. File by file, each fetched object and its decoded table are
+    released as soon as they are projected, so the next file's decode reuses that memory: decoding all of
+    them first would first-touch a second copy of the data, which costs more than the decode on this
+    project's VM (benchmarks/RESULTS.md, object store), and raise the peak.
     """
     import duckdb
     import pyarrow.parquet as pq
 
     keep = ["entity_key", "event_time", "ingest_time", *columns]
-    tables = [pq.read_table(pa.BufferReader(blob), columns=keep) for blob in fs.read_many(files)]
-    stored_rows = pa.concat_tables(tables, promote_options="default")
-    con = duckdb.connect()
-    connections.append(con)
-    con.register("stored_rows", stored_rows)
-    return list(con.sql(_rows_sql(columns, "stored_rows")).to_arrow_reader())
+    blobs: list[bytes | None] = list(fs.read_many(files))
+    cons = [duckdb.connect(config={"threads": 1}) for _ in range(min(_cpus(), len(blobs)))]
+    connections.extend(cons)
+    query = _rows_sql(columns, "stored_rows")
+
+    def project(k: int) -> list[tuple[int, list[pa.RecordBatch]]]:
+        con, out = cons[k], []
+        for i in range(k, len(blobs), len(cons)):
+            con.register("stored_rows", pq.read_table(pa.BufferReader(blobs[i]), columns=keep, use_threads=False))
+            blobs[i] = None
+            out.append((i, list(con.sql(query).to_arrow_reader())))
+            con.unregister("stored_rows")
+        return out
+
+    with ThreadPoolExecutor(len(cons)) as pool:
+        done = sorted(part for parts in pool.map(project, range(len(cons))) for part in parts)
+    return [batch for _, batches in done for batch in batches]
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _best_rows(
