@@ -10,7 +10,7 @@ from quant_assets.core.monitoring import alerts, history
 from quant_assets.core.registry import models
 from quant_assets.defs.config import SnapshotConfig
 from quant_assets.defs.jobs import compaction_job, daily_job, retrain_job
-from quant_assets.defs.resources import AlertPolicy, RegistryResource
+from quant_assets.defs.resources import AlertPolicy, AutomationRunConfig, RegistryResource
 
 DAILY_CRON = "30 17 * * 1-5"  # 17:30 New York, after the close (13:00 on early-close days) and the data lags
 
@@ -21,13 +21,15 @@ DAILY_CRON = "30 17 * * 1-5"  # 17:30 New York, after the close (13:00 on early-
     execution_timezone=sessions.EXCHANGE_TZ,
     description="Each NYSE session after the close: that session's partition of daily_job. Weekday holidays skip.",
 )
-def daily_schedule(context: dg.ScheduleEvaluationContext):
+def daily_schedule(context: dg.ScheduleEvaluationContext, automation_run_config: AutomationRunConfig):
     local = context.scheduled_execution_time.astimezone(ZoneInfo(sessions.EXCHANGE_TZ))
     day = local.date()
     if not sessions.is_session(day):
         return dg.SkipReason(f"{day} is not an NYSE session")
     key = day.isoformat()
-    return dg.RunRequest(run_key=key, partition_key=key, tags={"quant/trigger": "schedule"})
+    return automation_run_config.apply(
+        dg.RunRequest(run_key=key, partition_key=key, tags={"quant/trigger": "schedule"})
+    )
 
 
 def retrain_run_config(as_of: str, n_sessions: int) -> dg.RunConfig:
@@ -53,7 +55,12 @@ IN_FLIGHT = [
     "with run key retrain:<model>:<signal>:<date> (the latest such breach when new rows arrive in a batch). "
     "One retrain in flight at a time.",
 )
-def retrain_on_drift(context: dg.SensorEvaluationContext, registry: RegistryResource, alert_policy: AlertPolicy):
+def retrain_on_drift(
+    context: dg.SensorEvaluationContext,
+    registry: RegistryResource,
+    alert_policy: AlertPolicy,
+    automation_run_config: AutomationRunConfig,
+):
     state = json.loads(context.cursor) if context.cursor else {"seq": 0, "last": {}}
     policy = alert_policy.resolved()
     with registry.connect() as conn:
@@ -81,7 +88,8 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, registry: RegistryReso
             cursor=json.dumps(state),
         )
     state["last"][champion] = breach.date
-    return dg.SensorResult(run_requests=[_retrain_request(breach, champion, policy)], cursor=json.dumps(state))
+    request = automation_run_config.apply(_retrain_request(breach, champion, policy))
+    return dg.SensorResult(run_requests=[request], cursor=json.dumps(state))
 
 
 def _retrain_request(breach: alerts.Breach, champion: str, policy: AlertPolicy) -> dg.RunRequest:
