@@ -34,6 +34,9 @@ SETTINGS: dict[str, Setting] = {
     "QUANT_REGIME_CHANGE": Setting("2024-07-01", "the synthetic market's regime change"),
     "QUANT_ALERT_POLICY": Setting("{}", "JSON object overriding fields of the alert policy"),
     "QUANT_CODE_VERSION": Setting("", "the code version stamped on outputs; empty: the checkout's git SHA"),
+    "QUANT_RUN_CONFIG": Setting(
+        "", "run config file whose execution block the schedules' and sensors' runs take (deploy/celery.yaml)"
+    ),
     # An s3:// data root's object store: the standard variables any S3 client reads (empty: the SDK's own chain).
     "AWS_ENDPOINT_URL": Setting("", "the object store's endpoint (MinIO, moto, ...; empty: AWS S3)"),
     "AWS_ACCESS_KEY_ID": Setting("", "the object store's access key"),

@@ -15,7 +15,7 @@ from quant_assets.core.registry import models
 from quant_assets.defs.config import CompactionConfig, SnapshotConfig
 from quant_assets.defs.features import alt_features, price_features
 from quant_assets.defs.jobs import compaction_job, daily_job, retrain_job
-from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
+from quant_assets.defs.resources import AlertPolicy, AutomationRunConfig, LakeResource, RegistryResource
 
 DAILY_CRON = "30 17 * * 1-5"  # 17:30 New York, after the close (13:00 on early-close days) and the data lags
 
@@ -26,13 +26,15 @@ DAILY_CRON = "30 17 * * 1-5"  # 17:30 New York, after the close (13:00 on early-
     execution_timezone=sessions.EXCHANGE_TZ,
     description="Each NYSE session after the close: that session's partition of daily_job. Weekday holidays skip.",
 )
-def daily_schedule(context: dg.ScheduleEvaluationContext):
+def daily_schedule(context: dg.ScheduleEvaluationContext, automation_run_config: AutomationRunConfig):
     local = context.scheduled_execution_time.astimezone(ZoneInfo(sessions.EXCHANGE_TZ))
     day = local.date()
     if not sessions.is_session(day):
         return dg.SkipReason(f"{day} is not an NYSE session")
     key = day.isoformat()
-    return dg.RunRequest(run_key=key, partition_key=key, tags={"quant/trigger": "schedule"})
+    return automation_run_config.apply(
+        dg.RunRequest(run_key=key, partition_key=key, tags={"quant/trigger": "schedule"})
+    )
 
 
 def retrain_run_config(as_of: str, n_sessions: int) -> dg.RunConfig:
@@ -58,7 +60,12 @@ IN_FLIGHT = [
     "with run key retrain:<model>:<signal>:<date> (the latest such breach when new rows arrive in a batch). "
     "One retrain in flight at a time.",
 )
-def retrain_on_drift(context: dg.SensorEvaluationContext, registry: RegistryResource, alert_policy: AlertPolicy):
+def retrain_on_drift(
+    context: dg.SensorEvaluationContext,
+    registry: RegistryResource,
+    alert_policy: AlertPolicy,
+    automation_run_config: AutomationRunConfig,
+):
     state = json.loads(context.cursor) if context.cursor else {"seq": 0, "last": {}}
     policy = alert_policy.resolved()
     with registry.connect() as conn:
@@ -86,7 +93,8 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, registry: RegistryReso
             cursor=json.dumps(state),
         )
     state["last"][champion] = breach.date
-    return dg.SensorResult(run_requests=[_retrain_request(breach, champion, policy)], cursor=json.dumps(state))
+    request = automation_run_config.apply(_retrain_request(breach, champion, policy))
+    return dg.SensorResult(run_requests=[request], cursor=json.dumps(state))
 
 
 def _retrain_request(breach: alerts.Breach, champion: str, policy: AlertPolicy) -> dg.RunRequest:
@@ -177,7 +185,9 @@ def _ready(instance: dg.DagsterInstance, by_run: dict[str, set[str]], held: dict
     "months are compacted once), requests one compaction_job run for the complete months it wrote that have "
     "at least 8 uncompacted files; the current month waits for compaction_schedule at its end.",
 )
-def compact_after_writes(context: dg.SensorEvaluationContext, lake: LakeResource):
+def compact_after_writes(
+    context: dg.SensorEvaluationContext, lake: LakeResource, automation_run_config: AutomationRunConfig
+):
     state = json.loads(context.cursor) if context.cursor else {"after": {}, "held": {}}
     ready = _ready(context.instance, _written(context.instance, state["after"]), state["held"])
     months = compaction.due(lake.path, compaction.complete_months(ready, exchange_today())) if ready else []
@@ -185,7 +195,9 @@ def compact_after_writes(context: dg.SensorEvaluationContext, lake: LakeResource
         waiting = f"; backfills still running: {', '.join(sorted(state['held']))}" if state["held"] else ""
         return dg.SensorResult(skip_reason=f"no complete month to compact{waiting}", cursor=json.dumps(state))
     seen = max(state["after"].values(), default=0)  # the last event read: a new key for each new request
-    request = compaction_request(months, "written", run_key=f"compaction:{seen}:{','.join(months)}")
+    request = automation_run_config.apply(
+        compaction_request(months, "written", run_key=f"compaction:{seen}:{','.join(months)}")
+    )
     return dg.SensorResult(run_requests=[request], cursor=json.dumps(state))
 
 
@@ -198,13 +210,17 @@ def compact_after_writes(context: dg.SensorEvaluationContext, lake: LakeResource
     "that has just ended once it has at least 8 uncompacted files per family version (so each month once, "
     "on the first morning after its end; a missed morning is caught the next), and skips otherwise.",
 )
-def compaction_schedule(context: dg.ScheduleEvaluationContext, lake: LakeResource):
+def compaction_schedule(
+    context: dg.ScheduleEvaluationContext, lake: LakeResource, automation_run_config: AutomationRunConfig
+):
     day = context.scheduled_execution_time.astimezone(ZoneInfo(sessions.EXCHANGE_TZ)).date()
     month = f"{day.replace(day=1) - dt.timedelta(days=1):%Y-%m}"
     months = compaction.due(lake.path, [month])
     if not months:
         return dg.SkipReason(f"{month} is compacted (or has fewer than 8 uncompacted files per family version)")
-    return compaction_request(months, "schedule", run_key=f"compaction:{month}:{day.isoformat()}")
+    return automation_run_config.apply(
+        compaction_request(months, "schedule", run_key=f"compaction:{month}:{day.isoformat()}")
+    )
 
 
 @dg.run_failure_sensor(

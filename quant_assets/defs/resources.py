@@ -1,4 +1,4 @@
-"""Resources: the lake, the registry, the market data source and the alert policy.
+"""Resources: the lake, the registry, the market data source, the alert policy and the engine of automated runs.
 
 Every setting of the deployment reaches them through ``dg.EnvVar`` in ``default_resources``: Dagster reads it
 when a run (or a sensor tick) launches, never when the definitions are imported. The variables and their
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+import yaml
 from pydantic import Field
 
 from quant_assets import settings
@@ -24,6 +25,7 @@ from quant_assets.core.monitoring.alerts import AlertConfig
 from quant_assets.core.registry import models
 from quant_assets.core.storage import fs, pg
 from quant_assets.core.storage.fs import Location
+from quant_assets.paths import PROJECT_ROOT
 
 CODE_VERSION = "Code version stamped on what it writes (QUANT_CODE_VERSION); empty: the checkout's git SHA."
 
@@ -185,6 +187,51 @@ class AlertPolicy(dg.ConfigurableResource):
         return AlertConfig(**{f: getattr(policy, f) for f in AlertConfig.__dataclass_fields__})
 
 
+class AutomationRunConfig(dg.ConfigurableResource):
+    """The engine of the runs the schedules and sensors request, chosen by the deployment: the ``execution``
+    block of a run config file (QUANT_RUN_CONFIG, e.g. deploy/celery.yaml for Celery workers), added to each
+    request. Without it those runs take the executor's default (multiprocess, on the machine that launches
+    them). The file is read at every tick, so a bad one fails each tick, skipping ones included, with one line.
+    """
+
+    path: str = Field(
+        default=settings.default("QUANT_RUN_CONFIG"),
+        description="Run config file whose execution block every scheduled or sensor run takes (QUANT_RUN_CONFIG); "
+        "a relative path is from the project root; empty: none.",
+    )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """At the tick: a missing or unreadable file, or one without an execution block, fails it, saying so."""
+        self.execution()
+
+    def execution(self) -> dict | None:
+        """The file's ``execution`` block, or None without a file."""
+        if not self.path:
+            return None
+        file = PROJECT_ROOT / self.path  # an absolute path stays itself
+        try:
+            loaded = yaml.safe_load(file.read_text())
+        except OSError as exc:
+            raise ValueError(f"QUANT_RUN_CONFIG: cannot read run config file {str(file)!r}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:  # its message spans lines: one line here
+            raise ValueError(f"QUANT_RUN_CONFIG: {str(file)!r} is not YAML: {' '.join(str(exc).split())}") from exc
+        block = loaded.get("execution") if isinstance(loaded, dict) else None
+        if not isinstance(block, dict) or not block:
+            raise ValueError(
+                f"QUANT_RUN_CONFIG: {str(file)!r} has no execution block (execution: {{config: {{celery: ...}}}})"
+            )
+        return block
+
+    def apply(self, request: dg.RunRequest) -> dg.RunRequest:
+        """``request`` with the file's execution block added to its run config (a request that names its own
+        engine keeps it); unchanged without a file."""
+        block = self.execution()
+        if block is None:
+            return request
+        run_config = request.run_config
+        return request.with_replaced_attrs(run_config={**run_config, "execution": run_config.get("execution") or block})
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     """The deployment's resources: every setting a ``dg.EnvVar``, read at launch (see quant_assets/settings.py)."""
     code_version = dg.EnvVar("QUANT_CODE_VERSION")
@@ -208,4 +255,5 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             stocknet_dir=dg.EnvVar("QUANT_STOCKNET_DIR"),
         ),
         "alert_policy": AlertPolicy(overrides=dg.EnvVar("QUANT_ALERT_POLICY")),
+        "automation_run_config": AutomationRunConfig(path=dg.EnvVar("QUANT_RUN_CONFIG")),
     }

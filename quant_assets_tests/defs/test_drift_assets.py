@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pandas as pd
 import pytest
+import yaml
 
 from quant_assets.core import sessions
 from quant_assets.core.monitoring import history
@@ -18,10 +19,18 @@ from quant_assets.core.storage import pg
 from quant_assets.defs.automation import daily_schedule, record_run_failures, retrain_on_drift
 from quant_assets.defs.config import TrainingConfig
 from quant_assets.defs.drift import drift_metrics
+from quant_assets.defs.executor import engine_executor
 from quant_assets.defs.jobs import daily_job
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.partitions import trading_days
-from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
+from quant_assets.defs.resources import (
+    AlertPolicy,
+    AutomationRunConfig,
+    LakeResource,
+    RegistryResource,
+    default_resources,
+)
+from quant_assets.paths import PROJECT_ROOT
 from quant_assets_tests.run_configs import TRAINING_RUN_CONFIG
 
 SCORED = {"dagster/asset_partition_range_start": "2024-06-03", "dagster/asset_partition_range_end": "2024-06-28"}
@@ -161,11 +170,15 @@ def champion(pg_db, tmp_path):
     return ref
 
 
-def _tick(instance, url, cursor=None, policy=None):
+def _tick(instance, url, cursor=None, policy=None, run_config_file=""):
     context = dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
-        resources={"registry": RegistryResource(url=url), "alert_policy": policy or AlertPolicy(cooldown_sessions=5)},
+        resources={
+            "registry": RegistryResource(url=url),
+            "alert_policy": policy or AlertPolicy(cooldown_sessions=5),
+            "automation_run_config": AutomationRunConfig(path=run_config_file),
+        },
     )
     result = retrain_on_drift(context)
     if isinstance(result, dg.SkipReason):
@@ -267,6 +280,15 @@ def test_retrain_sensor_ignores_a_failed_drift_run_and_waits_for_a_retrain_in_fl
 # --- the daily schedule ----------------------------------------------------------------------------------------
 
 
+def _schedule_tick(instance, when, run_config=None):
+    """The daily schedule's tick at ``when``, with the engine of its runs as the deployment gives it. The context
+    closes here, before ``instance``: one left to the garbage collector would reinstate the closed instance's
+    state storage as Dagster's current one, and a later materialize in this process would fail on it."""
+    resources = {"automation_run_config": run_config or default_resources()["automation_run_config"]}
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources=resources) as context:
+        return daily_schedule(context)
+
+
 @pytest.mark.parametrize(
     "day, expected",
     [
@@ -282,13 +304,67 @@ def test_retrain_sensor_ignores_a_failed_drift_run_and_waits_for_a_retrain_in_fl
 def test_daily_schedule_ticks_after_the_close_on_sessions_only(day, expected):
     when = dt.datetime.fromisoformat(f"{day}T17:30").replace(tzinfo=ZoneInfo(sessions.EXCHANGE_TZ))
     with dg.instance_for_test() as instance:
-        result = daily_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+        result = _schedule_tick(instance, when)
     if expected is None:
         assert isinstance(result, dg.SkipReason) and "not an NYSE session" in result.skip_message
     else:
         assert (result.partition_key, result.run_key) == (expected, expected)
         assert expected in trading_days.get_partition_keys(current_time=when)  # today's session is a partition
     assert daily_schedule.cron_schedule == "30 17 * * 1-5" and daily_schedule.job_name == daily_job.name
+
+
+# --- the engine of the runs the schedules and sensors request (QUANT_RUN_CONFIG) ----------------------------------
+
+CELERY_YAML = PROJECT_ROOT / "deploy" / "celery.yaml"
+CELERY_BLOCK = yaml.safe_load(CELERY_YAML.read_text())["execution"]
+
+
+def test_the_schedules_runs_take_the_execution_block_of_the_run_config_file_read_at_each_tick(monkeypatch, tmp_path):
+    from quant_assets.definitions import defs
+
+    when = dt.datetime.fromisoformat("2024-07-03T17:30").replace(tzinfo=ZoneInfo(sessions.EXCHANGE_TZ))
+    with dg.instance_for_test() as instance:
+        tick = lambda run_config=None: _schedule_tick(instance, when, run_config)  # noqa: E731
+        assert tick().run_config == {}  # QUANT_RUN_CONFIG empty: the executor's default engine
+        monkeypatch.setenv("QUANT_RUN_CONFIG", "deploy/celery.yaml")  # read at the tick (dg.EnvVar), from the root
+        request = tick()
+        assert (request.partition_key, request.run_config) == ("2024-07-03", {"execution": CELERY_BLOCK})
+        execution = dg.validate_run_config(defs.resolve_job_def("daily_job"), request.run_config)["execution"]
+        assert execution[engine_executor.name]["celery"]["broker"] == "pyamqp://guest:guest@127.0.0.1:5672//"
+
+        (tmp_path / "ops_only.yaml").write_text("ops: {}\n")
+        (tmp_path / "broken.yaml").write_text("execution: [\n")
+        for name, message in [
+            ("absent.yaml", "cannot read run config file '{}': No such file or directory"),
+            ("ops_only.yaml", "'{}' has no execution block (execution: {{config: {{celery: ...}}}})"),
+            ("broken.yaml", "'{}' is not YAML: while parsing a flow node expected the node content"),
+        ]:
+            with pytest.raises(dg.DagsterResourceFunctionError) as raised:
+                tick(AutomationRunConfig(path=str(tmp_path / name)))
+            cause = str(raised.value.__cause__)
+            assert cause.startswith("QUANT_RUN_CONFIG: " + message.format(tmp_path / name)) and "\n" not in cause
+
+    # A request that names its own engine keeps it.
+    in_process = dg.RunRequest(run_config={"execution": {"config": {"in_process": {}}}})
+    assert AutomationRunConfig(path=str(CELERY_YAML)).apply(in_process).run_config == in_process.run_config
+
+
+def test_the_retrain_sensors_run_keeps_its_typed_config_and_takes_the_files_engine(pg_db, dagster_instance, champion):
+    from quant_assets.definitions import defs
+
+    _store(pg_db, _row("2024-07-03", psi="critical"))
+    with pytest.raises(dg.DagsterResourceFunctionError) as raised:
+        _tick(dagster_instance, pg_db, run_config_file="deploy/absent.yaml")
+    assert "QUANT_RUN_CONFIG: cannot read run config file" in str(raised.value.__cause__)
+
+    # The tick failed before the sensor read anything (no cursor came back): from the same cursor, with the file
+    # right, the breach is asked for.
+    (request,), _ = _tick(dagster_instance, pg_db, run_config_file="deploy/celery.yaml")
+    assert request.run_key == "retrain:model:equity_lgbm:v1:psi:2024-07-03" and request.tags["quant/trigger"] == "drift"
+    assert request.run_config["execution"] == CELERY_BLOCK
+    validated = dg.validate_run_config(defs.resolve_job_def("retrain_job"), request.run_config)
+    assert validated["ops"]["training_snapshot"]["config"]["as_of"] == "2024-07-03"
+    assert validated["execution"][engine_executor.name]["celery"]["backend"] == "rpc://"
 
 
 def test_compaction_job_compacts_and_queries_answer_the_same(feature_lake, tmp_path):
