@@ -3,8 +3,8 @@ run (prints figures, not a test).
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/bench_object_store.py             # full size, about 15 minutes on 2 cores
-    .venv/bin/python benchmarks/bench_object_store.py --quick     # smoke run: 160 days, 1 repetition (~2 min)
+    .venv/bin/python benchmarks/bench_object_store.py             # full size, 8-12 minutes on 2 shared cores
+    .venv/bin/python benchmarks/bench_object_store.py --quick     # smoke run: 160 days, 1 repetition (~1 min)
     .venv/bin/python benchmarks/bench_object_store.py --profile   # and a cProfile of one query from the bucket
 
 Everything is written into a temporary directory and a bucket of a server the script starts and stops;
