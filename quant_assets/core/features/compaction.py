@@ -56,13 +56,14 @@ class Compaction:
     created: bool
 
 
-def read_record(path: Location) -> dict:
-    """A compaction record, refused unless its text hashes to its name (``<period>-<sha>.json``)."""
+def read_record(path: Location, blob: bytes | None = None) -> dict:
+    """A compaction record (its bytes already read: ``blob``), refused unless its text hashes to its name
+    (``<period>-<sha>.json``)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = (path.read_bytes() if blob is None else blob).decode("utf-8")
         record = json.loads(text)
         covers, parts = list(record["covers"]), list(record["parts"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise FeatureStoreError(f"{path}: unreadable compaction record ({type(exc).__name__}: {exc})") from exc
     if not path.stem.endswith(f"-{_digest([text])[:32]}"):
         raise FeatureStoreError(f"{path}: compaction record does not match its name (edited or damaged)")
@@ -84,13 +85,18 @@ def _compactions(base: Location, present: set[str], periods: Collection[str] | N
     A record is usable when every original it covers is among ``present`` (relative paths) and every part
     it names exists (a compaction killed before its record was written left a part and no record). A
     record that does not match its name is refused with an error naming it. With ``periods``, only the
-    records of those periods are read.
+    records of those periods are read. The records are fetched at once and the parts' existence taken from one
+    listing (on an object store, a request per record or part would be a round trip each).
     """
+    paths = record_paths(base, periods)
+    if not paths:
+        return []
+    stored = {p.name for p in fs.listing(base / COMPACTED, f"{lake.PART_PREFIX}*.parquet")}
     records = []
-    for path in record_paths(base, periods):
-        record = read_record(path)
+    for path, blob in zip(paths, fs.read_many(paths), strict=True):
+        record = read_record(path, blob)
         covers, parts = record["covers"], record["parts"]
-        if covers and set(covers) <= present and all((base / COMPACTED / p).is_file() for p in parts):
+        if covers and set(covers) <= present and set(parts) <= stored:
             records.append(record)
     chosen, taken = [], set()
     for record in sorted(records, key=lambda r: (-len(r["covers"]), r["name"])):

@@ -45,8 +45,11 @@ def family_dir(root: Location, family: FeatureFamily) -> Location:
 
 
 def family_dirs(root: Location, family: str | None = None) -> list[Location]:
-    """Every stored family version directory under ``root`` (or those of one family), in name order."""
-    return [m.parent for m in fs.listing(root / "features", f"{family or '*'}/fv=*/{MANIFEST}")]
+    """Every stored family version directory under ``root`` (or those of one family), in name order: walked level
+    by level (families, then their versions, then the manifest), never listing the files below them."""
+    features = root / "features"
+    families = [lake.under(features, family)] if family else fs.children(features)
+    return [v for f in families for v in fs.children(f) if v.name.startswith("fv=") and (v / MANIFEST).exists()]
 
 
 def day_files(base: Location, periods: Collection[str] | None = None) -> list[Location]:

@@ -119,6 +119,30 @@ def listing(base: Location, pattern: str) -> list[Location]:
     ]
 
 
+def all_files(base: Location) -> list[Location]:
+    """Every file under ``base`` (temporaries included), in name order: one recursive listing on an object store,
+    which lists objects only (no request per entry to tell a file from a directory)."""
+    if is_local(base):
+        return sorted((p for p in base.rglob("*") if p.is_file()), key=str)
+    prefix = base.path.rstrip("/") + "/"
+    return [
+        base.joinpath(*k[len(prefix) :].split("/")) for k in sorted(base.fs.find(base.path)) if k.startswith(prefix)
+    ]
+
+
+def children(base: Location) -> list[Location]:
+    """The directories directly under ``base``, in name order (none if it does not exist): one listing, whatever
+    lies further below."""
+    if is_local(base):
+        return sorted((p for p in base.iterdir() if p.is_dir()), key=str) if base.is_dir() else []
+    try:
+        entries = base.fs.ls(base.path, detail=True)
+    except FileNotFoundError:
+        return []
+    names = sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] == "directory")
+    return [base / name for name in names]
+
+
 def _create_local(path: Path, data: bytes) -> bool:
     """Temporary file, fsync, hard link (fails rather than replace), directory fsync; False if it existed."""
     path.parent.mkdir(parents=True, exist_ok=True)

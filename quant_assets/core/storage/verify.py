@@ -42,9 +42,9 @@ class Report:
 
 def stored_files(root: Location, kind_of: Callable[[tuple[str, ...]], str | None]) -> Iterator[tuple[str, Location]]:
     """(kind, path) of every file under ``root`` that ``kind_of`` (given its path's parts) names, in a stable order."""
-    for path in sorted(root.rglob("*"), key=str):
+    for path in fs.all_files(root):
         kind = kind_of(tuple(fs.relative(path, root).split("/")))
-        if kind is not None and path.is_file():
+        if kind is not None:
             yield kind, path
 
 
@@ -81,4 +81,4 @@ def verify(
 
 def leftovers(root: Location) -> list[Location]:
     """The temporary files killed writers left under ``root``."""
-    return sorted((p for p in root.rglob(".tmp-*") if p.is_file()), key=str)
+    return [p for p in fs.all_files(root) if is_leftover(p.name)]
