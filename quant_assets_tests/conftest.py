@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
+import shutil
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +32,31 @@ def launch_settings(monkeypatch) -> None:
     resources read them through dg.EnvVar, which has no default, when a run launches."""
     for name, value in settings.launch_env(os.environ).items():
         monkeypatch.setenv(name, value)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Under pytest-xdist (``./qa test`` runs ``-n 2 --dist worksteal``), the tests that read the StockNet lake come
+    first: building it is the longest single piece of the suite, so it runs beside the rest instead of at the end of
+    one worker's queue. A plain run keeps the file order."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: "stocknet_lake" not in getattr(item, "fixturenames", ()))
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[..., object], *args) -> Path:
+    """``build(path, *args)`` once per test run, for every pytest-xdist worker: their base temps share a parent, and a
+    worker that needs ``name`` while another builds it waits for it. The result is read-only to its users (a test
+    that changes a lake copies it). Without xdist the session's base temp holds it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    path, done = base / name, base / f"{name}.done"
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the build fails
+        if not done.exists():
+            shutil.rmtree(path, ignore_errors=True)  # what a failed build left
+            build(path, *args)
+            done.touch()
+    return path
 
 
 def require_or_skip(reason: str) -> None:
@@ -121,8 +149,9 @@ def stocknet_lake(stocknet_dir, tmp_path_factory) -> Path:
     from quant_assets.core.ingest.sources import make_sources
 
     prices, tweets = make_sources("stocknet", stocknet_dir=str(stocknet_dir))
-    root = tmp_path_factory.mktemp("stocknet_lake") / "lake"
-    return backfill(root, prices, tweets, "2014-01-02", "2015-12-31", {"producer": "test"})
+    return built_once(
+        tmp_path_factory, "stocknet_lake", backfill, prices, tweets, "2014-01-02", "2015-12-31", {"producer": "test"}
+    )
 
 
 @pytest.fixture(scope="session")
@@ -169,9 +198,8 @@ def feature_lake(tmp_path_factory) -> Path:
     """A synthetic lake (40 names) with raw data and both feature families for FEATURE_LAKE_SESSIONS."""
     from quant_assets.core.ingest.sources import SyntheticMarket
 
-    return synthetic_lake(
-        tmp_path_factory.mktemp("feature_lake"), SyntheticMarket(seed=21, n_tickers=40), *FEATURE_LAKE_SESSIONS
-    )
+    market = SyntheticMarket(seed=21, n_tickers=40)
+    return built_once(tmp_path_factory, "feature_lake", synthetic_lake, market, *FEATURE_LAKE_SESSIONS)
 
 
 def synthetic_snapshot(root: Path) -> Path:
@@ -247,13 +275,11 @@ class GappyTweets:
 @pytest.fixture(scope="session")
 def gappy_lake(tmp_path_factory) -> Path:
     """20 synthetic names, 2024-01-02..2024-06-28, prices complete, tweets with GappyTweets' holes."""
+    from quant_assets.core.features.backfill import backfill
     from quant_assets.core.ingest.sources import SyntheticMarket
 
     market = SyntheticMarket(seed=17, n_tickers=20)
-    root = tmp_path_factory.mktemp("gappy_lake") / "lake"
-    from quant_assets.core.features.backfill import backfill
-
-    return backfill(root, market, GappyTweets(market), "2024-01-02", "2024-06-28")
+    return built_once(tmp_path_factory, "gappy_lake", backfill, market, GappyTweets(market), "2024-01-02", "2024-06-28")
 
 
 SCORED_TRAIN = ("2024-01-02", "2024-04-30")

@@ -20,26 +20,34 @@ SMALL = TrainConfig(n_folds=3, min_train_days=60, num_boost_round=40, seeds=(1, 
 
 
 @pytest.fixture(scope="module")
-def snapshot(feature_lake):
-    store = FeatureStore(feature_lake, ALL_FEATURES)
-    data, manifest = snapshots.build(feature_lake, store, "2024-01-02", "2024-06-28", "2024-06-14", FEATURES, 1)
-    path, created = snapshots.write(feature_lake, data, manifest)
+def own_lake(feature_lake, tmp_path_factory):
+    """A copy of the session's feature_lake that this module writes its snapshot into (others read feature_lake)."""
+    root = tmp_path_factory.mktemp("snapshots_training") / "lake"
+    shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models", "predictions"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def snapshot(own_lake):
+    store = FeatureStore(own_lake, ALL_FEATURES)
+    data, manifest = snapshots.build(own_lake, store, "2024-01-02", "2024-06-28", "2024-06-14", FEATURES, 1)
+    path, created = snapshots.write(own_lake, data, manifest)
     return path
 
 
-def test_rebuild_gives_the_same_fingerprint_and_writes_nothing(feature_lake, snapshot):
-    store = FeatureStore(feature_lake, ALL_FEATURES)
+def test_rebuild_gives_the_same_fingerprint_and_writes_nothing(own_lake, snapshot):
+    store = FeatureStore(own_lake, ALL_FEATURES)
     data, manifest = snapshots.build(
-        feature_lake, store, "2024-01-02", "2024-06-28", "2024-06-14", FEATURES, 1, code_version="another-commit"
+        own_lake, store, "2024-01-02", "2024-06-28", "2024-06-14", FEATURES, 1, code_version="another-commit"
     )
-    path, created = snapshots.write(feature_lake, data, manifest)
+    path, created = snapshots.write(own_lake, data, manifest)
     assert path == snapshot and not created
-    assert len(list((feature_lake / "snapshots").iterdir())) == 1
+    assert len(list((own_lake / "snapshots").iterdir())) == 1
 
 
-def test_a_changed_input_gives_a_new_snapshot_beside_the_old(feature_lake, snapshot, tmp_path):
-    store = FeatureStore(feature_lake, ALL_FEATURES)
-    data, manifest = snapshots.build(feature_lake, store, "2024-01-02", "2024-06-28", "2024-06-14", FEATURES, 2)
+def test_a_changed_input_gives_a_new_snapshot_beside_the_old(own_lake, snapshot, tmp_path):
+    store = FeatureStore(own_lake, ALL_FEATURES)
+    data, manifest = snapshots.build(own_lake, store, "2024-01-02", "2024-06-28", "2024-06-14", FEATURES, 2)
     other = tmp_path / "copy"
     path, created = snapshots.write(other, data, manifest)
     assert created and path.name != snapshot.name
@@ -67,14 +75,14 @@ def test_no_label_matures_after_the_as_of_date(snapshot):
     assert m["features"]["ret_5"] == ALL_FEATURES["ret_5"].version
 
 
-def test_label_is_the_adjusted_open_to_open_return(feature_lake, snapshot):
+def test_label_is_the_adjusted_open_to_open_return(own_lake, snapshot):
     from quant_assets.core.storage import lake
 
     snap = snapshots.read(snapshot)
     row = snap.data.iloc[123]
     nxt = sessions.next_session(row["date"])
     bars = {
-        d: lake.read_partition(feature_lake, "raw_prices", d).set_index("ticker").loc[row["entity_key"]]
+        d: lake.read_partition(own_lake, "raw_prices", d).set_index("ticker").loc[row["entity_key"]]
         for d in (row["date"], nxt)
     }
     adj = {d: b["open"] * b["adj_close"] / b["close"] for d, b in bars.items()}
