@@ -19,7 +19,7 @@ from quant_assets.defs import automation
 from quant_assets.defs.automation import compact_after_writes, compaction_schedule
 from quant_assets.defs.jobs import compaction_job
 from quant_assets.defs.partitions import trading_days
-from quant_assets.defs.resources import LakeResource
+from quant_assets.defs.resources import AutomationRunConfig, LakeResource
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -62,7 +62,9 @@ def _write(instance, name: str, first: str, last: str, **tags) -> None:
 
 def _tick(instance, root, cursor):
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"lake": LakeResource(root=str(root))}
+        instance=instance,
+        cursor=cursor,
+        resources={"lake": LakeResource(root=str(root)), "automation_run_config": AutomationRunConfig()},
     )
     result = compact_after_writes(context)
     return list(result.run_requests or []), result.cursor, result.skip_reason and result.skip_reason.skip_message
@@ -116,7 +118,7 @@ def test_sensor_requests_the_complete_months_a_run_wrote_and_a_backfill_once_it_
 @pytest.mark.parametrize("day, expected", [("2024-03-01", ["2024-02"]), ("2024-03-20", ["2024-02"])])
 def test_schedule_compacts_the_month_just_ended_until_it_is_done(lake, day, expected):
     when = dt.datetime.fromisoformat(f"{day}T06:00").replace(tzinfo=ZoneInfo(sessions.EXCHANGE_TZ))
-    resources = {"lake": LakeResource(root=str(lake))}
+    resources = {"lake": LakeResource(root=str(lake)), "automation_run_config": AutomationRunConfig()}
     request = compaction_schedule(dg.build_schedule_context(scheduled_execution_time=when, resources=resources))
     assert request.run_config["ops"]["compact_feature_files"]["config"]["months"] == expected
     assert request.run_key == f"compaction:{expected[0]}:{day}"
