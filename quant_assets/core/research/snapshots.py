@@ -216,6 +216,10 @@ def write(root: Location, data: pd.DataFrame, manifest: dict) -> tuple[Location,
 def read(path: Location) -> Snapshot:
     """Load a snapshot, recomputing its fingerprint; a mismatch raises SnapshotTampered."""
     path = fs.location(path)
+    if not (path / DATA).exists() and not (path / MANIFEST).exists():
+        raise SnapshotError(
+            f"snapshot {path} not found: this lake does not hold it (a model registered on another data root?)"
+        )
     if (path / DATA).is_file() and not (path / MANIFEST).exists():
         raise SnapshotError(
             f"snapshot {path} is incomplete (no {MANIFEST}): its writer was interrupted; build it again"

@@ -69,3 +69,10 @@ def test_parts_round_trip_and_a_tampered_part_is_refused(root):
 def test_an_unknown_scheme_is_refused_naming_it():
     with pytest.raises(ValueError, match="no filesystem for 'nosuch://'"):
         fs.location("nosuch://bucket/lake")
+
+
+def test_a_snapshot_missing_from_the_lake_is_named_not_found(root):
+    from quant_assets.core.research import snapshots
+
+    with pytest.raises(snapshots.SnapshotError, match="not found: this lake does not hold it"):
+        snapshots.read(root / "snapshots" / ("0" * 64))
