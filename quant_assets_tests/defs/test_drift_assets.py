@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import os
 import re
 import shutil
 from zoneinfo import ZoneInfo
@@ -191,6 +192,14 @@ def _store(url, *rows):
         history.upsert(conn, list(rows), "test-run")
 
 
+@pytest.fixture
+def resolvable_settings(monkeypatch, pg_url):
+    """QUANT_PG_URL set (./qa sets it; a bare pytest run may not): validate_run_config resolves every resource's
+    dg.EnvVar, and QUANT_PG_URL has no default. Only resolved, never connected to."""
+    monkeypatch.setenv("QUANT_PG_URL", os.environ.get("QUANT_PG_URL") or pg_url)
+
+
+@pytest.mark.usefixtures("resolvable_settings")
 def test_retrain_sensor_one_request_per_breach_with_cool_down(pg_db, dagster_instance, champion):
     requests, cursor = _tick(dagster_instance, pg_db)
     assert requests == [] and cursor is None  # no drift rows yet
@@ -319,6 +328,7 @@ CELERY_YAML = PROJECT_ROOT / "deploy" / "celery.yaml"
 CELERY_BLOCK = yaml.safe_load(CELERY_YAML.read_text())["execution"]
 
 
+@pytest.mark.usefixtures("resolvable_settings")
 def test_the_schedules_runs_take_the_execution_block_of_the_run_config_file_read_at_each_tick(monkeypatch, tmp_path):
     from quant_assets.definitions import defs
 
@@ -349,6 +359,7 @@ def test_the_schedules_runs_take_the_execution_block_of_the_run_config_file_read
     assert AutomationRunConfig(path=str(CELERY_YAML)).apply(in_process).run_config == in_process.run_config
 
 
+@pytest.mark.usefixtures("resolvable_settings")
 def test_the_retrain_sensors_run_keeps_its_typed_config_and_takes_the_files_engine(pg_db, dagster_instance, champion):
     from quant_assets.definitions import defs
 
