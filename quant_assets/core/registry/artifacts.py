@@ -62,7 +62,7 @@ def save_model_files(root: Location, name: str, blob: bytes, oos: pd.DataFrame) 
     artifact.read_bytes(f"model {name}")
     path = lake.write_part(directory / "oos", pa.Table.from_pandas(oos, preserve_index=False))
     stored = path.read_bytes()
-    lake.read_part(path)
+    lake.read_part(path, stored)  # the bytes just read, checked against the name and the page checksums
     return ModelFiles(artifact, StoredFile(path, sha256(stored), len(stored)))
 
 

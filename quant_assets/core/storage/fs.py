@@ -194,10 +194,8 @@ def read_many(paths: list[Location]) -> list[bytes]:
     thousands of them in a row. One GET per object on S3: s3fs otherwise asks each object's size first
     (a HEAD) to split a large one into ranges read in parallel, which the concurrency across objects
     makes unnecessary."""
-    if not paths or all(is_local(p) for p in paths):
-        return [p.read_bytes() for p in paths]
-    if any(is_local(p) for p in paths) or len({(p.protocol, id(p.fs)) for p in paths}) > 1:
-        return [p.read_bytes() for p in paths]
+    if not paths or any(is_local(p) for p in paths) or len({(p.protocol, id(p.fs)) for p in paths}) > 1:
+        return [p.read_bytes() for p in paths]  # local files, or objects of several stores: one at a time
     options = {"max_concurrency": 1} if paths[0].protocol in ("s3", "s3a") else {}
     found = paths[0].fs.cat([p.path for p in paths], on_error="raise", **options)
     return [found[p.path] for p in paths]

@@ -164,17 +164,14 @@ def dataset_files(root: Location, dataset: str) -> list[Location]:
 
 def read_partition(root: Location, dataset: str, day: dt.date) -> pd.DataFrame:
     """Every stored row of one partition (all versions), or an empty frame."""
-    files = partition_files(partition_dir(root, dataset, day))
-    if not files:
-        return pd.DataFrame()
-    return pd.concat([t.to_pandas() for t in read_parts(files)], ignore_index=True)
+    return read_partitions(root, dataset, [day])[day]
 
 
 def read_partitions(root: Location, dataset: str, days: list[dt.date]) -> dict[dt.date, pd.DataFrame]:
     """``read_partition`` of each of ``days`` (an empty frame where nothing is stored): the partitions are listed
     concurrently and their parts fetched in one batch (``fs.read_many``), so a window of sessions on an object
     store costs a few round trips, not two per session."""
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(min(8, max(1, len(days)))) as pool:
         listed = list(pool.map(lambda d: partition_files(partition_dir(root, dataset, d)), days))
     tables = iter(read_parts([f for files in listed for f in files]))
     out = {}
