@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import yaml
@@ -46,6 +47,11 @@ class LakeResource(dg.ConfigurableResource):
     access_key_id: str = Field(default="", description="Object-store access key (AWS_ACCESS_KEY_ID).")
     secret_access_key: str = Field(default="", description="Object-store secret key (AWS_SECRET_ACCESS_KEY).")
     region: str = Field(default="", description="Object-store region (AWS_REGION).")
+    read_cache: str = Field(
+        default="",
+        description="A local directory where feature queries keep copies of an s3:// lake's files, named by their "
+        "content hash, so a file is fetched once per machine (QUANT_READ_CACHE); empty: no cache.",
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """At launch: the object-store settings are registered before any step reads a stored location."""
@@ -60,7 +66,7 @@ class LakeResource(dg.ConfigurableResource):
 
     def feature_store(self) -> FeatureStore:
         """The point-in-time feature store over every registered feature of this lake."""
-        return FeatureStore(self.path, ALL_FEATURES)
+        return FeatureStore(self.path, ALL_FEATURES, Path(self.read_cache).expanduser() if self.read_cache else None)
 
 
 class RegistryResource(dg.ConfigurableResource):
@@ -243,6 +249,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
             secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
             region=dg.EnvVar("AWS_REGION"),
+            read_cache=dg.EnvVar("QUANT_READ_CACHE"),
         ),
         "registry": RegistryResource(
             url=dg.EnvVar("QUANT_PG_URL"), model_name=dg.EnvVar("QUANT_MODEL_NAME"), code_version=code_version

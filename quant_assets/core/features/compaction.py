@@ -30,14 +30,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 
-from quant_assets.core.features.files import FeatureStoreError, day_files, family_dirs
-from quant_assets.core.storage import fs, lake
+from quant_assets.core.features.files import FeatureStoreError, day_names, family_dirs, partition_day
+from quant_assets.core.storage import cache, fs, lake
 from quant_assets.core.storage.equality import same_rows
 from quant_assets.core.storage.fs import Location
 
@@ -73,37 +76,48 @@ def read_record(path: Location, blob: bytes | None = None) -> dict:
 def record_paths(base: Location, periods: Collection[str] | None = None) -> list[Location]:
     """The compaction records of a family version directory (not the temporary files of a killed writer);
     with ``periods``, those of these periods only (a record's name starts with its period)."""
+    return _listed(base, periods)[0]
+
+
+def _listed(base: Location, periods: Collection[str] | None) -> tuple[list[Location], set[str]]:
+    """The records (of ``periods``, or all) and the names of the stored parts: one listing of ``_compacted``."""
     folder = base / COMPACTED
-    if periods is None:
-        return fs.listing(folder, "[!.]*.json")
-    return sorted((p for key in set(periods) for p in fs.listing(folder, f"{key}-*.json")), key=str)
+    names = fs.names(folder, "[!.]*")
+    wanted = None if periods is None else tuple(f"{key}-" for key in set(periods))
+    records = [folder / n for n in names if n.endswith(".json") and (wanted is None or n.startswith(wanted))]
+    return records, {n for n in names if n.startswith(lake.PART_PREFIX) and n.endswith(".parquet")}
 
 
-def _compactions(base: Location, present: set[str], periods: Collection[str] | None = None) -> list[dict]:
-    """The usable compaction records, chosen without overlap: largest first (a superset supersedes).
+def _stored_records(
+    base: Location, periods: Collection[str] | None = None, cache_dir: Path | None = None
+) -> list[dict]:
+    """The compaction records (of ``periods``, or all) whose parts all exist (a compaction killed before its
+    record was written left a part and no record), each checked against its name (an error names one that
+    does not match). The records are fetched at once (through the read cache, as their names hash their text)
+    and the parts' existence taken from the same listing (on an object store, a request per record or part
+    would be a round trip each)."""
+    paths, stored = _listed(base, periods)
+    blobs = cache.read_many(cache_dir, paths, [p.stem.rsplit("-", 1)[-1] for p in paths])
+    records = [read_record(path, blob) for path, blob in zip(paths, blobs, strict=True)]
+    return [r for r in records if set(r["parts"]) <= stored]
 
-    A record is usable when every original it covers is among ``present`` (relative paths) and every part
-    it names exists (a compaction killed before its record was written left a part and no record). A
-    record that does not match its name is refused with an error naming it. With ``periods``, only the
-    records of those periods are read. The records are fetched at once and the parts' existence taken from one
-    listing (on an object store, a request per record or part would be a round trip each).
-    """
-    paths = record_paths(base, periods)
-    if not paths:
-        return []
-    stored = {p.name for p in fs.listing(base / COMPACTED, f"{lake.PART_PREFIX}*.parquet")}
-    records = []
-    for path, blob in zip(paths, fs.read_many(paths), strict=True):
-        record = read_record(path, blob)
-        covers, parts = record["covers"], record["parts"]
-        if covers and set(covers) <= present and set(parts) <= stored:
-            records.append(record)
+
+def _choose(records: list[dict], present: set[str] | None) -> list[dict]:
+    """The usable records, chosen without overlap: largest first (a superset supersedes). A record is usable
+    when every original it covers is among ``present`` (relative paths; None: taken as present)."""
+    usable = [r for r in records if r["covers"] and (present is None or set(r["covers"]) <= present)]
     chosen, taken = [], set()
-    for record in sorted(records, key=lambda r: (-len(r["covers"]), r["name"])):
+    for record in sorted(usable, key=lambda r: (-len(r["covers"]), r["name"])):
         if taken.isdisjoint(record["covers"]):
             chosen.append(record)
             taken.update(record["covers"])
     return sorted(chosen, key=lambda r: (r["period"], r["name"]))
+
+
+def _within(names: Iterable[str], since: dt.date | None, until: dt.date | None) -> list[str]:
+    """The originals (relative paths) whose partition lies in the window."""
+    low, high = since.isoformat() if since else "", until.isoformat() if until else "9999"
+    return [n for n in names if low <= partition_day(n) <= high]
 
 
 def read_plan(base: Location, since: dt.date | None = None, until: dt.date | None = None) -> list[Location]:
@@ -112,17 +126,54 @@ def read_plan(base: Location, since: dt.date | None = None, until: dt.date | Non
     With ``since`` / ``until``, only partitions in that window count; a compaction is used only when every
     file it covers is in the window (it holds whole months, and older rows must not come back into the answer).
     """
-    originals = [
-        p
-        for p in day_files(base)
-        if (since is None or p.parent.name[5:] >= since.isoformat())
-        and (until is None or p.parent.name[5:] <= until.isoformat())
-    ]
-    relative = {fs.relative(p, base): p for p in originals}
-    records = _compactions(base, set(relative))
-    covered = {c for r in records for c in r["covers"]}
-    parts = [base / COMPACTED / p for r in records for p in r["parts"]]
-    return parts + [p for rel, p in relative.items() if rel not in covered]
+    return read_planned(base, since, until, list)
+
+
+def read_planned(
+    base: Location,
+    since: dt.date | None,
+    until: dt.date | None,
+    read: Callable[[list[Location]], list],
+    cache_dir: Path | None = None,
+) -> list:
+    """``read(read_plan(base, since, until))`` for a ``read`` that maps a list of files to a list of results
+    (in any order): the compacted parts are read while the originals are listed, and with ``cache_dir`` every
+    file of an object store through its local copy (``cache.read_through``).
+
+    On an object store the listing of the originals is the plan's long chain of round trips (a page per
+    1,000 files) and is needed only for the few originals no record covers and to confirm that the covered
+    ones exist. So the parts of the records chosen as if they all did are read first; should a covered
+    original be missing (a damaged or half-copied lake), the plan is chosen again from the listing and read
+    as it says.
+    """
+
+    def through(parts: list[dict], originals: list[str]) -> list:
+        files = [base / COMPACTED / p for r in parts for p in r["parts"]] + [base / n for n in originals]
+        digests = [r.get("sha256", {}).get(p, "") for r in parts for p in r["parts"]] + [
+            _name_digest(n) for n in originals
+        ]
+        return cache.read_through(cache_dir, files, digests, read)
+
+    with ThreadPoolExecutor(1) as pool:
+        listed = pool.submit(day_names, base)
+        records = [
+            r
+            for r in _stored_records(base, None, cache_dir)
+            if len(_within(r["covers"], since, until)) == len(r["covers"])
+        ]
+        guess = _choose(records, None)
+        first = through(guess, [])
+        names = _within(listed.result(), since, until)
+    chosen = _choose(records, set(names))
+    covered = {c for r in chosen for c in r["covers"]}
+    rest = [n for n in names if n not in covered]
+    return through(chosen, rest) if chosen != guess else first + through([], rest)
+
+
+def _name_digest(name: str) -> str:
+    """The SHA-256 prefix an original's name carries (``part-<sha>.parquet``; empty if it does not)."""
+    found = re.fullmatch(rf"{lake.PART_PREFIX}([0-9a-f]{{32}})\.parquet", name.rsplit("/", 1)[-1])
+    return found.group(1) if found else ""
 
 
 def _digest(lines: list[str]) -> str:
@@ -149,8 +200,8 @@ def _keys(period: str, months: Iterable[str] | None) -> set[str] | None:
 def _periods(base: Location, period: str, keys: set[str] | None) -> dict[str, tuple[list[str], int]]:
     """Per period (of ``keys``, or all): its original files (relative paths) and how many no usable record
     covers. Only the partitions and records of those periods are listed and read."""
-    relative = [fs.relative(p, base) for p in day_files(base, keys)]
-    covered = {c for r in _compactions(base, set(relative), keys) for c in r["covers"]}
+    relative = day_names(base, keys)
+    covered = {c for r in _choose(_stored_records(base, keys), set(relative)) for c in r["covers"]}
     by_period: dict[str, list[str]] = defaultdict(list)
     for rel in relative:
         by_period[rel[5 : 5 + PERIODS[period]]].append(rel)

@@ -53,16 +53,26 @@ def family_dirs(root: Location, family: str | None = None) -> list[Location]:
 
 
 def day_files(base: Location, periods: Collection[str] | None = None) -> list[Location]:
-    """The files written to a family version's daily partitions (the originals), in date then name order.
+    """The files written to a family version's daily partitions (the originals), in date then name order
+    (``day_names``, as locations)."""
+    return [base / name for name in day_names(base, periods)]
+
+
+def day_names(base: Location, periods: Collection[str] | None = None) -> list[str]:
+    """``day_files`` as paths relative to ``base`` (``date=<day>/part-<sha>.parquet``).
 
     With ``periods`` (date prefixes such as ``2024-03`` or ``2024``), only the partitions whose date starts
-    with one of them: one listing of the partition names, then a listing of the matching partitions alone,
-    so a compaction of the months a run touched costs the same whatever the length of the history.
+    with one of them: a listing of the matching partitions alone, so a compaction of the months a run
+    touched costs the same whatever the length of the history.
     """
     if periods is None:
-        return fs.listing(base, f"date=*/{lake.PART_PREFIX}*.parquet")
-    found = (f for key in sorted(set(periods)) for f in fs.listing(base, f"date={key}*/{lake.PART_PREFIX}*.parquet"))
-    return sorted(found, key=str)
+        return fs.names(base, f"date=*/{lake.PART_PREFIX}*.parquet")
+    return sorted(n for key in set(periods) for n in fs.names(base, f"date={key}*/{lake.PART_PREFIX}*.parquet"))
+
+
+def partition_day(name: str) -> str:
+    """The ISO day of a ``day_names`` entry (its partition's ``date=`` value)."""
+    return name[5:15]
 
 
 def _schema(family: FeatureFamily) -> pa.Schema:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -32,13 +33,21 @@ if TYPE_CHECKING:
 
 
 def point_in_time(
-    files: list[Location], columns: list[str], q_keys: pa.Array, q_time: np.ndarray
+    read_files: Callable[[Callable[[list[Location]], list[pa.RecordBatch]]], list[pa.RecordBatch]],
+    columns: list[str],
+    q_keys: pa.Array,
+    q_time: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(values, event_time)``: the answers as a row-major float matrix (NaN when nothing was known) and
-    the answering rows' event times (datetime64[us], NaT when none)."""
+    the answering rows' event times (datetime64[us], NaT when none).
+
+    ``read_files`` is given the function that reads files' rows (the columns asked for) and returns every
+    batch the query needs: the store passes its plan (``compaction.read_planned``), which starts reading
+    compacted parts before the whole plan is known.
+    """
     connections: list[duckdb.DuckDBPyConnection] = []
     try:
-        batches = _read_rows(files, columns, connections) if files else []
+        batches = read_files(lambda files: _read_rows(files, columns, connections) if files else [])
         return _answer(batches, len(columns), q_keys, q_time)
     finally:
         for con in connections:

@@ -1,7 +1,7 @@
 """The point-in-time feature store: resolves feature names to stored versions and answers queries.
 
 Files and their write path are ``files.py``; which files a query reads (compacted or not) is
-``compaction.read_plan``; the answer itself is the kernel in ``pit.py``.
+``compaction.read_plan`` (read as it is planned: ``read_planned``); the answer itself is the kernel in ``pit.py``.
 """
 
 from __future__ import annotations
@@ -9,19 +9,22 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
-from quant_assets.core.features.compaction import read_plan
+from quant_assets.core.features.compaction import read_planned
 from quant_assets.core.features.definitions import FeatureDef
 from quant_assets.core.features.files import (
     KEY,
     PROVENANCE,
     FeatureStoreError,
     day_files,
+    day_names,
     event_column,
     family_dirs,
+    partition_day,
     read_manifest,
 )
 from quant_assets.core.features.pit import point_in_time
@@ -32,9 +35,11 @@ from quant_assets.core.storage.fs import Location
 class FeatureStore:
     """Point-in-time reads over every stored feature version."""
 
-    def __init__(self, root: Location, definitions: Mapping[str, FeatureDef]):
+    def __init__(self, root: Location, definitions: Mapping[str, FeatureDef], read_cache: Path | None = None):
+        """``read_cache``: a local directory for copies of an object store's files (``storage.cache``)."""
         self.root = fs.location(root)
         self.definitions = dict(definitions)
+        self.read_cache = read_cache
 
     # -- resolution -------------------------------------------------------------------------
     def _manifests(self) -> list[tuple[Location, dict]]:
@@ -79,7 +84,7 @@ class FeatureStore:
         """Per family of ``features``, its newest stored partition day before ``before`` (None: none)."""
         out: dict[str, dt.date | None] = {}
         for dirs in self._groups(features):
-            stored = {f.parent.name[5:] for d in dirs for f in day_files(d)}
+            stored = {partition_day(n) for d in dirs for n in day_names(d)}
             newest = max((day for day in stored if day < before.isoformat()), default=None)
             out[dirs[0].parent.name] = dt.date.fromisoformat(newest) if newest else None
         return out
@@ -106,10 +111,14 @@ class FeatureStore:
         pieces: list[pd.DataFrame | str] = [entity_times[["entity_key", "as_of"]].reset_index(drop=True)]
         event_columns: dict[str, pd.Series] = {}
         for dirs, wanted in self._groups(features).items():
-            files = [p for d in dirs for p in read_plan(d, since, until)]  # none: nothing known, all NaN
             requested = list(dict.fromkeys(r for _, r in wanted))
             name_of = dict((r, n) for n, r in wanted)
-            values, event_time = point_in_time(files, [name_of[r] for r in requested], q_keys, q_time)
+            values, event_time = point_in_time(
+                lambda read, dirs=dirs: [b for d in dirs for b in read_planned(d, since, until, read, self.read_cache)],
+                [name_of[r] for r in requested],
+                q_keys,
+                q_time,
+            )
             pieces.append(pd.DataFrame(values, columns=requested, copy=False))
             column = event_column(dirs[0].parent.name)
             if column not in event_columns:

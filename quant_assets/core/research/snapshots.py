@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from quant_assets.core import sessions
 from quant_assets.core.features import compute, staleness
-from quant_assets.core.features.files import day_files
+from quant_assets.core.features.files import day_names, partition_day
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources.base import known_by_close
@@ -174,7 +174,7 @@ def _producer_versions(store: FeatureStore, features: list[str], days: list[dt.d
     """
     out = {}
     for d in store.directories(features):
-        files = [f for f in day_files(d) if days[0].isoformat() <= f.parent.name[5:] <= days[-1].isoformat()]
+        files = [d / n for n in day_names(d) if days[0].isoformat() <= partition_day(n) <= days[-1].isoformat()]
         if files:
             with fs.duckdb_connection(files) as con:
                 rows = con.sql(

@@ -101,22 +101,30 @@ def put_record(path: Location, data: bytes, parts: Iterable[Location]) -> bool:
 
 def listing(base: Location, pattern: str) -> list[Location]:
     """The objects under ``base`` matching ``pattern`` (a relative glob whose ``*`` stays within one name), in
-    name order; temporaries excluded. On an object store: one recursive listing of the keys starting with the
-    pattern's literal head (``date=2024-03*/...`` lists March only), matched here; a glob there would list
-    directory by directory, a request each."""
+    name order; temporaries excluded (``names``, as locations)."""
+    return [base / name for name in names(base, pattern)]
+
+
+def names(base: Location, pattern: str) -> list[str]:
+    """``listing`` as paths relative to ``base`` (POSIX text), in name order. On an object store: one
+    recursive listing of the keys starting with the pattern's literal head (``date=2024-03*/...`` lists
+    March only), matched here; a glob there would list directory by directory, a request each. A caller
+    that needs only the names (a plan over thousands of files) skips building a location per key, which
+    costs more CPU than the listing's own parse (benchmarks/RESULTS.md, object store)."""
     if is_local(base):
-        return sorted((p for p in base.glob(pattern) if not p.name.startswith(".tmp-")), key=str)
-    wanted = pattern.split("/")
+        return sorted(relative(p, base) for p in base.glob(pattern) if not p.name.startswith(".tmp-"))
     prefix = base.path.rstrip("/") + "/"
     literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0]  # the listing asks only for keys starting so
     head, _, tail = literal.rpartition("/")
     keys = base.fs.find(prefix + head if head else base.path, prefix=tail)  # an absent prefix lists nothing
-    names = (k[len(prefix) :].split("/") for k in keys if k.startswith(prefix))
-    return [
-        base.joinpath(*parts)
-        for parts in sorted(names)
-        if len(parts) == len(wanted) and all(fnmatchcase(n, w) for n, w in zip(parts, wanted, strict=True))
-    ]
+    wanted = pattern.split("/")
+    found = (k[len(prefix) :] for k in keys if k.startswith(prefix))
+    return sorted(name for name in found if _matches(name.split("/"), wanted))
+
+
+def _matches(parts: list[str], wanted: list[str]) -> bool:
+    """Whether a key's components match a glob's, one by one (a ``*`` never spans a ``/``)."""
+    return len(parts) == len(wanted) and all(fnmatchcase(n, w) for n, w in zip(parts, wanted, strict=True))
 
 
 def all_files(base: Location) -> list[Location]:

@@ -228,6 +228,21 @@ def test_an_incomplete_compaction_is_ignored(twin_stores):
     _assert_identical(_answers(packed), _answers(plain))
 
 
+def test_a_record_whose_original_is_missing_is_not_used(twin_stores):
+    """The compacted parts are read before the originals' listing is in; when it shows a covered original missing
+    (a damaged or half-copied lake) the plan is chosen again: that month is read from its originals."""
+    _, packed = twin_stores
+    compact(packed, min_files=1)
+    base = family_dir(packed, OLD)
+    assert all(p.parent.name == COMPACTED for p in read_plan(base))
+    lost = sorted(base.glob("date=2024-02-*/part-*.parquet"))[3]
+    lost.unlink()
+    plan = read_plan(base)
+    february = sorted(p for p in base.glob("date=2024-02-*/part-*.parquet"))
+    assert [p for p in plan if p.parent.name != COMPACTED] == february and lost not in plan
+    assert sum(p.parent.name == COMPACTED for p in plan) == 2  # January's and March's parts
+
+
 def test_min_files_and_unknown_periods(twin_stores):
     _, packed = twin_stores
     assert compact(packed, min_files=10_000) == []

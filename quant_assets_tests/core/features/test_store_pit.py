@@ -1,6 +1,7 @@
 """Point-in-time semantics of the feature store: hand-made bitemporal cases and a property test."""
 
 import datetime as dt
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -195,3 +196,35 @@ def test_a_bucket_answers_as_the_local_disk(tmp_path, s3_root):
     frame = pd.DataFrame([r for d in days for r in rows[d]] + late, columns=["entity_key", "event", "ingest", "x"])
     expected = [reference_pit(frame, e, t) for e in "ABCD" for t in range(0, 80, 3)]
     np.testing.assert_array_equal(answers[1]["x"].to_numpy(), np.array(expected, dtype=float))
+
+
+def test_a_read_cache_holds_what_a_query_read_by_content_hash_and_refuses_other_bytes(tmp_path, s3_root):
+    """With a read cache, a bucket query reads local copies named by their SHA-256 (the record, the compacted part
+    and the original no record covers; not the covered originals) and answers as without it; a copy is used
+    again without a fetch; an object whose bytes no longer hash to its name is refused, naming it."""
+    from quant_assets.core.features.compaction import compact
+    from quant_assets.core.storage import lake
+
+    days = [dt.date(2024, 1, d) for d in (1, 2, 3)]
+    for k, day in enumerate(days):
+        rows = [(e, 24 * k + 10 + i, 24 * k + 11 + i, 10.0 * k + i) for i, e in enumerate("AB")]
+        _write(s3_root, _family(), rows, day)
+    compact(s3_root, min_files=1)
+    late = _write(s3_root, _family(), [("B", 35, 60, -1.0)], days[1]).path
+    pairs = [(e, t) for e in "ABC" for t in range(0, 80, 3)]
+    plain = _ask(FeatureStore(s3_root, {"x": _family().features[0]}), pairs)
+    cache = tmp_path / "cache"
+    cached = FeatureStore(s3_root, {"x": _family().features[0]}, read_cache=cache)
+    pd.testing.assert_frame_equal(_ask(cached, pairs), plain, check_exact=True)
+    copies = sorted(p.name for p in cache.iterdir())
+    assert len(copies) == 3 and sum(n.endswith(".json") for n in copies) == 1
+    assert late.name[len("part-") : -len(".parquet")] + ".parquet" in copies
+    for copy in cache.iterdir():
+        assert hashlib.sha256(copy.read_bytes()).hexdigest().startswith(copy.name.split(".")[0])
+    before = {p: p.stat().st_mtime_ns for p in cache.iterdir()}
+    pd.testing.assert_frame_equal(_ask(cached, pairs), plain, check_exact=True)
+    assert {p: p.stat().st_mtime_ns for p in cache.iterdir()} == before
+    late.fs.pipe_file(late.path, lake.parquet_bytes(lake.read_parquet(late).slice(0, 0)))  # other bytes, same name
+    fresh = FeatureStore(s3_root, {"x": _family().features[0]}, read_cache=tmp_path / "other")
+    with pytest.raises(lake.CorruptFile, match=late.name):
+        _ask(fresh, pairs)
