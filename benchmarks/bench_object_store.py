@@ -26,8 +26,9 @@ entities x 2,520 sessions x 50 features, 2% restated, then compacted (121 monthl
 originals). The compacted store's files are uploaded as they are (s3fs ``put``, untimed) to
 ``s3://<bucket>/pit``; the local figures read the same files from the temporary directory (in the page
 cache after the build). The query is bench_feature_store.py's: ``FeatureStore(root).get_point_in_time``
-for all 1.26M (entity, decision time) pairs and all 50 features, in a fresh process each, local and bucket
-interleaved, ``REPS`` times. "wall" is ``time.perf_counter`` around the call, "cpu" the process's user+sys
+for all 1.26M (entity, decision time) pairs and all 50 features, in a fresh process each, local, bucket and
+bucket through a warm read cache (``QUANT_READ_CACHE``'s ``storage/cache.py``, filled by one untimed query
+first) interleaved, ``REPS`` times. "wall" is ``time.perf_counter`` around the call, "cpu" the process's user+sys
 seconds over it (all threads), "server cpu" moto's. Phases (time inside, wall): "plan" = the time spent
 choosing files and not reading them (the family version directories and their manifests, then
 ``compaction.read_planned`` less the reads it makes: the compaction records, and the wait for the listing of

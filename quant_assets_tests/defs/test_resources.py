@@ -25,3 +25,17 @@ def test_a_launch_with_a_bad_model_name_from_the_environment_fails_saying_so(pg_
         env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert out.returncode != 0 and "invalid model name '../../X'" in out.stdout + out.stderr
+
+
+def test_the_read_cache_setting_reaches_the_feature_store(monkeypatch, tmp_path):
+    """QUANT_READ_CACHE (read at launch) is the directory the lake's feature store caches object-store files in;
+    empty (the default): no cache."""
+    import dagster as dg
+
+    from quant_assets.defs.resources import default_resources
+
+    monkeypatch.setenv("QUANT_DATA_ROOT", str(tmp_path / "lake"))
+    for value, expected in (("", None), (str(tmp_path / "cache"), tmp_path / "cache")):
+        monkeypatch.setenv("QUANT_READ_CACHE", value)
+        with dg.build_resources({"lake": default_resources()["lake"]}) as resources:
+            assert resources.lake.feature_store().read_cache == expected
