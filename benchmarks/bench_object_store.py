@@ -50,9 +50,10 @@ wrote (new names against the history) is compared between the two stores: same n
 
 What is counted
 ---------------
-Requests: every HTTP request the client sends to the server, retries included, by S3 operation (the
-child wraps aiobotocore's ``AioEndpoint._do_get_response``, which sends one request and parses its
-response). "MiB in": the Content-Length of every response but a HEAD's (object bodies and listing XML);
+Requests: every HTTP request the server answered, retries included, by S3 operation, from its access log
+(so both clients count: s3fs's, and pyarrow's listings of whole directories). "MiB in": the Content-Length
+of every response but a HEAD's to botocore's requests (the child wraps aiobotocore's
+``AioEndpoint._do_get_response``): object bodies and s3fs's listing XML, not pyarrow's listing pages;
 "MiB out": request bodies (PUTs). "read MiB" is ``/proc/self/io`` rchar over the call: the bytes the
 process got from read/pread calls, i.e. from files (page-cache hits included) but not from sockets (asyncio
 receives with recv), so on the bucket it is what the process read locally (its own modules, the calendar).
@@ -62,6 +63,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import sys
 import time
@@ -92,14 +94,19 @@ _run = partial(common.run, __file__)
 
 
 class Probe:
-    """Requests to the object store, this process's CPU and read bytes, and the server's CPU, over a call."""
+    """Requests to the object store, this process's CPU and read bytes, and the server's CPU, over a call.
+
+    Requests are counted from the server's access log (its stdout, found through ``/proc/<pid>/fd/1``), so
+    every client counts: s3fs's (botocore) and pyarrow's (listings of whole directories, ``fs._find``).
+    Bytes are counted in botocore's requests only, so "MiB in" leaves out the listing pages pyarrow reads."""
 
     def __init__(self, server_pid: int):
-        self.server_pid, self.requests, self.bytes_in, self.bytes_out = server_pid, {}, 0, 0
+        self.server_pid, self.bytes_in, self.bytes_out, self.log, self.offset = server_pid, 0, 0, None, 0
         if server_pid:
-            self._count_requests()
+            self.log = Path(os.readlink(f"/proc/{server_pid}/fd/1"))
+            self._count_bytes()
 
-    def _count_requests(self) -> None:
+    def _count_bytes(self) -> None:
         from aiobotocore import endpoint
 
         send = endpoint.AioEndpoint._do_get_response
@@ -107,8 +114,6 @@ class Probe:
 
         async def counted(self, request, operation_model, context):
             result = await send(self, request, operation_model, context)
-            name = operation_model.name
-            probe.requests[name] = probe.requests.get(name, 0) + 1
             probe.bytes_out += int(request.headers.get("Content-Length") or 0)
             response = result[0][0] if result[0] is not None else None
             if response is not None and request.method != "HEAD":
@@ -116,6 +121,23 @@ class Probe:
             return result
 
         endpoint.AioEndpoint._do_get_response = counted
+
+    @property
+    def requests(self) -> dict:
+        """The requests the server logged since ``start``, by S3 operation (a line is logged before the
+        response is sent, so every answered request is in it)."""
+        if self.log is None:
+            return {}
+        with open(self.log, "rb") as log:
+            log.seek(self.offset)
+            lines = log.read().decode(errors="replace").splitlines()
+        counts: dict[str, int] = {}
+        for line in lines:
+            found = re.search(r'"(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP', line)
+            if found:
+                name = _operation(*found.groups())
+                counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items()))
 
     def server_cpu(self) -> float:
         """The server process's user+sys CPU seconds so far (0 for the local runs)."""
@@ -125,7 +147,7 @@ class Probe:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def start(self) -> None:
-        self.requests.clear()
+        self.offset = self.log.stat().st_size if self.log else 0
         self.bytes_in = self.bytes_out = 0
         self.load0, self.cpu0, self.server0, self.rchar0 = common.load1(), common.cpu_s(), self.server_cpu(), _rchar()
         self.t0 = time.perf_counter()
@@ -137,11 +159,20 @@ class Probe:
             "cpu_s": common.cpu_s() - self.cpu0,
             "server_cpu_s": self.server_cpu() - self.server0,
             "read_mb": (_rchar() - self.rchar0) / 2**20,
-            "requests": dict(sorted(self.requests.items())),
+            "requests": self.requests,
             "in_mb": self.bytes_in / 2**20,
             "out_mb": self.bytes_out / 2**20,
             "load": [self.load0, common.load1()],
         }
+
+
+def _operation(method: str, target: str) -> str:
+    """The S3 operation of a logged request: a GET of a bucket with a ``list-type`` query is a listing."""
+    path, _, query = target.partition("?")
+    if method == "GET" and "list-type=" in query:
+        return "ListObjectsV2"
+    names = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject"}
+    return names.get(method, method) if path.strip("/").count("/") else f"{method} bucket"
 
 
 def _rchar() -> int:
