@@ -133,6 +133,7 @@ class Probe:
             lines = log.read().decode(errors="replace").splitlines()
         counts: dict[str, int] = {}
         for line in lines:
+            line = re.sub(r"\x1b\[[0-9;]*m", "", line)  # werkzeug colours some lines (a ranged GET's 206)
             found = re.search(r'"(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP', line)
             if found:
                 name = _operation(*found.groups())
