@@ -224,6 +224,7 @@ def synthetic_snapshot(root: Path) -> Path:
         "label": {"horizon": 1},
         "row_count": len(frame),
         "date_range": [str(days[0]), str(days[-1])],
+        "as_of": str(sessions.next_session(days[-1])),  # its last label (1 day) is known by then, as a build says
     }
     path, _ = snapshots.write(root, frame[["date", "entity_key", "decision_time", "label", *features]], manifest)
     return path

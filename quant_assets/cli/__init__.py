@@ -13,7 +13,7 @@ import click
 
 from quant_assets.cli.demo import main as demo
 from quant_assets.cli.lake import compact, summary, verify
-from quant_assets.cli.registry import lineage, migrate
+from quant_assets.cli.registry import approve, lineage, migrate, models_command
 from quant_assets.cli.runs import backfill, daemon_once, materialize
 from quant_assets.cli.services import celery, daemon, pg, ui
 
@@ -26,7 +26,19 @@ def cli() -> None:
     """
 
 
-PIPELINE = (demo, summary, lineage, compact, verify, migrate, materialize, backfill, daemon_once)
+PIPELINE = (
+    demo,
+    summary,
+    lineage,
+    models_command,
+    approve,
+    compact,
+    verify,
+    migrate,
+    materialize,
+    backfill,
+    daemon_once,
+)
 SERVICES = (ui, daemon, celery, pg)
 for command in (*PIPELINE, *SERVICES):
     cli.add_command(command)

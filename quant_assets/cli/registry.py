@@ -49,3 +49,57 @@ def migrate(pg_url: str | None) -> None:
     for step in applied:
         click.echo(f"applied: {step}")
     click.echo(f"quant schema up to date ({len(applied)} step(s) applied)")
+
+
+@click.command(name="models")
+@click.argument("name", required=False, envvar="QUANT_MODEL_NAME", default=settings.default("QUANT_MODEL_NAME"))
+@pg_url
+def models_command(name: str, pg_url: str | None) -> None:
+    """The versions of model NAME (default QUANT_MODEL_NAME) with their states, and every change of state:
+    from, to, the session it applies from, the rule and values that fired, who acted and why."""
+    import pandas as pd
+
+    from quant_assets.core.registry import states
+
+    with registry(pg_url) as conn:
+        versions, changes = states.overview(conn, name), states.transitions(conn, name)
+    if versions.empty:
+        raise click.ClickException(f"no model named {name!r} in the registry")
+    with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 500):
+        click.echo(f"Versions of {name}:\n{versions.to_string(index=False)}\n")
+        shown = changes.drop(columns=["decided_at"]).rename(columns={"trigger_values": "values"})
+        click.echo(f"State changes ({len(changes)}):\n{shown.to_string(index=False) if len(shown) else '  none'}")
+
+
+@click.command()
+@click.argument("model")
+@click.option("--by", "approver", required=True, help="The approver's name (recorded as user:<name>).")
+@click.option("--reason", required=True, help="Why trading may resume (recorded with the change).")
+@click.option(
+    "--as-of", "as_of", help="The session whose information the review saw (default: the model's last drift row)."
+)
+@pg_url
+def approve(model: str, approver: str, reason: str, as_of: str | None, pg_url: str | None) -> None:
+    """Resume MODEL (name:vN, or a name: its latest version), paused or de-risked, to live from the session
+    after --as-of: a recorded manual approval."""
+    from quant_assets.core import sessions
+    from quant_assets.core.monitoring import history
+    from quant_assets.core.registry import models, states
+
+    with registry(pg_url) as conn:
+        try:
+            ref = models.model(conn, model)
+            day = sessions.parse_session(as_of) if as_of else _last_drift_day(history.read(conn, model=ref.node))
+            change = states.approve(conn, ref, approver, reason, day)
+        except (LookupError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+    effective = sessions.next_session(day)
+    click.echo(f"{ref.node}: {change.from_state} -> live from {effective}, approved by {approver.strip()}")
+
+
+def _last_drift_day(rows):
+    from quant_assets.core import sessions
+
+    if rows.empty:
+        raise ValueError("the model has no drift rows: give --as-of, the session the review saw")
+    return sessions.as_date(rows["date"].max())

@@ -12,6 +12,7 @@ from __future__ import annotations
 from quant_assets.core.features import catalog
 from quant_assets.core.monitoring.schema import MONITORING_TABLES
 from quant_assets.core.registry.schema import REGISTRY_TABLES
+from quant_assets.core.registry.states import STATES_TABLE
 
 LOCK = 74201  # advisory lock: several processes (code server, run workers, the daemon) may migrate at once
 VERSION_TABLE = """
@@ -27,6 +28,7 @@ STEPS: tuple[tuple[int, str, str], ...] = (
     (1, "feature catalog (quant.feature_definitions)", catalog.TABLES),
     (2, "model registry, lineage and backtests (quant.models, ...)", REGISTRY_TABLES),
     (3, "drift metrics and run failures (quant.drift_metrics, quant.run_failures)", MONITORING_TABLES),
+    (4, "model states and their changes (quant.model_states)", STATES_TABLE),
 )
 LATEST = STEPS[-1][0]
 

@@ -1,5 +1,6 @@
-"""Schedules (daily run, daily compaction of the month just ended), the retraining sensor, the compaction sensor
-(after runs and backfills that wrote features) and the run-failure sensor."""
+"""Schedules (daily run, daily compaction of the month just ended), the sensors that act on drift (the champion's
+state, its retraining), the compaction sensor (after runs and backfills that wrote features) and the run-failure
+sensor."""
 
 import datetime as dt
 import json
@@ -10,13 +11,14 @@ import dagster as dg
 
 from quant_assets.core import sessions
 from quant_assets.core.features import compaction
-from quant_assets.core.monitoring import alerts, history
-from quant_assets.core.registry import models
+from quant_assets.core.monitoring import actions, alerts, history
+from quant_assets.core.registry import models, states
 from quant_assets.defs.config import CompactionConfig, SnapshotConfig
 from quant_assets.defs.features import alt_features, price_features
 from quant_assets.defs.jobs import compaction_job, daily_job, retrain_job
 from quant_assets.defs.resources import AlertPolicy, AutomationRunConfig, LakeResource, RegistryResource
 
+TRAINED_MODEL = dg.AssetKey("trained_model")
 DAILY_CRON = "30 17 * * 1-5"  # 17:30 New York, after the close (13:00 on early-close days) and the data lags
 
 
@@ -95,6 +97,49 @@ def retrain_on_drift(
     state["last"][champion] = breach.date
     request = automation_run_config.apply(_retrain_request(breach, champion, policy))
     return dg.SensorResult(run_requests=[request], cursor=json.dumps(state))
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Carries out the alert matrix's state actions on the champion from quant.drift_metrics: a new "
+    "critical IC (5-day mean < 0.01) or 20-day Sharpe (< 0 for 5 sessions) de-risks it, IC < 0 for 3 sessions "
+    "pauses it, and a de-risked champion clear for restore_sessions sessions is live again (monitoring.actions). "
+    "Each change is a row of quant.model_states, effective from the next session, recorded once (a restart or "
+    "a backlog repeats none), and an observation on trained_model. Retrains are retrain_on_drift's.",
+)
+def model_states_on_drift(context: dg.SensorEvaluationContext, registry: RegistryResource, alert_policy: AlertPolicy):
+    policy = alert_policy.resolved()
+    with registry.connect() as conn:
+        champions = models.champions(conn, registry.name)
+        if not champions:
+            return dg.SkipReason(f"no champion of {registry.name}")
+        ref = champions[0]
+        now = states.current(conn, ref)
+        rows = history.read(conn, model=ref.node)
+        after = now.as_of.isoformat() if now.as_of else None
+        changes = actions.decide(rows, now.state, after, policy.rules(), policy.actions())
+        made = [c for c in changes if states.record(conn, ref, c, f"sensor:{context.sensor_name}")]
+    if not made:
+        return dg.SkipReason(f"{ref.node} is {now.state}: its drift rows call for no change")
+    events = [
+        dg.AssetObservation(
+            asset_key=TRAINED_MODEL,
+            description=f"{ref.node}: {c.from_state} -> {c.to_state} from the session after {c.date} ({c.reason})",
+            metadata={
+                "model": ref.node,
+                "from": c.from_state,
+                "to": c.to_state,
+                "drift row": c.date,
+                "rule": c.signal,
+                **{k: v for k, v in c.values.items() if v is not None},
+                "exposure": policy.actions().exposure(c.to_state),
+            },
+        )  # fmt: skip
+        for c in made
+    ]
+    summary = "; ".join(f"{c.from_state} -> {c.to_state} after {c.date} ({c.signal})" for c in made)
+    return dg.SensorResult(asset_events=events, skip_reason=f"{ref.node}: {summary}")
 
 
 def _retrain_request(breach: alerts.Breach, champion: str, policy: AlertPolicy) -> dg.RunRequest:

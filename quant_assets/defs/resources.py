@@ -22,6 +22,7 @@ from quant_assets.core import schema
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources import AltSource, PriceSource, make_sources
+from quant_assets.core.monitoring.actions import ActionPolicy
 from quant_assets.core.monitoring.alerts import AlertConfig
 from quant_assets.core.registry import models
 from quant_assets.core.storage import fs, pg
@@ -165,6 +166,14 @@ class AlertPolicy(dg.ConfigurableResource):
     sharpe_critical_days: int = Field(
         AlertConfig.sharpe_critical_days, description="Sessions in a row sharpe_critical must hold."
     )
+    derisk_exposure: float = Field(
+        ActionPolicy.derisk_exposure, description="A de-risked champion's exposure, a share of the rule's weights."
+    )
+    restore_sessions: int = Field(
+        ActionPolicy.restore_sessions,
+        description="Observed sessions in a row with no de-risk or pause signal critical that restore a de-risked "
+        "champion to live (0: only a promotion or an approval does).",
+    )
     cooldown_sessions: int = Field(10, description="Sessions after a retrain request before the next one.")
     retrain_sessions: int = Field(250, description="Sessions in the snapshot a drift-triggered retrain trains on.")
     overrides: str = Field("{}", description="JSON object of the fields above that override them (QUANT_ALERT_POLICY).")
@@ -172,6 +181,7 @@ class AlertPolicy(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """A bad policy fails the launch with the reason, not the first drift computation."""
         self.rules()
+        self.actions()
 
     def resolved(self) -> AlertPolicy:
         """This policy with ``overrides`` applied; anything but a JSON object of known fields is refused."""
@@ -186,6 +196,11 @@ class AlertPolicy(dg.ConfigurableResource):
         if unknown:
             raise ValueError(f"QUANT_ALERT_POLICY has unknown fields {unknown}; known: {known}")
         return AlertPolicy(**{**{f: getattr(self, f) for f in known}, **fields})
+
+    def actions(self) -> ActionPolicy:
+        """How the resolved policy's actions act on a model's state (it checks its own values)."""
+        policy = self.resolved()
+        return ActionPolicy(**{f: getattr(policy, f) for f in ActionPolicy.__dataclass_fields__})
 
     def rules(self) -> AlertConfig:
         """The alert matrix of the resolved policy (it checks its own values)."""

@@ -10,6 +10,8 @@ COMMANDS = {
     "main",
     "summary",
     "lineage",
+    "models",
+    "approve",
     "compact",
     "verify",
     "migrate",

@@ -14,10 +14,10 @@ import yaml
 
 from quant_assets.core import sessions
 from quant_assets.core.monitoring import history
-from quant_assets.core.registry import artifacts, models, promotion
+from quant_assets.core.registry import artifacts, models, promotion, states
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
-from quant_assets.defs.automation import daily_schedule, record_run_failures, retrain_on_drift
+from quant_assets.defs.automation import daily_schedule, model_states_on_drift, record_run_failures, retrain_on_drift
 from quant_assets.defs.config import TrainingConfig
 from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.executor import engine_executor
@@ -33,6 +33,8 @@ from quant_assets.defs.resources import (
 )
 from quant_assets.paths import PROJECT_ROOT
 from quant_assets_tests.run_configs import TRAINING_RUN_CONFIG
+
+AS_OF = dt.date(2024, 1, 2)  # the session a test's promotion is decided on
 
 SCORED = {"dagster/asset_partition_range_start": "2024-06-03", "dagster/asset_partition_range_end": "2024-06-28"}
 WARN = {"ops": {"drift_metrics": {"config": {"on_critical": "warn"}}}}
@@ -167,7 +169,7 @@ def champion(pg_db, tmp_path):
         ref = models.register_model(
             conn, "equity_lgbm", "S", {"x": "1"}, {}, "c", ("2024-01-02", "2024-04-30"), files, metrics
         )
-        assert promotion.decide_promotion(conn, ref)[0] == "promoted"
+        assert promotion.decide_promotion(conn, ref, as_of=AS_OF)[0] == "promoted"
     return ref
 
 
@@ -259,6 +261,49 @@ def test_retrain_sensor_one_request_per_breach_with_cool_down(pg_db, dagster_ins
     requests, cursor = _tick(dagster_instance, pg_db, cursor)
     assert [r.run_key for r in requests] == ["retrain:model:equity_lgbm:v1:ic:2024-09-03"]
     assert _tick(dagster_instance, pg_db, cursor)[0] == []
+
+
+def _state_tick(instance, url) -> list:
+    """One tick of model_states_on_drift (a fresh context: it keeps no cursor, the registry is its memory)."""
+    context = dg.build_sensor_context(
+        instance=instance,
+        sensor_name="model_states_on_drift",
+        resources={"registry": RegistryResource(url=url), "alert_policy": AlertPolicy(restore_sessions=0)},
+    )
+    result = model_states_on_drift(context)
+    return [] if isinstance(result, dg.SkipReason) else list(result.asset_events)
+
+
+@pytest.mark.usefixtures("resolvable_settings")
+def test_the_state_sensor_de_risks_pauses_and_repeats_nothing_after_a_restart_or_an_approval(
+    pg_db, dagster_instance, champion
+):
+    assert _state_tick(dagster_instance, pg_db) == []  # no drift rows yet
+    _store(pg_db, _row("2024-07-01"), _row("2024-07-02", ic="critical"))
+    (event,) = _state_tick(dagster_instance, pg_db)
+    assert event.asset_key == dg.AssetKey("trained_model")
+    meta = {k: v.value for k, v in event.metadata.items()}
+    assert (meta["from"], meta["to"], meta["drift row"], meta["rule"]) == ("live", "de-risked", "2024-07-02", "ic")
+    assert (meta["ic_mean_5"], meta["exposure"]) == (0.0, 0.5)
+    assert _state_tick(dagster_instance, pg_db) == []  # a restart: the change is recorded, nothing repeated
+
+    _store(pg_db, _row("2024-07-03", ic="critical"), _row("2024-07-05", ic="critical", ic_negative="critical"))
+    assert [e.metadata["to"].value for e in _state_tick(dagster_instance, pg_db)] == ["paused"]
+    with pg.connect(pg_db) as conn:
+        states.approve(conn, champion, "ana", "reviewed the August IC", dt.date(2024, 7, 5))
+    _store(pg_db, _row("2024-07-08", ic="critical", ic_negative="critical"))  # the breach ana saw, continuing
+    assert _state_tick(dagster_instance, pg_db) == []
+    _store(pg_db, _row("2024-07-09"), _row("2024-07-10", ic="critical", ic_negative="critical"))  # a new one
+    assert [e.metadata["to"].value for e in _state_tick(dagster_instance, pg_db)] == ["paused"]
+    with pg.connect(pg_db) as conn:
+        rows = states.transitions(conn, "equity_lgbm")
+    assert rows[["from_state", "to_state", "as_of", "effective", "actor"]].astype(str).values.tolist() == [
+        ["shadow", "live", "2024-01-02", "2024-01-03", "job"],
+        ["live", "de-risked", "2024-07-02", "2024-07-03", "sensor:model_states_on_drift"],
+        ["de-risked", "paused", "2024-07-05", "2024-07-08", "sensor:model_states_on_drift"],
+        ["paused", "live", "2024-07-05", "2024-07-08", "user:ana"],
+        ["live", "paused", "2024-07-10", "2024-07-11", "sensor:model_states_on_drift"],
+    ]
 
 
 def test_retrain_sensor_ignores_a_failed_drift_run_and_waits_for_a_retrain_in_flight(

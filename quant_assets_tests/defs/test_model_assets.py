@@ -1,6 +1,7 @@
 """Snapshot, model and predictions assets on a Postgres-backed instance, including the champion fallback, and the
 model's fold steps in separate processes giving the serial training's bytes."""
 
+import datetime as dt
 import os
 import shutil
 
@@ -18,6 +19,8 @@ from quant_assets.defs.models import predictions, trained_model, training_snapsh
 from quant_assets.defs.resources import LakeResource, RegistryResource
 from quant_assets_tests.conftest import seed_snapshot_asset, synthetic_snapshot
 from quant_assets_tests.run_configs import SPAWN, TRAINING_RUN_CONFIG
+
+AS_OF = dt.date(2024, 1, 2)  # the session a test's promotion is decided on
 
 
 def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dagster_instance):
@@ -85,7 +88,7 @@ def _champion_on(root, pg_url, start: str, as_of: str) -> None:
         ref = models.register_model(
             conn, "equity_lgbm", snap.fingerprint, snap.manifest["features"], {}, "c", (start, as_of), files, metrics
         )
-        assert promotion.decide_promotion(conn, ref)[0] == "promoted"
+        assert promotion.decide_promotion(conn, ref, as_of=AS_OF)[0] == "promoted"
 
 
 def test_an_alternative_data_outage_warns_with_its_length_and_scoring_goes_on(

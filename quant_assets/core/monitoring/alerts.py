@@ -74,7 +74,7 @@ class Signal:
     name: str
     warning: Rule | None
     critical: Rule
-    action: str  # "retrain" or "pause"
+    actions: tuple[str, ...]  # what a critical level asks for: "de-risk", "pause", "retrain" (monitoring.actions)
 
     def level(self, history: pd.DataFrame) -> tuple[str, str | None]:
         """The level of the last row of ``history`` and the rule that set it."""
@@ -119,20 +119,20 @@ class AlertConfig:
                 "ic",
                 Rule("ic_mean_5", "<", self.ic_warning, self.ic_warning_days),
                 Rule("ic_mean_5", "<", self.ic_critical),
-                "retrain",
+                ("de-risk", "retrain"),
             ),
-            Signal("ic_negative", None, Rule("ic_mean_5", "<", self.ic_pause, self.ic_pause_days), "pause"),
+            Signal("ic_negative", None, Rule("ic_mean_5", "<", self.ic_pause, self.ic_pause_days), ("pause",)),
             Signal(
                 "psi",
                 Rule("psi_mean", ">", self.psi_warning, floor="psi_noise"),
                 Rule("psi_mean", ">", self.psi_critical, floor="psi_noise"),
-                "retrain",
+                ("retrain",),
             ),
             Signal(
                 "sharpe",
                 Rule("sharpe_20", "<", self.sharpe_warning, self.sharpe_warning_days),
                 Rule("sharpe_20", "<", self.sharpe_critical, self.sharpe_critical_days),
-                "retrain",
+                ("de-risk", "retrain"),
             ),
         ]
 
@@ -161,7 +161,7 @@ def evaluate(history: pd.DataFrame, cfg: AlertConfig = AlertConfig()) -> Alerts:
         if reason is not None:
             reasons[sig.name] = reason
         if levels[sig.name] == "critical":
-            actions.append(sig.action)
+            actions.extend(sig.actions)
     return Alerts(levels, sorted(set(actions)), reasons)
 
 
@@ -207,7 +207,7 @@ def retrain_breaches(rows: pd.DataFrame, cfg: AlertConfig = AlertConfig()) -> li
     critical level that continues from the previous stored row is the same breach, not a new one.
     """
     out = []
-    signals = {s.name: s for s in cfg.signals() if s.action == "retrain"}
+    signals = {s.name: s for s in cfg.signals() if "retrain" in s.actions}
     prev: dict[str, str] = {}
     for row in rows.itertuples(index=False):
         for name, sig in signals.items():

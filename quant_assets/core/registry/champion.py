@@ -167,7 +167,9 @@ def register(
         metric_rows(result.fold_metrics),
         run_id,
     )
-    decision, reason = promotion.decide_promotion(conn, ref, min_improvement, comparison)
+    as_of = sessions.as_date(snap.manifest["as_of"])
+    actor = f"run:{run_id}" if run_id else "job"
+    decision, reason = promotion.decide_promotion(conn, ref, min_improvement, comparison, as_of=as_of, actor=actor)
     champs = models.champions(conn, name)
     return Registration(ref, files, comparison, decision, reason, champs[0] if champs else None)
 

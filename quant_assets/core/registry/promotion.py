@@ -14,12 +14,14 @@ with the same labels (the challenger's snapshot, the latest price versions).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 
 import pandas as pd
 
 from quant_assets.core import sessions
+from quant_assets.core.registry import states
 from quant_assets.core.registry.models import PROMOTION_METRIC, ModelRef, champions, metric
 from quant_assets.core.research import scoring
 from quant_assets.core.research.metrics import daily_ic
@@ -77,9 +79,17 @@ def track_record(root, oos: pd.DataFrame, node: str, after, until) -> pd.DataFra
 
 
 def decide_promotion(
-    conn, candidate: ModelRef, min_improvement: float = 0.0, comparison: HeadToHead | None = None
+    conn,
+    candidate: ModelRef,
+    min_improvement: float = 0.0,
+    comparison: HeadToHead | None = None,
+    *,
+    as_of: dt.date,
+    actor: str = "job",
 ) -> tuple[str, str]:
-    """Apply the promotion rule, record the decision, return (decision, reason)."""
+    """Apply the promotion rule, record the decision, return (decision, reason). A promotion is also a change
+    of state of both models (``states``): the candidate goes live and the champion it replaces is retired,
+    from the session after ``as_of`` (the information the candidate was trained on)."""
     current = champions(conn, candidate.name)
     incumbent = current[0] if current else None
     label = f"test {PROMOTION_METRIC}"
@@ -115,6 +125,7 @@ def decide_promotion(
             (candidate.name, candidate.model_id, decision, reason),
         )
         if decision == "promoted":
+            _change_states(conn, candidate, incumbent, as_of, reason, actor)
             cur.execute(
                 "UPDATE quant.models SET status = 'retired' WHERE name = %s AND status = 'champion'", (candidate.name,)
             )
@@ -123,3 +134,13 @@ def decide_promotion(
             ("champion" if decision == "promoted" else "rejected", candidate.model_id),
         )
     return decision, reason
+
+
+def _change_states(conn, candidate: ModelRef, incumbent: ModelRef | None, as_of: dt.date, why: str, actor: str) -> None:
+    """The promotion's two state changes, keyed by the candidate (a retried decision records them once)."""
+    key = f"promotion:{candidate.node}"
+    changes = [(candidate, "live")] + ([(incumbent, "retired")] if incumbent else [])
+    for ref, to_state in changes:
+        before = states.current(conn, ref).state
+        change = states.Decision(as_of.isoformat(), before, to_state, "promotion", {"promoted": candidate.node}, why)
+        states.record(conn, ref, change, actor, key)

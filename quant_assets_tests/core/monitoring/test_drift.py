@@ -277,9 +277,9 @@ def test_alert_matrix_levels_and_actions():
     five = alerts.evaluate(_history(ic_mean_5=[0.015] * 5, psi_mean=[0], sharpe_20=[1]), cfg)
     assert four.levels["ic"] == "ok" and five.levels["ic"] == "warning"
     crit = alerts.evaluate(_history(ic_mean_5=[0.05, 0.005], psi_mean=[0], sharpe_20=[1]), cfg)
-    assert crit.levels["ic"] == "critical" and crit.actions == ["retrain"]
+    assert crit.levels["ic"] == "critical" and crit.actions == ["de-risk", "retrain"]
     pause = alerts.evaluate(_history(ic_mean_5=[-0.01, -0.02, -0.001], psi_mean=[0], sharpe_20=[1]), cfg)
-    assert pause.levels["ic_negative"] == "critical" and pause.actions == ["pause", "retrain"]
+    assert pause.levels["ic_negative"] == "critical" and pause.actions == ["de-risk", "pause", "retrain"]
     sharpe = alerts.evaluate(_history(ic_mean_5=[0.05], psi_mean=[0], sharpe_20=[0.4] * 10), cfg)
     assert sharpe.levels["sharpe"] == "warning"
     sharpe = alerts.evaluate(_history(ic_mean_5=[0.05], psi_mean=[0], sharpe_20=[0.4] * 5 + [-0.1] * 5), cfg)

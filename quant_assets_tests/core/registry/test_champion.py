@@ -13,6 +13,8 @@ from quant_assets.core.research import backtest
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
 
+AS_OF = dt.date(2024, 1, 2)  # the session a test's promotion is decided on
+
 
 def _files(root, rounds: int) -> artifacts.ModelFiles:
     """A one-feature model (``rounds`` trees, so each gets its own artifact) and its predictions over 40 sessions of
@@ -34,7 +36,7 @@ def _promoted(conn, root, rounds: int, rank_ic: float) -> models.ModelRef:
     ref = models.register_model(
         conn, "m", "a" * 64, {"x": "v1"}, {}, "c1", ("2024-01-02", "2024-03-28"), _files(root, rounds), metrics
     )
-    assert promotion.decide_promotion(conn, ref)[0] == "promoted"
+    assert promotion.decide_promotion(conn, ref, as_of=AS_OF)[0] == "promoted"
     return ref
 
 

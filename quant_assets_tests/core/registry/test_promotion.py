@@ -13,6 +13,8 @@ from quant_assets.core.registry import artifacts, models, promotion
 from quant_assets.core.registry.promotion import MIN_COMMON_DAYS, HeadToHead, head_to_head
 from quant_assets.core.storage import pg
 
+AS_OF = dt.date(2024, 1, 2)  # the session a test's promotion is decided on
+
 D1, D2, D3, D4 = (dt.date(2024, 7, d) for d in (1, 2, 3, 5))
 
 
@@ -71,7 +73,10 @@ def registry(pg_db, tmp_path):
             return models.register_model(conn, "m", "S", {"x": "v1"}, {}, "c", dataset, files, _metrics(rank_ic))
 
         champion = add(0.03)
-        assert promotion.decide_promotion(conn, champion) == ("promoted", "test rank_ic 0.0300, first champion")
+        assert promotion.decide_promotion(conn, champion, as_of=AS_OF) == (
+            "promoted",
+            "test rank_ic 0.0300, first champion",
+        )
         yield conn, add
 
 
@@ -90,16 +95,16 @@ def test_head_to_head_decides_over_own_test_scores(registry):
     basis = f" (head-to-head on {MIN_COMMON_DAYS} common out-of-sample sessions 2024-07-01..2024-12-30)"
     # own test score 0.01 loses to the champion's 0.03, but the common sessions say 0.05 against 0.02
     winner = add(0.01)
-    decision = promotion.decide_promotion(conn, winner, comparison=_h2h(MIN_COMMON_DAYS, 0.05, 0.02))
+    decision = promotion.decide_promotion(conn, winner, comparison=_h2h(MIN_COMMON_DAYS, 0.05, 0.02), as_of=AS_OF)
     assert decision == ("promoted", "rank IC 0.0500 beats champion v1 0.0200 + 0.0" + basis)
     assert _status(conn) == [(1, "retired"), (2, "champion")]
     # own test score 0.10 beats the champion's 0.01, but the common sessions say 0.01 against 0.02
     loser = add(0.10)
-    decision = promotion.decide_promotion(conn, loser, comparison=_h2h(MIN_COMMON_DAYS, 0.01, 0.02))
+    decision = promotion.decide_promotion(conn, loser, comparison=_h2h(MIN_COMMON_DAYS, 0.01, 0.02), as_of=AS_OF)
     assert decision == ("rejected", "rank IC 0.0100 < champion v2 0.0200 + 0.0" + basis)
     assert models.champions(conn, "m")[0] == winner
     negative = add(0.10)
-    decision = promotion.decide_promotion(conn, negative, comparison=_h2h(MIN_COMMON_DAYS, -0.01, -0.03))
+    decision = promotion.decide_promotion(conn, negative, comparison=_h2h(MIN_COMMON_DAYS, -0.01, -0.03), as_of=AS_OF)
     assert decision == ("rejected", "rank IC -0.0100 is not positive" + basis)
 
 
@@ -109,11 +114,11 @@ def test_too_few_common_sessions_fall_back_to_own_test_scores(registry):
     basis = f" (only {few} common out-of-sample sessions (< {MIN_COMMON_DAYS}): own test periods)"
     # the 19 common sessions would promote (0.5 against 0.0); the own test scores decide: 0.01 < 0.03
     candidate = add(0.01)
-    decision = promotion.decide_promotion(conn, candidate, comparison=_h2h(few, 0.5, 0.0))
+    decision = promotion.decide_promotion(conn, candidate, comparison=_h2h(few, 0.5, 0.0), as_of=AS_OF)
     assert decision == ("rejected", "test rank_ic 0.0100 < champion v1 0.0300 + 0.0" + basis)
     # and the other way round: 0.04 >= 0.03 promotes, though the common sessions say 0.0 against 0.5
     candidate = add(0.04)
-    decision = promotion.decide_promotion(conn, candidate, comparison=_h2h(few, 0.0, 0.5))
+    decision = promotion.decide_promotion(conn, candidate, comparison=_h2h(few, 0.0, 0.5), as_of=AS_OF)
     assert decision == ("promoted", "test rank_ic 0.0400 beats champion v1 0.0300 + 0.0" + basis)
 
 
@@ -122,7 +127,7 @@ def test_a_first_model_ignores_any_comparison(pg_db, tmp_path):
     files = artifacts.save_model_files(tmp_path, "m", b"{}", oos)
     with pg.connect(pg_db) as conn:
         ref = models.register_model(conn, "m", "S", {}, {}, "c", ("2024-01-02", "2024-06-28"), files, _metrics(0.02))
-        decision = promotion.decide_promotion(conn, ref, comparison=_h2h(50, -0.5, 0.5))
+        decision = promotion.decide_promotion(conn, ref, comparison=_h2h(50, -0.5, 0.5), as_of=AS_OF)
         assert decision == ("promoted", "test rank_ic 0.0200, first champion")
 
 
@@ -131,13 +136,13 @@ def test_min_improvement_is_a_margin_the_challenger_must_reach(registry):
     basis = f" (head-to-head on {MIN_COMMON_DAYS} common out-of-sample sessions 2024-07-01..2024-12-30)"
     # 0.5 against 0.25: the margin 0.375 is not reached (0.5 < 0.625), the margin 0.25 is, exactly (0.5 >= 0.5)
     candidate = add(0.01)
-    decision = promotion.decide_promotion(conn, candidate, 0.375, _h2h(MIN_COMMON_DAYS, 0.5, 0.25))
+    decision = promotion.decide_promotion(conn, candidate, 0.375, _h2h(MIN_COMMON_DAYS, 0.5, 0.25), as_of=AS_OF)
     assert decision == ("rejected", "rank IC 0.5000 < champion v1 0.2500 + 0.375" + basis)
-    decision = promotion.decide_promotion(conn, candidate, 0.25, _h2h(MIN_COMMON_DAYS, 0.5, 0.25))
+    decision = promotion.decide_promotion(conn, candidate, 0.25, _h2h(MIN_COMMON_DAYS, 0.5, 0.25), as_of=AS_OF)
     assert decision == ("promoted", "rank IC 0.5000 beats champion v1 0.2500 + 0.25" + basis)
     # on own test scores too: 0.04 against 0.01 (candidate v2, now champion) with margin 0.05 is rejected
     later = add(0.04)
-    decision = promotion.decide_promotion(conn, later, min_improvement=0.05)
+    decision = promotion.decide_promotion(conn, later, min_improvement=0.05, as_of=AS_OF)
     assert decision == ("rejected", "test rank_ic 0.0400 < champion v2 0.0100 + 0.05")
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM quant.model_promotions")

@@ -1,11 +1,15 @@
 """Model registry and lineage on a real Postgres: known answers on a small hand-built models."""
 
+import datetime as dt
+
 import pandas as pd
 import pytest
 
 from quant_assets.core.registry import artifacts, lineage, models, promotion
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
+
+AS_OF = dt.date(2024, 1, 2)  # the session a test's promotion is decided on
 
 
 def _metrics(rank_ic: float) -> pd.DataFrame:
@@ -88,15 +92,18 @@ def test_lineage_upstream_downstream_and_blast_radius(pg_db, tiny_model):
 def test_champion_challenger_rule_and_fallback_order(pg_db, tiny_model):
     with pg.connect(pg_db) as conn:
         bad = _register(conn, tiny_model, "S", -0.01)
-        assert promotion.decide_promotion(conn, bad)[0] == "rejected"
+        assert promotion.decide_promotion(conn, bad, as_of=AS_OF)[0] == "rejected"
         first = _register(conn, tiny_model, "S", 0.03)
-        assert promotion.decide_promotion(conn, first) == ("promoted", "test rank_ic 0.0300, first champion")
+        assert promotion.decide_promotion(conn, first, as_of=AS_OF) == (
+            "promoted",
+            "test rank_ic 0.0300, first champion",
+        )
         weaker = _register(conn, tiny_model, "S", 0.025)
-        decision, reason = promotion.decide_promotion(conn, weaker)
+        decision, reason = promotion.decide_promotion(conn, weaker, as_of=AS_OF)
         assert decision == "rejected" and "champion v2" in reason
         better = _register(conn, tiny_model, "S", 0.04)
-        assert promotion.decide_promotion(conn, better, min_improvement=0.02)[0] == "rejected"
-        assert promotion.decide_promotion(conn, better, min_improvement=0.005)[0] == "promoted"
+        assert promotion.decide_promotion(conn, better, min_improvement=0.02, as_of=AS_OF)[0] == "rejected"
+        assert promotion.decide_promotion(conn, better, min_improvement=0.005, as_of=AS_OF)[0] == "promoted"
         assert models.champions(conn, "m") == [better, first]
         with conn.cursor() as cur:
             cur.execute("SELECT version, status FROM quant.models ORDER BY version")
