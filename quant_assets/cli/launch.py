@@ -215,12 +215,15 @@ def describe(entry) -> str:
     return "run succeeded" if kind == dg.DagsterEventType.RUN_SUCCESS else "run FAILED"
 
 
+_WRAPPERS = ("DagsterExecutionStepExecutionError", "DagsterResourceFunctionError")  # Dagster's, around the cause
+
+
 def _reason(error) -> str:
     """The failure's own sentence: the asset's error inside Dagster's wrapper, without the module path of a
     deliberate ``dg.Failure`` (the UI and the log have the whole trace)."""
     if error is None:
         return "see the run in the UI"
-    while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+    while error.cause is not None and error.cls_name in _WRAPPERS:
         error = error.cause
     first = error.message.strip().splitlines()[0]
     name, sep, rest = first.partition(": ")

@@ -63,7 +63,8 @@ def celery(config_file: Path, args: tuple[str, ...]) -> None:
     )
     worker_yaml.parent.mkdir(parents=True, exist_ok=True)
     worker_yaml.write_text(text)
-    os.execv(tool("dagster-celery"), ["dagster-celery", *args, "-y", str(worker_yaml)])
+    asks_help = len(args) < 2 or "--help" in args  # `worker` alone, or help: a group takes no -y
+    os.execv(tool("dagster-celery"), ["dagster-celery", *args, *([] if asks_help else ["-y", str(worker_yaml)])])
 
 
 @click.group()

@@ -80,7 +80,8 @@ def _run(
             context.log.error(f"{dataset} partition {key} failed: {exc}")
     if errors:
         raise dg.Failure(
-            description=f"{len(errors)} of {len(context.partition_keys)} partition(s) of {dataset} failed",
+            description=f"{len(errors)} of {len(context.partition_keys)} partition(s) of {dataset} failed; the first: "
+            f"{errors[0]}",
             metadata={"errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in errors[:50]))},
         )
     for r in reports:

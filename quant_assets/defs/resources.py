@@ -55,8 +55,9 @@ class LakeResource(dg.ConfigurableResource):
     )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """At launch: the object-store settings are registered before any step reads a stored location."""
-        _ = self.path
+        """At launch: the object-store settings are registered before any step reads a stored location, and a
+        bucket that does not exist fails the launch with that reason, not every partition with the store's."""
+        fs.require_bucket(self.path)
 
     @property
     def path(self) -> Location:

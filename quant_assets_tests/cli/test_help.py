@@ -58,3 +58,24 @@ def test_the_console_script_is_the_click_group():
 
     scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"quant-assets": "quant_assets.cli:main"}
+
+
+def test_celery_passes_help_through_to_dagster_celery_without_its_config_option(tmp_path):
+    """`celery worker --help` is dagster-celery's own help: a group takes no -y, which a command is given."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from quant_assets.paths import PROJECT_ROOT
+
+    script = Path(sys.executable).with_name("quant-assets")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    for args, usage in (
+        (["worker", "--help"], "worker [OPTIONS] COMMAND"),
+        (["worker", "start", "--help"], "worker start"),
+    ):
+        out = subprocess.run(
+            [str(script), "celery", *args], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0 and f"Usage: dagster-celery {usage}" in out.stdout, out.stdout + out.stderr

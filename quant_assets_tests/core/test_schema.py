@@ -18,6 +18,7 @@ TABLES = {
     "model_artifacts",
     "model_promotions",
     "lineage_edges",
+    "model_states",
     "backtests",
     "drift_metrics",
     "run_failures",

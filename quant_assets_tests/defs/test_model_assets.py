@@ -54,15 +54,26 @@ def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dag
     stored = lake.read_partition(root, "predictions", sessions.as_date(day))
     assert (stored["event_time"] == sessions.decision_time(day)).all() and stored["prediction"].std() > 0
 
-    # A second training of the same data is a new version; equal score -> promoted (not worse than champion).
+    # A second training of the same data with the same code reproduces v1 bit for bit: it is v1, not a v2.
     again = dg.materialize(
         [training_snapshot, trained_model],
         instance=dagster_instance,
         resources=resources,
         run_config=TRAINING_RUN_CONFIG,
     )
-    assert again.asset_materializations_for_node("trained_model")[0].metadata["model"].value == "model:equity_lgbm:v2"
+    same = again.asset_materializations_for_node("trained_model")[0].metadata
+    assert same["model"].value == "model:equity_lgbm:v1" and same["promotion"].value.startswith("identical: ")
     assert not again.asset_materializations_for_node("training_snapshot")[0].metadata["created"].value
+    # Other seeds are another model (v2), promoted here by a margin that lets any positive score through.
+    config = {**TRAINING_RUN_CONFIG["ops"]["trained_model"]["config"], "seeds": [3, 4], "min_improvement": -1.0}
+    other = dg.materialize(
+        [training_snapshot, trained_model],
+        instance=dagster_instance,
+        resources=resources,
+        run_config={"ops": {**TRAINING_RUN_CONFIG["ops"], "trained_model": {"config": config}}},
+    )
+    meta = other.asset_materializations_for_node("trained_model")[0].metadata
+    assert meta["model"].value == "model:equity_lgbm:v2" and meta["promotion"].value.startswith("promoted")
     with pg.connect(pg_db) as conn, conn.cursor() as cur:
         cur.execute(
             "UPDATE quant.model_artifacts SET path = '/nonexistent/model.json' "
@@ -172,10 +183,18 @@ def test_fold_steps_in_separate_processes_give_the_serial_model_bit_for_bit(
         ),
     )
     with pg.connect(pg_db) as conn:
-        champion.register(conn, root, "serial", snap, serial, "serial-code")
+        first = champion.register(conn, root, "serial", snap, serial, "serial-code")
         (graph_row, graph_metrics, graph_oos), (serial_row, serial_metrics, serial_oos) = (
             _registered(conn, name) for name in ("equity_lgbm", "serial")
         )
+        # The same training again (same snapshot, parameters, code, artifact bytes) is that model, not v2; the
+        # same model under another code version is v2, and its equal score does not promote it.
+        again = champion.register(conn, root, "serial", snap, serial, "serial-code")
+        assert (again.ref, again.decision, again.champion) == (first.ref, "identical", first.ref)
+        assert again.reason.startswith("reproduces model:serial:v1 bit for bit")
+        other = champion.register(conn, root, "serial", snap, serial, "other-code")
+        assert (other.ref.version, other.decision, other.champion) == (2, "rejected", first.ref)
+        assert "does not beat champion v1" in other.reason
     assert graph_row[1] == training.sha256(serial.artifact)
     assert graph_row == serial_row and graph_metrics == serial_metrics
     pd.testing.assert_frame_equal(graph_oos, serial_oos, check_exact=True)

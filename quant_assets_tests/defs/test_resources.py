@@ -39,3 +39,23 @@ def test_the_read_cache_setting_reaches_the_feature_store(monkeypatch, tmp_path)
         monkeypatch.setenv("QUANT_READ_CACHE", value)
         with dg.build_resources({"lake": default_resources()["lake"]}) as resources:
             assert resources.lake.feature_store().read_cache == expected
+
+
+def test_a_lake_in_a_bucket_that_does_not_exist_fails_at_setup_naming_it(monkeypatch, s3_server):
+    """QUANT_DATA_ROOT=s3://<missing bucket>/...: the resource's setup (at launch, before any step writes) fails
+    with the bucket's name, not every partition later with the store's own error."""
+    import dagster as dg
+    import pytest
+
+    from quant_assets.defs.resources import default_resources
+
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("QUANT_DATA_ROOT", "s3://no-such-bucket-here/lake")
+    with pytest.raises(dg.DagsterResourceFunctionError) as failed:
+        with dg.build_resources({"lake": default_resources()["lake"]}):
+            pass
+    assert "bucket 'no-such-bucket-here' does not exist at http://127.0.0.1" in str(failed.value.__cause__)
+    monkeypatch.setenv("QUANT_DATA_ROOT", f"s3://{s3_server.new_bucket()}/lake")
+    with dg.build_resources({"lake": default_resources()["lake"]}) as resources:
+        assert str(resources.lake.path).endswith("/lake")

@@ -154,13 +154,22 @@ def register(
     """Write the model's artifact and out-of-sample predictions, compare it with the champion, register it with
     its metrics and lineage, and apply the promotion rule: the one way a trained model enters the registry."""
     files = artifacts.save_model_files(root, name, result.artifact, result.predictions)
+    params = result.final.params
+    same = models.identical(conn, name, snap.fingerprint, params, code_version, files.artifact.sha256)
+    if same is not None:
+        champs = models.champions(conn, name)
+        reason = (
+            f"reproduces {same.node} bit for bit (snapshot {snap.fingerprint[:12]}, the same parameters and code "
+            f"{code_version[:12]}, artifact SHA-256 {files.artifact.sha256[:12]}): not registered again"
+        )
+        return Registration(same, files, None, "identical", reason, champs[0] if champs else None)
     comparison = head_to_head(conn, root, result.predictions, snap, name)
     ref = models.register_model(
         conn,
         name,
         snap.fingerprint,
         snap.manifest["features"],
-        result.final.params,
+        params,
         code_version,
         tuple(snap.manifest["date_range"]),
         files,

@@ -90,6 +90,22 @@ def register_model(
     return ref
 
 
+def identical(conn, name: str, snapshot: str, params: dict, code_version: str, artifact_sha256: str) -> ModelRef | None:
+    """The registered version of ``name`` that a new training run reproduces bit for bit: the same snapshot
+    fingerprint, parameters and code version, and an artifact of the same SHA-256 (the bytes LightGBM wrote, so
+    the same library build too), or None. Such a run is that model, not a new version."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT m.model_id, m.name, m.version FROM quant.models m JOIN quant.model_artifacts a USING (model_id)
+               WHERE m.name = %s AND m.snapshot = %s AND m.code_version = %s AND a.sha256 = %s
+                 AND m.params = %s::jsonb
+               ORDER BY m.version LIMIT 1""",
+            (name, snapshot, code_version, artifact_sha256, json.dumps(params, default=str)),
+        )
+        row = cur.fetchone()
+    return None if row is None else ModelRef(*row)
+
+
 def record_metrics(conn, ref: ModelRef, metrics: pd.DataFrame) -> None:
     """Upsert rows of (dataset_type, metric, scope, value)."""
     rows = [

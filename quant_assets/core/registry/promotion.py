@@ -1,9 +1,9 @@
 """The promotion rule, and champion versus challenger on the same out-of-sample sessions.
 
-A candidate becomes champion when its rank IC is positive and at least the current champion's plus
-``min_improvement``; otherwise it is rejected. Both are scored on the same out-of-sample sessions when
-there are enough of them (``head_to_head``), else on their own walk-forward test periods (the reason
-says which). Both decisions are recorded.
+A candidate becomes champion when its rank IC is positive and beats the current champion's plus
+``min_improvement`` (strictly: an equal score never promotes); otherwise it is rejected. Both are scored on
+the same out-of-sample sessions when there are enough of them (``head_to_head``), else on their own
+walk-forward test periods (the reason says which). Both decisions are recorded.
 
 Each model's own walk-forward test score covers a different period, and across a regime change the
 older period flatters the older model. So both are scored on the sessions where both have
@@ -105,10 +105,11 @@ def decide_promotion(
     if score is None or not score > 0:
         shown = "missing" if score is None else f"{score:.4f}"
         decision, reason = "rejected", f"{label} {shown} is not positive"
-    elif incumbent_score is not None and score < incumbent_score + min_improvement:
+    elif incumbent_score is not None and not score > incumbent_score + min_improvement:
         decision, reason = (
             "rejected",
-            f"{label} {score:.4f} < champion v{incumbent.version} {incumbent_score:.4f} + {min_improvement}",
+            f"{label} {score:.4f} does not beat champion v{incumbent.version} {incumbent_score:.4f} + "
+            f"{min_improvement}",
         )
     else:
         decision = "promoted"

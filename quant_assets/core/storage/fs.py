@@ -81,6 +81,21 @@ def is_local(path: Location) -> bool:
     return isinstance(path, Path)
 
 
+def require_bucket(root: Location) -> None:
+    """Refuse an object-store root whose bucket does not exist (or these settings cannot see): the lake never
+    creates a bucket, and every write would otherwise fail later, one partition at a time, with the store's
+    own terse error. A local root needs nothing (its directories are made as files are written)."""
+    if is_local(root):
+        return
+    bucket = root.path.split("/", 1)[0]
+    if not root.fs.exists(bucket):
+        endpoint = root.storage_options.get("endpoint_url") or "the default endpoint"
+        raise FileNotFoundError(
+            f"{root}: bucket {bucket!r} does not exist at {endpoint}, or these credentials cannot see it; "
+            "create it first (the lake never creates a bucket)"
+        )
+
+
 def put_once(path: Location, data: bytes) -> bool:
     """Create ``path`` with ``data`` unless it exists; returns whether this call created it.
 

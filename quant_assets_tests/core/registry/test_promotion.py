@@ -101,7 +101,7 @@ def test_head_to_head_decides_over_own_test_scores(registry):
     # own test score 0.10 beats the champion's 0.01, but the common sessions say 0.01 against 0.02
     loser = add(0.10)
     decision = promotion.decide_promotion(conn, loser, comparison=_h2h(MIN_COMMON_DAYS, 0.01, 0.02), as_of=AS_OF)
-    assert decision == ("rejected", "rank IC 0.0100 < champion v2 0.0200 + 0.0" + basis)
+    assert decision == ("rejected", "rank IC 0.0100 does not beat champion v2 0.0200 + 0.0" + basis)
     assert models.champions(conn, "m")[0] == winner
     negative = add(0.10)
     decision = promotion.decide_promotion(conn, negative, comparison=_h2h(MIN_COMMON_DAYS, -0.01, -0.03), as_of=AS_OF)
@@ -115,7 +115,7 @@ def test_too_few_common_sessions_fall_back_to_own_test_scores(registry):
     # the 19 common sessions would promote (0.5 against 0.0); the own test scores decide: 0.01 < 0.03
     candidate = add(0.01)
     decision = promotion.decide_promotion(conn, candidate, comparison=_h2h(few, 0.5, 0.0), as_of=AS_OF)
-    assert decision == ("rejected", "test rank_ic 0.0100 < champion v1 0.0300 + 0.0" + basis)
+    assert decision == ("rejected", "test rank_ic 0.0100 does not beat champion v1 0.0300 + 0.0" + basis)
     # and the other way round: 0.04 >= 0.03 promotes, though the common sessions say 0.0 against 0.5
     candidate = add(0.04)
     decision = promotion.decide_promotion(conn, candidate, comparison=_h2h(few, 0.0, 0.5), as_of=AS_OF)
@@ -134,16 +134,19 @@ def test_a_first_model_ignores_any_comparison(pg_db, tmp_path):
 def test_min_improvement_is_a_margin_the_challenger_must_reach(registry):
     conn, add = registry
     basis = f" (head-to-head on {MIN_COMMON_DAYS} common out-of-sample sessions 2024-07-01..2024-12-30)"
-    # 0.5 against 0.25: the margin 0.375 is not reached (0.5 < 0.625), the margin 0.25 is, exactly (0.5 >= 0.5)
+    # 0.5 against 0.25: the margin 0.375 is not reached (0.5 < 0.625), the margin 0.25 exactly is not beaten
+    # (0.5 = 0.5: an equal score never promotes), the margin 0.125 is (0.5 > 0.375)
     candidate = add(0.01)
     decision = promotion.decide_promotion(conn, candidate, 0.375, _h2h(MIN_COMMON_DAYS, 0.5, 0.25), as_of=AS_OF)
-    assert decision == ("rejected", "rank IC 0.5000 < champion v1 0.2500 + 0.375" + basis)
+    assert decision == ("rejected", "rank IC 0.5000 does not beat champion v1 0.2500 + 0.375" + basis)
     decision = promotion.decide_promotion(conn, candidate, 0.25, _h2h(MIN_COMMON_DAYS, 0.5, 0.25), as_of=AS_OF)
-    assert decision == ("promoted", "rank IC 0.5000 beats champion v1 0.2500 + 0.25" + basis)
+    assert decision == ("rejected", "rank IC 0.5000 does not beat champion v1 0.2500 + 0.25" + basis)
+    decision = promotion.decide_promotion(conn, candidate, 0.125, _h2h(MIN_COMMON_DAYS, 0.5, 0.25), as_of=AS_OF)
+    assert decision == ("promoted", "rank IC 0.5000 beats champion v1 0.2500 + 0.125" + basis)
     # on own test scores too: 0.04 against 0.01 (candidate v2, now champion) with margin 0.05 is rejected
     later = add(0.04)
     decision = promotion.decide_promotion(conn, later, min_improvement=0.05, as_of=AS_OF)
-    assert decision == ("rejected", "test rank_ic 0.0400 < champion v2 0.0100 + 0.05")
+    assert decision == ("rejected", "test rank_ic 0.0400 does not beat champion v2 0.0100 + 0.05")
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM quant.model_promotions")
-        assert cur.fetchone()[0] == 4  # v1, two for v2, one for v3: every decision recorded
+        assert cur.fetchone()[0] == 5  # v1, three for v2, one for v3: every decision recorded

@@ -91,3 +91,11 @@ def test_a_whole_directory_of_a_bucket_is_listed_by_pyarrows_client_with_the_sam
     assert by_arrow == by_s3fs == sorted(f"{base.path}/{n}" for n in names)
     assert fs.names(base, "date=*/part-*.parquet") == sorted(names[:2])
     assert fs._arrow_find(base.fs, f"{s3_root.path}/absent") == []
+
+
+def test_a_root_in_a_bucket_that_does_not_exist_is_refused_naming_it(s3_root, tmp_path):
+    fs.require_bucket(s3_root)  # the fixture's bucket exists
+    fs.require_bucket(fs.location(tmp_path / "new"))  # a local root needs nothing
+    missing = fs.location("s3://no-such-bucket-here/lake")
+    with pytest.raises(FileNotFoundError, match="bucket 'no-such-bucket-here' does not exist at http://127.0.0.1"):
+        fs.require_bucket(missing)
