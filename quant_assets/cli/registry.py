@@ -35,6 +35,23 @@ def lineage(model: str, downstream: str | None, pg_url: str | None) -> None:
         except LookupError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(render_upstream(ref.node, lineage.upstream(conn, ref.node)))
+        click.echo(_state_lines(conn, ref))
+
+
+def _state_lines(conn, ref) -> str:
+    """The model's state now and its changes, under its lineage tree (``models`` shows every version's)."""
+    from quant_assets.core.registry import states
+
+    now = states.current(conn, ref)
+    changes = states.transitions(conn, ref.name)
+    mine = changes[changes["model"] == f"{ref.name}:v{ref.version}"]
+    since = f" from {now.effective}" if now.effective else " (as registered)"
+    lines = [f"state: {now.state}{since}"]
+    lines += [
+        f"  {c.effective}: {c.from_state} -> {c.to_state} by {c.actor} ({c.rule}: {c.reason})"
+        for c in mine.itertuples()
+    ]
+    return "\n".join(lines)
 
 
 @click.command()
@@ -83,23 +100,14 @@ def approve(model: str, approver: str, reason: str, as_of: str | None, pg_url: s
     """Resume MODEL (name:vN, or a name: its latest version), paused or de-risked, to live from the session
     after --as-of: a recorded manual approval."""
     from quant_assets.core import sessions
-    from quant_assets.core.monitoring import history
     from quant_assets.core.registry import models, states
 
     with registry(pg_url) as conn:
         try:
             ref = models.model(conn, model)
-            day = sessions.parse_session(as_of) if as_of else _last_drift_day(history.read(conn, model=ref.node))
+            day = states.review_day(conn, ref, as_of)
             change = states.approve(conn, ref, approver, reason, day)
         except (LookupError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
     effective = sessions.next_session(day)
     click.echo(f"{ref.node}: {change.from_state} -> live from {effective}, approved by {approver.strip()}")
-
-
-def _last_drift_day(rows):
-    from quant_assets.core import sessions
-
-    if rows.empty:
-        raise ValueError("the model has no drift rows: give --as-of, the session the review saw")
-    return sessions.as_date(rows["date"].max())

@@ -69,7 +69,7 @@ def retrain_on_drift(
     automation_run_config: AutomationRunConfig,
 ):
     state = json.loads(context.cursor) if context.cursor else {"seq": 0, "last": {}}
-    policy = alert_policy.resolved()
+    policy = alert_policy.resolved(registry.name)
     with registry.connect() as conn:
         champions = models.champions(conn, registry.name)
         if not champions:
@@ -109,7 +109,7 @@ def retrain_on_drift(
     "a backlog repeats none), and an observation on trained_model. Retrains are retrain_on_drift's.",
 )
 def model_states_on_drift(context: dg.SensorEvaluationContext, registry: RegistryResource, alert_policy: AlertPolicy):
-    policy = alert_policy.resolved()
+    policy = alert_policy.resolved(registry.name)
     with registry.connect() as conn:
         champions = models.champions(conn, registry.name)
         if not champions:

@@ -90,6 +90,17 @@ class CompactionConfig(dg.Config):
     min_files: int = Field(8, ge=1, description="(Re)compact a month once this many of its files are uncovered.")
 
 
+class ApprovalConfig(dg.Config):
+    model: str = Field(description="The model to resume: name:vN, or a name (its latest version).")
+    approver: str = Field(description="Who approves (recorded as user:<name> on the change).")
+    reason: str = Field(description="Why trading may resume (recorded with the change).")
+    as_of: str | None = Field(
+        None,
+        description="The session whose information the review saw (YYYY-MM-DD); the model is live from the next "
+        "session. Unset: the model's last drift row.",
+    )
+
+
 # --- research ------------------------------------------------------------------------------------------------
 
 

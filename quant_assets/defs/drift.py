@@ -5,6 +5,7 @@ import pandas as pd
 
 from quant_assets.core import sessions
 from quant_assets.core.monitoring import history, window
+from quant_assets.core.monitoring.alerts import AlertConfig
 from quant_assets.core.research import backtest
 from quant_assets.defs import plots
 from quant_assets.defs.config import DriftConfig, OnCritical
@@ -57,7 +58,9 @@ def drift_metrics(
     rule, costs = backtest.PortfolioRule("long_short", quantile=config.quantile), config.costs.costs()
     with registry.connect() as conn:
         try:
-            run = window.drift_rows(conn, lake.path, store, registry.name, days, alert_policy.rules(), costs, rule)
+            run = window.drift_rows(
+                conn, lake.path, store, registry.name, days, alert_policy.rules(registry.name), costs, rule
+            )
         except window.NoPredictions as exc:
             raise dg.Failure(str(exc)) from exc
         written = history.upsert(conn, run.rows, context.run_id)
@@ -69,14 +72,14 @@ def drift_metrics(
         )
     for feature, reason in run.without_psi.items():
         context.log.warning(f"no PSI for {feature}: {reason}")
-    return _result(context, run, config, alert_policy)
+    return _result(context, run, config, alert_policy.rules(registry.name))
 
 
 def _result(
-    context: dg.AssetExecutionContext, run: window.DriftRun, config: DriftConfig, alert_policy: AlertPolicy
+    context: dg.AssetExecutionContext, run: window.DriftRun, config: DriftConfig, rules: AlertConfig
 ) -> dg.MaterializeResult:
-    """The materialisation's metadata (latest rows with their PSI band, plots) and the alert_levels check."""
-    rules = alert_policy.rules()
+    """The materialisation's metadata (latest rows with their PSI band, plots) and the alert_levels check, under
+    the model's alert matrix (``rules``)."""
     table = run.table(rules)
     critical = table[table["level"] == "critical"]
     for r in critical.itertuples():

@@ -1,19 +1,21 @@
-"""Every job of the pipeline: ingest, the daily run, retraining, the parameter sweep and compaction. Schedules
+"""Every job of the pipeline: ingest, the daily run, retraining, the parameter sweep, compaction and a reviewer's
+approval of a paused model. Schedules
 and sensors (defs/automation.py) name these. None names an executor: each runs on the one in defs/executor.py,
 whose run config picks in-process, multiprocess (the default) or Celery."""
 
 import dagster as dg
 
 from quant_assets.core.features.compaction import compact
+from quant_assets.core.registry import models, states
 from quant_assets.core.storage import fs
 from quant_assets.defs.backtests import backtest_sweep, champion_backtest
-from quant_assets.defs.config import CompactionConfig
+from quant_assets.defs.config import ApprovalConfig, CompactionConfig
 from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.features import alt_features, price_features
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.raw import alt_data, raw_prices
-from quant_assets.defs.resources import LakeResource
+from quant_assets.defs.resources import LakeResource, RegistryResource
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
@@ -58,3 +60,39 @@ def compact_feature_files(context: dg.OpExecutionContext, config: CompactionConf
 )
 def compaction_job():
     compact_feature_files()
+
+
+@dg.op(description="A reviewer's approval: a paused or de-risked model back to live from the next session.")
+def approve_model(context: dg.OpExecutionContext, config: ApprovalConfig, registry: RegistryResource) -> str:
+    with registry.connect() as conn:
+        try:
+            ref = models.model(conn, config.model)
+            day = states.review_day(conn, ref, config.as_of)
+            change = states.approve(conn, ref, config.approver, config.reason, day)
+        except (LookupError, ValueError) as exc:
+            raise dg.Failure(str(exc)) from None
+    context.log_event(
+        dg.AssetObservation(
+            asset_key="trained_model",
+            description=f"{ref.node}: {change.from_state} -> live, approved by {config.approver.strip()}",
+            metadata={
+                "model": ref.node,
+                "from": change.from_state,
+                "to": "live",
+                "rule": "approval",
+                "approver": config.approver.strip(),
+                "reason": change.reason,
+                "information of": change.date,
+            },
+        )  # fmt: skip
+    )
+    return ref.node
+
+
+@dg.job(
+    tags={"quant/trigger": "review"},
+    description="Resume a paused (or de-risked) model after a review: launch from the UI's launchpad with the "
+    "model, the approver's name and the reason. Recorded in quant.model_states; `quant-assets approve` does the same.",
+)
+def approve_model_job():
+    approve_model()

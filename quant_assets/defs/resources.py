@@ -177,35 +177,47 @@ class AlertPolicy(dg.ConfigurableResource):
     )
     cooldown_sessions: int = Field(10, description="Sessions after a retrain request before the next one.")
     retrain_sessions: int = Field(250, description="Sessions in the snapshot a drift-triggered retrain trains on.")
-    overrides: str = Field("{}", description="JSON object of the fields above that override them (QUANT_ALERT_POLICY).")
+    overrides: str = Field(
+        "{}",
+        description="JSON object of the fields above that override them (QUANT_ALERT_POLICY), and per model name "
+        'under "models", e.g. {"ic_pause_days": 5, "models": {"equity_lgbm": {"derisk_exposure": 0.25}}}.',
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """A bad policy fails the launch with the reason, not the first drift computation."""
-        self.rules()
-        self.actions()
+        """A bad policy (the global one or a model's) fails the launch with the reason, not the first drift
+        computation."""
+        self.rules()  # parses the overrides: after it, they are a JSON object with a valid "models"
+        for model in [None, *json.loads(self.overrides or "{}").get("models", {})]:
+            self.rules(model)
+            self.actions(model)
 
-    def resolved(self) -> AlertPolicy:
-        """This policy with ``overrides`` applied; anything but a JSON object of known fields is refused."""
+    def resolved(self, model: str | None = None) -> AlertPolicy:
+        """This policy with ``overrides`` applied, then those of ``model`` (a model name) if the overrides hold
+        ``{"models": {"<name>": {...}}}``; anything but JSON objects of known fields is refused."""
         try:
             fields = json.loads(self.overrides or "{}")
         except ValueError as exc:
             raise ValueError(f"QUANT_ALERT_POLICY is not valid JSON ({exc}): {self.overrides!r}") from exc
         if not isinstance(fields, dict):
             raise ValueError(f"QUANT_ALERT_POLICY must be a JSON object of AlertPolicy fields, got {self.overrides!r}")
+        per_model = fields.pop("models", {})
+        if not isinstance(per_model, dict) or not all(isinstance(v, dict) for v in per_model.values()):
+            raise ValueError(f"QUANT_ALERT_POLICY's models must map model names to objects of fields: {per_model!r}")
         known = sorted(set(AlertPolicy.model_fields) - {"overrides"})
-        unknown = sorted(set(fields) - set(known))
-        if unknown:
-            raise ValueError(f"QUANT_ALERT_POLICY has unknown fields {unknown}; known: {known}")
-        return AlertPolicy(**{**{f: getattr(self, f) for f in known}, **fields})
+        for where, given in [("", fields), *((f" (model {m})", f) for m, f in per_model.items())]:
+            unknown = sorted(set(given) - set(known))
+            if unknown:
+                raise ValueError(f"QUANT_ALERT_POLICY{where} has unknown fields {unknown}; known: {known}")
+        return AlertPolicy(**{**{f: getattr(self, f) for f in known}, **fields, **per_model.get(model, {})})
 
-    def actions(self) -> ActionPolicy:
+    def actions(self, model: str | None = None) -> ActionPolicy:
         """How the resolved policy's actions act on a model's state (it checks its own values)."""
-        policy = self.resolved()
+        policy = self.resolved(model)
         return ActionPolicy(**{f: getattr(policy, f) for f in ActionPolicy.__dataclass_fields__})
 
-    def rules(self) -> AlertConfig:
+    def rules(self, model: str | None = None) -> AlertConfig:
         """The alert matrix of the resolved policy (it checks its own values)."""
-        policy = self.resolved()
+        policy = self.resolved(model)
         return AlertConfig(**{f: getattr(policy, f) for f in AlertConfig.__dataclass_fields__})
 
 

@@ -35,6 +35,14 @@ def test_models_shows_states_and_changes_and_approve_resumes_a_paused_model_once
     assert "m:v1" in versions and "paused" in versions and "2024-07-05" in versions  # 07-04: a holiday
     assert "ic_negative" in changes and "sensor:model_states_on_drift" in changes and "-0.012" in changes
 
+    tree = runner.invoke(cli, ["lineage", "m", "--pg-url", pg_db])
+    assert tree.exit_code == 0, tree.output
+    assert tree.output.startswith("model:m:v1") and "state: paused from 2024-07-05\n" in tree.output
+    assert (
+        "  2024-07-05: live -> paused by sensor:model_states_on_drift (ic_negative: ic_negative critical)"
+        in tree.output
+    )
+
     args = ["approve", "m:v1", "--pg-url", pg_db, "--as-of", "2024-07-08"]
     refused = runner.invoke(cli, [*args, "--by", "ana", "--reason", " "])
     assert refused.exit_code == 1 and "needs the approver's name and a reason" in refused.output
@@ -44,4 +52,4 @@ def test_models_shows_states_and_changes_and_approve_resumes_a_paused_model_once
     again = runner.invoke(cli, [*args, "--by", "ana", "--reason", "again"])
     assert again.exit_code == 1 and "model:m:v1 is live: only a paused or de-risked model" in again.output
     no_rows = runner.invoke(cli, ["approve", "m:v1", "--pg-url", pg_db, "--by", "ana", "--reason", "x"])
-    assert no_rows.exit_code == 1 and "no drift rows: give --as-of" in no_rows.output
+    assert no_rows.exit_code == 1 and "model:m:v1 has no drift rows: give the session the review saw" in no_rows.output

@@ -306,6 +306,36 @@ def test_the_state_sensor_de_risks_pauses_and_repeats_nothing_after_a_restart_or
     ]
 
 
+def test_the_approval_job_resumes_a_paused_model_and_refuses_without_cause(pg_db, dagster_instance, champion):
+    """approve_model_job, as the UI's launchpad runs it: the change recorded as the user's, an observation on
+    trained_model; a live model, or a blank reason, fails the run with the reason."""
+    from quant_assets.defs.jobs import approve_model_job
+
+    def run(**config):
+        return approve_model_job.execute_in_process(
+            run_config={"ops": {"approve_model": {"config": config}}},
+            instance=dagster_instance,
+            resources={"registry": RegistryResource(url=pg_db)},
+            raise_on_error=False,
+        )
+
+    refused = run(model="equity_lgbm:v1", approver="ana", reason="ok", as_of="2024-07-08")
+    assert not refused.success
+    assert "model:equity_lgbm:v1 is live: only a paused or de-risked model" in str(refused.all_events)
+    _store(pg_db, _row("2024-07-01", ic="critical", ic_negative="critical"))
+    with pg.connect(pg_db) as conn:
+        states.record(conn, champion, states.Decision("2024-07-01", "live", "paused", "ic_negative"), "sensor:s")
+    assert not run(model="equity_lgbm", approver="ana", reason="  ").success
+    done = run(model="equity_lgbm", approver="ana", reason="vendor outage explained the IC")  # as_of: last row
+    assert done.success and done.output_for_node("approve_model") == "model:equity_lgbm:v1"
+    (observed,) = [
+        e.event_specific_data.asset_observation for e in done.all_events if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert observed.metadata["approver"].value == "ana" and observed.metadata["information of"].value == "2024-07-01"
+    with pg.connect(pg_db) as conn:
+        assert states.current(conn, champion) == states.State("live", dt.date(2024, 7, 1), dt.date(2024, 7, 2))
+
+
 def test_retrain_sensor_ignores_a_failed_drift_run_and_waits_for_a_retrain_in_flight(
     feature_lake, tmp_path, pg_db, dagster_instance, champion
 ):
@@ -456,6 +486,22 @@ def test_bad_alert_policy_and_drift_config_are_refused_with_the_reason(monkeypat
             AlertPolicy(overrides=raw).rules()  # QUANT_ALERT_POLICY, as default_resources passes it at launch
     policy = AlertPolicy(overrides='{"psi_critical": 0.3, "cooldown_sessions": 20}').resolved()
     assert (policy.rules().psi_critical, policy.cooldown_sessions, policy.ic_critical) == (0.3, 20, 0.01)
+    # per model: the model's fields over the deployment's, other models keep the deployment's
+    per_model = AlertPolicy(
+        overrides='{"ic_pause_days": 5, "models": {"m": {"derisk_exposure": 0.25, "ic_pause_days": 2}}}'
+    )
+    assert (per_model.rules("m").ic_pause_days, per_model.actions("m").derisk_exposure) == (2, 0.25)
+    assert (per_model.rules("other").ic_pause_days, per_model.actions("other").derisk_exposure) == (5, 0.5)
+    for raw, message in [
+        ('{"models": {"m": {"psi_crit": 1}}}', "(model m) has unknown fields ['psi_crit']"),
+        ('{"models": {"m": 3}}', "models must map model names to objects of fields"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            AlertPolicy(overrides=raw).rules("m")
+    with pytest.raises(dg.DagsterResourceFunctionError) as failed:  # at launch, for every model named
+        with dg.build_resources({"p": AlertPolicy(overrides='{"models": {"m": {"derisk_exposure": 2}}}')}):
+            pass
+    assert "derisk_exposure must be in (0, 1), got 2" in str(failed.value.__cause__)
     with pytest.raises(dg.DagsterInvalidConfigError, match="on_critical"):
         dg.materialize(
             [drift_metrics],
