@@ -1,7 +1,7 @@
 """The core's layering, read from the source: imports point only to the same or an earlier pipeline stage,
 and the core never touches Dagster or the process environment.
 
-Stage order (data flows this way): sessions -> storage -> ingest -> features -> research -> registry ->
+Stage order (data flows this way): sessions -> storage -> ingest -> features -> research -> registry -> trading ->
 monitoring -> the top (summary, audit, schema: modules that read every stage). A module may import its own
 stage and earlier ones; an arrow the other way would make a lower stage depend on a later one and, sooner
 or later, an import cycle. Read with ``ast`` (nothing is imported), so imports inside functions and under
@@ -26,10 +26,11 @@ STAGES = {
     "features": 3,
     "research": 4,
     "registry": 5,
-    "monitoring": 6,
-    "summary": 7,
-    "audit": 7,
-    "schema": 7,
+    "trading": 6,
+    "monitoring": 7,
+    "summary": 8,
+    "audit": 8,
+    "schema": 8,
 }
 # Outside the core, only these leaves may be imported from it (no environment read at import, no Dagster).
 OUTSIDE = {"quant_assets.paths"}

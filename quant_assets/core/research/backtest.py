@@ -64,27 +64,35 @@ def _long_short(pred: pd.DataFrame, q: float) -> pd.DataFrame:
     return w.where(n >= 2, 0.0).fillna(0.0)
 
 
+def topk_holdings(row: np.ndarray, held: set[int], k: int, n_drop: int) -> set[int]:
+    """One day of the top-k rule: ``held`` (column indices) after selling at most ``n_drop`` held names that
+    fell out of today's top k and buying the best names not held, up to k. Ties are broken by column (the
+    columns are the names in order), so the holdings depend on the names and values alone, not on which other
+    names a frame happens to hold: a day-by-day book (``live_book``) and a backtest of the whole range agree."""
+    valid = ~np.isnan(row)
+    if not valid.any():
+        return set()  # no view: go flat rather than hold blind
+    order = [int(i) for i in np.argsort(-np.where(valid, row, -np.inf), kind="stable") if valid[i]]
+    top = set(order[:k])
+    kept = {i for i in held if valid[i]}
+    leaving = sorted((i for i in kept if i not in top), key=lambda i: (row[i], i))[:n_drop]
+    kept -= set(leaving)
+    for i in order:
+        if len(kept) >= k:
+            break
+        kept.add(i)
+    return kept
+
+
 def _topk_drop(pred: pd.DataFrame, k: int, n_drop: int) -> pd.DataFrame:
     """Hold k names equally; each day sell at most ``n_drop`` held names that fell out of the top k."""
     values = pred.to_numpy()
     out = np.zeros_like(values)
-    held: list[int] = []
+    held: set[int] = set()
     for t, row in enumerate(values):
-        valid = ~np.isnan(row)
-        if not valid.any():
-            held = []  # no view: go flat rather than hold blind
-            continue
-        order = [i for i in np.argsort(-np.where(valid, row, -np.inf)) if valid[i]]
-        top = set(order[:k])
-        held = [i for i in held if valid[i]]
-        leaving = sorted((i for i in held if i not in top), key=lambda i: row[i])[:n_drop]
-        held = [i for i in held if i not in leaving]
-        for i in order:
-            if len(held) >= k:
-                break
-            if i not in held:
-                held.append(i)
-        out[t, held] = 1.0 / len(held)
+        held = topk_holdings(row, held, k, n_drop)
+        if held:
+            out[t, sorted(held)] = 1.0 / len(held)
     return pd.DataFrame(out, index=pred.index, columns=pred.columns)
 
 
@@ -105,18 +113,47 @@ class BacktestResult:
     quantile_returns: pd.Series
 
 
-def run(frame: pd.DataFrame, rule: PortfolioRule = PortfolioRule(), costs: Costs = Costs()) -> BacktestResult:
-    """Simulate ``frame`` (date, entity_key, prediction, label) day by day, vectorised over names."""
+def trade_costs(trades: np.ndarray, costs: Costs) -> np.ndarray:
+    """The cost of each traded amount (absolute weight changes): bps of the amount, at least the minimum
+    ticket for a name that trades."""
+    return np.maximum(
+        trades * (costs.cost_bps + costs.slippage_bps) / 1e4, np.where(trades > 0, costs.min_cost / costs.capital, 0.0)
+    )
+
+
+def row_sum(values: np.ndarray) -> np.ndarray:
+    """Each row's sum, added in column order one term at a time (NumPy's ``sum`` adds pairwise, which groups the
+    terms by their positions). Adding a zero is exact, so the day's total does not depend on the zero columns of
+    names it neither holds nor trades: a book that sums one day's names and a backtest that sums the whole range's
+    columns (the names in the same order) agree to the last bit. ``+ 0.0`` makes a zero total +0.0 whatever the
+    signs of its zero terms (a paused book's)."""
+    values = np.atleast_2d(values)
+    if values.shape[1] == 0:
+        return np.zeros(values.shape[0])
+    return np.cumsum(values, axis=1)[:, -1] + 0.0
+
+
+def run(
+    frame: pd.DataFrame,
+    rule: PortfolioRule = PortfolioRule(),
+    costs: Costs = Costs(),
+    exposure: pd.Series | None = None,
+) -> BacktestResult:
+    """Simulate ``frame`` (date, entity_key, prediction, label) day by day, vectorised over names.
+
+    ``exposure`` (date -> multiplier, default 1): the rule's weights scaled on each day, as a model's state
+    scales what it trades (0 paused, 0.5 de-risked); the rule itself runs on unscaled holdings.
+    """
     pred = frame.pivot(index="date", columns="entity_key", values="prediction").sort_index()
     ret = frame.pivot(index="date", columns="entity_key", values="label").reindex_like(pred)
     w = target_weights(pred, rule)
+    if exposure is not None:
+        w = w.mul(exposure.reindex(w.index).fillna(1.0).to_numpy(), axis=0)
     trades = w.diff().fillna(w).abs()
-    per_trade = np.maximum(
-        trades * (costs.cost_bps + costs.slippage_bps) / 1e4, np.where(trades > 0, costs.min_cost / costs.capital, 0.0)
-    )
-    gross = (w * ret.fillna(0.0)).sum(axis=1)
-    cost = pd.Series(per_trade.sum(axis=1), index=w.index)
-    daily = pd.DataFrame({"gross": gross, "cost": cost, "net": gross - cost, "turnover": trades.sum(axis=1)})
+    gross = pd.Series(row_sum((w * ret.fillna(0.0)).to_numpy()), index=w.index)
+    cost = pd.Series(row_sum(trade_costs(trades.to_numpy(), costs)), index=w.index)
+    turnover = pd.Series(row_sum(trades.to_numpy()), index=w.index)
+    daily = pd.DataFrame({"gross": gross, "cost": cost, "net": gross - cost, "turnover": turnover})
     ic = wide_ic(pred, ret)
     ric = wide_ic(pred, ret, method="spearman")
     signal = {
