@@ -13,6 +13,7 @@ from quant_assets.core.features import catalog
 from quant_assets.core.monitoring.schema import MONITORING_TABLES
 from quant_assets.core.registry.schema import REGISTRY_TABLES
 from quant_assets.core.registry.states import STATES_TABLE
+from quant_assets.core.trading import live
 
 LOCK = 74201  # advisory lock: several processes (code server, run workers, the daemon) may migrate at once
 VERSION_TABLE = """
@@ -29,6 +30,7 @@ STEPS: tuple[tuple[int, str, str], ...] = (
     (2, "model registry, lineage and backtests (quant.models, ...)", REGISTRY_TABLES),
     (3, "drift metrics and run failures (quant.drift_metrics, quant.run_failures)", MONITORING_TABLES),
     (4, "model states and their changes (quant.model_states)", STATES_TABLE),
+    (5, "the live book's sessions (quant.live_book)", live.TABLE),
 )
 LATEST = STEPS[-1][0]
 

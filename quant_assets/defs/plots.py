@@ -97,3 +97,20 @@ def series(frame: pd.DataFrame, columns: list[str], title: str, lines: dict[str,
     ax.legend(fontsize=7)
     ax.set_title(title)
     return as_markdown(fig, title)
+
+
+def book_equity(rows: pd.DataFrame) -> dg.MetadataValue:
+    """The live book's compounded net equity over its realised sessions (rows: date, net, state), with each
+    change of state marked where it took effect and the exposure below."""
+    realised = rows.dropna(subset=["net"])
+    fig, ax = figure()
+    x = pd.to_datetime(realised["date"])
+    ax.plot(x, (1 + realised["net"]).cumprod().to_numpy(), color="black", label="net equity")
+    changes = rows[rows["state"].ne(rows["state"].shift())].iloc[1:]
+    colours = {"live": "green", "de-risked": "orange", "paused": "red"}
+    for change in changes.itertuples():
+        ax.axvline(pd.Timestamp(change.date), color=colours.get(change.state, "grey"), ls="--", lw=1)
+        ax.annotate(change.state, (pd.Timestamp(change.date), 1.0), xycoords=("data", "axes fraction"),
+                    rotation=90, va="top", fontsize=7)  # fmt: skip
+    ax.set_title("live book: net equity (compounded), state changes marked")
+    return as_markdown(fig, "live book equity")

@@ -19,6 +19,7 @@ TABLES = {
     "model_promotions",
     "lineage_edges",
     "model_states",
+    "live_book",
     "backtests",
     "drift_metrics",
     "run_failures",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from quant_assets.core import sessions
-from quant_assets.core.registry.models import ModelRef
+from quant_assets.core.registry.models import ModelRef, champions
 
 STATES = ("shadow", "live", "de-risked", "paused", "retired")  # monitoring.actions says what each means
 
@@ -90,6 +90,50 @@ def current(conn, ref: ModelRef) -> State:
             return State(*row)
         cur.execute("SELECT status FROM quant.models WHERE model_id = %s", (ref.model_id,))
         return State(_INITIAL.get(cur.fetchone()[0], "shadow"), None, None)
+
+
+def state_on(conn, ref: ModelRef, day: dt.date) -> str:
+    """The model's state in force on session ``day``: its last change effective by then (a change decided on
+    ``day``'s own information applies from the next session), else as its registration left it."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT to_state FROM quant.model_states WHERE model_id = %s AND effective <= %s
+               ORDER BY effective DESC, transition_id DESC LIMIT 1""",
+            (ref.model_id, day),
+        )
+        row = cur.fetchone()
+        if row is not None:
+            return row[0]
+        cur.execute("SELECT count(*) FROM quant.model_states WHERE model_id = %s", (ref.model_id,))
+        if cur.fetchone()[0]:
+            return "shadow"  # its first change comes later: before it, it was not yet the champion
+    return current(conn, ref).state
+
+
+def champion_on(conn, name: str, day: dt.date) -> ModelRef:
+    """The champion of model ``name`` on session ``day``: the version whose promotion was last effective by
+    then, else (a registry from before states were recorded) today's champion."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT m.model_id, m.name, m.version FROM quant.model_states s JOIN quant.models m USING (model_id)
+               WHERE m.name = %s AND s.rule = 'promotion' AND s.to_state = 'live' AND s.effective <= %s
+               ORDER BY s.effective DESC, s.transition_id DESC LIMIT 1""",
+            (name, day),
+        )
+        row = cur.fetchone()
+        if row is not None:
+            return ModelRef(*row)
+        cur.execute(
+            """SELECT min(s.effective) FROM quant.model_states s JOIN quant.models m USING (model_id)
+               WHERE m.name = %s AND s.rule = 'promotion' AND s.to_state = 'live'""",
+            (name,),
+        )
+        first = cur.fetchone()[0]
+    found = [] if first is not None else champions(conn, name)
+    if not found:
+        since = f": its first champion is live from {first}" if first else ""
+        raise LookupError(f"no champion of {name!r} on {day}{since}")
+    return found[0]
 
 
 def record(conn, ref: ModelRef, change: Decision, actor: str, key: str | None = None) -> bool:

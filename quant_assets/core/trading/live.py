@@ -1,0 +1,179 @@
+"""The live book's records: each session's positions in the lake, its figures in ``quant.live_book``.
+
+    <root>/live_book/date=D/part-<sha>.parquet   POSITIONS + model, state, exposure: what was traded at D's open
+
+``quant.live_book`` holds a row per session: the model that traded, its state and exposure, the turnover and
+costs at the open, the book's gross and net exposure, and (``gross``, ``net``, NULL until then) the day's P&L,
+filled in once its labels have matured (the next session's run). A traded session is never rewritten: running
+it again must give the same positions (written once, content-addressed) and the same figures, else it is
+refused, so the record of what was traded cannot change after the fact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+
+from quant_assets.core import sessions
+from quant_assets.core.ingest.sources.base import known_by_close
+from quant_assets.core.registry import states
+from quant_assets.core.registry.models import ModelRef
+from quant_assets.core.research import scoring, snapshots
+from quant_assets.core.research.backtest import Costs, PortfolioRule
+from quant_assets.core.storage import fs, lake
+from quant_assets.core.storage.fs import Location
+from quant_assets.core.trading import book
+
+DATASET = "live_book"
+TABLE = """
+CREATE TABLE IF NOT EXISTS quant.live_book (
+    date            date PRIMARY KEY,
+    model           text NOT NULL,
+    state           text NOT NULL,
+    exposure        double precision NOT NULL,
+    n_names         integer NOT NULL,
+    long_exposure   double precision NOT NULL,
+    short_exposure  double precision NOT NULL,
+    turnover        double precision NOT NULL,
+    cost            double precision NOT NULL,
+    gross           double precision,
+    net             double precision,
+    positions       text NOT NULL,
+    run_id          text,
+    traded_at       timestamptz NOT NULL DEFAULT now(),
+    realised_at     timestamptz
+);
+"""
+_SCHEMA = pa.schema(
+    [("entity_key", pa.string())]
+    + [(c, pa.float64()) for c in book.POSITIONS[1:]]
+    + [("model", pa.string()), ("state", pa.string()), ("exposure", pa.float64())]
+)
+
+
+class BookError(RuntimeError):
+    """A session the book cannot trade as asked: a gap before it, no predictions, or a rewrite of a traded day."""
+
+
+@dataclass(frozen=True)
+class Session:
+    """One traded session as recorded, and the P&L of the session before it if that matured now."""
+
+    day: book.BookDay
+    model: str
+    state: str
+    path: Location
+    realised: dict | None  # the previous session's P&L, filled in by this run
+
+
+def previous_positions(conn, root: Location, day: dt.date) -> pd.DataFrame | None:
+    """The positions after the previous session's trades; None when the book starts at ``day`` (nothing
+    recorded before it). A book with an earlier session but not the previous one has a gap: refused."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT max(date) FROM quant.live_book WHERE date < %s", (day,))
+        last = cur.fetchone()[0]
+    if last is None:
+        return None
+    before = sessions.previous_session(day)
+    if last < before:
+        raise BookError(
+            f"live_book {day}: the book's last session is {last}, not {before}; trade the sessions between in order"
+        )
+    stored = _stored(conn, before)
+    return lake.read_part(fs.location(stored[-1])).to_pandas()[book.POSITIONS]
+
+
+def _predictions(root: Location, ref: ModelRef, day: dt.date) -> pd.Series:
+    stored = lake.read_partition(root, scoring.DATASET, day)
+    mine = stored[stored["model"] == ref.node] if len(stored) else stored
+    if mine.empty:
+        raise BookError(f"live_book {day}: no predictions of {ref.node} (materialise predictions for {day} first)")
+    return lake.latest_versions(mine, ["entity_key"]).set_index("entity_key")["prediction"]
+
+
+def trade_session(
+    conn,
+    root: Location,
+    name: str,
+    day: dt.date,
+    rule: PortfolioRule,
+    costs: Costs,
+    exposure_of: Callable[[str], float],
+    run_id: str | None = None,
+) -> Session:
+    """Trade session ``day`` for model ``name``'s champion on that day, in the state in force then (its
+    multiplier: ``exposure_of(state)``), record it, and realise the previous session's P&L from labels known by
+    ``day``'s close."""
+    ref = states.champion_on(conn, name, day)
+    state = states.state_on(conn, ref, day)
+    traded = book.trade(day, _predictions(root, ref, day), previous_positions(conn, root, day),
+                        exposure_of(state), rule, costs)  # fmt: skip
+    weights = traded.positions["weight"]
+    figures = (ref.node, state, traded.exposure, int((weights != 0).sum()), float(weights[weights > 0].sum()),
+               float(-weights[weights < 0].sum()), traded.turnover, traded.cost)  # fmt: skip
+    stored = _stored(conn, day)
+    if stored is not None and stored[:-1] != figures:
+        raise BookError(f"live_book {day}: already traded as {stored[:-1]}, now {figures}; a traded session is "
+                        "never rewritten")  # fmt: skip
+    frame = traded.positions.assign(model=ref.node, state=state, exposure=traded.exposure)
+    path = lake.write_part(lake.partition_dir(root, DATASET, day), lake.canonical_table(frame, ["entity_key"], _SCHEMA))
+    if stored is None:
+        with conn.cursor() as cur:
+            cur.execute(
+                """INSERT INTO quant.live_book (date, model, state, exposure, n_names, long_exposure, short_exposure,
+                       turnover, cost, positions, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                (day, *figures, str(path), run_id),
+            )
+    elif stored[-1] != str(path):
+        raise BookError(f"live_book {day}: already traded with positions {stored[-1]}, now {path}")
+    return Session(traded, ref.node, state, path, _realise_previous(conn, root, day))
+
+
+def _stored(conn, day: dt.date) -> tuple | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT model, state, exposure, n_names, long_exposure, short_exposure, turnover, cost, positions "
+            "FROM quant.live_book WHERE date = %s",
+            (day,),
+        )
+        row = cur.fetchone()
+    return None if row is None else tuple(row)
+
+
+def _realise_previous(conn, root: Location, day: dt.date) -> dict | None:
+    """The previous session's P&L: its label matures at ``day``'s open, read as known by ``day``'s close."""
+    before = sessions.previous_session(day)
+    with conn.cursor() as cur:
+        cur.execute("SELECT cost, turnover, exposure, positions FROM quant.live_book WHERE date = %s", (before,))
+        row = cur.fetchone()
+    if row is None:
+        return None
+    labels = snapshots.labels(root, [before], 1, known_by_close(day))
+    returns = labels.set_index("entity_key")["label"].dropna() if len(labels) else pd.Series(dtype=float)
+    if returns.empty:
+        return None  # no price of ``day`` yet: the previous session's P&L waits for it
+    positions = lake.read_part(fs.location(row[3]))
+    held = book.BookDay(before, positions.to_pandas()[book.POSITIONS], float(row[2]), float(row[1]), float(row[0]))
+    pnl = book.realise(held, returns)
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE quant.live_book SET gross = %s, net = %s, realised_at = coalesce(realised_at, now()) "
+            "WHERE date = %s",
+            (pnl["gross"], pnl["net"], before),
+        )
+    return {"date": before.isoformat(), **pnl}
+
+
+def history(conn, since: dt.date | None = None) -> pd.DataFrame:
+    """The book's rows in date order (for the equity curve and the summary)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT date, model, state, exposure, n_names, long_exposure, short_exposure, turnover, cost, gross, net "
+            "FROM quant.live_book WHERE date >= coalesce(%s, '-infinity'::date) ORDER BY date",
+            (since,),
+        )
+        return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])

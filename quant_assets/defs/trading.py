@@ -1,0 +1,78 @@
+"""The live book: what the champion's predictions trade each session, under its state (core/trading)."""
+
+import dagster as dg
+from pydantic import Field
+
+from quant_assets.core import sessions
+from quant_assets.core.trading import live
+from quant_assets.defs import plots
+from quant_assets.defs.config import BacktestConfig
+from quant_assets.defs.models import predictions
+from quant_assets.defs.partitions import trading_days
+from quant_assets.defs.raw import raw_prices
+from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
+
+OWNERS = ["team:quant-research"]
+
+
+class LiveBookConfig(BacktestConfig):
+    """The live book's portfolio rule and costs: the backtest's, so a backtest of the same predictions and
+    states gives the same P&L to the last bit."""
+
+    history_sessions: int = Field(250, ge=1, description="Sessions of the book the equity plot shows.")
+
+
+@dg.asset(
+    partitions_def=trading_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="trading",
+    owners=OWNERS,
+    kinds={"python", "parquet", "postgres"},
+    deps=[predictions, raw_prices],
+    description="Each session's positions of the champion on that day: its predictions under the portfolio rule, "
+    "times its state's exposure (1 live, 0.5 de-risked, 0 paused), traded at the open with the backtest's costs, "
+    "in <data root>/live_book/date=YYYY-MM-DD; quant.live_book holds the session's figures and, once its labels "
+    "mature (the next session), its net P&L. Sessions are traded in order; a traded session is never rewritten.",
+)
+def live_book(
+    context: dg.AssetExecutionContext,
+    config: LiveBookConfig,
+    lake: LakeResource,
+    registry: RegistryResource,
+    alert_policy: AlertPolicy,
+) -> dg.MaterializeResult:
+    rule, costs = config.parts()
+    policy = alert_policy.actions(registry.name)
+    traded = []
+    with registry.connect() as conn:
+        for key in context.partition_keys:  # in order: each session trades from the one before
+            day = sessions.as_date(key)
+            try:
+                traded.append(live.trade_session(conn, lake.path, registry.name, day, rule, costs, policy.exposure,
+                                                 context.run_id))  # fmt: skip
+            except (LookupError, live.BookError) as exc:
+                raise dg.Failure(str(exc)) from exc
+            conn.commit()  # a session traded is recorded even if a later one fails
+        rows = live.history(conn, sessions.session_offset(traded[-1].day.date, -config.history_sessions))
+    for s in traded:
+        context.log.info(f"{s.day.date} {s.model} {s.state} x{s.day.exposure:g}: turnover {s.day.turnover:.4f}")
+    return dg.MaterializeResult(metadata=_metadata(traded[-1], rows))
+
+
+def _metadata(last: live.Session, rows) -> dict:
+    """The last session's figures as numbers (Dagster's plots chart them across partitions) and the curve."""
+    realised = rows.dropna(subset=["net"])
+    meta = {
+        "model": dg.MetadataValue.text(last.model),
+        "state": dg.MetadataValue.text(last.state),
+        "exposure": dg.MetadataValue.float(last.day.exposure),
+        "turnover": dg.MetadataValue.float(last.day.turnover),
+        "cost": dg.MetadataValue.float(last.day.cost),
+        "names": dg.MetadataValue.int(int((last.day.positions["weight"] != 0).sum())),
+        "positions": dg.MetadataValue.path(str(last.path)),
+        "equity": plots.book_equity(rows) if len(realised) else dg.MetadataValue.text("no realised session yet"),
+    }
+    if last.realised:
+        meta["net_return"] = dg.MetadataValue.float(last.realised["net"])
+        meta["realised_session"] = dg.MetadataValue.text(last.realised["date"])
+    return meta
