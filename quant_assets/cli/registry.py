@@ -100,12 +100,13 @@ def approve(model: str, approver: str, reason: str, as_of: str | None, pg_url: s
     """Resume MODEL (name:vN, or a name: its latest version), paused or de-risked, to live from the session
     after --as-of: a recorded manual approval."""
     from quant_assets.core import sessions
+    from quant_assets.core.monitoring import actions
     from quant_assets.core.registry import models, states
 
     with registry(pg_url) as conn:
         try:
             ref = models.model(conn, model)
-            day = states.review_day(conn, ref, as_of)
+            day = actions.review_day(conn, ref, as_of)
             change = states.approve(conn, ref, approver, reason, day)
         except (LookupError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None

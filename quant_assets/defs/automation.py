@@ -110,6 +110,7 @@ def retrain_on_drift(
 )
 def model_states_on_drift(context: dg.SensorEvaluationContext, registry: RegistryResource, alert_policy: AlertPolicy):
     policy = alert_policy.resolved(registry.name)
+    acting = policy.actions()
     with registry.connect() as conn:
         champions = models.champions(conn, registry.name)
         if not champions:
@@ -118,7 +119,7 @@ def model_states_on_drift(context: dg.SensorEvaluationContext, registry: Registr
         now = states.current(conn, ref)
         rows = history.read(conn, model=ref.node)
         after = now.as_of.isoformat() if now.as_of else None
-        changes = actions.decide(rows, now.state, after, policy.rules(), policy.actions())
+        changes = actions.decide(rows, now.state, after, policy.rules(), acting)
         made = [c for c in changes if states.record(conn, ref, c, f"sensor:{context.sensor_name}")]
     if not made:
         return dg.SkipReason(f"{ref.node} is {now.state}: its drift rows call for no change")
@@ -133,7 +134,7 @@ def model_states_on_drift(context: dg.SensorEvaluationContext, registry: Registr
                 "drift row": c.date,
                 "rule": c.signal,
                 **{k: v for k, v in c.values.items() if v is not None},
-                "exposure": policy.actions().exposure(c.to_state),
+                "exposure": acting.exposure(c.to_state),
             },
         )  # fmt: skip
         for c in made

@@ -6,6 +6,7 @@ whose run config picks in-process, multiprocess (the default) or Celery."""
 import dagster as dg
 
 from quant_assets.core.features.compaction import compact
+from quant_assets.core.monitoring import actions
 from quant_assets.core.registry import models, states
 from quant_assets.core.storage import fs
 from quant_assets.defs.backtests import backtest_sweep, champion_backtest
@@ -67,7 +68,7 @@ def approve_model(context: dg.OpExecutionContext, config: ApprovalConfig, regist
     with registry.connect() as conn:
         try:
             ref = models.model(conn, config.model)
-            day = states.review_day(conn, ref, config.as_of)
+            day = actions.review_day(conn, ref, config.as_of)
             change = states.approve(conn, ref, config.approver, config.reason, day)
         except (LookupError, ValueError) as exc:
             raise dg.Failure(str(exc)) from None

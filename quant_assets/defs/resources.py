@@ -187,7 +187,8 @@ class AlertPolicy(dg.ConfigurableResource):
         """A bad policy (the global one or a model's) fails the launch with the reason, not the first drift
         computation."""
         self.rules()  # parses the overrides: after it, they are a JSON object with a valid "models"
-        for model in [None, *json.loads(self.overrides or "{}").get("models", {})]:
+        self.actions()
+        for model in json.loads(self.overrides or "{}").get("models", {}):
             self.rules(model)
             self.actions(model)
 

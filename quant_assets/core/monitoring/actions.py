@@ -22,12 +22,16 @@ of the rows, so a sensor that restarts, or reads a backlog, decides the same cha
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import pandas as pd
 
+from quant_assets.core import sessions
+from quant_assets.core.monitoring import history
 from quant_assets.core.monitoring.alerts import AlertConfig
-from quant_assets.core.registry.states import STATES, Decision
+from quant_assets.core.registry.models import ModelRef
+from quant_assets.core.registry.states import STATES, Decision, StateError
 
 CHAMPION_STATES = ("live", "de-risked", "paused")  # the champion's states: it scores, and trades as they say
 ACTION_STATE = {"pause": "paused", "de-risk": "de-risked"}  # the alert matrix's actions that change a state
@@ -98,3 +102,13 @@ def decide(rows: pd.DataFrame, state: str, after: str | None, cfg: AlertConfig, 
             out.append(Decision(date, state, "live", "recovered", {"clean_sessions": clean}, reason))
             state = "live"
     return out
+
+
+def review_day(conn, ref: ModelRef, as_of: str | None) -> dt.date:
+    """The session whose information a review saw: ``as_of`` (a session), else the model's newest drift row."""
+    if as_of:
+        return sessions.parse_session(as_of)
+    last = history.last_date(conn, ref.node)
+    if last is None:
+        raise StateError(f"{ref.node} has no drift rows: give the session the review saw (as_of)")
+    return last

@@ -74,6 +74,13 @@ def read(conn, model: str | None = None, since_seq: int = 0, start=None, end=Non
         return pd.DataFrame(cur.fetchall(), columns=[*COLUMNS, "seq"])
 
 
+def last_date(conn, model: str):
+    """The date of ``model``'s newest drift row, or None."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT max(date) FROM quant.drift_metrics WHERE model = %s", (model,))
+        return cur.fetchone()[0]
+
+
 def record_run_failure(conn, run_id: str, job_name: str, partition_key: str | None, tags: dict, error: str) -> None:
     with conn.cursor() as cur:
         cur.execute(

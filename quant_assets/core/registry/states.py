@@ -171,18 +171,6 @@ def approve(conn, ref: ModelRef, approver: str, reason: str, as_of: dt.date) -> 
     return change
 
 
-def review_day(conn, ref: ModelRef, as_of: str | None) -> dt.date:
-    """The session whose information a review saw: ``as_of`` (a session), else the model's last drift row."""
-    if as_of:
-        return sessions.parse_session(as_of)
-    with conn.cursor() as cur:
-        cur.execute("SELECT max(date) FROM quant.drift_metrics WHERE model = %s", (ref.node,))
-        last = cur.fetchone()[0]
-    if last is None:
-        raise StateError(f"{ref.node} has no drift rows: give the session the review saw (as_of)")
-    return last
-
-
 def transitions(conn, name: str | None = None) -> pd.DataFrame:
     """Every recorded change (of one model name's versions), oldest first, for the CLI and the UI."""
     where, params = ("WHERE m.name = %s", (name,)) if name else ("", ())

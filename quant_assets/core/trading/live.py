@@ -110,8 +110,8 @@ def trade_session(
     ``day``'s close."""
     ref = states.champion_on(conn, name, day)
     state = states.state_on(conn, ref, day)
-    traded = book.trade(day, _predictions(root, ref, day), previous_positions(conn, root, day),
-                        exposure_of(state), rule, costs)  # fmt: skip
+    previous = previous_positions(conn, root, day)
+    traded = book.trade(day, _predictions(root, ref, day), previous, exposure_of(state), rule, costs)
     weights = traded.positions["weight"]
     figures = (ref.node, state, traded.exposure, int((weights != 0).sum()), float(weights[weights > 0].sum()),
                float(-weights[weights < 0].sum()), traded.turnover, traded.cost)  # fmt: skip
@@ -130,7 +130,8 @@ def trade_session(
             )
     elif stored[-1] != str(path):
         raise BookError(f"live_book {day}: already traded with positions {stored[-1]}, now {path}")
-    return Session(traded, ref.node, state, path, _realise_previous(conn, root, day))
+    realised = None if previous is None else _realise_previous(conn, root, day, previous)
+    return Session(traded, ref.node, state, path, realised)
 
 
 def _stored(conn, day: dt.date) -> tuple | None:
@@ -144,21 +145,16 @@ def _stored(conn, day: dt.date) -> tuple | None:
     return None if row is None else tuple(row)
 
 
-def _realise_previous(conn, root: Location, day: dt.date) -> dict | None:
-    """The previous session's P&L: its label matures at ``day``'s open, read as known by ``day``'s close."""
+def _realise_previous(conn, root: Location, day: dt.date, positions: pd.DataFrame) -> dict | None:
+    """The previous session's P&L (``positions``: its positions, as traded): its label matures at ``day``'s
+    open, read as known by ``day``'s close; None while ``day``'s prices are not in."""
     before = sessions.previous_session(day)
-    with conn.cursor() as cur:
-        cur.execute("SELECT cost, turnover, exposure, positions FROM quant.live_book WHERE date = %s", (before,))
-        row = cur.fetchone()
-    if row is None:
-        return None
     labels = snapshots.labels(root, [before], 1, known_by_close(day))
     returns = labels.set_index("entity_key")["label"].dropna() if len(labels) else pd.Series(dtype=float)
     if returns.empty:
-        return None  # no price of ``day`` yet: the previous session's P&L waits for it
-    positions = lake.read_part(fs.location(row[3]))
-    held = book.BookDay(before, positions.to_pandas()[book.POSITIONS], float(row[2]), float(row[1]), float(row[0]))
-    pnl = book.realise(held, returns)
+        return None
+    _, _, exposure, _, _, _, turnover, cost, _ = _stored(conn, before)
+    pnl = book.realise(book.BookDay(before, positions, float(exposure), float(turnover), float(cost)), returns)
     with conn.cursor() as cur:
         cur.execute(
             "UPDATE quant.live_book SET gross = %s, net = %s, realised_at = coalesce(realised_at, now()) "
