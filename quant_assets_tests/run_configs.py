@@ -8,6 +8,11 @@ TRAINING_RUN_CONFIG = {
     }
 }
 
+# The promotion rule on that small model: its few test sessions decide (no shadow period, as in a backfill), with
+# loose evidence levels and a margin that lets any challenger through (tests of the rule itself are in core).
+PROMOTION_CONFIG = {"shadow_sessions": 0, "margin": -100.0, "min_dsr": 0.0, "max_turnover": 4.0, "min_sessions": 5}
+PROMOTED_RUN_CONFIG = {"ops": {**TRAINING_RUN_CONFIG["ops"], "promotion_decision": {"config": PROMOTION_CONFIG}}}
+
 # The sweep's plan and aggregation config: 4 configurations (1 learning rate x 2 leaf counts x 2 rules) x 2 folds.
 SWEEP_CONFIG = {
     "learning_rates": [0.05],

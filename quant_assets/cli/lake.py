@@ -35,10 +35,10 @@ def print_summary(data_root: Path, pg_url: str | None) -> None:
         with registry(pg_url) as conn:
             click.echo()
             click.echo(registry_summary(conn, root).to_string(index=False))
-            _drift_summary(conn)
+            _drift_summary(conn, root)
 
 
-def _drift_summary(conn) -> None:
+def _drift_summary(conn, root) -> None:
     import pandas as pd
 
     from quant_assets.core.monitoring import history
@@ -50,9 +50,31 @@ def _drift_summary(conn) -> None:
     click.echo(daily.round(3).to_string(index=False))
     click.echo("\nDrift by month (mean IC, mean PSI, last 20-day Sharpe, critical days):")
     click.echo(monthly.round(3).to_string(index=False))
-    click.echo("\nPromotion decisions:")
-    with pd.option_context("display.max_colwidth", 200, "display.width", 250):
+    with pd.option_context("display.max_colwidth", 400, "display.width", 250):
+        click.echo("\nPromotion decisions (net-of-cost backtests of both models on the same sessions):")
         click.echo(history.promotions(conn).to_string(index=False))
+    _states_and_book(conn, root)
+
+
+def _states_and_book(conn, root) -> None:
+    """Every model's changes of state with their dates, and the live book as traded against the same book with
+    no state acting on it (the default portfolio rule and costs, as the main job trades)."""
+    import pandas as pd
+
+    from quant_assets.core.registry import states
+    from quant_assets.core.research import backtest
+    from quant_assets.core.trading import live
+
+    changes = states.transitions(conn)
+    if len(changes):
+        click.echo("\nModel states (each change applies from the session `effective`):")
+        shown = changes[["model", "from_state", "to_state", "as_of", "effective", "rule", "actor", "reason"]]
+        with pd.option_context("display.max_colwidth", 90, "display.width", 250):
+            click.echo(shown.to_string(index=False))
+    book = live.managed_vs_unmanaged(conn, root, backtest.PortfolioRule(), backtest.Costs())
+    if len(book):
+        click.echo("\nThe live book over its realised sessions, with the states' actions and without them:")
+        click.echo(book.round(4).to_string())
 
 
 @click.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from quant_assets.core.features import catalog
 from quant_assets.core.monitoring.schema import MONITORING_TABLES
+from quant_assets.core.registry import promotion
 from quant_assets.core.registry.schema import REGISTRY_TABLES
 from quant_assets.core.registry.states import STATES_TABLE
 from quant_assets.core.trading import live
@@ -31,6 +32,7 @@ STEPS: tuple[tuple[int, str, str], ...] = (
     (3, "drift metrics and run failures (quant.drift_metrics, quant.run_failures)", MONITORING_TABLES),
     (4, "model states and their changes (quant.model_states)", STATES_TABLE),
     (5, "the live book's sessions (quant.live_book)", live.TABLE),
+    (6, "promotion decisions' evidence and dates (quant.model_promotions)", promotion.PROMOTIONS_EVIDENCE),
 )
 LATEST = STEPS[-1][0]
 

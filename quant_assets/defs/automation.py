@@ -116,11 +116,8 @@ def model_states_on_drift(context: dg.SensorEvaluationContext, registry: Registr
         if not champions:
             return dg.SkipReason(f"no champion of {registry.name}")
         ref = champions[0]
+        made = actions.settle(conn, ref, None, policy.rules(), acting, f"sensor:{context.sensor_name}")
         now = states.current(conn, ref)
-        rows = history.read(conn, model=ref.node)
-        after = now.as_of.isoformat() if now.as_of else None
-        changes = actions.decide(rows, now.state, after, policy.rules(), acting)
-        made = [c for c in changes if states.record(conn, ref, c, f"sensor:{context.sensor_name}")]
     if not made:
         return dg.SkipReason(f"{ref.node} is {now.state}: its drift rows call for no change")
     events = [

@@ -8,8 +8,8 @@ from quant_assets.core.research import sweep
 from quant_assets.core.research.metrics import daily_ic
 from quant_assets.defs import plots
 from quant_assets.defs.config import BacktestConfig, SweepConfig
-from quant_assets.defs.models import trained_model
-from quant_assets.defs.resources import RegistryResource
+from quant_assets.defs.promotion import promotion_decision
+from quant_assets.defs.resources import LakeResource, RegistryResource
 
 OWNERS = ["team:quant-research"]
 
@@ -18,17 +18,19 @@ OWNERS = ["team:quant-research"]
     group_name="backtests",
     owners=OWNERS,
     kinds={"python", "postgres"},
-    deps=[trained_model],
-    description="Walk-forward out-of-sample backtest of the champion, gross and net of costs: equity curve, "
-    "drawdown, daily IC, metrics; recorded in quant.backtests and as 'backtest' metrics of the model.",
+    deps=[promotion_decision],
+    description="Out-of-sample backtest of the champion, gross and net of costs, over its track record: its "
+    "walk-forward test sessions, then its live sessions (predictions after its training as-of, labels once "
+    "matured); equity curve, drawdown, daily IC, metrics, the sessions of each part; recorded in quant.backtests "
+    "and as 'backtest' metrics of the model.",
 )
 def champion_backtest(
-    context: dg.AssetExecutionContext, config: BacktestConfig, registry: RegistryResource
+    context: dg.AssetExecutionContext, config: BacktestConfig, lake: LakeResource, registry: RegistryResource
 ) -> dg.MaterializeResult:
     rule, costs = config.parts()
     with registry.connect() as conn:
         try:
-            run = champion.backtest_champion(conn, registry.name, rule, costs, config.model_dump())
+            run = champion.backtest_champion(conn, lake.path, registry.name, rule, costs, config.model_dump())
         except LookupError as exc:  # no champion, or one without a track record: say what to materialise
             raise dg.Failure(str(exc)) from exc
     net, gross = run.net, run.gross
@@ -37,6 +39,7 @@ def champion_backtest(
         metadata={
             "model": dg.MetadataValue.text(run.ref.node),
             "backtest": dg.MetadataValue.text(run.node),
+            "sessions": dg.MetadataValue.md("\n".join(f"- {k}: {v}" for k, v in run.periods.items())),
             "metrics": dg.MetadataValue.md(run.table().to_markdown()),
             "net_sharpe": dg.MetadataValue.float(float(net.metrics["sharpe"])),
             "gross_sharpe": dg.MetadataValue.float(float(gross.metrics["sharpe"])),

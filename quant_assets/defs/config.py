@@ -12,6 +12,7 @@ from pydantic import Field
 
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.ingest.validate import DEFAULT_LIMITS, PriceLimits
+from quant_assets.core.registry import promotion
 from quant_assets.core.research import backtest
 
 DEFAULT_MAX_BAD_SHARE = 0.05
@@ -120,9 +121,6 @@ class TrainingConfig(dg.Config):
     min_train_days: int = Field(120, ge=1, description="Sessions of training data before the first test fold.")
     num_boost_round: int = Field(150, ge=1, description="LightGBM boosting rounds per ensemble member.")
     seeds: list[int] = Field([1, 2, 3], description="One ensemble member per seed (fixed: reproducible models).")
-    min_improvement: float = Field(
-        0.0, description="Promotion needs the challenger's test rank IC above the champion's by more than this."
-    )
 
 
 # --- trading: costs, backtests, the sweep, live drift --------------------------------------------------------
@@ -151,6 +149,33 @@ class BacktestConfig(dg.Config):
         return backtest.PortfolioRule(self.rule, self.quantile, self.k, self.n_drop), self.costs.costs()
 
 
+class PromotionConfig(BacktestConfig):
+    """The promotion rule (core/registry/promotion.py); the portfolio rule and costs both models are backtested
+    with (the live book's defaults)."""
+
+    shadow_sessions: int = Field(
+        10,
+        ge=0,
+        description="Sessions a challenger must score in shadow (labels matured) before a decision; 0 "
+        "for backfills (the decision says so). A first model has no champion to shadow and needs none.",
+    )
+    margin: float = Field(0.0, description="Net Sharpe (annualised) the challenger must beat the champion's by.")
+    min_dsr: float = Field(
+        0.95,
+        ge=0,
+        lt=1,
+        description="Deflated Sharpe the challenger needs, given every challenger tried for "
+        "the model name (the probability its true Sharpe beats the best of as many unskilled trials).",
+    )
+    max_turnover: float = Field(2.5, gt=0, description="Cap on the challenger's mean daily turnover (sum of |trades|).")
+    min_sessions: int = Field(20, ge=1, description="Fewest common out-of-sample sessions a decision is made on.")
+
+    def promotion_rule(self) -> promotion.PromotionRule:
+        return promotion.PromotionRule(
+            self.shadow_sessions, self.margin, self.min_dsr, self.max_turnover, self.min_sessions
+        )
+
+
 class SweepConfig(dg.Config):
     learning_rates: list[float] = Field([0.03, 0.1], description="LightGBM learning rates of the grid.")
     num_leaves: list[int] = Field([7, 31], description="LightGBM num_leaves of the grid.")
@@ -165,15 +190,16 @@ class SweepConfig(dg.Config):
 
 
 class OnCritical(Enum):
-    fail = "fail"  # the blocking check fails and so does the run
+    fail = "fail"  # the check fails with severity ERROR
     warn = "warn"  # the check reports the breach as a warning (replays of known history)
 
 
 class DriftConfig(dg.Config):
     on_critical: OnCritical = Field(
         OnCritical.fail,
-        description="fail: a critical day fails the blocking alert_levels check and the run; warn: reported "
-        "as a warning (replays of known history).",
+        description="fail: a critical day fails the alert_levels check (severity ERROR, red in the UI); warn: "
+        "reported as a warning (replays of known history). The run goes on either way: the champion's state "
+        "acts on the breach.",
     )
     quantile: float = Field(0.2, gt=0, le=0.5, description="Live long-short signal: share of names in each leg.")
     costs: CostsConfig = Field(default_factory=CostsConfig, description="Trading costs of the live net Sharpe.")

@@ -15,8 +15,10 @@ from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.features import alt_features, price_features
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.partitions import trading_days
+from quant_assets.defs.promotion import promotion_decision
 from quant_assets.defs.raw import alt_data, raw_prices
 from quant_assets.defs.resources import LakeResource, RegistryResource
+from quant_assets.defs.trading import live_book
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
@@ -27,15 +29,17 @@ ingest_job = dg.define_asset_job(
 
 daily_job = dg.define_asset_job(
     "daily_job",
-    selection=[raw_prices, alt_data, price_features, alt_features, predictions, drift_metrics],
+    selection=[raw_prices, alt_data, price_features, alt_features, predictions, drift_metrics, live_book],
     partitions_def=trading_days,
-    description="One trading session end to end: ingest -> features -> predictions -> drift metrics.",
+    description="One trading session end to end: ingest -> features -> predictions -> drift metrics -> the live "
+    "book (traded under the champion's state, settled from the drift rows before the session).",
 )
 
 retrain_job = dg.define_asset_job(
     "retrain_job",
-    selection=[training_snapshot, trained_model, champion_backtest],
-    description="Snapshot -> walk-forward training -> champion/challenger decision -> the champion's backtest. "
+    selection=[training_snapshot, trained_model, promotion_decision, champion_backtest],
+    description="Snapshot -> walk-forward training (the new model in shadow) -> the promotion decision on a "
+    "net-of-cost backtest beside the champion -> the champion's backtest. "
     "Requested by the retrain_on_drift sensor with the breach's date as the snapshot's as-of.",
 )
 

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from quant_assets.core import sessions
-from quant_assets.core.registry import artifacts, champion, lineage
+from quant_assets.core.registry import artifacts, champion, evidence, lineage
 from quant_assets.core.research import scoring, snapshots, training
 from quant_assets.core.research.metrics import daily_ic
 from quant_assets.defs import plots
@@ -97,7 +97,7 @@ def train_fold(step: FoldStep) -> training.FoldResult:
     return training.train_fold(snap.data, snap.features, step.config, step.fold)
 
 
-@dg.op(description="The folds' results in fold order, registered with metrics and lineage; promotion decided.")
+@dg.op(description="The folds' results in fold order, registered in shadow with metrics and lineage.")
 def register_model(
     context: dg.OpExecutionContext,
     config: TrainingConfig,
@@ -117,9 +117,8 @@ def register_model(
             result,
             code_version(registry.code_version),
             context.run_id,
-            config.min_improvement,
         )
-    context.log.info(f"{reg.ref.node}: {reg.decision} ({reg.reason})")
+    context.log.info(f"{reg.ref.node}: {reg.note}")
     return dg.Output(reg.ref.node, metadata=_training_metadata(snap, result, reg))
 
 
@@ -136,7 +135,8 @@ def training_config(config: TrainingConfig) -> dict:
     config=training_config,
     description="Walk-forward LightGBM ensemble on the training snapshot (purged folds, fixed seeds, one thread), "
     "each fold and the production model one step (the multiprocess or celery executor trains them at once); "
-    "registered with metrics, artifact SHA-256 and lineage; champion/challenger decision recorded.",
+    "registered with metrics, artifact SHA-256 and lineage, in shadow: promotion_decision decides on it. A "
+    "retrain that reproduces a registered model bit for bit is that model (not registered again).",
 )
 def trained_model(training_snapshot: str):
     return register_model(training_snapshot, plan_folds(training_snapshot).map(train_fold).collect())
@@ -150,8 +150,8 @@ def _training_metadata(
     return {
         "model": dg.MetadataValue.text(reg.ref.node),
         "snapshot": dg.MetadataValue.text(snap.fingerprint),
-        "promotion": dg.MetadataValue.text(f"{reg.decision}: {reg.reason}"),
-        "head_to_head": dg.MetadataValue.json(reg.comparison.__dict__ if reg.comparison else {"champion": None}),
+        "registration": dg.MetadataValue.text(reg.note),
+        "identical": dg.MetadataValue.bool(reg.identical),
         "champion": dg.MetadataValue.text(reg.champion.node if reg.champion else "-"),
         "test_rank_ic": dg.MetadataValue.float(float(overall["rank_ic"])),
         "test_ic": dg.MetadataValue.float(float(overall["ic"])),
@@ -172,7 +172,7 @@ def _training_metadata(
     group_name="models",
     owners=OWNERS,
     kinds={"python", "parquet"},
-    deps=[price_features, alt_features, trained_model],
+    deps=[price_features, alt_features, trained_model, "promotion_decision"],
     check_specs=[
         dg.AssetCheckSpec(
             "inputs_fresh",
@@ -184,7 +184,8 @@ def _training_metadata(
     description="The champion's score for each name at the session's decision time (09:00 ET), from features "
     "known then under the staleness rule training uses too (prices from the previous session, alternative data "
     "up to 4 sessions old, else missing), in <data root>/predictions/date=YYYY-MM-DD; falls back to the previous "
-    "champion if the champion's artifact fails verification.",
+    "champion if the champion's artifact fails verification. Every challenger in shadow scores the same sessions "
+    "(after its training as-of) under its own name, so its drift rows and its promotion evidence build up.",
 )
 def predictions(
     context: dg.AssetExecutionContext, lake: LakeResource, registry: RegistryResource
@@ -200,6 +201,10 @@ def predictions(
     scores = scoring.score_days(
         lake.path, lake.feature_store(), scorer.model, scorer.ref.node, days, scorer.manifest["universe"]
     )
+    with registry.connect() as conn:  # every challenger in shadow scores beside it, under its own name
+        for ref in champion.shadows(conn, registry.name):
+            shadowed = evidence.score_shadow(conn, lake.path, lake.feature_store(), ref, days[-1])
+            context.log.info(f"{ref.node} (shadow) scored {len(shadowed)} session(s)")
     empty = [s.day for s in scores if s.predictions.empty]
     if empty:  # the other days are stored
         raise dg.Failure(

@@ -86,17 +86,39 @@ def importance(values: pd.Series) -> dg.MetadataValue:
     return as_markdown(fig, "feature importance")
 
 
-def series(frame: pd.DataFrame, columns: list[str], title: str, lines: dict[str, float]) -> dg.MetadataValue:
-    """Columns of a per-date table as lines, with labelled horizontal thresholds (critical in red)."""
+STATE_COLOURS = {"live": "green", "de-risked": "orange", "paused": "red", "retired": "grey", "shadow": "blue"}
+
+
+def series(
+    frame: pd.DataFrame,
+    columns: list[str],
+    title: str,
+    lines: dict[str, float],
+    changes: pd.DataFrame | None = None,
+) -> dg.MetadataValue:
+    """Columns of a per-date table (the stored history, not only a run's sessions) as lines, with labelled
+    horizontal thresholds (critical in red), the critical sessions shaded (``level``) and the model's changes
+    of state (``changes``: effective, to_state) marked where they took effect."""
     fig, ax = figure()
     x = pd.to_datetime(frame["date"])
     for col in columns:
         ax.plot(x, frame[col].astype(float).to_numpy(), label=col, marker=".", lw=1)
     for label, y in lines.items():
         ax.axhline(y, color="firebrick" if "critical" in label else "orange", lw=0.8, ls="--", label=label)
+    if "level" in frame:
+        for day in x[(frame["level"] == "critical").to_numpy()]:
+            ax.axvspan(day - pd.Timedelta(hours=12), day + pd.Timedelta(hours=12), color="firebrick", alpha=0.08, lw=0)
+    _mark_states(ax, changes if changes is not None else pd.DataFrame(columns=["effective", "to_state"]))
     ax.legend(fontsize=7)
-    ax.set_title(title)
+    ax.set_title(title + " (critical sessions shaded, state changes marked)")
     return as_markdown(fig, title)
+
+
+def _mark_states(ax, changes: pd.DataFrame) -> None:
+    for change in changes.itertuples():
+        day = pd.Timestamp(change.effective)
+        ax.axvline(day, color=STATE_COLOURS.get(change.to_state, "grey"), ls="--", lw=1)
+        ax.annotate(change.to_state, (day, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top", fontsize=7)
 
 
 def book_equity(rows: pd.DataFrame) -> dg.MetadataValue:
@@ -107,10 +129,6 @@ def book_equity(rows: pd.DataFrame) -> dg.MetadataValue:
     x = pd.to_datetime(realised["date"])
     ax.plot(x, (1 + realised["net"]).cumprod().to_numpy(), color="black", label="net equity")
     changes = rows[rows["state"].ne(rows["state"].shift())].iloc[1:]
-    colours = {"live": "green", "de-risked": "orange", "paused": "red"}
-    for change in changes.itertuples():
-        ax.axvline(pd.Timestamp(change.date), color=colours.get(change.state, "grey"), ls="--", lw=1)
-        ax.annotate(change.state, (pd.Timestamp(change.date), 1.0), xycoords=("data", "axes fraction"),
-                    rotation=90, va="top", fontsize=7)  # fmt: skip
+    _mark_states(ax, changes.rename(columns={"date": "effective", "state": "to_state"}))
     ax.set_title("live book: net equity (compounded), state changes marked")
     return as_markdown(fig, "live book equity")

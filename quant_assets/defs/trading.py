@@ -1,18 +1,23 @@
 """The live book: what the champion's predictions trade each session, under its state (core/trading)."""
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from quant_assets.core import sessions
+from quant_assets.core.monitoring import actions
+from quant_assets.core.registry import states
 from quant_assets.core.trading import live
 from quant_assets.defs import plots
 from quant_assets.defs.config import BacktestConfig
+from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.models import predictions
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.raw import raw_prices
 from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
 
 OWNERS = ["team:quant-research"]
+SESSION_FIGURES = ("exposure", "long_exposure", "short_exposure", "turnover", "cost", "gross", "net")
 
 
 class LiveBookConfig(BacktestConfig):
@@ -28,11 +33,13 @@ class LiveBookConfig(BacktestConfig):
     group_name="trading",
     owners=OWNERS,
     kinds={"python", "parquet", "postgres"},
-    deps=[predictions, raw_prices],
+    deps=[predictions, drift_metrics, raw_prices],
     description="Each session's positions of the champion on that day: its predictions under the portfolio rule, "
     "times its state's exposure (1 live, 0.5 de-risked, 0 paused), traded at the open with the backtest's costs, "
     "in <data root>/live_book/date=YYYY-MM-DD; quant.live_book holds the session's figures and, once its labels "
-    "mature (the next session), its net P&L. Sessions are traded in order; a traded session is never rewritten.",
+    "mature (the next session), its net P&L. Before each session it records the state changes the champion's "
+    "drift rows up to the session before call for (as model_states_on_drift would have), so a backfill acts on "
+    "each breach from the next session. Sessions are traded in order; a traded session is never rewritten.",
 )
 def live_book(
     context: dg.AssetExecutionContext,
@@ -42,21 +49,39 @@ def live_book(
     alert_policy: AlertPolicy,
 ) -> dg.MaterializeResult:
     rule, costs = config.parts()
-    policy = alert_policy.actions(registry.name)
-    traded = []
+    rules, policy = alert_policy.rules(registry.name), alert_policy.actions(registry.name)
+    traded, changes = [], []
     with registry.connect() as conn:
         for key in context.partition_keys:  # in order: each session trades from the one before
             day = sessions.as_date(key)
             try:
+                ref = states.champion_on(conn, registry.name, day)
+                changes += actions.settle(conn, ref, day, rules, policy, f"run:{context.run_id}")
                 traded.append(live.trade_session(conn, lake.path, registry.name, day, rule, costs, policy.exposure,
                                                  context.run_id))  # fmt: skip
-            except (LookupError, live.BookError) as exc:
+            except (LookupError, ValueError, live.BookError) as exc:
                 raise dg.Failure(str(exc)) from exc
             conn.commit()  # a session traded is recorded even if a later one fails
         rows = live.history(conn, sessions.session_offset(traded[-1].day.date, -config.history_sessions))
+    for c in changes:
+        context.log.warning(f"{c.from_state} -> {c.to_state} after {c.date}: {c.reason}")
+    touched = {s.day.date for s in traded} | {sessions.as_date(s.realised["date"]) for s in traded if s.realised}
+    for row in rows[rows["date"].isin(touched)].itertuples(index=False):
+        context.log_event(_session_figures(row))
     for s in traded:
         context.log.info(f"{s.day.date} {s.model} {s.state} x{s.day.exposure:g}: turnover {s.day.turnover:.4f}")
     return dg.MaterializeResult(metadata=_metadata(traded[-1], rows))
+
+
+def _session_figures(row) -> dg.AssetObservation:
+    """A session's figures on its own partition, as numbers Dagster's Plots tab charts across sessions (also
+    after a single-run backfill); re-observed once its P&L matures, with the net and gross return."""
+    numbers = {k: float(getattr(row, k)) for k in SESSION_FIGURES if pd.notna(getattr(row, k))}
+    return dg.AssetObservation(
+        asset_key="live_book",
+        partition=row.date.isoformat(),
+        metadata={**numbers, "names": int(row.n_names), "model": row.model, "state": row.state},
+    )
 
 
 def _metadata(last: live.Session, rows) -> dict:

@@ -19,7 +19,7 @@ def _paused_champion(url: str, tmp_path) -> None:
     metrics = pd.DataFrame({"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.03]})
     with pg.connect(url) as conn:
         ref = models.register_model(conn, "m", "S", {"x": "v1"}, {}, "c", ("2024-01-02", "2024-06-28"), files, metrics)
-        promotion.decide_promotion(conn, ref, as_of=dt.date(2024, 6, 28))
+        promotion.record(conn, ref, "promoted", "first champion", as_of=dt.date(2024, 6, 28))
         pause = states.Decision(
             "2024-07-03", "live", "paused", "ic_negative", {"ic_mean_5": -0.012}, "ic_negative critical"
         )

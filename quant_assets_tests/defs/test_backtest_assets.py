@@ -7,9 +7,10 @@ import dagster as dg
 from quant_assets.core.storage import pg
 from quant_assets.defs.backtests import champion_backtest
 from quant_assets.defs.models import trained_model, training_snapshot
+from quant_assets.defs.promotion import promotion_decision
 from quant_assets.defs.resources import LakeResource, RegistryResource
 from quant_assets.defs.step_outputs import StepOutputsIOManager
-from quant_assets_tests.run_configs import MULTIPROCESS, SWEEP_RUN_CONFIG, TRAINING_RUN_CONFIG
+from quant_assets_tests.run_configs import MULTIPROCESS, PROMOTED_RUN_CONFIG, SWEEP_RUN_CONFIG
 
 
 def sweep_job():
@@ -25,13 +26,14 @@ def test_champion_backtest_then_a_parallel_sweep(feature_lake, tmp_path, pg_db, 
     lake = LakeResource(root=str(root))
     resources = {"lake": lake, "registry": RegistryResource(url=pg_db), "io_manager": StepOutputsIOManager(lake=lake)}
     trained = dg.materialize(
-        [training_snapshot, trained_model, champion_backtest],
+        [training_snapshot, trained_model, promotion_decision, champion_backtest],
         instance=dagster_instance,
         resources=resources,
-        run_config=TRAINING_RUN_CONFIG,
+        run_config=PROMOTED_RUN_CONFIG,
     )
     assert trained.success
     meta = trained.asset_materializations_for_node("champion_backtest")[0].metadata
+    assert meta["sessions"].value.startswith("- walk-forward test: 2024-")  # no live session scored yet
     assert meta["model"].value == "model:equity_lgbm:v1" and meta["mean_daily_turnover"].value > 0
     assert meta["net_sharpe"].value < meta["gross_sharpe"].value
     for plot in ("equity_curve", "drawdown", "daily_ic"):

@@ -6,9 +6,9 @@ working directory with its own copy of DAGSTER_HOME, share nothing with the laun
 those three. On the same history (the session's synthetic feature lake, uploaded to the bucket) the test runs
 the pipeline twice, once on the workers with ``QUANT_DATA_ROOT=s3://...`` and once in process on a local disk:
 
-    retrain_job (snapshot, walk-forward training, champion backtest)   -> the champion
+    retrain_job (snapshot, training, promotion, champion backtest)     -> the champion
     ingest_job for three new sessions (one run)                         -> raw data and features
-    daily_job for those sessions (one run)                              -> predictions and drift
+    daily_job for those sessions (one run)                              -> predictions, drift, the book
     retrain_job on a later window                                       -> the retrain
 
 and asserts: the snapshots' fingerprints, the model artifacts' SHA-256, every prediction object and every drift
@@ -33,7 +33,7 @@ from quant_assets.core.storage import fs, pg
 from quant_assets.paths import PROJECT_ROOT
 from quant_assets_tests import celery_workers
 from quant_assets_tests.conftest import _drop_database, _fresh_database
-from quant_assets_tests.run_configs import TRAINING_RUN_CONFIG
+from quant_assets_tests.run_configs import PROMOTED_RUN_CONFIG
 
 NEW = ("2024-07-01", "2024-07-03")  # after the feature lake's last session: ingested by the runs
 RANGE = {"dagster/asset_partition_range_start": NEW[0], "dagster/asset_partition_range_end": NEW[1]}
@@ -42,8 +42,8 @@ SETTINGS = {"QUANT_SEED": "21", "QUANT_N_TICKERS": "40", "QUANT_SOURCE": "synthe
 
 
 def _retrain_config() -> dict:
-    """TRAINING_RUN_CONFIG with the snapshot's window moved to the end of the history."""
-    config = yaml.safe_load(yaml.safe_dump(TRAINING_RUN_CONFIG))
+    """PROMOTED_RUN_CONFIG with the snapshot's window moved to the end of the history."""
+    config = yaml.safe_load(yaml.safe_dump(PROMOTED_RUN_CONFIG))
     config["ops"]["training_snapshot"]["config"].update(RETRAIN_WINDOW)
     return config
 
@@ -52,7 +52,7 @@ def _pipeline(instance: dg.DagsterInstance, execution: dict) -> list[dg.DagsterR
     """The four runs of the module docstring, each with ``execution`` (the executor's run config)."""
     repo = ReconstructableRepository.for_module("quant_assets.definitions", "defs")
     plan = [
-        ("retrain_job", TRAINING_RUN_CONFIG, {}),
+        ("retrain_job", PROMOTED_RUN_CONFIG, {}),
         ("ingest_job", {}, RANGE),
         ("daily_job", {}, RANGE),
         ("retrain_job", _retrain_config(), {}),
@@ -184,6 +184,8 @@ def test_the_pipeline_on_two_workers_over_a_bucket_equals_the_local_run(
     assert cluster["drift"] and cluster["drift"] == local["drift"]
     predictions = _objects(s3_root, "predictions")
     assert predictions and predictions == _objects(local_root, "predictions")
+    book = _objects(s3_root, "live_book")
+    assert len(book) == 3 and book == _objects(local_root, "live_book")
     raw = _objects(s3_root, "raw_prices")
     assert set(raw) == set(_objects(local_root, "raw_prices")) and any(k.startswith(f"date={NEW[1]}") for k in raw)
 

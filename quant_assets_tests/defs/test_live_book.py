@@ -13,6 +13,7 @@ import pytest
 
 from quant_assets.core import sessions
 from quant_assets.core.ingest.sources.base import known_by_close
+from quant_assets.core.monitoring import history
 from quant_assets.core.registry import artifacts, models, promotion, states
 from quant_assets.core.research import backtest, scoring, snapshots
 from quant_assets.core.storage import lake, pg
@@ -30,7 +31,7 @@ def book_setup(scored_lake, pg_db, dagster_instance, tmp_path):
     metrics = pd.DataFrame({"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.05]})
     with pg.connect(pg_db) as conn:
         ref = models.register_model(conn, "equity_lgbm", "S", {}, {}, "c", ("2023-10-02", "2024-01-02"), files, metrics)
-        promotion.decide_promotion(conn, ref, as_of=dt.date(2024, 1, 2))
+        promotion.record(conn, ref, "promoted", "first champion", as_of=dt.date(2024, 1, 2))
     resources = {"lake": LakeResource(root=str(root)), "registry": RegistryResource(url=pg_db),
                  "alert_policy": AlertPolicy()}  # fmt: skip
 
@@ -67,12 +68,19 @@ def _backtest(root, days: list[dt.date], exposure: pd.Series) -> pd.DataFrame:
 
 def test_the_live_book_trades_in_order_acts_on_the_state_and_equals_the_backtest(book_setup):
     root, url, ref, run = book_setup
-    assert run("2024-05-01", "2024-05-10").success
+    first = run("2024-05-01", "2024-05-10")
+    assert first.success
     rows = _book_rows(url)
     days = sessions.sessions_between("2024-05-01", "2024-05-10")
     assert list(rows.index) == days and set(rows["state"]) == {"live"}, rows
     assert rows["net"].iloc[:-1].notna().all(), rows
     assert pd.isna(rows["net"].iloc[-1])  # 05-10's label matures at 05-13's open: not yet
+    # each session's partition carries its own figures (the last observation of a partition: after its P&L)
+    observed = {o.partition: o.metadata for o in first.asset_observations_for_node("live_book")}
+    assert sorted(observed) == [d.isoformat() for d in days]
+    for day in days[:-1]:
+        assert observed[day.isoformat()]["net"].value == rows.loc[day, "net"]
+    assert "net" not in observed[days[-1].isoformat()] and observed[days[-1].isoformat()]["exposure"].value == 1.0
     expected = _backtest(root, days[:-1], pd.Series(1.0, index=days[:-1]))
     for column in ("net", "turnover", "cost"):
         got = rows[column].iloc[:-1].to_numpy(dtype=float)
@@ -100,3 +108,51 @@ def test_the_live_book_trades_in_order_acts_on_the_state_and_equals_the_backtest
     rewrite = run("2024-05-13", "2024-05-13")  # a state changed after the fact does not rewrite what was traded
     assert not rewrite.success and "a traded session is never rewritten" in str(rewrite.all_events)
     assert np.isfinite(rows["net"].loc[: dt.date(2024, 5, 14)]).all()
+
+
+def _drift_row(day: str, ic: float) -> dict:
+    """A drift row of model:equity_lgbm:v1 whose only critical signal, when ``ic`` < 0, is ic_negative."""
+    critical = ic < 0
+    levels = {"ic": "ok", "ic_negative": "critical" if critical else "ok", "psi": "ok", "sharpe": "ok"}
+    return {
+        "date": sessions.as_date(day),
+        "model": "model:equity_lgbm:v1",
+        "prediction_date": sessions.previous_session(day),
+        "n_names": 40,
+        "ic": ic,
+        "rank_ic": ic,
+        "ic_mean_5": 0.05,
+        "psi": {},
+        "levels": levels,
+        "level": "critical" if critical else "ok",
+        "actions": ["pause"] if critical else [],
+        "reasons": {"ic_negative": "IC < 0 for 3 sessions"} if critical else {},
+    }
+
+
+def test_a_backfill_of_the_book_acts_on_each_drift_row_from_the_next_session(book_setup):
+    """The book settles the champion's state from the drift rows before each session it trades, as the sensor
+    would have between daily runs: a pause called for by 05-06's row is recorded once (by the run), the book is
+    flat from 05-07 on, the drift rows stay; a missing drift row of the session before stops the book."""
+    root, url, ref, run = book_setup
+    days = sessions.sessions_between("2024-05-01", "2024-05-10")
+    with pg.connect(url) as conn:
+        # rows through 05-09: 05-10's drift has not run yet
+        history.upsert(conn, [_drift_row(d.isoformat(), -0.1 if d >= dt.date(2024, 5, 6) else 0.05) for d in days[:-1]])
+    result = run("2024-05-01", "2024-05-10")
+    assert result.success
+    rows = _book_rows(url)
+    assert list(rows.loc[: dt.date(2024, 5, 6), "state"].unique()) == ["live"]
+    assert (rows.loc[dt.date(2024, 5, 7) :, "state"] == "paused").all()
+    assert (rows.loc[dt.date(2024, 5, 7) :, "n_names"] == 0).all() and (
+        rows.loc[: dt.date(2024, 5, 6), "n_names"] > 0
+    ).all()
+    with pg.connect(url) as conn:
+        changes = states.transitions(conn, "equity_lgbm")
+        assert len(history.read(conn)) == len(days) - 1  # a paused model keeps its drift rows
+    assert changes[["from_state", "to_state", "as_of", "effective", "rule", "actor"]].values.tolist()[1:] == [
+        ["live", "paused", dt.date(2024, 5, 6), dt.date(2024, 5, 7), "ic_negative", f"run:{result.run_id}"]
+    ]
+    # 05-13 with no drift row of 05-10: refused until drift_metrics has run for it
+    missing = run("2024-05-13", "2024-05-13")
+    assert not missing.success and "has no drift row for 2024-05-10 (its last is 2024-05-09)" in str(missing.all_events)

@@ -16,9 +16,10 @@ from quant_assets.core.research import snapshots, training
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import lake, pg
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
+from quant_assets.defs.promotion import promotion_decision
 from quant_assets.defs.resources import LakeResource, RegistryResource
 from quant_assets_tests.conftest import seed_snapshot_asset, synthetic_snapshot
-from quant_assets_tests.run_configs import SPAWN, TRAINING_RUN_CONFIG
+from quant_assets_tests.run_configs import PROMOTED_RUN_CONFIG, SPAWN, TRAINING_RUN_CONFIG
 
 AS_OF = dt.date(2024, 1, 2)  # the session a test's promotion is decided on
 
@@ -28,17 +29,21 @@ def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dag
     shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
     resources = {"lake": LakeResource(root=str(root)), "registry": RegistryResource(url=pg_db)}
     trained = dg.materialize(
-        [training_snapshot, trained_model],
+        [training_snapshot, trained_model, promotion_decision],
         instance=dagster_instance,
         resources=resources,
-        run_config=TRAINING_RUN_CONFIG,
+        run_config=PROMOTED_RUN_CONFIG,
     )
     assert trained.success
     snap_meta = trained.asset_materializations_for_node("training_snapshot")[0].metadata
     model_meta = trained.asset_materializations_for_node("trained_model")[0].metadata
     assert snap_meta["manifest"].value["as_of"] == "2024-05-31" and snap_meta["dagster/row_count"].value > 1000
     assert model_meta["model"].value == "model:equity_lgbm:v1"
-    assert model_meta["promotion"].value.startswith("promoted")
+    assert model_meta["registration"].value == "registered; no champion yet"
+    decided = trained.asset_materializations_for_node("promotion_decision")[0].metadata
+    assert decided["decision"].value.startswith("model:equity_lgbm:v1: promoted: ")
+    assert "(first champion)" in decided["decision"].value and decided["champion"].value == "model:equity_lgbm:v1"
+    assert trained.get_asset_check_evaluations()[0].passed
     assert "data:image/png;base64," in model_meta["feature_importance"].value
     assert "overall" in model_meta["folds"].value and "rank_ic" in model_meta["folds"].value
     assert model_meta["test_rank_ic"].value > 0
@@ -56,24 +61,33 @@ def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dag
 
     # A second training of the same data with the same code reproduces v1 bit for bit: it is v1, not a v2.
     again = dg.materialize(
-        [training_snapshot, trained_model],
+        [training_snapshot, trained_model, promotion_decision],
         instance=dagster_instance,
         resources=resources,
-        run_config=TRAINING_RUN_CONFIG,
+        run_config=PROMOTED_RUN_CONFIG,
     )
     same = again.asset_materializations_for_node("trained_model")[0].metadata
-    assert same["model"].value == "model:equity_lgbm:v1" and same["promotion"].value.startswith("identical: ")
+    assert same["model"].value == "model:equity_lgbm:v1" and same["identical"].value
+    assert same["registration"].value.startswith("reproduces model:equity_lgbm:v1 bit for bit")
+    assert again.asset_materializations_for_node("promotion_decision")[0].metadata["decisions"].value == (
+        "no challenger in shadow"
+    )
     assert not again.asset_materializations_for_node("training_snapshot")[0].metadata["created"].value
-    # Other seeds are another model (v2), promoted here by a margin that lets any positive score through.
-    config = {**TRAINING_RUN_CONFIG["ops"]["trained_model"]["config"], "seeds": [3, 4], "min_improvement": -1.0}
+    # Other seeds are another model (v2), in shadow, promoted here by a margin that lets any challenger through.
+    config = {**TRAINING_RUN_CONFIG["ops"]["trained_model"]["config"], "seeds": [3, 4]}
     other = dg.materialize(
-        [training_snapshot, trained_model],
+        [training_snapshot, trained_model, promotion_decision],
         instance=dagster_instance,
         resources=resources,
-        run_config={"ops": {**TRAINING_RUN_CONFIG["ops"], "trained_model": {"config": config}}},
+        run_config={"ops": {**PROMOTED_RUN_CONFIG["ops"], "trained_model": {"config": config}}},
     )
     meta = other.asset_materializations_for_node("trained_model")[0].metadata
-    assert meta["model"].value == "model:equity_lgbm:v2" and meta["promotion"].value.startswith("promoted")
+    assert meta["model"].value == "model:equity_lgbm:v2"
+    assert meta["registration"].value == "registered in shadow beside model:equity_lgbm:v1"
+    decided = other.asset_materializations_for_node("promotion_decision")[0].metadata
+    assert decided["decision"].value.startswith("model:equity_lgbm:v2: promoted: ")
+    assert "shadow_sessions 0: no shadow period (a backfill)" in decided["decision"].value
+    assert decided["champion_net_sharpe"].value == decided["champion_net_sharpe"].value  # a number, not NaN
     with pg.connect(pg_db) as conn, conn.cursor() as cur:
         cur.execute(
             "UPDATE quant.model_artifacts SET path = '/nonexistent/model.json' "
@@ -99,7 +113,7 @@ def _champion_on(root, pg_url, start: str, as_of: str) -> None:
         ref = models.register_model(
             conn, "equity_lgbm", snap.fingerprint, snap.manifest["features"], {}, "c", (start, as_of), files, metrics
         )
-        assert promotion.decide_promotion(conn, ref, as_of=AS_OF)[0] == "promoted"
+        promotion.record(conn, ref, "promoted", "first champion", as_of=AS_OF)
 
 
 def test_an_alternative_data_outage_warns_with_its_length_and_scoring_goes_on(
@@ -132,7 +146,7 @@ def retrain_job():
 
 def _registered(conn, name: str) -> tuple:
     """What the registry holds of the newest ``name``: parameters, artifact and predictions checksums, metrics."""
-    ref = champion.current(conn, name)
+    ref = models.model(conn, name)
     with conn.cursor() as cur:
         cur.execute(
             "SELECT m.params, a.sha256, a.size_bytes, a.oos_sha256, a.oos_size_bytes FROM quant.models m "
@@ -188,13 +202,13 @@ def test_fold_steps_in_separate_processes_give_the_serial_model_bit_for_bit(
             _registered(conn, name) for name in ("equity_lgbm", "serial")
         )
         # The same training again (same snapshot, parameters, code, artifact bytes) is that model, not v2; the
-        # same model under another code version is v2, and its equal score does not promote it.
+        # same model under another code version is v2, in shadow (an equal score never promotes: core's tests).
         again = champion.register(conn, root, "serial", snap, serial, "serial-code")
-        assert (again.ref, again.decision, again.champion) == (first.ref, "identical", first.ref)
-        assert again.reason.startswith("reproduces model:serial:v1 bit for bit")
+        assert (again.ref, again.identical) == (first.ref, True) and not first.identical
+        assert again.note.startswith("reproduces model:serial:v1 bit for bit")
         other = champion.register(conn, root, "serial", snap, serial, "other-code")
-        assert (other.ref.version, other.decision, other.champion) == (2, "rejected", first.ref)
-        assert "does not beat champion v1" in other.reason
+        assert (other.ref.version, other.identical) == (2, False)
+        assert champion.shadows(conn, "serial") == [first.ref, other.ref]
     assert graph_row[1] == training.sha256(serial.artifact)
     assert graph_row == serial_row and graph_metrics == serial_metrics
     pd.testing.assert_frame_equal(graph_oos, serial_oos, check_exact=True)

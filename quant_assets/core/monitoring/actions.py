@@ -30,6 +30,7 @@ import pandas as pd
 from quant_assets.core import sessions
 from quant_assets.core.monitoring import history
 from quant_assets.core.monitoring.alerts import AlertConfig
+from quant_assets.core.registry import states
 from quant_assets.core.registry.models import ModelRef
 from quant_assets.core.registry.states import STATES, Decision, StateError
 
@@ -62,9 +63,9 @@ def _acting(cfg: AlertConfig) -> dict[str, str]:
     """Signal name -> the state its critical level moves a champion to (signals without one left out)."""
     out = {}
     for signal in cfg.signals():
-        states = [ACTION_STATE[a] for a in signal.actions if a in ACTION_STATE]
-        if states:
-            out[signal.name] = max(states, key=_RANK.__getitem__)
+        moves = [ACTION_STATE[a] for a in signal.actions if a in ACTION_STATE]
+        if moves:
+            out[signal.name] = max(moves, key=_RANK.__getitem__)
     return out
 
 
@@ -102,6 +103,33 @@ def decide(rows: pd.DataFrame, state: str, after: str | None, cfg: AlertConfig, 
             out.append(Decision(date, state, "live", "recovered", {"clean_sessions": clean}, reason))
             state = "live"
     return out
+
+
+class MissingDrift(LookupError):
+    """The session before the one to trade has no drift row of a model that has them: its state is not settled."""
+
+
+def settle(
+    conn, ref: ModelRef, before: dt.date | None, cfg: AlertConfig, policy: ActionPolicy, actor: str
+) -> list[Decision]:
+    """Record the changes of ``ref``'s state that its drift rows dated before session ``before`` (None: all of
+    them) call for, from its state in force then; returns those recorded now (none twice: each is keyed).
+
+    The state sensor settles everything as soon as drift rows land; the live book settles up to the session it
+    trades, so a backfill that computes the drift of many sessions and then trades them acts on each drift row
+    from the next session, as the daily runs would have. Both decide with ``decide``, so they agree.
+    """
+    end = None if before is None else sessions.previous_session(before)
+    rows = history.read(conn, model=ref.node, end=end)
+    if end is not None and len(rows) and rows["date"].iloc[-1] < end:
+        raise MissingDrift(
+            f"{ref.node} has no drift row for {end} (its last is {rows['date'].iloc[-1]}): materialise "
+            f"drift_metrics for {end} first, so the state it calls for is in force on {before}"
+        )
+    now = states.in_force(conn, ref, before)
+    after = now.as_of.isoformat() if now.as_of else None
+    changes = decide(rows, now.state, after, cfg, policy)
+    return [c for c in changes if states.record(conn, ref, c, actor)]
 
 
 def review_day(conn, ref: ModelRef, as_of: str | None) -> dt.date:

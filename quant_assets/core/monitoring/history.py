@@ -116,9 +116,11 @@ def summary(conn, first_days: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def promotions(conn) -> pd.DataFrame:
+    """Every promotion decision: the model, on which session's information, from when, and why (both models'
+    numbers are in the reason)."""
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT p.decided_at::timestamp(0) AS decided_at, m.name || ':v' || m.version AS model, p.decision,
+            """SELECT m.name || ':v' || m.version AS model, p.decision, p.as_of AS decided_on, p.effective,
                       p.reason FROM quant.model_promotions p JOIN quant.models m USING (model_id)
                ORDER BY p.promotion_id"""
         )

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from quant_assets.core import sessions
+from quant_assets.core.ingest.sources.base import known_by_close
 from quant_assets.core.registry import artifacts, models, promotion
-from quant_assets.core.research import backtest, snapshots
+from quant_assets.core.research import backtest, scoring, snapshots
 from quant_assets.core.research.training import Ensemble, WalkForwardResult
 from quant_assets.core.storage.fs import Location
 
@@ -101,27 +102,6 @@ def for_scoring(conn, root: Location, name: str, days: list[dt.date]) -> Scorer:
     return Scorer(ref, model, notes, manifest)
 
 
-def head_to_head(
-    conn, root: Location, challenger: pd.DataFrame, snap: snapshots.Snapshot, name: str
-) -> promotion.HeadToHead | None:
-    """The challenger against the current champion on their common out-of-sample sessions (None: no champion).
-
-    The champion's track record is its walk-forward test predictions, then its live ones up to the challenger's
-    as-of; a champion without recorded predictions compares on zero sessions, so the rule falls back to the
-    models' own test periods.
-    """
-    champs = models.champions(conn, name)
-    if not champs:
-        return None
-    champ = champs[0]
-    oos = artifacts.load_oos(conn, champ)
-    if oos is None:
-        return promotion.HeadToHead(0, float("nan"), float("nan"), None, None)
-    after = snapshot_of(conn, root, champ).manifest["as_of"]
-    track = promotion.track_record(root, oos, champ.node, after, snap.manifest["as_of"])
-    return promotion.head_to_head(challenger, track, snap.data)
-
-
 def metric_rows(fold_metrics: pd.DataFrame) -> pd.DataFrame:
     """Walk-forward fold metrics as registry rows (dataset_type 'test', scope 'fold<k>' or 'overall')."""
     cols = ["ic", "rank_ic", "icir", "rank_icir", "hit_rate"]
@@ -131,14 +111,14 @@ def metric_rows(fold_metrics: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Registration:
-    """A trained model as registered: its files, the head-to-head it was judged on, and the decision."""
+    """A trained model as registered (in shadow until ``promotion_decision`` decides), or the registered model a
+    retrain reproduced bit for bit (``identical``)."""
 
     ref: models.ModelRef
     files: artifacts.ModelFiles
-    comparison: promotion.HeadToHead | None
-    decision: str
-    reason: str
-    champion: models.ModelRef | None  # after the decision
+    identical: bool
+    note: str
+    champion: models.ModelRef | None
 
 
 def register(
@@ -149,21 +129,20 @@ def register(
     result: WalkForwardResult,
     code_version: str,
     run_id: str | None = None,
-    min_improvement: float = 0.0,
 ) -> Registration:
-    """Write the model's artifact and out-of-sample predictions, compare it with the champion, register it with
-    its metrics and lineage, and apply the promotion rule: the one way a trained model enters the registry."""
+    """Write the model's artifact and out-of-sample predictions and register it with its metrics and lineage,
+    in shadow: the one way a trained model enters the registry. A run that reproduces a registered model bit
+    for bit is that model: nothing is registered."""
     files = artifacts.save_model_files(root, name, result.artifact, result.predictions)
     params = result.final.params
+    champs = models.champions(conn, name)
     same = models.identical(conn, name, snap.fingerprint, params, code_version, files.artifact.sha256)
     if same is not None:
-        champs = models.champions(conn, name)
-        reason = (
+        note = (
             f"reproduces {same.node} bit for bit (snapshot {snap.fingerprint[:12]}, the same parameters and code "
             f"{code_version[:12]}, artifact SHA-256 {files.artifact.sha256[:12]}): not registered again"
         )
-        return Registration(same, files, None, "identical", reason, champs[0] if champs else None)
-    comparison = head_to_head(conn, root, result.predictions, snap, name)
+        return Registration(same, files, True, note, champs[0] if champs else None)
     ref = models.register_model(
         conn,
         name,
@@ -176,11 +155,20 @@ def register(
         metric_rows(result.fold_metrics),
         run_id,
     )
-    as_of = sessions.as_date(snap.manifest["as_of"])
-    actor = f"run:{run_id}" if run_id else "job"
-    decision, reason = promotion.decide_promotion(conn, ref, min_improvement, comparison, as_of=as_of, actor=actor)
-    champs = models.champions(conn, name)
-    return Registration(ref, files, comparison, decision, reason, champs[0] if champs else None)
+    note = f"registered in shadow beside {champs[0].node}" if champs else "registered; no champion yet"
+    return Registration(ref, files, False, note, champs[0] if champs else None)
+
+
+def shadows(conn, name: str) -> list[models.ModelRef]:
+    """The versions of ``name`` registered and not yet decided on (in shadow): they score beside the champion."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT m.model_id, m.name, m.version FROM quant.models m WHERE m.name = %s AND m.status = 'candidate'
+               AND NOT EXISTS (SELECT 1 FROM quant.model_promotions p WHERE p.model_id = m.model_id)
+               ORDER BY m.version""",
+            (name,),
+        )
+        return [models.ModelRef(*row) for row in cur.fetchall()]
 
 
 @dataclass(frozen=True)
@@ -192,20 +180,47 @@ class ChampionBacktest:
     frame: pd.DataFrame
     net: backtest.BacktestResult
     gross: backtest.BacktestResult
+    periods: dict[str, str]  # "walk-forward test" and "live": first..last (sessions)
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame({"net": self.net.metrics, "gross (no costs)": self.gross.metrics}).round(4)
 
 
-def backtest_champion(
-    conn, name: str, rule: backtest.PortfolioRule, costs: backtest.Costs, config: dict
-) -> ChampionBacktest:
-    """Backtest the champion's walk-forward predictions under ``rule``, net of ``costs`` and gross; recorded as a
-    backtest (id: model version + hash of ``config``, so a rerun updates it) and as 'backtest' metrics of the model."""
-    ref = current(conn, name)
-    frame = artifacts.load_oos(conn, ref)
-    if frame is None:
+def track_record(conn, root: Location, ref: models.ModelRef) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The model's out-of-sample record with labels: its walk-forward test predictions (labels of its snapshot),
+    then its live predictions after its training as-of (labels as known once each matured), and the span of
+    each part; NoTrackRecord for a model registered before out-of-sample predictions were recorded."""
+    oos = artifacts.load_oos(conn, ref)
+    if oos is None:
         raise NoTrackRecord(f"{ref.node} has no recorded out-of-sample predictions: retrain it to backtest it")
+    manifest = snapshot_of(conn, root, ref).manifest
+    as_of, horizon = sessions.as_date(manifest["as_of"]), int(manifest["label"]["horizon"])
+    frame, periods = oos[["date", "entity_key", "prediction", "label"]], {"walk-forward test": _span(oos["date"])}
+    days = scoring.scored_days(root, as_of)
+    if days:
+        live = promotion.track_record(root, oos.iloc[:0], ref.node, as_of, days[-1])
+        if len(live):
+            known = known_by_close(sessions.session_offset(live["date"].max(), horizon))
+            labels = snapshots.labels(root, sorted(live["date"].unique()), horizon, known)
+            live = live.merge(labels[["date", "entity_key", "label"]], on=["date", "entity_key"]).dropna(
+                subset=["label"]
+            )
+            frame, periods["live"] = pd.concat([frame, live], ignore_index=True), _span(live["date"])
+    return frame, periods
+
+
+def _span(dates: pd.Series) -> str:
+    return f"{min(dates)}..{max(dates)} ({dates.nunique()} sessions)" if len(dates) else "none"
+
+
+def backtest_champion(
+    conn, root: Location, name: str, rule: backtest.PortfolioRule, costs: backtest.Costs, config: dict
+) -> ChampionBacktest:
+    """Backtest the champion's track record (walk-forward test folds, then live) under ``rule``, net of ``costs``
+    and gross; recorded as a backtest (id: model version + hash of ``config``, so a rerun updates it) and as
+    'backtest' metrics of the model."""
+    ref = current(conn, name)
+    frame, periods = track_record(conn, root, ref)
     net, gross = backtest.run(frame, rule, costs), backtest.run(frame, rule, backtest.NO_COSTS)
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
     snapshot = artifacts.model_files(conn, ref)[1]
@@ -215,4 +230,4 @@ def backtest_champion(
     )
     rows = [("backtest", m, scope, v) for scope in ("net", "gross") for m, v in metrics[scope].items()]
     models.record_metrics(conn, ref, pd.DataFrame(rows, columns=["dataset_type", "metric", "scope", "value"]))
-    return ChampionBacktest(ref, node, frame, net, gross)
+    return ChampionBacktest(ref, node, frame, net, gross, periods)

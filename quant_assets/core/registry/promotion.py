@@ -1,69 +1,107 @@
-"""The promotion rule, and champion versus challenger on the same out-of-sample sessions.
+"""The promotion rule: a challenger replaces the champion only on evidence, net of costs (DESIGN.md: Promotion).
 
-A candidate becomes champion when its rank IC is positive and beats the current champion's plus
-``min_improvement`` (strictly: an equal score never promotes); otherwise it is rejected. Both are scored on
-the same out-of-sample sessions when there are enough of them (``head_to_head``), else on their own
-walk-forward test periods (the reason says which). Both decisions are recorded.
+The evidence (``compare``) is a backtest of the challenger and of the champion with the same portfolio rule and
+costs on the same out-of-sample sessions: the challenger's walk-forward test sessions and its shadow sessions (the
+sessions it scored beside the champion after its training as-of), on the (date, name) pairs both predicted, with
+the labels known at the decision. The champion's predictions there are its track record (``track_record``): its
+own walk-forward test predictions, then its live ones. Across a regime change each model's own test period
+flatters the older model, so only common sessions count.
 
-Each model's own walk-forward test score covers a different period, and across a regime change the
-older period flatters the older model. So both are scored on the sessions where both have
-out-of-sample predictions: the challenger's walk-forward test predictions, and the champion's
-track record (its walk-forward test predictions, then its live predictions after its training as-of),
-with the same labels (the challenger's snapshot, the latest price versions).
+The rule (``PromotionRule``, ``judge``) promotes when the challenger
+
+- has ``shadow_sessions`` shadow sessions with matured labels (0 allowed for backfills: the decision says so;
+  a first model has no champion to shadow and needs none), else it waits;
+- has at least ``min_sessions`` common out-of-sample sessions;
+- has a net Sharpe above the champion's plus ``margin`` (strictly: an equal score never promotes; a first model
+  must beat ``margin`` itself);
+- has a deflated Sharpe (given the per-period net Sharpe of every challenger tried for the model name,
+  this one included) of at least ``min_dsr``;
+- trades a mean daily turnover of at most ``max_turnover``;
+
+and rejects it otherwise, naming every test it failed. A decision quotes both models' numbers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+import numpy as np
 import pandas as pd
 
 from quant_assets.core import sessions
 from quant_assets.core.registry import states
-from quant_assets.core.registry.models import PROMOTION_METRIC, ModelRef, champions, metric
-from quant_assets.core.research import scoring
-from quant_assets.core.research.metrics import daily_ic
+from quant_assets.core.registry.models import ModelRef, champions
+from quant_assets.core.research import backtest, scoring
 from quant_assets.core.storage import lake
 
-MIN_COMMON_DAYS = 20
+PROMOTIONS_EVIDENCE = """
+ALTER TABLE quant.model_promotions ADD COLUMN IF NOT EXISTS evidence jsonb;
+ALTER TABLE quant.model_promotions ADD COLUMN IF NOT EXISTS as_of date;
+ALTER TABLE quant.model_promotions ADD COLUMN IF NOT EXISTS effective date;
+"""
 
 
 @dataclass(frozen=True)
-class HeadToHead:
-    days: int
-    challenger_rank_ic: float
-    champion_rank_ic: float
+class PromotionRule:
+    """What a challenger must show to be promoted (DESIGN.md defaults)."""
+
+    shadow_sessions: int = 10
+    margin: float = 0.0
+    min_dsr: float = 0.95
+    max_turnover: float = 2.5
+    min_sessions: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("shadow_sessions", "min_sessions"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 0):
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        if not 0.0 <= self.min_dsr < 1.0:
+            raise ValueError(f"min_dsr is a probability in [0, 1), got {self.min_dsr!r}")
+        if not self.max_turnover > 0:
+            raise ValueError(f"max_turnover must be positive, got {self.max_turnover!r}")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One model's backtest on the common sessions."""
+
+    model: str
+    net_sharpe: float
+    gross_sharpe: float
+    turnover: float
+    rank_ic: float
+    annual_return: float
+    max_drawdown: float
+    sharpe_per_period: float
+
+    @classmethod
+    def of(cls, model: str, result: backtest.BacktestResult) -> Side:
+        m, net = result.metrics, result.daily["net"]
+        return cls(model, m["sharpe"], result.gross_metrics["sharpe"], m["turnover"], m["rank_ic"],
+                   m["annual_return"], m["max_drawdown"], backtest.sharpe(net, periods=1))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Both models on the same out-of-sample sessions, and what the rule reads besides."""
+
+    challenger: Side
+    champion: Side | None
+    sessions: int
     first: str | None
     last: str | None
+    shadow: int  # shadow sessions among them
+    shadow_required: int
+    dsr: float
+    trials: int
+    decided_on: str  # the session whose information (labels known by its close) the decision used
 
-    def describe(self) -> str:
-        return f"head-to-head on {self.days} common out-of-sample sessions {self.first}..{self.last}"
-
-
-def head_to_head(challenger: pd.DataFrame, champion: pd.DataFrame, labels: pd.DataFrame) -> HeadToHead:
-    """Mean daily rank IC of both on the (date, entity) pairs both predicted; frames: date, entity_key, prediction."""
-    key = ["date", "entity_key"]
-    both = (
-        challenger[key + ["prediction"]]
-        .merge(champion[key + ["prediction"]], on=key, suffixes=("_challenger", "_champion"))
-        .merge(labels[key + ["label"]], on=key)
-    )
-    if both.empty:
-        return HeadToHead(0, math.nan, math.nan, None, None)
-    ric = {
-        side: daily_ic(both, pred=f"prediction_{side}", method="spearman").dropna()
-        for side in ("challenger", "champion")
-    }
-    days = ric["challenger"].index.intersection(ric["champion"].index)
-    return HeadToHead(
-        len(days),
-        float(ric["challenger"].loc[days].mean()) if len(days) else math.nan,
-        float(ric["champion"].loc[days].mean()) if len(days) else math.nan,
-        str(min(days)) if len(days) else None,
-        str(max(days)) if len(days) else None,
-    )
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self), default=float).replace("NaN", "null"))
 
 
 def track_record(root, oos: pd.DataFrame, node: str, after, until) -> pd.DataFrame:
@@ -78,70 +116,132 @@ def track_record(root, oos: pd.DataFrame, node: str, after, until) -> pd.DataFra
     return out.drop_duplicates(["date", "entity_key"], keep="last")
 
 
-def decide_promotion(
-    conn,
-    candidate: ModelRef,
-    min_improvement: float = 0.0,
-    comparison: HeadToHead | None = None,
-    *,
-    as_of: dt.date,
-    actor: str = "job",
-) -> tuple[str, str]:
-    """Apply the promotion rule, record the decision, return (decision, reason). A promotion is also a change
-    of state of both models (``states``): the candidate goes live and the champion it replaces is retired,
-    from the session after ``as_of`` (the information the candidate was trained on)."""
-    current = champions(conn, candidate.name)
-    incumbent = current[0] if current else None
-    label = f"test {PROMOTION_METRIC}"
-    if incumbent is not None and comparison is not None and comparison.days >= MIN_COMMON_DAYS:
-        score, incumbent_score = comparison.challenger_rank_ic, comparison.champion_rank_ic
-        basis, label = comparison.describe(), "rank IC"
-    else:
-        score = metric(conn, candidate)
-        incumbent_score = metric(conn, incumbent) if incumbent else None
-        basis = None
-        if incumbent is not None and comparison is not None:
-            basis = f"only {comparison.days} common out-of-sample sessions (< {MIN_COMMON_DAYS}): own test periods"
-    if score is None or not score > 0:
-        shown = "missing" if score is None else f"{score:.4f}"
-        decision, reason = "rejected", f"{label} {shown} is not positive"
-    elif incumbent_score is not None and not score > incumbent_score + min_improvement:
-        decision, reason = (
-            "rejected",
-            f"{label} {score:.4f} does not beat champion v{incumbent.version} {incumbent_score:.4f} + "
-            f"{min_improvement}",
-        )
-    else:
-        decision = "promoted"
-        reason = f"{label} {score:.4f}" + (
-            f" beats champion v{incumbent.version} {incumbent_score:.4f} + {min_improvement}"
-            if incumbent
-            else ", first champion"
-        )
-    if basis:
-        reason = f"{reason} ({basis})"
+def compare(
+    challenger: tuple[str, pd.DataFrame],
+    champion: tuple[str, pd.DataFrame] | None,
+    labels: pd.DataFrame,
+    rule: backtest.PortfolioRule,
+    costs: backtest.Costs,
+) -> tuple[Side, Side | None, list, pd.Series]:
+    """Backtest (model, predictions) pairs on the (date, entity) pairs both predicted that have a label;
+    returns both sides, the common sessions and the challenger's daily net returns. Frames: date, entity_key,
+    prediction (labels: label)."""
+    key = ["date", "entity_key"]
+    both = challenger[1][key + ["prediction"]].rename(columns={"prediction": "challenger"})
+    if champion is not None:
+        both = both.merge(champion[1][key + ["prediction"]].rename(columns={"prediction": "champion"}), on=key)
+    both = both.merge(labels[key + ["label"]].dropna(), on=key).sort_values(key, ignore_index=True)
+    days = sorted(both["date"].unique())
+    if not days:
+        return Side.of(challenger[0], empty_backtest()), None, [], pd.Series(dtype=float)
+
+    def run(column: str) -> backtest.BacktestResult:
+        return backtest.run(both[key + [column, "label"]].rename(columns={column: "prediction"}), rule, costs)
+
+    mine = run("challenger")
+    theirs = Side.of(champion[0], run("champion")) if champion else None
+    return Side.of(challenger[0], mine), theirs, days, mine.daily["net"]
+
+
+def empty_backtest() -> backtest.BacktestResult:
+    """A backtest of nothing: every figure NaN (a side with no common session)."""
+    nan = dict.fromkeys(["sharpe", "turnover", "rank_ic", "annual_return", "max_drawdown"], math.nan)
+    return backtest.BacktestResult(pd.DataFrame({"net": []}), pd.DataFrame(), nan, nan, pd.Series(dtype=float))
+
+
+def deflated(net_daily: pd.Series, earlier: list[float], sharpe_per_period: float) -> tuple[float, int]:
+    """The challenger's deflated Sharpe given ``earlier`` challengers' per-period net Sharpes and its own."""
+    trials = np.array([*earlier, sharpe_per_period], dtype=float)
+    trials = trials[np.isfinite(trials)]
+    if len(net_daily.dropna()) < 3 or not len(trials):
+        return math.nan, len(trials)
+    return backtest.deflated_sharpe(net_daily, trials)["dsr"], len(trials)
+
+
+def judge(ev: Evidence, rule: PromotionRule, champion_version: int | None = None) -> tuple[str, str]:
+    """``promoted``, ``rejected`` or ``waiting``, and why (every failed test named, both models' numbers)."""
+    if ev.shadow < ev.shadow_required:
+        return "waiting", f"{ev.shadow} of {ev.shadow_required} shadow sessions with matured labels so far"
+    ch, champ = ev.challenger, ev.champion
+    bar = (champ.net_sharpe if champ else 0.0) + rule.margin
+    against = f"champion v{champion_version} {champ.net_sharpe:.3f} + margin {rule.margin:g}" if champ else (
+        f"margin {rule.margin:g} (first champion)")  # fmt: skip
+    tests = [
+        (ev.sessions >= rule.min_sessions, f"{ev.sessions} common sessions", f">= {rule.min_sessions}"),
+        (ch.net_sharpe > bar, f"net Sharpe {ch.net_sharpe:.3f}", f"> {against}"),
+        (ev.dsr >= rule.min_dsr, f"deflated Sharpe {ev.dsr:.3f} ({ev.trials} challenger(s) tried)",
+         f">= {rule.min_dsr:g}"),
+        (ch.turnover <= rule.max_turnover, f"turnover {ch.turnover:.3f}", f"<= cap {rule.max_turnover:g}"),
+    ]  # fmt: skip
+    failed = [f"{what} is not {need}" for ok, what, need in tests if not ok]
+    shown = "" if rule.shadow_sessions else "; shadow_sessions 0: no shadow period (a backfill)"
+    basis = f"on {ev.sessions} out-of-sample sessions {ev.first}..{ev.last}, {ev.shadow} in shadow{shown}"
+    if failed:
+        return "rejected", f"{'; '.join(failed)} ({basis})"
+    return "promoted", f"{'; '.join(f'{what} {need}' for _, what, need in tests)} ({basis})"
+
+
+def earlier_trials(conn, name: str, candidate: ModelRef) -> list[float]:
+    """The per-period net Sharpe of every earlier challenger of ``name`` decided on evidence."""
     with conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO quant.model_promotions (name, model_id, decision, reason) VALUES (%s, %s, %s, %s)",
-            (candidate.name, candidate.model_id, decision, reason),
+            """SELECT (evidence -> 'challenger' ->> 'sharpe_per_period')::float FROM quant.model_promotions
+               WHERE name = %s AND model_id <> %s AND evidence IS NOT NULL ORDER BY promotion_id""",
+            (name, candidate.model_id),
         )
-        if decision == "promoted":
-            _change_states(conn, candidate, incumbent, as_of, reason, actor)
-            cur.execute(
-                "UPDATE quant.models SET status = 'retired' WHERE name = %s AND status = 'champion'", (candidate.name,)
-            )
+        return [v for (v,) in cur.fetchall() if v is not None]
+
+
+def decided(conn, candidate: ModelRef) -> tuple[str, str] | None:
+    """The decision already recorded for ``candidate`` (a retried step decides nothing twice), or None."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT decision, reason FROM quant.model_promotions WHERE model_id = %s ORDER BY promotion_id LIMIT 1",
+            (candidate.model_id,),
+        )
+        row = cur.fetchone()
+    return None if row is None else tuple(row)
+
+
+def record(
+    conn,
+    candidate: ModelRef,
+    decision: str,
+    reason: str,
+    *,
+    as_of: dt.date,
+    effective: dt.date | None = None,
+    evidence: dict | None = None,
+    actor: str = "job",
+) -> None:
+    """Record a decision on ``candidate`` (made on the information of ``as_of``; a promotion applies from
+    ``effective``, default the next session) and the states it changes: promoted, the candidate goes live and
+    the champion it replaces is retired; rejected, the candidate is retired. Keyed by the candidate, so a
+    retried decision records its state changes once."""
+    effective = effective or sessions.next_session(as_of)
+    if effective <= as_of:
+        raise states.StateError(f"{candidate.node}: a decision on {as_of} cannot take effect on {effective}")
+    current = champions(conn, candidate.name)
+    incumbent = current[0] if current and decision == "promoted" else None
+    moves = [(candidate, "live" if decision == "promoted" else "retired")] + (
+        [(incumbent, "retired")] if incumbent else []
+    )
+    before = [states.current(conn, ref).state for ref, _ in moves]  # before the statuses below change them
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO quant.model_promotions (name, model_id, decision, reason, evidence, as_of, effective)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+            (candidate.name, candidate.model_id, decision, reason, json.dumps(evidence) if evidence else None,
+             as_of, effective),
+        )  # fmt: skip
+        if incumbent is not None:
+            cur.execute("UPDATE quant.models SET status = 'retired' WHERE model_id = %s", (incumbent.model_id,))
         cur.execute(
             "UPDATE quant.models SET status = %s WHERE model_id = %s",
             ("champion" if decision == "promoted" else "rejected", candidate.model_id),
         )
-    return decision, reason
-
-
-def _change_states(conn, candidate: ModelRef, incumbent: ModelRef | None, as_of: dt.date, why: str, actor: str) -> None:
-    """The promotion's two state changes, keyed by the candidate (a retried decision records them once)."""
-    key = f"promotion:{candidate.node}"
-    changes = [(candidate, "live")] + ([(incumbent, "retired")] if incumbent else [])
-    for ref, to_state in changes:
-        before = states.current(conn, ref).state
-        change = states.Decision(as_of.isoformat(), before, to_state, "promotion", {"promoted": candidate.node}, why)
-        states.record(conn, ref, change, actor, key)
+    for (ref, to_state), from_state in zip(moves, before, strict=True):
+        change = states.Decision(
+            as_of.isoformat(), from_state, to_state, "promotion", {"decided": candidate.node}, reason
+        )
+        states.record(conn, ref, change, actor, f"promotion:{candidate.node}", effective)

@@ -77,37 +77,39 @@ class State:
     effective: dt.date | None
 
 
-def current(conn, ref: ModelRef) -> State:
-    """The model's state now (its last change, or as its registration left it)."""
+def in_force(conn, ref: ModelRef, day: dt.date | None = None) -> State:
+    """The model's state in force on session ``day`` (None: now), with the session whose information set it:
+    its last change effective by then (a change decided on ``day``'s own information applies from the next
+    session), else as its registration left it (``shadow`` before a first change that comes later)."""
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT to_state, as_of, effective FROM quant.model_states WHERE model_id = %s
-               ORDER BY transition_id DESC LIMIT 1""",
-            (ref.model_id,),
+            """SELECT to_state, as_of, effective FROM quant.model_states
+               WHERE model_id = %s AND (%s::date IS NULL OR effective <= %s::date)
+               ORDER BY effective DESC, transition_id DESC LIMIT 1""",
+            (ref.model_id, day, day),
         )
         row = cur.fetchone()
         if row is not None:
             return State(*row)
-        cur.execute("SELECT status FROM quant.models WHERE model_id = %s", (ref.model_id,))
-        return State(_INITIAL.get(cur.fetchone()[0], "shadow"), None, None)
+        cur.execute(
+            "SELECT status, (SELECT count(*) FROM quant.model_states WHERE model_id = %s) FROM quant.models "
+            "WHERE model_id = %s",
+            (ref.model_id, ref.model_id),
+        )
+        status, changes = cur.fetchone()
+    if day is not None and changes:
+        return State("shadow", None, None)  # its first change comes later: before it, it was not yet the champion
+    return State(_INITIAL.get(status, "shadow"), None, None)
+
+
+def current(conn, ref: ModelRef) -> State:
+    """The model's state now (its last change, or as its registration left it)."""
+    return in_force(conn, ref)
 
 
 def state_on(conn, ref: ModelRef, day: dt.date) -> str:
-    """The model's state in force on session ``day``: its last change effective by then (a change decided on
-    ``day``'s own information applies from the next session), else as its registration left it."""
-    with conn.cursor() as cur:
-        cur.execute(
-            """SELECT to_state FROM quant.model_states WHERE model_id = %s AND effective <= %s
-               ORDER BY effective DESC, transition_id DESC LIMIT 1""",
-            (ref.model_id, day),
-        )
-        row = cur.fetchone()
-        if row is not None:
-            return row[0]
-        cur.execute("SELECT count(*) FROM quant.model_states WHERE model_id = %s", (ref.model_id,))
-        if cur.fetchone()[0]:
-            return "shadow"  # its first change comes later: before it, it was not yet the champion
-    return current(conn, ref).state
+    """The model's state in force on session ``day``."""
+    return in_force(conn, ref, day).state
 
 
 def champion_on(conn, name: str, day: dt.date) -> ModelRef:
@@ -136,18 +138,23 @@ def champion_on(conn, name: str, day: dt.date) -> ModelRef:
     return found[0]
 
 
-def record(conn, ref: ModelRef, change: Decision, actor: str, key: str | None = None) -> bool:
+def record(
+    conn, ref: ModelRef, change: Decision, actor: str, key: str | None = None, effective: dt.date | None = None
+) -> bool:
     """Record ``change`` of ``ref`` (decided on the information of ``change.date``, effective the next
-    session) under ``key`` (default: the change's own, for drift onsets); False when that key of the model
-    was recorded already."""
+    session, or ``effective`` when what was traded already runs later) under ``key`` (default: the change's
+    own, for drift onsets); False when that key of the model was recorded already."""
     as_of = sessions.as_date(change.date)
+    effective = effective or sessions.next_session(as_of)
+    if effective <= as_of:
+        raise StateError(f"{ref.node}: a change decided on {as_of} cannot take effect on {effective}")
     with conn.cursor() as cur:
         cur.execute(
             """INSERT INTO quant.model_states (model_id, from_state, to_state, as_of, effective, rule,
                    trigger_values, actor, reason, key)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (model_id, key) DO NOTHING""",
             (
-                ref.model_id, change.from_state, change.to_state, as_of, sessions.next_session(as_of),
+                ref.model_id, change.from_state, change.to_state, as_of, effective,
                 change.signal, json.dumps(change.values, sort_keys=True), actor, change.reason, key or change.key,
             ),
         )  # fmt: skip

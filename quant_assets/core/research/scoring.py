@@ -89,6 +89,12 @@ def write_day(root: Location, day: dt.date, predictions: pd.DataFrame) -> lake.W
     )
 
 
+def scored_days(root: Location, after: dt.date) -> list[dt.date]:
+    """The sessions after ``after`` with stored predictions (of any model), from the dataset's listing."""
+    days = {sessions.as_date(p.parent.name.removeprefix("date=")) for p in lake.dataset_files(root, DATASET)}
+    return sorted(d for d in days if d > after)
+
+
 def models_scored(root: Location, first: dt.date, last: dt.date, name: str) -> list[str]:
     """Nodes (``model:<name>:vN``, by version) of the models of ``name`` with predictions stored for any session
     in [first, last]. Reads the model column of those partitions only: this module owns the predictions

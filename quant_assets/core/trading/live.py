@@ -23,7 +23,8 @@ from quant_assets.core.ingest.sources.base import known_by_close
 from quant_assets.core.registry import states
 from quant_assets.core.registry.models import ModelRef
 from quant_assets.core.research import scoring, snapshots
-from quant_assets.core.research.backtest import Costs, PortfolioRule
+from quant_assets.core.research.backtest import Costs, PortfolioRule, sharpe
+from quant_assets.core.research.backtest import run as backtest_run
 from quant_assets.core.storage import fs, lake
 from quant_assets.core.storage.fs import Location
 from quant_assets.core.trading import book
@@ -173,3 +174,39 @@ def history(conn, since: dt.date | None = None) -> pd.DataFrame:
             (since,),
         )
         return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
+
+
+def last_session(conn) -> dt.date | None:
+    """The book's newest traded session, or None: a change decided later applies only after it."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT max(date) FROM quant.live_book")
+        return cur.fetchone()[0]
+
+
+def managed_vs_unmanaged(conn, root: Location, rule: PortfolioRule, costs: Costs) -> pd.DataFrame:
+    """The book as traded (its states' exposures) against the same predictions traded at full exposure
+    throughout, over the sessions whose P&L has matured: net return, annualised Sharpe and max drawdown."""
+    rows = history(conn).dropna(subset=["net"])
+    if rows.empty:
+        return pd.DataFrame()
+    days = list(rows["date"])
+    frames = []
+    for day, stored in lake.read_partitions(root, scoring.DATASET, days).items():
+        if stored.empty:  # a registry beside another lake: nothing of that session here
+            continue
+        model = rows.loc[rows["date"] == day, "model"].iloc[0]
+        mine = lake.latest_versions(stored[stored["model"] == model], ["entity_key"])
+        frames.append(mine[["entity_key", "prediction"]].assign(date=day))
+    if not frames:
+        return pd.DataFrame()
+    labels = snapshots.labels(root, days, 1, known_by_close(sessions.next_session(days[-1])))
+    frame = pd.concat(frames, ignore_index=True).merge(labels, on=["date", "entity_key"], how="left")
+    unmanaged = backtest_run(frame, rule, costs).daily["net"]
+    out = {"managed (as traded)": rows.set_index("date")["net"].astype(float), "unmanaged (exposure 1)": unmanaged}
+    return pd.DataFrame({name: _figures(net) for name, net in out.items()}).T
+
+
+def _figures(net: pd.Series) -> dict:
+    wealth = (1 + net.fillna(0.0)).cumprod()
+    return {"sessions": len(net), "net_return": float(wealth.iloc[-1] - 1), "sharpe": sharpe(net),
+            "max_drawdown": float((wealth / wealth.cummax().clip(lower=1.0) - 1).min())}  # fmt: skip

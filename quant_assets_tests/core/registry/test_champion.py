@@ -9,9 +9,10 @@ import pytest
 
 from quant_assets.core import sessions
 from quant_assets.core.registry import artifacts, champion, models, promotion
-from quant_assets.core.research import backtest
+from quant_assets.core.research import backtest, snapshots
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
+from quant_assets_tests.conftest import synthetic_snapshot
 
 AS_OF = dt.date(2024, 1, 2)  # the session a test's promotion is decided on
 
@@ -33,10 +34,11 @@ def _files(root, rounds: int) -> artifacts.ModelFiles:
 
 def _promoted(conn, root, rounds: int, rank_ic: float) -> models.ModelRef:
     metrics = pd.DataFrame({"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [rank_ic]})
+    snapshot = snapshots.read(synthetic_snapshot(root)).fingerprint  # the training as-of and label horizon
     ref = models.register_model(
-        conn, "m", "a" * 64, {"x": "v1"}, {}, "c1", ("2024-01-02", "2024-03-28"), _files(root, rounds), metrics
+        conn, "m", snapshot, {"x": "v1"}, {}, "c1", ("2024-01-02", "2024-03-28"), _files(root, rounds), metrics
     )
-    assert promotion.decide_promotion(conn, ref, as_of=AS_OF)[0] == "promoted"
+    promotion.record(conn, ref, "promoted", "first champion", as_of=AS_OF)
     return ref
 
 
@@ -45,7 +47,7 @@ def test_no_champion_is_one_error_that_says_what_to_materialise(pg_db):
         for call in (
             lambda: champion.current(conn, "m"),
             lambda: champion.load(conn, "m"),
-            lambda: champion.backtest_champion(conn, "m", backtest.PortfolioRule(), backtest.Costs(), {}),
+            lambda: champion.backtest_champion(conn, "/nowhere", "m", backtest.PortfolioRule(), backtest.Costs(), {}),
         ):
             with pytest.raises(champion.NoChampion, match="no champion for m: materialise trained_model first"):
                 call()
@@ -74,9 +76,12 @@ def test_the_champion_backtest_is_recorded_and_rerun_in_place(pg_db, tmp_path):
     with pg.connect(pg_db) as conn:
         ref = _promoted(conn, tmp_path, 3, 0.02)
         config = {"rule": "long_short", "quantile": 0.2}
-        run = champion.backtest_champion(conn, "m", backtest.PortfolioRule(), backtest.Costs(), config)
-        again = champion.backtest_champion(conn, "m", backtest.PortfolioRule(), backtest.Costs(), config)
+        run = champion.backtest_champion(conn, tmp_path, "m", backtest.PortfolioRule(), backtest.Costs(), config)
+        again = champion.backtest_champion(conn, tmp_path, "m", backtest.PortfolioRule(), backtest.Costs(), config)
         assert run.ref == ref and run.node == again.node and run.node.startswith("backtest:m:v1:")
+        assert run.periods == {
+            "walk-forward test": f"{run.frame['date'].min()}..{run.frame['date'].max()} (40 sessions)"
+        }
         assert list(run.table().columns) == ["net", "gross (no costs)"]
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM quant.backtests")

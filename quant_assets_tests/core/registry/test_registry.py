@@ -5,7 +5,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from quant_assets.core.registry import artifacts, lineage, models, promotion
+from quant_assets.core.registry import artifacts, champion, lineage, models, promotion
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
 
@@ -89,27 +89,24 @@ def test_lineage_upstream_downstream_and_blast_radius(pg_db, tiny_model):
             models.model(conn, "nope")
 
 
-def test_champion_challenger_rule_and_fallback_order(pg_db, tiny_model):
+def test_decisions_set_statuses_and_the_fallback_order(pg_db, tiny_model):
     with pg.connect(pg_db) as conn:
         bad = _register(conn, tiny_model, "S", -0.01)
-        assert promotion.decide_promotion(conn, bad, as_of=AS_OF)[0] == "rejected"
+        promotion.record(conn, bad, "rejected", "net Sharpe -0.4 is not > margin 0 (first champion)", as_of=AS_OF)
         first = _register(conn, tiny_model, "S", 0.03)
-        assert promotion.decide_promotion(conn, first, as_of=AS_OF) == (
-            "promoted",
-            "test rank_ic 0.0300, first champion",
-        )
+        promotion.record(conn, first, "promoted", "first champion", as_of=AS_OF)
         weaker = _register(conn, tiny_model, "S", 0.025)
-        decision, reason = promotion.decide_promotion(conn, weaker, as_of=AS_OF)
-        assert decision == "rejected" and "champion v2" in reason
         better = _register(conn, tiny_model, "S", 0.04)
-        assert promotion.decide_promotion(conn, better, min_improvement=0.02, as_of=AS_OF)[0] == "rejected"
-        assert promotion.decide_promotion(conn, better, min_improvement=0.005, as_of=AS_OF)[0] == "promoted"
-        assert models.champions(conn, "m") == [better, first]
+        assert champion.shadows(conn, "m") == [weaker, better]
+        promotion.record(conn, weaker, "rejected", "net Sharpe 0.8 is not > champion v2 1.1 + margin 0", as_of=AS_OF)
+        promotion.record(conn, better, "promoted", "net Sharpe 1.4 > champion v2 1.1 + margin 0", as_of=AS_OF)
+        assert models.champions(conn, "m") == [better, first] and champion.shadows(conn, "m") == []
+        assert promotion.decided(conn, weaker) == ("rejected", "net Sharpe 0.8 is not > champion v2 1.1 + margin 0")
         with conn.cursor() as cur:
             cur.execute("SELECT version, status FROM quant.models ORDER BY version")
             assert cur.fetchall() == [(1, "rejected"), (2, "retired"), (3, "rejected"), (4, "champion")]
             cur.execute("SELECT count(*) FROM quant.model_promotions")
-            assert cur.fetchone()[0] == 5
+            assert cur.fetchone()[0] == 4
 
 
 def test_tampered_or_missing_artifact_refuses_to_load(pg_db, tiny_model):

@@ -29,7 +29,7 @@ def registry(pg_db, tmp_path):
             return models.register_model(conn, "m", "S", {"x": "v1"}, {}, "c", dataset, files, metrics(rank_ic))
 
         champion = add(0.03)
-        promotion.decide_promotion(conn, champion, as_of=dt.date(2024, 6, 28))
+        promotion.record(conn, champion, "promoted", "first champion", as_of=dt.date(2024, 6, 28))
         yield conn, champion, add
 
 
@@ -74,7 +74,7 @@ def test_a_promotion_makes_the_challenger_live_and_retires_the_paused_champion(r
     states.record(conn, champion, _pause("2024-07-03"), "sensor:act_on_drift")
     challenger = add(0.05)
     assert states.current(conn, challenger).state == "shadow"
-    assert promotion.decide_promotion(conn, challenger, as_of=dt.date(2024, 7, 8), actor="run:r1")[0] == "promoted"
+    promotion.record(conn, challenger, "promoted", "net Sharpe 2.0 > 1.0", as_of=dt.date(2024, 7, 8), actor="run:r1")
     assert states.current(conn, challenger) == states.State("live", dt.date(2024, 7, 8), dt.date(2024, 7, 9))
     assert states.current(conn, champion).state == "retired"
     rows = states.transitions(conn, "m").tail(2)
