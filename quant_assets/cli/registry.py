@@ -13,7 +13,8 @@ from quant_assets.cli.options import pg_url, registry, require_pg_url
 @click.option("--downstream", metavar="NODE", help="e.g. feature:ret_5@<version>, code:<git sha>, snapshot:<fp>.")
 @pg_url
 def lineage(model: str, downstream: str | None, pg_url: str | None) -> None:
-    """Upstream lineage tree of MODEL (name: latest version, or name:vN; default QUANT_MODEL_NAME), or with
+    """Upstream lineage tree of MODEL (name: its champion, else its latest version; or name:vN; default
+    QUANT_MODEL_NAME), or with
     --downstream NODE the models and backtests that NODE affects."""
     from quant_assets.core.registry import lineage, models
     from quant_assets.core.registry.lineage_view import render_upstream
@@ -97,7 +98,7 @@ def models_command(name: str, pg_url: str | None) -> None:
 )
 @pg_url
 def approve(model: str, approver: str, reason: str, as_of: str | None, pg_url: str | None) -> None:
-    """Resume MODEL (name:vN, or a name: its latest version), paused or de-risked, to live from the session
+    """Resume MODEL (name:vN, or a name: its champion), paused or de-risked, to live from the session
     after --as-of: a recorded manual approval."""
     from quant_assets.core import sessions
     from quant_assets.core.monitoring import actions

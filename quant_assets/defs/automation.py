@@ -1,6 +1,6 @@
 """Schedules (daily run, daily compaction of the month just ended), the sensors that act on drift (the champion's
-state, its retraining), the compaction sensor (after runs and backfills that wrote features) and the run-failure
-sensor."""
+state, its retraining, the decision on a challenger in shadow), the compaction sensor (after runs and backfills
+that wrote features) and the run-failure sensor."""
 
 import datetime as dt
 import json
@@ -12,13 +12,13 @@ import dagster as dg
 from quant_assets.core import sessions
 from quant_assets.core.features import compaction
 from quant_assets.core.monitoring import actions, alerts, history
-from quant_assets.core.registry import models, states
+from quant_assets.core.registry import champion, models, states
+from quant_assets.defs import reporting
 from quant_assets.defs.config import CompactionConfig, SnapshotConfig
 from quant_assets.defs.features import alt_features, price_features
-from quant_assets.defs.jobs import compaction_job, daily_job, retrain_job
+from quant_assets.defs.jobs import compaction_job, daily_job, promotion_job, retrain_job
 from quant_assets.defs.resources import AlertPolicy, AutomationRunConfig, LakeResource, RegistryResource
 
-TRAINED_MODEL = dg.AssetKey("trained_model")
 DAILY_CRON = "30 17 * * 1-5"  # 17:30 New York, after the close (13:00 on early-close days) and the data lags
 
 
@@ -120,24 +120,37 @@ def model_states_on_drift(context: dg.SensorEvaluationContext, registry: Registr
         now = states.current(conn, ref)
     if not made:
         return dg.SkipReason(f"{ref.node} is {now.state}: its drift rows call for no change")
-    events = [
-        dg.AssetObservation(
-            asset_key=TRAINED_MODEL,
-            description=f"{ref.node}: {c.from_state} -> {c.to_state} from the session after {c.date} ({c.reason})",
-            metadata={
-                "model": ref.node,
-                "from": c.from_state,
-                "to": c.to_state,
-                "drift row": c.date,
-                "rule": c.signal,
-                **{k: v for k, v in c.values.items() if v is not None},
-                "exposure": acting.exposure(c.to_state),
-            },
-        )  # fmt: skip
-        for c in made
-    ]
+    events = [reporting.state_change(ref.node, c, exposure=acting.exposure(c.to_state)) for c in made]
     summary = "; ".join(f"{c.from_state} -> {c.to_state} after {c.date} ({c.signal})" for c in made)
     return dg.SensorResult(asset_events=events, skip_reason=f"{ref.node}: {summary}")
+
+
+@dg.sensor(
+    job=promotion_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Reads the drift rows of every challenger in shadow; when one has a row newer than the last it "
+    "asked about, requests one promotion_job run (run key promotion:<model>@<date>;...): promotion_decision "
+    "then decides it, or says it waits for more shadow sessions. One decision in flight at a time.",
+)
+def promote_after_shadow(
+    context: dg.SensorEvaluationContext, registry: RegistryResource, automation_run_config: AutomationRunConfig
+):
+    seen = json.loads(context.cursor) if context.cursor else {}
+    with registry.connect() as conn:
+        pending = {ref.node: history.last_date(conn, ref.node) for ref in champion.shadows(conn, registry.name)}
+    latest = {node: day.isoformat() for node, day in pending.items() if day is not None}
+    fresh = {node: day for node, day in latest.items() if seen.get(node) != day}
+    if not fresh:
+        waiting = ", ".join(f"{n} (drift to {d})" for n, d in latest.items()) or "none"
+        return dg.SensorResult(
+            skip_reason=f"no new drift row of a shadow; in shadow: {waiting}", cursor=json.dumps(latest)
+        )
+    if context.instance.get_runs(dg.RunsFilter(job_name=promotion_job.name, statuses=IN_FLIGHT), limit=1):
+        return dg.SkipReason("a promotion decision is in flight; new shadow rows wait for it")
+    key = ";".join(f"{node}@{day}" for node, day in sorted(fresh.items()))
+    request = dg.RunRequest(run_key=f"promotion:{key}", tags={"quant/trigger": "shadow", "quant/shadows": key})
+    return dg.SensorResult(run_requests=[automation_run_config.apply(request)], cursor=json.dumps(latest))
 
 
 def _retrain_request(breach: alerts.Breach, champion: str, policy: AlertPolicy) -> dg.RunRequest:

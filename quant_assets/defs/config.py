@@ -92,7 +92,7 @@ class CompactionConfig(dg.Config):
 
 
 class ApprovalConfig(dg.Config):
-    model: str = Field(description="The model to resume: name:vN, or a name (its latest version).")
+    model: str = Field(description="The model to resume: name:vN, or a name (its champion).")
     approver: str = Field(description="Who approves (recorded as user:<name> on the change).")
     reason: str = Field(description="Why trading may resume (recorded with the change).")
     as_of: str | None = Field(

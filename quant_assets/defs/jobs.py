@@ -9,6 +9,7 @@ from quant_assets.core.features.compaction import compact
 from quant_assets.core.monitoring import actions
 from quant_assets.core.registry import models, states
 from quant_assets.core.storage import fs
+from quant_assets.defs import reporting
 from quant_assets.defs.backtests import backtest_sweep, champion_backtest
 from quant_assets.defs.config import ApprovalConfig, CompactionConfig
 from quant_assets.defs.drift import drift_metrics
@@ -41,6 +42,13 @@ retrain_job = dg.define_asset_job(
     description="Snapshot -> walk-forward training (the new model in shadow) -> the promotion decision on a "
     "net-of-cost backtest beside the champion -> the champion's backtest. "
     "Requested by the retrain_on_drift sensor with the breach's date as the snapshot's as-of.",
+)
+
+promotion_job = dg.define_asset_job(
+    "promotion_job",
+    selection=[promotion_decision],
+    description="The promotion decision alone: every challenger in shadow judged once its shadow sessions have "
+    "matured (requested by the promote_after_shadow sensor as shadows gain drift rows).",
 )
 
 sweep_job = dg.define_asset_job(
@@ -76,21 +84,7 @@ def approve_model(context: dg.OpExecutionContext, config: ApprovalConfig, regist
             change = states.approve(conn, ref, config.approver, config.reason, day)
         except (LookupError, ValueError) as exc:
             raise dg.Failure(str(exc)) from None
-    context.log_event(
-        dg.AssetObservation(
-            asset_key="trained_model",
-            description=f"{ref.node}: {change.from_state} -> live, approved by {config.approver.strip()}",
-            metadata={
-                "model": ref.node,
-                "from": change.from_state,
-                "to": "live",
-                "rule": "approval",
-                "approver": config.approver.strip(),
-                "reason": change.reason,
-                "information of": change.date,
-            },
-        )  # fmt: skip
-    )
+    context.log_event(reporting.state_change(ref.node, change, approver=config.approver.strip()))
     return ref.node
 
 

@@ -184,8 +184,9 @@ def _training_metadata(
     description="The champion's score for each name at the session's decision time (09:00 ET), from features "
     "known then under the staleness rule training uses too (prices from the previous session, alternative data "
     "up to 4 sessions old, else missing), in <data root>/predictions/date=YYYY-MM-DD; falls back to the previous "
-    "champion if the champion's artifact fails verification. Every challenger in shadow scores the same sessions "
-    "(after its training as-of) under its own name, so its drift rows and its promotion evidence build up.",
+    "champion if the champion's artifact fails verification. Every challenger in shadow, and a model retired in "
+    "the last 20 sessions, scores the same sessions (after its training as-of) under its own name, so their drift "
+    "rows (and a shadow's promotion evidence) build up.",
 )
 def predictions(
     context: dg.AssetExecutionContext, lake: LakeResource, registry: RegistryResource
@@ -201,10 +202,10 @@ def predictions(
     scores = scoring.score_days(
         lake.path, lake.feature_store(), scorer.model, scorer.ref.node, days, scorer.manifest["universe"]
     )
-    with registry.connect() as conn:  # every challenger in shadow scores beside it, under its own name
-        for ref in champion.shadows(conn, registry.name):
-            shadowed = evidence.score_shadow(conn, lake.path, lake.feature_store(), ref, days[-1])
-            context.log.info(f"{ref.node} (shadow) scored {len(shadowed)} session(s)")
+    with registry.connect() as conn:  # the models monitored beside it score the same days, under their names
+        for ref, why in champion.monitored_beside(conn, registry.name, days[-1]):
+            scored = evidence.score_missing(conn, lake.path, lake.feature_store(), ref, days)
+            context.log.info(f"{ref.node} ({why}) scored {len(scored)} session(s)")
     empty = [s.day for s in scores if s.predictions.empty]
     if empty:  # the other days are stored
         raise dg.Failure(

@@ -63,7 +63,9 @@ def _decide(conn, context, lake: LakeResource, candidate, rule, portfolio, costs
     through = history.last_date(conn, champs[0].node) if champs else None
     as_of = sessions.as_date(champion.snapshot_of(conn, lake.path, candidate).manifest["as_of"])
     through = max(through or as_of, as_of)
-    evidence.score_shadow(conn, lake.path, lake.feature_store(), candidate, through)
+    evidence.score_missing(
+        conn, lake.path, lake.feature_store(), candidate, evidence.since_training(conn, lake.path, candidate, through)
+    )
     ev = evidence.gather(conn, lake.path, candidate, rule, portfolio, costs, through)
     decision, reason = promotion.judge(ev, rule, champs[0].version if champs else None)
     effective = None

@@ -1,4 +1,4 @@
-"""Turn core ingest reports into Dagster metadata and check results."""
+"""Turn core reports (ingest reports, changes of a model's state) into Dagster metadata, events and check results."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pandas as pd
 
 from quant_assets.core.ingest.pipeline import IngestReport
 from quant_assets.core.ingest.validate import EXCLUDED_REASONS
+from quant_assets.core.registry.states import Decision
 
 SHARE_DEFINITION = (
     "damaged records quarantined / records read from the source, per partition (records: CSV data lines, "
@@ -140,3 +141,17 @@ def excluded_check(asset_key: str, reports: list[IngestReport]) -> dg.AssetCheck
     ]
     table = pd.DataFrame(rows)
     return _warning(asset_key, "excluded_records", table, "partition/reason(s) with records excluded on purpose")
+
+
+def state_change(node: str, change: Decision, **extra) -> dg.AssetObservation:
+    """A change of a model's state as an observation on ``trained_model``, with the same keys whoever made it
+    (the state sensor, a reviewer's approval): from, to, the session whose information decided it, the rule and
+    the values it read."""
+    values = {k: v for k, v in change.values.items() if v is not None}
+    return dg.AssetObservation(
+        asset_key="trained_model",
+        description=f"{node}: {change.from_state} -> {change.to_state} from the session after {change.date} "
+        f"({change.reason})",
+        metadata={"model": node, "from": change.from_state, "to": change.to_state, "information of": change.date,
+                  "rule": change.signal, **values, **extra},
+    )  # fmt: skip

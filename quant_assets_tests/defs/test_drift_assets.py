@@ -17,7 +17,13 @@ from quant_assets.core.monitoring import history
 from quant_assets.core.registry import artifacts, models, promotion, states
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
-from quant_assets.defs.automation import daily_schedule, model_states_on_drift, record_run_failures, retrain_on_drift
+from quant_assets.defs.automation import (
+    daily_schedule,
+    model_states_on_drift,
+    promote_after_shadow,
+    record_run_failures,
+    retrain_on_drift,
+)
 from quant_assets.defs.config import TrainingConfig
 from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.executor import engine_executor
@@ -303,7 +309,7 @@ def test_the_state_sensor_de_risks_pauses_and_repeats_nothing_after_a_restart_or
     (event,) = _state_tick(dagster_instance, pg_db)
     assert event.asset_key == dg.AssetKey("trained_model")
     meta = {k: v.value for k, v in event.metadata.items()}
-    assert (meta["from"], meta["to"], meta["drift row"], meta["rule"]) == ("live", "de-risked", "2024-07-02", "ic")
+    assert (meta["from"], meta["to"], meta["information of"], meta["rule"]) == ("live", "de-risked", "2024-07-02", "ic")
     assert (meta["ic_mean_5"], meta["exposure"]) == (0.0, 0.5)
     assert _state_tick(dagster_instance, pg_db) == []  # a restart: the change is recorded, nothing repeated
 
@@ -533,3 +539,44 @@ def test_bad_alert_policy_and_drift_config_are_refused_with_the_reason(monkeypat
             },
             run_config={"ops": {"drift_metrics": {"config": {"on_critical": "fial"}}}},
         )
+
+
+def _promotion_tick(instance, url, cursor=None):
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"registry": RegistryResource(url=url), "automation_run_config": AutomationRunConfig(path="")},
+    )
+    result = promote_after_shadow(context)
+    if isinstance(result, dg.SkipReason):
+        return [], cursor, result.skip_message
+    return list(result.run_requests or []), result.cursor, result.skip_reason.skip_message if result.skip_reason else ""
+
+
+@pytest.mark.usefixtures("resolvable_settings")
+def test_the_shadow_sensor_asks_for_a_decision_per_new_drift_row_of_a_shadow(
+    pg_db, dagster_instance, champion, tmp_path
+):
+    oos = pd.DataFrame({"date": [1], "entity_key": ["A"]})
+    files = artifacts.save_model_files(tmp_path / "shadow", "equity_lgbm", b"{}", oos)
+    metrics = pd.DataFrame({"dataset_type": ["test"], "metric": ["rank_ic"], "scope": ["overall"], "value": [0.04]})
+    assert _promotion_tick(dagster_instance, pg_db)[0] == []  # no shadow
+    with pg.connect(pg_db) as conn:
+        shadow = models.register_model(
+            conn, "equity_lgbm", "S2", {}, {}, "c", ("2024-01-02", "2024-07-01"), files, metrics
+        )
+    requests, cursor, why = _promotion_tick(dagster_instance, pg_db)
+    assert requests == [] and why == "no new drift row of a shadow; in shadow: none"  # v2 has no drift row yet
+    shadow_row = {**_row("2024-07-02"), "model": shadow.node}
+    _store(pg_db, shadow_row, _row("2024-07-02"))
+    requests, cursor, _ = _promotion_tick(dagster_instance, pg_db, cursor)
+    assert [r.run_key for r in requests] == ["promotion:model:equity_lgbm:v2@2024-07-02"]
+    assert requests[0].tags["quant/trigger"] == "shadow" and requests[0].job_name in (None, "promotion_job")
+    assert _promotion_tick(dagster_instance, pg_db, cursor)[0] == []  # the same row again (a restart): nothing
+    _store(pg_db, {**shadow_row, "date": sessions.as_date("2024-07-03")})
+    requests, cursor, _ = _promotion_tick(dagster_instance, pg_db, cursor)
+    assert [r.run_key for r in requests] == ["promotion:model:equity_lgbm:v2@2024-07-03"]
+    with pg.connect(pg_db) as conn:  # decided: no longer in shadow, nothing more to ask
+        promotion.record(conn, shadow, "rejected", "net Sharpe 0.1 is not > ...", as_of=dt.date(2024, 7, 3))
+    _store(pg_db, {**shadow_row, "date": sessions.as_date("2024-07-05")})
+    assert _promotion_tick(dagster_instance, pg_db, cursor)[0] == []

@@ -43,7 +43,7 @@ def _run(instance: dg.DagsterInstance, run_config: dict) -> tuple[bool, int | No
 
 
 def test_every_job_runs_on_the_one_executor():
-    names = ["ingest_job", "daily_job", "retrain_job", "sweep_job", "compaction_job", "__ASSET_JOB"]
+    names = ["ingest_job", "daily_job", "retrain_job", "promotion_job", "sweep_job", "compaction_job", "__ASSET_JOB"]
     assert {defs.resolve_job_def(n).executor_def.name for n in names} == {executor_module.engine_executor.name}
     assert not any(j.name.endswith("_celery") for j in defs.resolve_all_job_defs())
 

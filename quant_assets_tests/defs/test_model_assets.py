@@ -15,11 +15,14 @@ from quant_assets.core.registry import artifacts, champion, models, promotion
 from quant_assets.core.research import snapshots, training
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import lake, pg
+from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.promotion import promotion_decision
-from quant_assets.defs.resources import LakeResource, RegistryResource
+from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
 from quant_assets_tests.conftest import seed_snapshot_asset, synthetic_snapshot
-from quant_assets_tests.run_configs import PROMOTED_RUN_CONFIG, SPAWN, TRAINING_RUN_CONFIG
+from quant_assets_tests.run_configs import PROMOTED_RUN_CONFIG, PROMOTION_CONFIG, SPAWN, TRAINING_RUN_CONFIG
+
+WARN_ON_CRITICAL = {"ops": {"drift_metrics": {"config": {"on_critical": "warn"}}}}
 
 AS_OF = dt.date(2024, 1, 2)  # the session a test's promotion is decided on
 
@@ -98,6 +101,40 @@ def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dag
     assert meta["fallback"].value and meta["model"].value == "model:equity_lgbm:v1"
     assert "FELL BACK from model:equity_lgbm:v2" in meta["notes"].value
     assert meta["rows_written"].value == 0  # v1 already scored this day: nothing new
+
+
+def test_a_challenger_shadows_the_champion_and_is_decided_once_its_shadow_sessions_matured(
+    feature_lake, tmp_path, pg_db, dagster_instance
+):
+    """v2 (other seeds) is registered in shadow, scores beside v1, waits for 3 shadow sessions with matured labels
+    and is then decided on the information of the session the third matured on, effective the next one."""
+    root = tmp_path / "lake"
+    shutil.copytree(feature_lake, root, ignore=shutil.ignore_patterns("snapshots", "models"))
+    resources = {"lake": LakeResource(root=str(root)), "registry": RegistryResource(url=pg_db),
+                 "alert_policy": AlertPolicy()}  # fmt: skip
+    run = lambda assets, **kw: dg.materialize(assets, instance=dagster_instance, resources=resources, **kw)  # noqa: E731
+    assert run([training_snapshot, trained_model, promotion_decision], run_config=PROMOTED_RUN_CONFIG).success
+    seeds = {**TRAINING_RUN_CONFIG["ops"]["trained_model"]["config"], "seeds": [3, 4]}
+    shadowed = {"ops": {**PROMOTED_RUN_CONFIG["ops"], "trained_model": {"config": seeds},
+                        "promotion_decision": {"config": {**PROMOTION_CONFIG, "shadow_sessions": 3}}}}  # fmt: skip
+    waiting = run([training_snapshot, trained_model, promotion_decision], run_config=shadowed)
+    assert waiting.asset_materializations_for_node("promotion_decision")[0].metadata["decision"].value == (
+        "model:equity_lgbm:v2: waiting: 0 of 3 shadow sessions with matured labels so far"
+    )
+    week = {"dagster/asset_partition_range_start": "2024-06-03", "dagster/asset_partition_range_end": "2024-06-07"}
+    assert run([predictions, drift_metrics], tags=week, run_config=WARN_ON_CRITICAL).success
+    scored = lake.read_partition(root, "predictions", dt.date(2024, 6, 3))
+    assert set(scored["model"]) == {"model:equity_lgbm:v1", "model:equity_lgbm:v2"}  # the shadow beside
+    decided = run(
+        [promotion_decision], run_config={"ops": {"promotion_decision": shadowed["ops"]["promotion_decision"]}}
+    )
+    meta = decided.asset_materializations_for_node("promotion_decision")[0].metadata
+    assert "3 in shadow" in meta["decision"].value and meta["champion_net_sharpe"].value is not None
+    with pg.connect(pg_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT decision, as_of, effective FROM quant.model_promotions WHERE model_id = 2")
+        decision, as_of, effective = cur.fetchone()
+    # shadow sessions 06-03, 06-04, 06-05; the last label matures at 06-06's open, known by its close
+    assert (as_of, effective) == (dt.date(2024, 6, 6), dt.date(2024, 6, 7)) and decision in ("promoted", "rejected")
 
 
 def _champion_on(root, pg_url, start: str, as_of: str) -> None:

@@ -171,6 +171,26 @@ def shadows(conn, name: str) -> list[models.ModelRef]:
         return [models.ModelRef(*row) for row in cur.fetchall()]
 
 
+RETIRED_MONITORING_SESSIONS = 20  # a retired model is scored and monitored this long beside its successor
+
+
+def monitored_beside(conn, name: str, day: dt.date) -> list[tuple[models.ModelRef, str]]:
+    """The models of ``name`` scored beside the champion on ``day``: every shadow (its evidence), and every model
+    retired within RETIRED_MONITORING_SESSIONS sessions (whether its retirement was right shows in its drift)."""
+    since = sessions.session_offset(day, -RETIRED_MONITORING_SESSIONS)
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT m.model_id, m.name, m.version FROM quant.models m JOIN LATERAL (
+                   SELECT to_state, effective FROM quant.model_states s WHERE s.model_id = m.model_id
+                   ORDER BY effective DESC, transition_id DESC LIMIT 1) s ON true
+               WHERE m.name = %s AND s.to_state = 'retired' AND s.effective > %s AND s.effective <= %s
+               ORDER BY m.version""",
+            (name, since, day),
+        )
+        retired = [models.ModelRef(*row) for row in cur.fetchall()]
+    return [(ref, "shadow") for ref in shadows(conn, name)] + [(ref, "retired") for ref in retired]
+
+
 @dataclass(frozen=True)
 class ChampionBacktest:
     """The champion's out-of-sample predictions backtested net and gross of costs, and the recorded node."""

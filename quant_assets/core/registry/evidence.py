@@ -35,16 +35,21 @@ def shadow_days(root: Location, ref: models.ModelRef, days: list[dt.date]) -> di
     return out
 
 
-def score_shadow(conn, root: Location, store: FeatureStore, ref: models.ModelRef, through: dt.date) -> list:
-    """Score ``ref`` on the sessions after its training as-of up to ``through`` it has not scored yet; returns
-    those sessions. The champion's own scoring path (``scoring.score_days``), so nothing differs but the model."""
+def score_missing(conn, root: Location, store: FeatureStore, ref: models.ModelRef, days: list[dt.date]) -> list:
+    """Score ``ref`` on those of ``days`` after its training as-of that it has not scored yet; returns them. The
+    champion's own scoring path (``scoring.score_days``), so nothing differs but the model."""
     manifest = champion.snapshot_of(conn, root, ref).manifest
-    days = sessions.sessions_between(sessions.next_session(sessions.as_date(manifest["as_of"])), through)
-    missing = [d for d in days if d not in shadow_days(root, ref, days)]
+    after = [d for d in days if d > sessions.as_date(manifest["as_of"])]
+    missing = [d for d in after if d not in shadow_days(root, ref, after)]
     if missing:
-        model = artifacts.load_model(conn, ref)
-        scoring.score_days(root, store, model, ref.node, missing, manifest["universe"])
+        scoring.score_days(root, store, artifacts.load_model(conn, ref), ref.node, missing, manifest["universe"])
     return missing
+
+
+def since_training(conn, root: Location, ref: models.ModelRef, through: dt.date) -> list[dt.date]:
+    """The sessions after ``ref``'s training as-of up to ``through``: a shadow's whole shadow period so far."""
+    as_of = sessions.as_date(champion.snapshot_of(conn, root, ref).manifest["as_of"])
+    return sessions.sessions_between(sessions.next_session(as_of), through) if through > as_of else []
 
 
 def gather(

@@ -145,7 +145,7 @@ def record_backtest(
 
 
 def model(conn, spec: str) -> ModelRef:
-    """``name`` (latest version) or ``name:vN``."""
+    """``name:vN``, or ``name``: its champion (what trades), else its latest version (nothing promoted yet)."""
     name, sep, version = spec.partition(":v")
     check_model_name(name)
     if sep and not version.isdigit():
@@ -164,7 +164,8 @@ def model(conn, spec: str) -> ModelRef:
         row = cur.fetchone()
     if row is None:
         raise LookupError(f"no model {spec!r} in the registry")
-    return ModelRef(*row)
+    champs = [] if version else champions(conn, name)
+    return champs[0] if champs else ModelRef(*row)
 
 
 def metric(conn, ref: ModelRef, name: str = PROMOTION_METRIC, dataset_type: str = "test") -> float | None:
