@@ -145,14 +145,15 @@ def trained_model(training_snapshot: str):
 def _training_metadata(
     snap: snapshots.Snapshot, result: training.WalkForwardResult, reg: champion.Registration
 ) -> dict:
-    """What the UI shows of a training run: the decision and its basis, test metrics, folds, plots, files."""
+    """What the UI shows of a training run: the champion, how this model was registered, test metrics, folds,
+    plots, files."""
     overall = result.fold_metrics.set_index("fold").loc["overall"]
-    return {
+    return {  # the champion first: what trades, whatever this run trained
+        "champion": dg.MetadataValue.text(reg.champion.node if reg.champion else "none yet"),
         "model": dg.MetadataValue.text(reg.ref.node),
-        "snapshot": dg.MetadataValue.text(snap.fingerprint),
         "registration": dg.MetadataValue.text(reg.note),
         "identical": dg.MetadataValue.bool(reg.identical),
-        "champion": dg.MetadataValue.text(reg.champion.node if reg.champion else "-"),
+        "snapshot": dg.MetadataValue.text(snap.fingerprint),
         "test_rank_ic": dg.MetadataValue.float(float(overall["rank_ic"])),
         "test_ic": dg.MetadataValue.float(float(overall["ic"])),
         "test_icir": dg.MetadataValue.float(float(overall["icir"])),

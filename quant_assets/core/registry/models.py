@@ -20,7 +20,6 @@ from quant_assets.core.registry.lineage import add_edges
 if TYPE_CHECKING:
     from quant_assets.core.registry.artifacts import ModelFiles
 
-PROMOTION_METRIC = "rank_ic"
 _MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 
 
@@ -166,31 +165,6 @@ def model(conn, spec: str) -> ModelRef:
         raise LookupError(f"no model {spec!r} in the registry")
     champs = [] if version else champions(conn, name)
     return champs[0] if champs else ModelRef(*row)
-
-
-def metric(conn, ref: ModelRef, name: str = PROMOTION_METRIC, dataset_type: str = "test") -> float | None:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT value FROM quant.model_metrics WHERE model_id = %s AND dataset_type = %s "
-            "AND metric = %s AND scope = 'overall'",
-            (ref.model_id, dataset_type, name),
-        )
-        row = cur.fetchone()
-    return None if row is None else row[0]
-
-
-def best_model(conn, name: str, metric_name: str = PROMOTION_METRIC, dataset_type: str = "test") -> ModelRef | None:
-    with conn.cursor() as cur:
-        cur.execute(
-            """SELECT m.model_id, m.name, m.version FROM quant.models m
-               JOIN quant.model_metrics x ON x.model_id = m.model_id
-               WHERE m.name = %s AND x.dataset_type = %s AND x.metric = %s AND x.scope = 'overall'
-                 AND x.value IS NOT NULL
-               ORDER BY x.value DESC, m.version DESC LIMIT 1""",
-            (name, dataset_type, metric_name),
-        )
-        row = cur.fetchone()
-    return None if row is None else ModelRef(*row)
 
 
 def champions(conn, name: str) -> list[ModelRef]:

@@ -192,17 +192,6 @@ def earlier_trials(conn, name: str, candidate: ModelRef) -> list[float]:
         return [v for (v,) in cur.fetchall() if v is not None]
 
 
-def decided(conn, candidate: ModelRef) -> tuple[str, str] | None:
-    """The decision already recorded for ``candidate`` (a retried step decides nothing twice), or None."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT decision, reason FROM quant.model_promotions WHERE model_id = %s ORDER BY promotion_id LIMIT 1",
-            (candidate.model_id,),
-        )
-        row = cur.fetchone()
-    return None if row is None else tuple(row)
-
-
 def record(
     conn,
     candidate: ModelRef,

@@ -5,6 +5,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from quant_assets.core.monitoring import history
 from quant_assets.core.registry import artifacts, champion, lineage, models, promotion
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
@@ -83,7 +84,6 @@ def test_lineage_upstream_downstream_and_blast_radius(pg_db, tiny_model):
         assert lineage.blast_radius(conn, "code:c2") == ["model:m:v2"]
         assert lineage.blast_radius(conn, "code:c1") == ["backtest:B1", "model:m:v1"]
         assert lineage.node_exists(conn, "feature:ret_5@a") and not lineage.node_exists(conn, "feature:ret_5")
-        assert models.best_model(conn, "m") == m1
         assert models.model(conn, "m") == m2 and models.model(conn, "m:v1") == m1
         with pytest.raises(LookupError):
             models.model(conn, "nope")
@@ -101,7 +101,7 @@ def test_decisions_set_statuses_and_the_fallback_order(pg_db, tiny_model):
         promotion.record(conn, weaker, "rejected", "net Sharpe 0.8 is not > champion v2 1.1 + margin 0", as_of=AS_OF)
         promotion.record(conn, better, "promoted", "net Sharpe 1.4 > champion v2 1.1 + margin 0", as_of=AS_OF)
         assert models.champions(conn, "m") == [better, first] and champion.shadows(conn, "m") == []
-        assert promotion.decided(conn, weaker) == ("rejected", "net Sharpe 0.8 is not > champion v2 1.1 + margin 0")
+        assert history.promotions(conn)["decision"].tolist() == ["rejected", "promoted", "rejected", "promoted"]
         with conn.cursor() as cur:
             cur.execute("SELECT version, status FROM quant.models ORDER BY version")
             assert cur.fetchall() == [(1, "rejected"), (2, "retired"), (3, "rejected"), (4, "champion")]
