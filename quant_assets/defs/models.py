@@ -185,8 +185,8 @@ def _training_metadata(
     description="The champion's score for each name at the session's decision time (09:00 ET), from features "
     "known then under the staleness rule training uses too (prices from the previous session, alternative data "
     "up to 4 sessions old, else missing), in <data root>/predictions/date=YYYY-MM-DD; falls back to the previous "
-    "champion if the champion's artifact fails verification. Every challenger in shadow, and a model retired in "
-    "the last 20 sessions, scores the same sessions (after its training as-of) under its own name, so their drift "
+    "champion if the champion's artifact fails verification. Every challenger in shadow, and a model in its first "
+    "20 sessions of retirement, scores the same sessions (after its training as-of) under its own name, so their drift "
     "rows (and a shadow's promotion evidence) build up.",
 )
 def predictions(
@@ -204,8 +204,8 @@ def predictions(
         lake.path, lake.feature_store(), scorer.model, scorer.ref.node, days, scorer.manifest["universe"]
     )
     with registry.connect() as conn:  # the models monitored beside it score the same days, under their names
-        for ref, why in champion.monitored_beside(conn, registry.name, days[-1]):
-            scored = evidence.score_missing(conn, lake.path, lake.feature_store(), ref, days)
+        for ref, why, mine in champion.monitored_beside(conn, registry.name, days):
+            scored = evidence.score_missing(conn, lake.path, lake.feature_store(), ref, mine)
             context.log.info(f"{ref.node} ({why}) scored {len(scored)} session(s)")
     empty = [s.day for s in scores if s.predictions.empty]
     if empty:  # the other days are stored

@@ -174,21 +174,26 @@ def shadows(conn, name: str) -> list[models.ModelRef]:
 RETIRED_MONITORING_SESSIONS = 20  # a retired model is scored and monitored this long beside its successor
 
 
-def monitored_beside(conn, name: str, day: dt.date) -> list[tuple[models.ModelRef, str]]:
-    """The models of ``name`` scored beside the champion on ``day``: every shadow (its evidence), and every model
-    retired within RETIRED_MONITORING_SESSIONS sessions (whether its retirement was right shows in its drift)."""
-    since = sessions.session_offset(day, -RETIRED_MONITORING_SESSIONS)
+def monitored_beside(conn, name: str, days: list[dt.date]) -> list[tuple[models.ModelRef, str, list[dt.date]]]:
+    """The models of ``name`` scored beside the champion on ``days``, with the days each scores: every shadow
+    (its evidence) all of them, and a retired model the first RETIRED_MONITORING_SESSIONS sessions from its
+    retirement (whether retiring it was right shows in its drift beside its successor's)."""
+    first = sessions.session_offset(days[0], -RETIRED_MONITORING_SESSIONS)
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT m.model_id, m.name, m.version FROM quant.models m JOIN LATERAL (
+            """SELECT m.model_id, m.name, m.version, s.effective FROM quant.models m JOIN LATERAL (
                    SELECT to_state, effective FROM quant.model_states s WHERE s.model_id = m.model_id
                    ORDER BY effective DESC, transition_id DESC LIMIT 1) s ON true
                WHERE m.name = %s AND s.to_state = 'retired' AND s.effective > %s AND s.effective <= %s
                ORDER BY m.version""",
-            (name, since, day),
+            (name, first, days[-1]),
         )
-        retired = [models.ModelRef(*row) for row in cur.fetchall()]
-    return [(ref, "shadow") for ref in shadows(conn, name)] + [(ref, "retired") for ref in retired]
+        retired = [(models.ModelRef(*row[:3]), row[3]) for row in cur.fetchall()]
+    out = [(ref, "shadow", list(days)) for ref in shadows(conn, name)]
+    for ref, since in retired:
+        until = sessions.session_offset(since, RETIRED_MONITORING_SESSIONS - 1)
+        out.append((ref, "retired", [d for d in days if since <= d <= until]))
+    return [(ref, why, mine) for ref, why, mine in out if mine]
 
 
 @dataclass(frozen=True)

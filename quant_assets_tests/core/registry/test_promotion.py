@@ -180,3 +180,17 @@ def test_a_rejection_retires_the_challenger_and_a_promotion_waits_for_what_the_b
     assert promotion.earlier_trials(conn, "m", add()) == [-0.2, 0.1]
     with pytest.raises(states.StateError, match="cannot take effect"):
         promotion.record(conn, add(), "promoted", "x", as_of=dt.date(2024, 8, 1), effective=dt.date(2024, 8, 1))
+
+
+def test_shadows_score_every_session_and_a_retired_model_its_first_twenty(registry):
+    conn, first, add = registry
+    shadow, rejected = add(), add()
+    promotion.record(conn, rejected, "rejected", "net Sharpe 0.2 is not > ...", as_of=dt.date(2024, 7, 15))
+    days = sessions.sessions_between("2024-07-01", "2024-08-30")
+    beside = {ref: (why, mine) for ref, why, mine in champion.monitored_beside(conn, "m", days)}
+    assert beside[shadow] == ("shadow", days)
+    # retired from 07-16: scored 07-16 .. 08-12, the 20 sessions from then (07-16 + 19 sessions)
+    assert beside[rejected] == ("retired", sessions.sessions_between("2024-07-16", "2024-08-12"))
+    assert first not in beside  # the champion scores as champion
+    later = sessions.sessions_between("2024-08-13", "2024-08-30")
+    assert [ref for ref, _, _ in champion.monitored_beside(conn, "m", later)] == [shadow]
