@@ -60,10 +60,15 @@ def summarize(root: Location) -> pd.DataFrame:
 
 
 def registry_summary(conn, root: Location) -> pd.DataFrame:
-    """Models in the registry with their test metrics, promotion decision and days scored."""
+    """Models in the registry with their status, state now, test metrics, promotion decision and days scored."""
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT m.name || ':v' || m.version AS model, m.status, left(m.snapshot, 12) AS snapshot,
+            """SELECT m.name || ':v' || m.version AS model, m.status,
+                      coalesce((SELECT s.to_state FROM quant.model_states s WHERE s.model_id = m.model_id
+                                ORDER BY s.transition_id DESC LIMIT 1),
+                               CASE m.status WHEN 'champion' THEN 'live' WHEN 'candidate' THEN 'shadow'
+                                             ELSE 'retired' END) AS state,
+                      left(m.snapshot, 12) AS snapshot,
                       max(x.value) FILTER (WHERE x.metric = 'rank_ic') AS test_rank_ic,
                       max(x.value) FILTER (WHERE x.metric = 'icir') AS test_icir,
                       (SELECT p.decision FROM quant.model_promotions p WHERE p.model_id = m.model_id
