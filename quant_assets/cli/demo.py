@@ -61,7 +61,7 @@ def stages(
     after = [
         Stage(f"6/8 {', '.join(TRADE)}: trade {sessions.next_session(retrain)}...{decide} (any challenger in shadow)",
               TRADE, (sessions.next_session(retrain), decide), REPLAY_DRIFT),
-        Stage("7/8 promotion_decision: the shadow's evidence judged", ["promotion_decision"]),
+        Stage("7/8 promotion_decision: any challenger still in shadow judged", ["promotion_decision"]),
         Stage(f"8/8 {', '.join(TRADE)}: trade {sessions.next_session(decide)}...{span[1]}", TRADE,
               (sessions.next_session(decide), span[1]), REPLAY_DRIFT),
     ]  # fmt: skip

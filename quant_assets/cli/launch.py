@@ -9,6 +9,7 @@ Success is the run's own result, not text in a log.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import uuid
 from collections.abc import Mapping
@@ -212,9 +213,25 @@ def describe(entry) -> str:
     if kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
         verdict = "passed" if data.passed else f"did not pass ({data.severity.value.lower()})"
         return f"check {data.check_name} on {data.asset_key.to_user_string()} {verdict}"
-    return "run succeeded" if kind == dg.DagsterEventType.RUN_SUCCESS else "run FAILED"
+    if kind == dg.DagsterEventType.RUN_SUCCESS:
+        return "run succeeded"
+    error = getattr(data, "error", None)  # a run that failed outside any step (a step process that could not
+    return f"run FAILED: {_outside_steps(error)}" if error else "run FAILED"  # start): its error, on one line
 
 
+def _outside_steps(error) -> str:
+    """A run failure's error outside any step, on one line. Dagster wraps a step process's start-up error (a
+    resource's missing setting) in a DagsterSubprocessError whose first lines say only that a child failed and
+    that a config was wrong: the innermost error line before the child's stack trace names the cause."""
+    head = error.message.split("Stack Trace:")[0]
+    errors = [line.strip() for line in head.splitlines() if _ERROR_LINE.match(line.strip())]
+    if not errors:
+        return " ".join(head.split())
+    name, _, rest = errors[-1].partition(": ")
+    return f"{name.rsplit('.', 1)[-1]}: {rest}"
+
+
+_ERROR_LINE = re.compile(r"^[\w.]+(Error|Exception|Failure): ")
 _WRAPPERS = ("DagsterExecutionStepExecutionError", "DagsterResourceFunctionError")  # Dagster's, around the cause
 
 

@@ -19,9 +19,21 @@ def test_partition_range_through_the_dagster_cli_then_summary(pg_db, tmp_path):
         os.environ,
         DAGSTER_HOME=str(home),
         DAGSTER_PG_URL=pg_db,
+        QUANT_PG_URL=pg_db,
         QUANT_DATA_ROOT=str(tmp_path / "lake"),
         QUANT_N_TICKERS="7",
         PYTHONWARNINGS="ignore",
+    )
+    # A shell without the object store's settings (they have no default in the resources): the run fails at
+    # its step process's start-up, and the run's line names the missing variable.
+    bare = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    failed = subprocess.run(
+        [sys.executable, "-m", "quant_assets", "materialize", "feature_catalog"],
+        env=bare, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert failed.returncode == 1, failed.stderr
+    assert 'run FAILED: PostProcessingError: You have attempted to fetch the environment variable "AWS_' in (
+        failed.stderr
     )
     run = subprocess.run(
         [sys.executable, "-m", "quant_assets", "materialize", ASSETS, "2024-07-01...2024-07-12"],

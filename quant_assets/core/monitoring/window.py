@@ -150,16 +150,17 @@ class DriftRange:
         return snapshots.forward_returns(snapshots.known_bars(px, as_of), days, h)
 
     def row(self, day: dt.date) -> dict:
-        """The drift row of ``day``; raises DriftInputError when the day has nothing to monitor."""
+        """The drift row of ``day``; raises DriftInputError when the day has nothing to monitor: the model
+        scored neither ``day`` nor the session whose label matured on it (a model no longer scored, such as a
+        retired one after its monitoring, gets no rows of streaks that only its old sessions fill)."""
         day = sessions.require_session(day)
         i = self._pos[day]
         matured = self.sessions[i - self.profile.horizon]
+        if self._model_predictions(matured).empty and self._model_predictions(day).empty:
+            raise DriftInputError(f"{self.profile.node} scored neither {day} nor {matured}: nothing to monitor")
         window = self.sessions[max(0, i - self.profile.horizon - self.lookback) : i - self.profile.horizon + 1]
         preds = [self._model_predictions(d).assign(date=d) for d in window]
         preds = pd.concat([p for p in preds if len(p)], ignore_index=True) if any(len(p) for p in preds) else None
-        today = self._model_predictions(day)
-        if preds is None and today.empty:
-            raise DriftInputError(f"{self.profile.node} has no predictions for {window[0]}..{day}: nothing to monitor")
         missing = [d for d in window[-1:] + [day] if self.prices[d].empty]
         if missing:
             raise DriftInputError(f"raw_prices missing for {missing}: labels of {matured} cannot be known")

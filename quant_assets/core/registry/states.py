@@ -206,4 +206,5 @@ def overview(conn, name: str) -> pd.DataFrame:
         )
         frame = pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
     frame["state"] = frame["state"].fillna(frame["status"].map(_INITIAL).fillna("shadow"))
+    frame["since"] = frame["since"].astype(object).where(frame["since"].notna(), "as registered")
     return frame.drop(columns="status")
