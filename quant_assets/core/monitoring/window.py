@@ -150,9 +150,8 @@ class DriftRange:
         return snapshots.forward_returns(snapshots.known_bars(px, as_of), days, h)
 
     def row(self, day: dt.date) -> dict:
-        """The drift row of ``day``; raises DriftInputError when the day has nothing to monitor: the model
-        scored neither ``day`` nor the session whose label matured on it (a model no longer scored, such as a
-        retired one after its monitoring, gets no rows of streaks that only its old sessions fill)."""
+        """The drift row of ``day``; DriftInputError when the model scored neither ``day`` nor the session whose
+        label matured on it (a retired model no longer scored gets no rows of streaks its old sessions fill)."""
         day = sessions.require_session(day)
         i = self._pos[day]
         matured = self.sessions[i - self.profile.horizon]
