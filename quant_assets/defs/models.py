@@ -205,7 +205,8 @@ def predictions(
     )
     with registry.connect() as conn:  # the models monitored beside it score the same days, under their names
         for ref, why, mine in champion.monitored_beside(conn, registry.name, days):
-            scored = evidence.score_missing(conn, lake.path, lake.feature_store(), ref, mine)
+            manifest = champion.snapshot_of(conn, lake.path, ref).manifest
+            scored = evidence.score_missing(conn, lake.path, lake.feature_store(), ref, manifest, mine)
             context.log.info(f"{ref.node} ({why}) scored {len(scored)} session(s)")
     empty = [s.day for s in scores if s.predictions.empty]
     if empty:  # the other days are stored

@@ -60,13 +60,12 @@ def _decide(conn, context, lake: LakeResource, candidate, rule, portfolio, costs
     """One challenger: its missed shadow sessions scored, the evidence gathered, the decision recorded (unless
     it waits). The decision's information reaches the champion's newest drift row (the sessions run so far)."""
     champs = models.champions(conn, candidate.name)
-    through = history.last_date(conn, champs[0].node) if champs else None
-    as_of = sessions.as_date(champion.snapshot_of(conn, lake.path, candidate).manifest["as_of"])
-    through = max(through or as_of, as_of)
-    evidence.score_missing(
-        conn, lake.path, lake.feature_store(), candidate, evidence.since_training(conn, lake.path, candidate, through)
-    )
-    ev = evidence.gather(conn, lake.path, candidate, rule, portfolio, costs, through)
+    snap = champion.snapshot_of(conn, lake.path, candidate)  # read and verified once for the whole decision
+    as_of = sessions.as_date(snap.manifest["as_of"])
+    through = max(history.last_date(conn, champs[0].node) or as_of, as_of) if champs else as_of
+    missed = evidence.since_training(snap.manifest, through)
+    evidence.score_missing(conn, lake.path, lake.feature_store(), candidate, snap.manifest, missed)
+    ev = evidence.gather(conn, lake.path, candidate, snap, rule, portfolio, costs, through)
     decision, reason = promotion.judge(ev, rule, champs[0].version if champs else None)
     effective = None
     if decision != "waiting":

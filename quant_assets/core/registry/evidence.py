@@ -2,7 +2,7 @@
 beside the champion, and both models' out-of-sample predictions with the labels known at the decision.
 
 A challenger's shadow sessions are the sessions after its training as-of that it scored, under its own name, as
-the champion did (the ``predictions`` asset scores every model in shadow; ``score_shadow`` scores the sessions it
+the champion did (the ``predictions`` asset scores every model in shadow; ``score_missing`` scores the sessions it
 missed, such as those before it was registered, with the same code, so the result is the one the daily runs
 would have stored). The decision reads the first ``shadow_sessions`` of them, so it is the same whenever it is
 made, and it is made on the information of the session their last label matured on (``decided_on``).
@@ -19,36 +19,25 @@ from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources.base import known_by_close
 from quant_assets.core.registry import artifacts, champion, models, promotion
 from quant_assets.core.research import backtest, scoring, snapshots
-from quant_assets.core.storage import lake
 from quant_assets.core.storage.fs import Location
 
 KEY = ["date", "entity_key"]
 
 
-def shadow_days(root: Location, ref: models.ModelRef, days: list[dt.date]) -> dict[dt.date, pd.DataFrame]:
-    """The stored predictions (date, entity_key, prediction) of ``ref`` on each of ``days`` it scored."""
-    out = {}
-    for day, stored in lake.read_partitions(root, scoring.DATASET, days).items():
-        mine = stored[stored["model"] == ref.node] if len(stored) else stored
-        if len(mine):
-            out[day] = lake.latest_versions(mine, ["entity_key"])[["entity_key", "prediction"]].assign(date=day)
-    return out
-
-
-def score_missing(conn, root: Location, store: FeatureStore, ref: models.ModelRef, days: list[dt.date]) -> list:
-    """Score ``ref`` on those of ``days`` after its training as-of that it has not scored yet; returns them. The
-    champion's own scoring path (``scoring.score_days``), so nothing differs but the model."""
-    manifest = champion.snapshot_of(conn, root, ref).manifest
+def score_missing(conn, root: Location, store: FeatureStore, ref: models.ModelRef, manifest: dict, days: list) -> list:
+    """Score ``ref`` (trained on the snapshot of ``manifest``) on those of ``days`` after its training as-of that
+    it has not scored yet; returns them. The champion's own scoring path (``scoring.score_days``), so nothing
+    differs but the model."""
     after = [d for d in days if d > sessions.as_date(manifest["as_of"])]
-    missing = [d for d in after if d not in shadow_days(root, ref, after)]
+    missing = [d for d in after if d not in scoring.stored(root, ref.node, after)]
     if missing:
         scoring.score_days(root, store, artifacts.load_model(conn, ref), ref.node, missing, manifest["universe"])
     return missing
 
 
-def since_training(conn, root: Location, ref: models.ModelRef, through: dt.date) -> list[dt.date]:
-    """The sessions after ``ref``'s training as-of up to ``through``: a shadow's whole shadow period so far."""
-    as_of = sessions.as_date(champion.snapshot_of(conn, root, ref).manifest["as_of"])
+def since_training(manifest: dict, through: dt.date) -> list[dt.date]:
+    """The sessions after the training as-of of ``manifest`` up to ``through``: a shadow's shadow period so far."""
+    as_of = sessions.as_date(manifest["as_of"])
     return sessions.sessions_between(sessions.next_session(as_of), through) if through > as_of else []
 
 
@@ -56,20 +45,20 @@ def gather(
     conn,
     root: Location,
     candidate: models.ModelRef,
+    snap: snapshots.Snapshot,
     rule: promotion.PromotionRule,
     portfolio: backtest.PortfolioRule,
     costs: backtest.Costs,
     through: dt.date,
 ) -> promotion.Evidence:
-    """The evidence on ``candidate`` with what is known at the close of ``through``: its walk-forward test
-    sessions and its first ``rule.shadow_sessions`` shadow sessions (none for a first model), against the
-    champion's track record on the same (date, name) pairs."""
-    snap = champion.snapshot_of(conn, root, candidate)
+    """The evidence on ``candidate`` (trained on ``snap``) with what is known at the close of ``through``: its
+    walk-forward test sessions and its first ``rule.shadow_sessions`` shadow sessions (none for a first model),
+    against the champion's track record on the same (date, name) pairs."""
     as_of, horizon = sessions.as_date(snap.manifest["as_of"]), int(snap.manifest["label"]["horizon"])
     champs = [c for c in models.champions(conn, candidate.name) if c != candidate]
     incumbent = champs[0] if champs else None
     required = rule.shadow_sessions if incumbent else 0
-    scored = shadow_days(root, candidate, sessions.sessions_between(sessions.next_session(as_of), through))
+    scored = scoring.stored(root, candidate.node, since_training(snap.manifest, through))
     matured = [d for d in sorted(scored) if sessions.session_offset(d, horizon) <= through]
     use = matured[:required]
     decided_on = sessions.session_offset(use[-1], horizon) if use else as_of

@@ -35,7 +35,6 @@ from quant_assets.core import sessions
 from quant_assets.core.registry import states
 from quant_assets.core.registry.models import ModelRef, champions
 from quant_assets.core.research import backtest, scoring
-from quant_assets.core.storage import lake
 
 PROMOTIONS_EVIDENCE = """
 ALTER TABLE quant.model_promotions ADD COLUMN IF NOT EXISTS evidence jsonb;
@@ -106,12 +105,8 @@ class Evidence:
 
 def track_record(root, oos: pd.DataFrame, node: str, after, until) -> pd.DataFrame:
     """A model's out-of-sample predictions: its walk-forward test rows, then its live predictions in (after, until]."""
-    frames = [oos[["date", "entity_key", "prediction"]]]
     days = sessions.sessions_between(sessions.next_session(after), until)
-    for day, live in lake.read_partitions(root, scoring.DATASET, days).items():
-        if len(live):
-            live = lake.latest_versions(live[live["model"] == node], ["entity_key"])
-            frames.append(live[["entity_key", "prediction"]].assign(date=day))
+    frames = [oos[["date", "entity_key", "prediction"]], *scoring.stored(root, node, days).values()]
     out = pd.concat(frames, ignore_index=True)
     return out.drop_duplicates(["date", "entity_key"], keep="last")
 

@@ -89,6 +89,17 @@ def write_day(root: Location, day: dt.date, predictions: pd.DataFrame) -> lake.W
     )
 
 
+def stored(root: Location, node: str, days: list[dt.date]) -> dict[dt.date, pd.DataFrame]:
+    """The stored predictions of model ``node`` (date, entity_key, prediction; each name's latest version) on
+    each of ``days`` it scored: what the book trades, a shadow's evidence and a track record read."""
+    out = {}
+    for day, frame in lake.read_partitions(root, DATASET, days).items():
+        mine = frame[frame["model"] == node] if len(frame) else frame
+        if len(mine):
+            out[day] = lake.latest_versions(mine, ["entity_key"])[["entity_key", "prediction"]].assign(date=day)
+    return out
+
+
 def scored_days(root: Location, after: dt.date) -> list[dt.date]:
     """The sessions after ``after`` with stored predictions (of any model), from the dataset's listing."""
     days = {sessions.as_date(p.parent.name.removeprefix("date=")) for p in lake.dataset_files(root, DATASET)}

@@ -89,11 +89,10 @@ def previous_positions(conn, root: Location, day: dt.date) -> pd.DataFrame | Non
 
 
 def _predictions(root: Location, ref: ModelRef, day: dt.date) -> pd.Series:
-    stored = lake.read_partition(root, scoring.DATASET, day)
-    mine = stored[stored["model"] == ref.node] if len(stored) else stored
-    if mine.empty:
+    mine = scoring.stored(root, ref.node, [day]).get(day)
+    if mine is None:
         raise BookError(f"live_book {day}: no predictions of {ref.node} (materialise predictions for {day} first)")
-    return lake.latest_versions(mine, ["entity_key"]).set_index("entity_key")["prediction"]
+    return mine.set_index("entity_key")["prediction"]
 
 
 def trade_session(
@@ -190,14 +189,10 @@ def managed_vs_unmanaged(conn, root: Location, rule: PortfolioRule, costs: Costs
     if rows.empty:
         return pd.DataFrame()
     days = list(rows["date"])
-    frames = []
-    for day, stored in lake.read_partitions(root, scoring.DATASET, days).items():
-        if stored.empty:  # a registry beside another lake: nothing of that session here
-            continue
-        model = rows.loc[rows["date"] == day, "model"].iloc[0]
-        mine = lake.latest_versions(stored[stored["model"] == model], ["entity_key"])
-        frames.append(mine[["entity_key", "prediction"]].assign(date=day))
-    if not frames:
+    frames = [
+        f for model, traded in rows.groupby("model") for f in scoring.stored(root, model, list(traded["date"])).values()
+    ]
+    if not frames:  # a registry beside another lake: nothing of its sessions here
         return pd.DataFrame()
     labels = snapshots.labels(root, days, 1, known_by_close(sessions.next_session(days[-1])))
     frame = pd.concat(frames, ignore_index=True).merge(labels, on=["date", "entity_key"], how="left")
