@@ -16,12 +16,14 @@ import click
 from quant_assets.cli import inputs
 from quant_assets.cli.lake import print_summary
 from quant_assets.cli.options import data_root, pg_url
-from quant_assets.cli.runs import daemon_until_done, open_instance, run_or_fail
+from quant_assets.cli.runs import IN_PROCESS, daemon_until_done, open_instance, run_or_fail
 from quant_assets.cli.stage import Stage, log_path, say, stderr_to
 
 INGEST = ["raw_prices", "alt_data", "price_features", "alt_features"]
 # Replaying known history: its critical days are reported as warnings (the daily schedule uses the default, fail).
-REPLAY_DRIFT = {"ops": {"drift_metrics": {"config": {"on_critical": "warn"}}}}
+# Its three steps run one after the other in the run's process, as daily_job's do (a step process would add its
+# start-up and run nothing beside them).
+REPLAY_DRIFT = {"ops": {"drift_metrics": {"config": {"on_critical": "warn"}}}, **IN_PROCESS}
 
 
 TRADE = ["predictions", "drift_metrics", "live_book"]
@@ -61,7 +63,8 @@ def stages(
     after = [
         Stage(f"6/8 {', '.join(TRADE)}: trade {sessions.next_session(retrain)}...{decide} (any challenger in shadow)",
               TRADE, (sessions.next_session(retrain), decide), REPLAY_DRIFT),
-        Stage("7/8 promotion_decision: any challenger still in shadow judged", ["promotion_decision"]),
+        Stage("7/8 promotion_decision: any challenger still in shadow judged", ["promotion_decision"],
+              run_config=IN_PROCESS),
         Stage(f"8/8 {', '.join(TRADE)}: trade {sessions.next_session(decide)}...{span[1]}", TRADE,
               (sessions.next_session(decide), span[1]), REPLAY_DRIFT),
     ]  # fmt: skip

@@ -57,15 +57,28 @@ def run_stage(instance: dg.DagsterInstance, stage: Stage, started: float) -> dg.
         result = dg.execute_job(
             recon.get_reconstructable_job(job.name),
             instance,
-            run_config=dict(stage.run_config),
+            run_config=_run_config(job, stage),
             tags=tags,
-            asset_selection=keys or None,
+            asset_selection=None if stage.job else keys,  # a job runs whole, with its default run config
         )
     except dg.DagsterInvalidConfigError as exc:
         raise _invalid(exc) from None
     finally:
         progress.finish()
     return instance.get_run_by_id(result.run_id)
+
+
+def _run_config(job: dg.JobDefinition, stage: Stage) -> dict:
+    """The stage's run config over a partitioned job's own (daily_job's executor), which Dagster applies to the
+    runs a schedule, sensor or backfill launches but not to ``execute_job``."""
+    from dagster_shared.merger import deep_merge_dicts
+
+    if not (stage.job and stage.partitions and job.partitioned_config):
+        return dict(stage.run_config)
+    own = dict(job.partitioned_config.get_run_config_for_partition_key(stage.partitions[0].isoformat()))
+    if "execution" in stage.run_config:
+        own.pop("execution", None)  # an engine chosen on the command line replaces the job's, not merges with it
+    return deep_merge_dicts(own, dict(stage.run_config))
 
 
 def _invalid(exc: dg.DagsterInvalidConfigError) -> InputError:

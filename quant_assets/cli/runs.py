@@ -112,19 +112,34 @@ config_json = click.option(
 @config_files
 @config_json
 def materialize(assets: str, partitions: str | None, config_files: tuple[Path, ...], config_json: str | None) -> None:
-    """Materialise ASSETS (comma-separated) for PARTITIONS: one session KEY or a range START...END run as one run."""
+    """Materialise ASSETS (comma-separated asset names, or one asset job's name such as daily_job, with that job's
+    default run config) for PARTITIONS: one session KEY or a range START...END run as one run."""
     span = inputs.partitions(partitions) if partitions else None
     if span:
         inputs.within_partitions(*span)
     config = run_config(config_files, config_json)
-    graph = _definitions().resolve_asset_graph()
-    names = inputs.known_names(assets, [k.to_user_string() for k in graph.materializable_asset_keys], "asset")
-    stage = Stage(f"materialize {', '.join(names)} {partitions or ''}".rstrip(), names, span, config)
+    stage = _materialize_stage(assets, span, config, f"materialize {assets} {partitions or ''}".rstrip())
     with open_instance() as instance:
         log = log_path("materialize")
         say(f"    (Dagster's log: {log})")
         with stderr_to(log):
             run_or_fail(instance, stage, time.time())
+
+
+def _materialize_stage(assets: str, span, config: dict, title: str) -> Stage:
+    """The assets named, or the asset job named, with every asset it selects and its default run config under
+    ``config`` (daily_job's is the in-process executor: one session's steps are smaller than a process start)."""
+    defs = _definitions()
+    graph = defs.resolve_asset_graph()
+    known = [k.to_user_string() for k in graph.materializable_asset_keys]
+    jobs = {j.name: j for j in defs.resolve_all_job_defs() if j.asset_layer.selected_asset_keys}
+    if assets.strip() in jobs and not assets.startswith("__"):
+        job = jobs[assets.strip()]
+        return Stage(
+            title, sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys), span, config, job.name
+        )
+    jobs = [j for j in jobs if not j.startswith("__")]
+    return Stage(title, inputs.known_names(assets, [*known, *jobs], "asset or job"), span, config)
 
 
 @click.command()

@@ -19,7 +19,7 @@ _terminal = None  # the terminal's stderr while stderr_to() sends file descripto
 @dataclass(frozen=True)
 class Stage:
     """One run: which assets, which sessions (None: unpartitioned), and the run config; or, with ``job``, that
-    job of the definitions (no assets) with the run config."""
+    job of the definitions, whole, with the run config over its default (``assets``: the ones it selects)."""
 
     title: str
     assets: list[str]

@@ -10,6 +10,7 @@ which its idempotent statements allow (and which adds the columns later steps br
 from __future__ import annotations
 
 from quant_assets.core.features import catalog
+from quant_assets.core.monitoring import profiles
 from quant_assets.core.monitoring.schema import MONITORING_TABLES
 from quant_assets.core.registry import promotion
 from quant_assets.core.registry.schema import REGISTRY_TABLES
@@ -33,6 +34,7 @@ STEPS: tuple[tuple[int, str, str], ...] = (
     (4, "model states and their changes (quant.model_states)", STATES_TABLE),
     (5, "the live book's sessions (quant.live_book)", live.TABLE),
     (6, "promotion decisions' evidence and dates (quant.model_promotions)", promotion.PROMOTIONS_EVIDENCE),
+    (7, "models' drift reference profiles (quant.model_profiles)", profiles.TABLE),
 )
 LATEST = STEPS[-1][0]
 

@@ -108,7 +108,7 @@ def test_a_session_that_has_not_happened_is_one_line():
 def test_unknown_asset_names_the_close_ones():
     result = run("materialize", "raw_price,alt_data", "2024-07-01")
     assert result.exit_code == 2
-    assert result.stderr == "Error: unknown asset 'raw_price': did you mean raw_prices?\n"
+    assert result.stderr == "Error: unknown asset or job 'raw_price': did you mean raw_prices?\n"
 
 
 def test_unknown_job_names_the_close_ones():

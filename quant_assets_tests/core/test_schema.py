@@ -16,6 +16,7 @@ TABLES = {
     "model_training_runs",
     "model_metrics",
     "model_artifacts",
+    "model_profiles",
     "model_promotions",
     "lineage_edges",
     "model_states",

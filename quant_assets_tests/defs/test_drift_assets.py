@@ -14,7 +14,9 @@ import yaml
 
 from quant_assets.core import sessions
 from quant_assets.core.monitoring import history
+from quant_assets.core.monitoring.profiles import ModelProfile
 from quant_assets.core.registry import artifacts, models, promotion, states
+from quant_assets.core.registry import champion as champion_module
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
 from quant_assets.defs.automation import (
@@ -99,6 +101,33 @@ def _assert_a_rerun_replaces_its_row(run, pg_db) -> None:
     assert again.drop(["seq", "run_id"]).to_json() == first.drop(["seq", "run_id"]).to_json()
 
 
+def _assert_the_profile_is_computed_once_and_read_back_bit_for_bit(run, pg_db, root) -> None:
+    """The first drift run stored the model's profile; it is the one computed from the artifact and snapshot,
+    to the last bit, and a later run reads it: with the snapshots gone from the lake the day's row is the same."""
+    with pg.connect(pg_db) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT m.name, m.version, p.profile FROM quant.model_profiles p JOIN quant.models m USING (model_id)"
+        )
+        ((name, version, text),) = cur.fetchall()
+        ref = models.model(conn, f"{name}:v{version}")
+        computed = ModelProfile.of(
+            ref.node, champion_module.snapshot_of(conn, root, ref), artifacts.load_model(conn, ref)
+        )
+        first = history.read(conn, start="2024-06-10", end="2024-06-10").iloc[0]
+    assert (name, version) == ("equity_lgbm", 1) and text == computed.to_json()
+    read = ModelProfile.from_json(text)
+    assert all(read.feature_refs[f].cuts.tobytes() == r.cuts.tobytes() for f, r in computed.feature_refs.items())
+    assert read.prediction_ref.shares.tobytes() == computed.prediction_ref.shares.tobytes()
+    shutil.move(root / "snapshots", root.parent / "snapshots-away")
+    try:
+        assert run([drift_metrics], partition_key="2024-06-10", run_config=WARN).success
+    finally:
+        shutil.move(root.parent / "snapshots-away", root / "snapshots")
+    with pg.connect(pg_db) as conn:
+        again = history.read(conn, start="2024-06-10", end="2024-06-10").iloc[0]
+    assert again.drop(["seq", "run_id"]).to_json() == first.drop(["seq", "run_id"]).to_json()
+
+
 def _assert_critical_fails_its_check_and_the_run_goes_on(resources, pg_db, dagster_instance) -> None:
     """A critical level fails the alert_levels check (severity ERROR) and the row is stored; the check does not
     block, so the live book downstream still trades under the state the breach calls for.
@@ -145,6 +174,7 @@ def test_drift_metrics_upserts_flags_critical_days_and_fails_without_inputs(
     assert run([predictions], tags=SCORED).success
 
     _assert_a_range_stores_a_row_per_session(run, pg_db)
+    _assert_the_profile_is_computed_once_and_read_back_bit_for_bit(run, pg_db, root)
     _assert_a_rerun_replaces_its_row(run, pg_db)
     _assert_critical_fails_its_check_and_the_run_goes_on(resources, pg_db, dagster_instance)
 

@@ -19,8 +19,8 @@ from quant_assets.defs import executor as executor_module
 
 
 @dg.op
-def where() -> int:
-    return os.getpid()
+def where() -> list[int]:
+    return [os.getpid(), os.getppid()]
 
 
 def pid_job() -> dg.JobDefinition:
@@ -34,9 +34,9 @@ def pid_job() -> dg.JobDefinition:
 
 
 def _run(instance: dg.DagsterInstance, run_config: dict) -> tuple[bool, int | None, set[int], list]:
-    """Success, the op's output (its pid), the pids of the step events, and the run's failure events."""
+    """Success, the op's pid and its parent's, the pids of the step events, and the run's failure events."""
     with dg.execute_job(dg.reconstructable(pid_job), instance, run_config=run_config) as result:
-        output = result.output_for_node("where") if result.success else None
+        output = tuple(result.output_for_node("where")) if result.success else None
         events = result.all_events
     step_pids = {e.pid for e in events if e.step_key and e.event_type == dg.DagsterEventType.STEP_SUCCESS}
     return result.success, output, step_pids, [e for e in events if e.event_type == dg.DagsterEventType.RUN_FAILURE]
@@ -48,13 +48,27 @@ def test_every_job_runs_on_the_one_executor():
     assert not any(j.name.endswith("_celery") for j in defs.resolve_all_job_defs())
 
 
-def test_run_config_selects_in_process_and_defaults_to_multiprocess(tmp_path):
+def test_run_config_selects_in_process_and_defaults_to_multiprocess_forked_from_a_forkserver(tmp_path):
+    spawn = {"execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}}}}}
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         in_process = _run(instance, {"execution": {"config": {"in_process": {}}}})
         default = _run(instance, {})
-    assert in_process[:3] == (True, os.getpid(), {os.getpid()})
-    ok, pid, step_pids, _ = default
-    assert ok and step_pids == {pid} and pid != os.getpid()  # a step process of its own
+        spawned = _run(instance, spawn)
+    assert in_process[:3] == (True, (os.getpid(), os.getppid()), {os.getpid()})
+    ok, (pid, parent), step_pids, _ = default
+    assert ok and step_pids == {pid} and pid != os.getpid()  # a step process of its own,
+    assert parent != os.getpid()  # forked by the forkserver, not started by this process
+    ok, (pid, parent), step_pids, _ = spawned
+    assert ok and step_pids == {pid} and parent == os.getpid()  # spawn, when the run config asks for it
+
+
+def test_the_forkserver_is_the_default_start_method_only_where_none_is_named():
+    assert executor_module.with_start_method({"max_concurrent": 2}) == {
+        "max_concurrent": 2,
+        "start_method": {"forkserver": {}},
+    }
+    named = {"start_method": {"spawn": {}}}
+    assert executor_module.with_start_method(named) == named
 
 
 def test_engine_config_reads_the_run_config_block():
@@ -89,3 +103,19 @@ def test_celery_without_the_extra_fails_the_run_in_one_line(without_dagster_cele
     assert error.message.strip().endswith(without_dagster_celery.CELERY_MISSING)
     # The other engines are untouched.
     without_dagster_celery.check_engine({"execution": {"config": {"in_process": {}}}})
+
+
+def test_a_job_named_on_the_cli_runs_with_its_own_run_config_under_the_given_one():
+    """``quant-assets materialize daily_job KEY`` runs daily_job in process, as its schedule's runs do (Dagster
+    applies a partitioned job's config to the runs it launches, not to ``execute_job``); a run config given on
+    the command line wins."""
+    import datetime as dt
+
+    from quant_assets.cli.launch import _run_config
+    from quant_assets.cli.stage import Stage
+
+    job, day = defs.resolve_job_def("daily_job"), (dt.date(2024, 7, 1), dt.date(2024, 7, 1))
+    assert _run_config(job, Stage("t", [], day, {}, "daily_job")) == {"execution": {"config": {"in_process": {}}}}
+    mp = {"execution": {"config": {"multiprocess": {}}}}
+    assert _run_config(job, Stage("t", [], day, mp, "daily_job")) == mp
+    assert _run_config(job, Stage("t", ["raw_prices"], day, {})) == {}  # assets: the default engine

@@ -24,41 +24,16 @@ from quant_assets.core import sessions
 from quant_assets.core.features import staleness
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources.base import known_by_close
-from quant_assets.core.monitoring import drift
+from quant_assets.core.monitoring import drift, profiles
 from quant_assets.core.monitoring.alerts import AlertConfig, evaluate, psi_band
-from quant_assets.core.registry import artifacts, champion, models
+from quant_assets.core.monitoring.profiles import ModelProfile
 from quant_assets.core.research import backtest, scoring, snapshots
-from quant_assets.core.research.training import Ensemble
 from quant_assets.core.storage import lake
 from quant_assets.core.storage.fs import Location
 
 
 class DriftInputError(RuntimeError):
     """The day cannot be monitored (no predictions, missing prices): nothing is written for it."""
-
-
-@dataclass(frozen=True)
-class ModelProfile:
-    """What a model is compared against: its features, universe and reference distributions."""
-
-    node: str
-    features: list[str]
-    universe: list[str]
-    horizon: int
-    feature_refs: dict[str, drift.PsiReference]
-    prediction_ref: drift.PsiReference
-
-    @classmethod
-    def of(cls, node: str, snapshot: snapshots.Snapshot, model: Ensemble) -> ModelProfile:
-        data = snapshot.data
-        return cls(
-            node=node,
-            features=list(model.features),
-            universe=list(snapshot.manifest["universe"]),
-            horizon=int(snapshot.manifest["label"]["horizon"]),
-            feature_refs={f: drift.PsiReference.of(data[f]) for f in model.features},
-            prediction_ref=drift.PsiReference.of(model.predict(data)),
-        )
 
 
 class DriftRange:
@@ -226,12 +201,6 @@ def monitored_models(root: Location, days: list[dt.date], lookback: int, name: s
     return scoring.models_scored(root, first, days[-1], name)
 
 
-def load_profile(conn, root: Location, node: str) -> ModelProfile:
-    """The profile of a registered model (``model:<name>:vN``): its verified artifact and training snapshot."""
-    ref = models.model(conn, node.removeprefix("model:"))
-    return ModelProfile.of(node, champion.snapshot_of(conn, root, ref), artifacts.load_model(conn, ref))
-
-
 class NoPredictions(LookupError):
     """No model of the name scored the sessions the days read: there is nothing to monitor."""
 
@@ -277,7 +246,7 @@ def drift_rows(
         raise NoPredictions(f"no predictions of {name} around {days[0]}..{days[-1]}: materialise predictions")
     run = DriftRun(nodes)
     for node in nodes:
-        profile = load_profile(conn, root, node)
+        profile = profiles.stored(conn, root, node)
         run.without_psi.update({f"{node} {f}": r.reason for f, r in profile.feature_refs.items() if r.reason})
         window = DriftRange(root, store, profile, days, alerts, costs, rule)
         for day in days:

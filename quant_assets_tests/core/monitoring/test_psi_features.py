@@ -10,7 +10,8 @@ from quant_assets.core import schema, sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.monitoring import alerts, drift, history
-from quant_assets.core.monitoring.window import DriftRange, ModelProfile
+from quant_assets.core.monitoring.profiles import ModelProfile
+from quant_assets.core.monitoring.window import DriftRange
 from quant_assets.core.storage import pg
 from quant_assets_tests.conftest import MODEL_NODE
 from quant_assets_tests.core.monitoring.helpers import psi_independent, tie_aware_bins_independent

@@ -17,7 +17,8 @@ from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources import SyntheticMarket
 from quant_assets.core.ingest.sources.base import known_by_close
 from quant_assets.core.monitoring import actions, alerts
-from quant_assets.core.monitoring.window import DriftRange, ModelProfile
+from quant_assets.core.monitoring.profiles import ModelProfile
+from quant_assets.core.monitoring.window import DriftRange
 from quant_assets.core.research import backtest, scoring, snapshots
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import lake

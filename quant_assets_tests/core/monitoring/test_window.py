@@ -14,7 +14,8 @@ from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.pipeline import PRICE_SCHEMA
 from quant_assets.core.ingest.sources.base import known_by_close
 from quant_assets.core.monitoring import alerts, drift
-from quant_assets.core.monitoring.window import DriftInputError, DriftRange, ModelProfile, monitored_models
+from quant_assets.core.monitoring.profiles import ModelProfile
+from quant_assets.core.monitoring.window import DriftInputError, DriftRange, monitored_models
 from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.storage import lake
 from quant_assets_tests.conftest import MODEL_NODE, SCORED_DAYS
