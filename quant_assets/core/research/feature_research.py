@@ -10,8 +10,8 @@ of its family) against the label of t. Every figure of a session uses only what 
   close of t+h, ``known_by_close``), so a restatement delivered later never changes a figure of an earlier day;
 - **IC decay**: daily IC and rank IC per horizon (``metrics.wide_ic``), their means, ICIR and t-statistics
   (Newey-West with h-1 lags, as the labels of consecutive days overlap by h-1 sessions);
-- **quantiles**: the mean horizon-1 label of each of 5 cross-sectional quantiles of the candidate (1 lowest),
-  averaged over days, and the top-minus-bottom spread;
+- **quantiles**: the mean horizon-1 label of each of 5 daily cross-sectional quantiles of the candidate (1
+  lowest), as the backtest reports a signal's (``backtest.quantile_returns``), and the top-minus-bottom spread;
 - **persistence**: the mean cross-sectional rank correlation of the candidate with itself 1 and 5 sessions
   earlier, and the rank turnover: the mean absolute change of a name's percentile rank from one session to
   the next (0: the same order; about 1/3 for independent orders);
@@ -36,7 +36,7 @@ from quant_assets.core.features.definitions import FeatureDef
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources.base import known_by_close
-from quant_assets.core.research import candidate, metrics, snapshots
+from quant_assets.core.research import backtest, candidate, metrics, snapshots
 from quant_assets.core.research.candidate import CandidateError, timed
 from quant_assets.core.storage import fs, lake
 from quant_assets.core.storage.fs import Location
@@ -155,11 +155,13 @@ def evaluate(
     end,
     horizons: tuple[int, ...] = HORIZONS,
     guard_sample: int = 25,
+    guard_days: int = candidate.GUARD_DAYS,
     store: FeatureStore | None = None,
 ) -> Report:
     """The candidate's figures for the decision sessions [start, end] (module docstring). ``feature`` is a
     ``FeatureDef`` or its ``path:NAME`` / ``module:NAME``; ``store`` the feature store the correlations read
-    (default: the library's features under ``root``); ``guard_sample`` rows per day are recomputed by the guards."""
+    (default: the library's features under ``root``); ``guard_sample`` rows of each of ``guard_days`` days are
+    recomputed by the guards (``candidate.guards``)."""
     root = fs.location(root)
     feature = candidate.load(feature) if isinstance(feature, str) else feature
     family = candidate.research_family(feature)
@@ -168,7 +170,7 @@ def evaluate(
         staleness.earliest_partition(days[0], {family.name: family}), sessions.previous_session(days[-1])
     )
     candidate.check_history(root, family, computed_days)
-    computed = candidate.compute_rows(root, family, computed_days, guard_sample)
+    computed = candidate.compute_rows(root, family, computed_days, guard_sample, guard_days)
     if computed.rows["value"].notna().sum() == 0:
         raise CandidateError(f"{feature.name} has no value on any session of {computed_days[0]}..{computed_days[-1]}")
     seconds = computed.seconds
@@ -280,17 +282,17 @@ def _ic_decay(bars, values: pd.DataFrame, days, horizons) -> tuple[pd.DataFrame,
 
 
 def quantile_returns(values: pd.DataFrame, labels: pd.DataFrame, n: int = QUANTILES) -> pd.Series:
-    """Mean label of each cross-sectional quantile of ``values`` (1 lowest), per day over the names having both,
-    then averaged over days; ``spread`` is the top minus the bottom quantile."""
-    valid = values.notna() & labels.notna()
-    ranks = values.where(valid).rank(axis=1, pct=True)
-    bucket = np.ceil(ranks * n).clip(1, n)
-    long = pd.DataFrame({"bucket": bucket.stack(), "label": labels.where(valid).stack()}).dropna()
-    if long.empty:
-        return pd.Series(np.nan, index=[*range(1, n + 1), "spread"], dtype=float)
-    per_day = long.groupby([long.index.get_level_values(0), "bucket"])["label"].mean().unstack()
-    means = per_day.mean().reindex(range(1, n + 1)).set_axis(range(1, n + 1))
-    return pd.concat([means, pd.Series({"spread": means[n] - means[1]})]).astype(float)
+    """The backtest's quantile returns (``backtest.quantile_returns``: the mean label of each daily quantile of
+    the signal, 1 lowest) of the names having both a value and a label, and ``spread``, the top minus the bottom."""
+    frame = pd.DataFrame({"prediction": values.stack(), "label": labels.reindex_like(values).stack()}).dropna()
+    frame = frame.rename_axis(["date", "entity_key"]).reset_index()
+    means = (
+        backtest.quantile_returns(frame, n).reindex(range(1, n + 1))
+        if len(frame)
+        else pd.Series(np.nan, range(1, n + 1))
+    )
+    means = means.set_axis(range(1, n + 1)).astype(float)
+    return pd.concat([means, pd.Series({"spread": means[n] - means[1]})])
 
 
 def _persistence(values: pd.DataFrame) -> dict[str, float]:
@@ -321,3 +323,49 @@ def _correlations(store: FeatureStore, universe: pd.DataFrame, values: pd.DataFr
     frame = pd.DataFrame(out).T.rename_axis("feature")
     frame["days"] = frame["days"].astype(int)
     return frame.reindex(frame["rank_corr"].abs().sort_values(ascending=False).index)
+
+
+def write(report: Report, directory: Location) -> tuple[Location, Location]:
+    """The tear sheet (PNG) and the figures (JSON) in ``directory``, as ``<name>@<version>_<start>_<end>.png|json``.
+
+    Derived files, not lake data: the next evaluation of the same candidate version and window rewrites them
+    (the lake's part files are never rewritten; nothing reads these).
+    """
+    from quant_assets.core.research import tearsheet
+
+    directory = fs.location(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"{report.feature.name}@{report.feature.version}_{report.start}_{report.end}"
+    png, figures = directory / f"{stem}.png", directory / f"{stem}.json"
+    with timed(report.seconds, "tear_sheet"):
+        png.write_bytes(tearsheet.render(report))
+    figures.write_text(report.to_json())
+    return png, figures
+
+
+def text(report: Report) -> str:
+    """The figures as the CLI prints them: IC decay, quantiles, persistence, coverage, correlations, guards, time."""
+    f, summary = report.feature, report.ic_summary()
+    quantiles = " ".join(f"{k}: {v * 1e4:+.1f}" for k, v in report.quantiles.items())
+    lines = [
+        f"{f.name}@{f.version} ({f.family}, lookback {f.lookback}, inputs {', '.join(f.inputs)}): "
+        f"decisions {report.start}..{report.end}, {len(report.values)} sessions",
+        "",
+        "IC decay (daily IC against the h-session open-to-open label; t: Newey-West with h-1 lags):",
+        summary.astype({"days": int}).round(4).to_string(),
+        "",
+        f"Quantile mean 1-day returns (bps, 1 lowest): {quantiles}",
+        "Persistence: " + ", ".join(f"{k} {v:.3f}" for k, v in report.persistence.items()),
+        f"Coverage: {report.overall_coverage:.1%} of the universe overall, lowest session {report.coverage.min():.1%}",
+        "",
+        f"Correlation with stored features (mean daily rank correlation, {len(report.correlations)} features):",
+        report.correlations.head(12).round(3).to_string() if len(report.correlations) else "  none stored",
+        "",
+        "Lookahead guards:",
+    ]
+    for name, guard in report.guards.items():
+        lines.append(f"  {name}: {'passed' if guard.passed else 'FAILED'} ({guard.checked} rows checked)")
+        lines += [f"    {m}" for m in guard.failures[:5]]
+    stages = ", ".join(f"{k} {wall:.1f}" for k, (wall, _) in report.seconds.items())
+    lines.append(f"\nTook {sum(w for w, _ in report.seconds.values()):.1f} s ({stages})")
+    return "\n".join(lines)
