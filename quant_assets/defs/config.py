@@ -203,3 +203,21 @@ class DriftConfig(dg.Config):
     )
     quantile: float = Field(0.2, gt=0, le=0.5, description="Live long-short signal: share of names in each leg.")
     costs: CostsConfig = Field(default_factory=CostsConfig, description="Trading costs of the live net Sharpe.")
+
+
+# --- research ----------------------------------------------------------------------------------------------
+
+
+class FeatureResearchConfig(dg.Config):
+    candidate: str = Field(
+        description="The candidate FeatureDef: path/to/file.py:NAME (a relative path is from the project root, e.g. "
+        "examples/candidate_feature.py:INTRADAY_REVERSAL) or package.module:NAME."
+    )
+    start: str = Field(description="First decision session of the window (YYYY-MM-DD).")
+    end: str = Field(description="Last decision session of the window (YYYY-MM-DD).")
+    guard_days: int = Field(
+        30, ge=0, description="Sessions whose rows the lookahead guards recompute, spread over the window (0: all)."
+    )
+    out_dir: str = Field(
+        "", description="Directory for the tear sheet (PNG) and the figures (JSON); empty: <data root>/research."
+    )

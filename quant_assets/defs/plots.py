@@ -18,12 +18,9 @@ if TYPE_CHECKING:
 
 
 def _pyplot():
-    import matplotlib
+    from quant_assets.core.research.tearsheet import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def figure() -> tuple[plt.Figure, plt.Axes]:
@@ -35,8 +32,12 @@ def as_markdown(fig: plt.Figure, title: str) -> dg.MetadataValue:
     fig.tight_layout()
     fig.savefig(buf, format="png")
     _pyplot().close(fig)
-    data = base64.b64encode(buf.getvalue()).decode()
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{data})")
+    return png_markdown(buf.getvalue(), title)
+
+
+def png_markdown(png: bytes, title: str) -> dg.MetadataValue:
+    """PNG bytes as a markdown image the UI renders inline (a figure drawn elsewhere, e.g. a tear sheet)."""
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def daily_ic(ic: pd.Series, title: str) -> dg.MetadataValue:

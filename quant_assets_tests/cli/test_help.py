@@ -18,6 +18,7 @@ COMMANDS = {
     "materialize",
     "backfill",
     "daemon-once",
+    "research",
     "ui",
     "daemon",
     "celery",

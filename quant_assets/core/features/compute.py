@@ -60,12 +60,14 @@ def load_inputs(root: Location, family: FeatureFamily, days: list[dt.date]) -> p
 def window_rows(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """The slice of loaded inputs inside ``day``'s window (rows sorted by day, as the loaders return them).
 
-    A binary search, so a range backfill costs the same per day however long the loaded range is.
+    A binary search, so a range backfill costs the same per day however long the loaded range is: over the
+    ``day`` column's dates as they are (converting the whole column to datetime64 first cost time in proportion
+    to the range, on every day of it).
     """
     axis = window_axis(family, day)
-    days = rows["day"].to_numpy(dtype="datetime64[D]")
-    lo = np.searchsorted(days, np.datetime64(axis[0], "D"), "left")
-    hi = np.searchsorted(days, np.datetime64(day, "D"), "right")
+    days = rows["day"].to_numpy()
+    lo = np.searchsorted(days, axis[0], "left")
+    hi = np.searchsorted(days, day, "right")
     return rows.iloc[lo:hi]
 
 
@@ -87,9 +89,27 @@ def _read(root: Location, family: FeatureFamily, partitions: list[dt.date]) -> p
 
 
 def _panel(visible: pd.DataFrame, family: FeatureFamily, axis: list[dt.date]) -> dict[str, pd.DataFrame]:
+    """One wide frame per field (rows: ``axis``, columns: the sorted tickers) of the latest visible versions.
+
+    What ``pivot(...).reindex(axis)`` gives, built by placing each field's values straight into a float grid: the
+    pivot's multi-level columns cost more than the features themselves, and this runs for every day and
+    knowledge time of a backfill, of every guard's recompute and of a research candidate's evaluation.
+    """
     latest = lake.latest_versions(visible, ["ticker", "event_time"])
-    wide = latest.pivot(index="day", columns="ticker", values=list(family.fields)).reindex(axis)
-    return {field: wide[field].astype("float64") for field in family.fields}
+    if latest.empty:
+        wide = latest.pivot(index="day", columns="ticker", values=list(family.fields)).reindex(axis)
+        return {field: wide[field].astype("float64") for field in family.fields}
+    tickers = pd.Index(latest["ticker"].unique(), name="ticker").sort_values()
+    index = pd.Index(axis, name="day")
+    row, col = index.get_indexer(latest["day"]), tickers.get_indexer(latest["ticker"])
+    inside = row >= 0
+    row, col = row[inside], col[inside]
+    out = {}
+    for field in family.fields:
+        grid = np.full((len(index), len(tickers)), np.nan)
+        grid[row, col] = latest[field].to_numpy(dtype="float64", na_value=np.nan)[inside]
+        out[field] = pd.DataFrame(grid, index=index, columns=tickers, copy=False)
+    return out
 
 
 def compute_at(family: FeatureFamily, rows: pd.DataFrame, day: dt.date, as_of: pd.Timestamp) -> pd.DataFrame:

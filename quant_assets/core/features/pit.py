@@ -54,6 +54,21 @@ def point_in_time(
             con.close()
 
 
+def point_in_time_rows(
+    rows: pa.Table, columns: list[str], q_keys: pa.Array, q_time: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``point_in_time`` over rows held in memory (``entity_key``, ``event_time``, ``ingest_time`` and
+    ``columns``) instead of stored files: the answer for values not stored, such as a research candidate's
+    (core/research/candidate.py), by the same projection and the same kernel as the store's queries.
+    duckdb is imported here for the same reason as in ``_read_rows``."""
+    import duckdb
+
+    with duckdb.connect(config={"threads": 1}) as con:
+        con.register("stored_rows", rows)
+        batches = list(con.sql(_rows_sql(columns, "stored_rows")).to_arrow_reader())
+        return _answer(batches, len(columns), q_keys, q_time)
+
+
 _FILES_PER_SCAN = 512  # below this many files per CPU ...
 _BYTES_PER_SCAN = 32 << 20  # ... and this many bytes per CPU, one scan
 
