@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from quant_assets.core import sessions
-from quant_assets.core.features import catalog, checks, compute
+from quant_assets.core.features import catalog, compute
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.features.files import family_dir
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
@@ -129,20 +129,23 @@ def _feature_asset(family: FeatureFamily) -> dg.AssetsDefinition:
 
 def _metadata(family: FeatureFamily, run: FamilyRun, lake: LakeResource) -> dict:
     frame = run.emitted
-    worst = checks.null_rates(family, frame).sort_values(ascending=False).head(10)
+    worst = run.null_rates().sort_values(ascending=False).head(10)
+    computed = {v: sorted(f.name for f in unit.features) for v, unit in run.families.items()}
     return {
         "dagster/row_count": dg.MetadataValue.int(len(frame)),
         "rows_written": dg.MetadataValue.int(run.written),
         "entities": dg.MetadataValue.int(frame["entity_key"].nunique() if len(frame) else 0),
         "family_version": dg.MetadataValue.text(family.version),
-        "path": dg.MetadataValue.path(str(family_dir(lake.path, family))),
+        "path": dg.MetadataValue.path(str(family_dir(lake.path, family).parent)),
+        "units_computed": dg.MetadataValue.json({f"fv={v}": names for v, names in computed.items()}),
+        "unit_days_unchanged": dg.MetadataValue.int(run.skipped),
         "preview": dg.MetadataValue.md(frame.head(5).to_markdown(index=False) if len(frame) else "-"),
         "null_rates": dg.MetadataValue.md(worst.rename("null_rate").to_frame().to_markdown()),
     }
 
 
 def _checks(asset: str, family: FeatureFamily, run: FamilyRun, config: FeatureConfig) -> list[dg.AssetCheckResult]:
-    nulls = checks.null_rates(family, run.emitted)
+    nulls = run.null_rates()
     fresh_severity = dg.AssetCheckSeverity.ERROR if family.source != "alt_data" else dg.AssetCheckSeverity.WARN
     files = [f"{p.path}: {p.error}" for p in run.files.problems]
     return [

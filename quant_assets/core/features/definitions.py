@@ -8,10 +8,11 @@ values stored under the old version stay queryable.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -99,6 +100,12 @@ class FeatureFamily:
     def version(self) -> str:
         """Identifies the exact set of feature versions stored side by side."""
         return family_version({f.name: f.version for f in self.features})
+
+    def only(self, names: Iterable[str]) -> FeatureFamily:
+        """The family restricted to the features ``names`` (its storage units): it computes those alone (and what
+        they are built from, not stored), from a window as long as their own lookback."""
+        keep = set(names)
+        return dataclasses.replace(self, features=tuple(f for f in self.features if f.name in keep))
 
     def ordered(self) -> list[FeatureDef]:
         """Features in dependency order (bases before the cross-sectional ones)."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from quant_assets.core.features import checks, compute, files, integrity
+from quant_assets.core.features import checks, compute, files, integrity, units
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.storage import verify
 from quant_assets.core.storage.fs import Location
@@ -26,14 +26,27 @@ from quant_assets.core.storage.fs import Location
 class FamilyRun:
     """What one run of a family produced and what its checks found."""
 
-    emitted: pd.DataFrame
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # unit version -> the rows it computed
+    families: dict[str, FeatureFamily] = field(default_factory=dict)  # unit version -> the unit
     days: int = 0
+    skipped: int = 0  # (unit, day) pairs whose inputs had not changed since they were stored
     written: int = 0
     recomputed: int = 0
     lookahead: list[str] = field(default_factory=list)
     early: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     files: verify.Report = field(default_factory=verify.Report)
+
+    @property
+    def emitted(self) -> pd.DataFrame:
+        """Every unit's computed rows, one frame (a unit's rows leave the other units' features missing)."""
+        frames = [f for f in self.frames.values() if len(f)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=compute.META)
+
+    def null_rates(self) -> pd.Series:
+        """Each computed feature's share of missing values, over its own unit's rows."""
+        rates = [checks.null_rates(self.families[v], f) for v, f in self.frames.items()]
+        return pd.concat(rates) if rates else pd.Series(dtype=float)
 
 
 def materialize(
@@ -44,24 +57,40 @@ def materialize(
     lookahead_sample: int = 25,
     verify_sample: int = 20,
 ) -> FamilyRun:
-    """Compute, write and check ``family`` for ``days`` (see the module docstring)."""
-    inputs = compute.load_inputs(root, family, days)
-    frames, written_paths, run = [], [], FamilyRun(pd.DataFrame(), days=len(days))
+    """Compute, write and check ``family``'s units for those of ``days`` whose inputs changed since they were
+    stored (``units``; see the module docstring)."""
+    parts = units.units(root, family)
+    todo = units.plan(root, family, parts, days)
+    run = FamilyRun(days=len(days), skipped=todo.done)
+    for unit in parts:
+        pending = todo.pending[unit.version]
+        if pending:
+            run.families[unit.version] = unit
+            written = _unit(root, unit, pending, provenance, lookahead_sample, run, todo.fingerprints)
+            base = files.family_dir(root, unit)
+            run.files.merge(_verify_files(base, written, verify_sample, pending[0].toordinal()))
+    return run
+
+
+def _unit(root, unit, days, provenance, lookahead_sample, run: FamilyRun, fingerprints) -> list[Location]:
+    """One unit's days: computed from its inputs (read once for the range), written, checked and marked done."""
+    inputs = compute.load_inputs(root, unit, days)
+    frames, written_paths = [], []
     for day in days:
-        rows = compute.window_rows(family, inputs, day)
-        out = compute.compute_day(family, rows, day)
-        result = files.write_day(root, family, day, out, provenance)
+        rows = compute.window_rows(unit, inputs, day)
+        out = compute.compute_day(unit, rows, day)
+        result = files.write_day(root, unit, day, out, provenance)
         run.written += result.rows_written
         written_paths += [result.path] if result.path is not None else []
-        guard = checks.recompute_truncated(family, rows, day, out, lookahead_sample, seed=day.toordinal())
+        guard = checks.recompute_truncated(unit, rows, day, out, lookahead_sample, seed=day.toordinal())
         run.recomputed += guard.checked
         run.lookahead += guard.failures
-        run.early += checks.ingest_not_before_inputs(family, rows, out).failures
-        run.stale += checks.freshness(family, day, out["event_time"].max() if not out.empty else None).failures
+        run.early += checks.ingest_not_before_inputs(unit, rows, out).failures
+        run.stale += checks.freshness(unit, day, out["event_time"].max() if not out.empty else None).failures
+        units.mark(root, unit, day, fingerprints[(unit.version, day)])
         frames.append(out)
-    run.emitted = pd.concat(frames, ignore_index=True)
-    run.files = _verify_files(files.family_dir(root, family), written_paths, verify_sample, days[0].toordinal())
-    return run
+    run.frames[unit.version] = pd.concat(frames, ignore_index=True)
+    return written_paths
 
 
 def _verify_files(base: Location, written: list[Location], sample: int, seed: int) -> verify.Report:

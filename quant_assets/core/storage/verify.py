@@ -39,6 +39,13 @@ class Report:
     def ok(self) -> bool:
         return not self.problems
 
+    def merge(self, other: Report) -> None:
+        """Add ``other``'s findings to this report (the reports of several directories, as one)."""
+        self.checked.update(other.checked)
+        self.problems += other.problems
+        self.leftovers += other.leftovers
+        self.incomplete += other.incomplete
+
 
 def stored_files(root: Location, kind_of: Callable[[tuple[str, ...]], str | None]) -> Iterator[tuple[str, Location]]:
     """(kind, path) of every file under ``root`` that ``kind_of`` (given its path's parts) names, in a stable order."""
