@@ -1,0 +1,58 @@
+"""The instance's event log (quant_assets/defs/event_log.py, named in dagster.yaml): a partition range's planned
+asset-check rows are the rows dagster-postgres writes, from one serialisation of their event.
+
+A run of a range of a partitioned asset with a check goes through both storages on a real Postgres; each check's
+execution records (one planned per partition, and the range's evaluation) must be the same, apart from the
+run's own id and the times.
+"""
+
+import dagster as dg
+import yaml
+
+from quant_assets.defs.event_log import EventLogStorage
+from quant_assets.paths import PROJECT_ROOT
+
+days = dg.DailyPartitionsDefinition(start_date="2024-01-01")
+
+
+@dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run(), check_specs=[
+    dg.AssetCheckSpec("positive", asset="ranged")
+])  # fmt: skip
+def ranged(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(passed=len(context.partition_keys) == 3)])
+
+
+def _records(url: str, home, storage: dict) -> list[tuple]:
+    """(partition, status, the recorded event's type) of the check's executions in one range run."""
+    with dg.instance_for_test(overrides=storage, temp_dir=str(home)) as instance:
+        span = {"dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": "2024-01-03"}
+        result = dg.materialize([ranged], instance=instance, tags=span)
+        assert result.success
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("ranged"), "positive"), limit=10
+        )
+        return sorted(
+            (str(r.partition), r.status.value, r.event.dagster_event.event_type_value)
+            for r in records
+            if r.run_id == result.run_id
+        )
+
+
+def test_range_runs_store_the_same_check_records_as_dagster_postgres(pg_db, tmp_path):
+    ours = {"event_log_storage": {"module": "quant_assets.defs.event_log", "class": "EventLogStorage",
+                                  "config": {"postgres_url": pg_db}},
+            "run_storage": {"module": "dagster_postgres.run_storage", "class": "PostgresRunStorage",
+                            "config": {"postgres_url": pg_db}}}  # fmt: skip
+    theirs = {"storage": {"postgres": {"postgres_url": pg_db}}}
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    mine = _records(pg_db, tmp_path / "a", ours)
+    planned = [(f"2024-01-0{d}", "PLANNED", "ASSET_CHECK_EVALUATION_PLANNED") for d in (1, 2, 3)]
+    assert mine == [*planned, ("None", "SUCCEEDED", "ASSET_CHECK_EVALUATION")]  # one evaluation for the range
+    assert _records(pg_db, tmp_path / "b", theirs) == mine
+
+
+def test_dagster_yaml_names_this_event_log_storage():
+    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    assert config["event_log_storage"]["module"] == EventLogStorage.__module__
+    assert config["event_log_storage"]["class"] == EventLogStorage.__name__
+    assert "storage" not in config  # the three storages are named one by one
