@@ -188,12 +188,12 @@ class SweepConfig(dg.Config):
     costs: CostsConfig = Field(default_factory=CostsConfig, description="Trading costs of the net figures.")
     pbo_blocks: int = Field(8, ge=2, description="Blocks of the probability-of-backtest-overfitting split.")
     steps: int = Field(
-        4,
+        2,
         ge=1,
         description="Steps the sweep's work is dealt into (at most one per model: learning rate x leaves x fold; "
         "each model trains once and backtests every rule). Each step is a process under the default executor and "
-        "pays its start-up (3-7 s here), so use about the number of processes that run at once (2 cores: 2 to 4; "
-        "more Celery workers: more steps). It changes no figure, nor the sweep's record id.",
+        "pays its start-up (3-7 s here), so use the number of processes that run at once (2 on 2 cores; with more "
+        "Celery workers, more). It changes no figure, nor the sweep's record id.",
     )
 
     def grid(self) -> sweep.Grid:

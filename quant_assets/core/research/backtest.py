@@ -114,7 +114,7 @@ def topk_step(held: np.ndarray, day: tuple, k: int, n_drop: int) -> np.ndarray:
     need = k - len(kept[0]) - len(kept[1])
     if need > 0:
         free = np.ones(cut, dtype=bool)
-        free[place[:in_top]] = False  # the top places no kept name holds, best first
+        free[place[:in_top]] = False  # the top places not held yet, best first
         kept.append(order[:cut][free][:need])
     return np.concatenate(kept)
 
