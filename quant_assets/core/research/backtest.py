@@ -152,11 +152,13 @@ def _long_short(signals: Signals, q: float) -> np.ndarray:
     """+0.5 spread equally over the top quantile, -0.5 over the bottom (names x dates); a day with fewer than two
     names, or an empty leg (ties can leave one empty), holds nothing; names without a prediction get 0."""
     top, bottom = signals.pct > 1 - q, signals.pct <= q
-    n_top, n_bottom = np.count_nonzero(top, axis=0), np.count_nonzero(bottom, axis=0)
+    n_top, n_bottom = top.sum(axis=0, dtype=np.int32), bottom.sum(axis=0, dtype=np.int32)  # int32: half the time
     live = (signals.count >= 2) & (n_top > 0) & (n_bottom > 0)
     with np.errstate(divide="ignore"):
         long, short = np.where(live, 1.0 / n_top * 0.5, 0.0), np.where(live, 1.0 / n_bottom * 0.5, 0.0)
-    return top * long - bottom * short
+    weights = top * long
+    weights -= bottom * short
+    return weights
 
 
 def _topk_drop(signals: Signals, k: int, n_drop: int) -> np.ndarray:
@@ -279,11 +281,10 @@ def run(
     trades[:, :1] = w[:, :1]
     np.subtract(w[:, 1:], w[:, :-1], out=trades[:, 1:])
     np.abs(trades, out=trades)
-    gross = row_sum((w * panel.labels).T)
-    cost = np.zeros(len(gross)) if costs.none else row_sum(trade_costs(trades, costs).T)
-    daily = pd.DataFrame(
-        {"gross": gross, "cost": cost, "net": gross - cost, "turnover": row_sum(trades.T)}, index=panel.dates
-    )
+    turnover = row_sum(trades.T)
+    cost = np.zeros(len(turnover)) if costs.none else row_sum(trade_costs(trades, costs).T)
+    gross = row_sum(np.multiply(w, panel.labels, out=trades).T)  # the trades' buffer, done with
+    daily = pd.DataFrame({"gross": gross, "cost": cost, "net": gross - cost, "turnover": turnover}, index=panel.dates)
     signal = {**panel.signal, "turnover": float(daily["turnover"].mean())}
     return BacktestResult(
         daily,
