@@ -13,7 +13,8 @@ TRAINING_RUN_CONFIG = {
 PROMOTION_CONFIG = {"shadow_sessions": 0, "margin": -100.0, "min_dsr": 0.0, "max_turnover": 4.0, "min_sessions": 5}
 PROMOTED_RUN_CONFIG = {"ops": {**TRAINING_RUN_CONFIG["ops"], "promotion_decision": {"config": PROMOTION_CONFIG}}}
 
-# The sweep's plan and aggregation config: 4 configurations (1 learning rate x 2 leaf counts x 2 rules) x 2 folds.
+# The sweep's plan and aggregation config: 4 configurations (1 learning rate x 2 leaf counts x 2 rules) x 2 folds = 8
+# cells, from 4 models (leaves x folds; each backtests both rules) dealt into 2 steps.
 SWEEP_CONFIG = {
     "learning_rates": [0.05],
     "num_leaves": [7, 15],
@@ -22,6 +23,7 @@ SWEEP_CONFIG = {
     "min_train_days": 60,
     "num_boost_round": 20,
     "pbo_blocks": 4,
+    "steps": 2,
 }
 SWEEP_RUN_CONFIG = {
     "ops": {

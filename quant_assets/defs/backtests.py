@@ -1,4 +1,4 @@
-"""Backtest of the champion and the parameter sweep fanned out as one step per (config, fold) cell."""
+"""Backtest of the champion and the parameter sweep, its models fanned out over a bounded number of steps."""
 
 import dagster as dg
 import numpy as np
@@ -52,35 +52,29 @@ def champion_backtest(
     )
 
 
-# --- the sweep: plan -> one step per (configuration, fold) -> aggregate (core/research/sweep.py) ---------------
+# --- the sweep: plan -> a few steps, each training its models once and backtesting every rule -> aggregate --------
 
 
-@dg.op(out=dg.DynamicOut(dict), description="One cell per (model params, portfolio rule, fold).")
+@dg.op(out=dg.DynamicOut(dict), description="The grid's models (learning rate x leaves x fold) dealt into steps.")
 def plan_sweep(config: SweepConfig, training_snapshot: str):
-    grid = sweep.Grid(
-        learning_rates=config.learning_rates,
-        num_leaves=config.num_leaves,
-        rules=config.rules,
-        n_folds=config.n_folds,
-        min_train_days=config.min_train_days,
-        num_boost_round=config.num_boost_round,
-        costs=config.costs.costs(),
-    )
-    for key, cell in sweep.plan(training_snapshot, grid):
-        yield dg.DynamicOutput(cell, mapping_key=key)
+    for key, step in sweep.plan(training_snapshot, config.grid(), config.steps):
+        yield dg.DynamicOutput(step, mapping_key=key)
 
 
-@dg.op(description="Train on the fold's purged training dates, predict its test dates, backtest net and gross.")
-def run_cell(cell: dict) -> dict:
-    return sweep.run_cell(cell)
+@dg.op(
+    description="Each of the step's models: train on the fold's purged training dates, predict its test dates, "
+    "backtest every rule net and gross of costs on one prepared panel."
+)
+def run_cells(step: dict) -> list[dict]:
+    return sweep.run_step(step)
 
 
 @dg.op(description="Stitch each configuration's folds into one out-of-sample series; DSR of the best; PBO.")
 def aggregate_sweep(
-    context: dg.OpExecutionContext, config: SweepConfig, cells: list[dict], registry: RegistryResource
+    context: dg.OpExecutionContext, config: SweepConfig, steps: list[list[dict]], registry: RegistryResource
 ) -> dg.Output[dict]:
-    result = sweep.aggregate(cells, config.pbo_blocks)
-    settings = config.model_dump()
+    result = sweep.aggregate(sweep.gather(steps, config.grid()), config.pbo_blocks)
+    settings = config.settings()
     with registry.connect() as conn:
         sid = sweep.record_id(result.snapshot, settings)
         models.record_backtest(conn, f"sweep:{sid}", "sweep", result.snapshot, settings, result.record())
@@ -104,9 +98,10 @@ def aggregate_sweep(
     group_name="backtests",
     owners=OWNERS,
     kinds={"python", "lightgbm"},
-    description="Grid of model and portfolio parameters x walk-forward folds, one step per cell (the multiprocess "
-    "executor runs them in parallel; a celery or k8s executor runs the same graph), aggregated with the deflated "
+    description="Grid of model and portfolio parameters x walk-forward folds: each model trained once and every "
+    "rule backtested on its predictions, the models dealt into a few steps (SweepConfig.steps; the multiprocess "
+    "executor runs them in parallel, a celery or k8s executor runs the same graph), aggregated with the deflated "
     "Sharpe ratio of the best configuration and the probability of backtest overfitting over the grid.",
 )
 def backtest_sweep(training_snapshot: str):
-    return aggregate_sweep(plan_sweep(training_snapshot).map(run_cell).collect())
+    return aggregate_sweep(plan_sweep(training_snapshot).map(run_cells).collect())

@@ -57,8 +57,8 @@ promotion_job = dg.define_asset_job(
 sweep_job = dg.define_asset_job(
     "sweep_job",
     selection=[backtest_sweep],
-    description="The parameter sweep alone: one step per (configuration, fold) cell, run in parallel processes "
-    "(or on Celery workers with deploy/celery.yaml as run config).",
+    description="The parameter sweep alone: its models dealt into a few steps (SweepConfig.steps), run in parallel "
+    "processes (or on Celery workers with deploy/celery.yaml as run config).",
 )
 
 

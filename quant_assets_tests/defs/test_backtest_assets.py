@@ -4,13 +4,15 @@ import shutil
 
 import dagster as dg
 
+from quant_assets.core.research import sweep
 from quant_assets.core.storage import pg
 from quant_assets.defs.backtests import champion_backtest
+from quant_assets.defs.config import SweepConfig
 from quant_assets.defs.models import trained_model, training_snapshot
 from quant_assets.defs.promotion import promotion_decision
 from quant_assets.defs.resources import LakeResource, RegistryResource
 from quant_assets.defs.step_outputs import StepOutputsIOManager
-from quant_assets_tests.run_configs import MULTIPROCESS, PROMOTED_RUN_CONFIG, SWEEP_RUN_CONFIG
+from quant_assets_tests.run_configs import MULTIPROCESS, PROMOTED_RUN_CONFIG, SWEEP_CONFIG, SWEEP_RUN_CONFIG
 
 
 def sweep_job():
@@ -53,9 +55,9 @@ def test_champion_backtest_then_a_parallel_sweep(feature_lake, tmp_path, pg_db, 
         run_config={**SWEEP_RUN_CONFIG, **MULTIPROCESS},
     )
     assert result.success
-    cells = [e for e in result.all_events if e.event_type_value == "STEP_SUCCESS" and "run_cell" in e.step_key]
-    assert len(cells) == 2 * 2 * 2  # 4 configurations x 2 folds, one step each
-    pids = {e.pid for e in result.all_events if e.step_key and "run_cell" in e.step_key}
+    steps = [e for e in result.all_events if e.event_type_value == "STEP_SUCCESS" and "run_cells" in e.step_key]
+    assert len(steps) == SWEEP_CONFIG["steps"]  # 4 models (2 leaf counts x 2 folds), each backtesting both rules
+    pids = {e.pid for e in result.all_events if e.step_key and "run_cells" in e.step_key}
     assert len(pids) > 1  # separate processes
     mat = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"][0]
     sweep_meta = mat.event_specific_data.materialization.metadata
@@ -65,3 +67,12 @@ def test_champion_backtest_then_a_parallel_sweep(feature_lake, tmp_path, pg_db, 
         cur.execute("SELECT kind, metrics->>'pbo', metrics->>'trials' FROM quant.backtests WHERE kind = 'sweep'")
         kind, stored_pbo, trials = cur.fetchone()
         assert float(stored_pbo) == sweep_meta["pbo"].value and trials == "4"
+
+
+def test_how_the_sweep_is_split_into_steps_is_no_part_of_its_record():
+    """The record id and stored config: every field as before ``steps`` existed, whatever ``steps`` says."""
+    few, many = SweepConfig(**SWEEP_CONFIG), SweepConfig(**{**SWEEP_CONFIG, "steps": 50})
+    assert few.settings() == many.settings() and "steps" not in few.settings()
+    assert set(few.settings()) == {"learning_rates", "num_leaves", "rules", "n_folds", "min_train_days",
+                                   "num_boost_round", "costs", "pbo_blocks"}  # fmt: skip
+    assert sweep.record_id("s", few.settings()) == sweep.record_id("s", many.settings())

@@ -31,12 +31,13 @@ from quant_assets.core.storage import pg
 from quant_assets.paths import PROJECT_ROOT
 from quant_assets_tests import celery_workers
 from quant_assets_tests.conftest import seed_snapshot_asset, synthetic_snapshot
-from quant_assets_tests.run_configs import MULTIPROCESS, SWEEP_RUN_CONFIG
+from quant_assets_tests.run_configs import MULTIPROCESS, SWEEP_CONFIG, SWEEP_RUN_CONFIG
 
 BIN = Path(sys.executable).parent
 RUN_TIMEOUT_S = 150
 
 CELLS = 4 * 2  # 4 configurations x 2 folds
+STEPS = SWEEP_CONFIG["steps"]  # the 4 models (2 leaf counts x 2 folds) dealt into 2 steps
 # The reference: the multiprocess executor (run_configs.MULTIPROCESS).
 
 
@@ -121,7 +122,7 @@ def _assert_same_figures(mp_result: dict, cel_result: dict) -> None:
 def _assert_steps_ran_in_the_worker(cel_events, mp_events, worker_pids: set, name: str, worker_log: Path) -> None:
     """Every step of the Celery run ran in the worker, one task each, none in the run's own process."""
     steps = {e.step_key for e in cel_events if e.event_type_value == "STEP_SUCCESS"}
-    assert len(steps) == 1 + CELLS + 1 and sum("run_cell" in s for s in steps) == CELLS
+    assert len(steps) == 1 + STEPS + 1 and sum("run_cells" in s for s in steps) == STEPS
     assert steps == {e.step_key for e in mp_events if e.event_type_value == "STEP_SUCCESS"}
     delegated = celery_workers.delegated_steps(cel_events)
     assert set(delegated) == steps and all(host.startswith(f"{name}@") for host in delegated.values())

@@ -6,6 +6,13 @@ so day t earns the open-to-open return ``label`` (horizon 1). Costs are
 charged on the day's trades: per traded name
 ``max(|dw| * (cost_bps + slippage_bps) / 1e4, min_cost / capital)``.
 
+The engine works on a prepared panel (``prepare``): the long frame pivoted once into arrays of names x dates,
+with what every configuration shares computed once on first use (the daily percentile ranks of the long-short
+rule, the daily orders of the top-k rule, the daily IC and rank IC, the quantile returns). ``run`` on a panel is
+then NumPy over whole arrays (the top-k rule, path dependent, steps through the days on a few names each), so a
+sweep of many rules and costs on one set of predictions pays the pivots, ranks and IC once. The arrays are names x
+dates in C order because ``row_sum`` then adds the names of every day in one pass of vector additions.
+
 Metric definitions follow DESIGN.md: Sharpe = mean / std(ddof=1) * sqrt(252)
 of daily net returns (``sharpe``, NaN when the returns do not vary); annual
 return, volatility, Sortino, max drawdown (of compounded wealth) and Calmar as
@@ -19,6 +26,7 @@ never computes either.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import combinations
 
 import numpy as np
@@ -28,6 +36,7 @@ from quant_assets.core.research.metrics import icir, wide_ic
 
 DAYS = 252
 EULER_GAMMA = 0.5772156649015329
+_NONE = np.zeros(0, dtype=np.intp)
 
 
 @dataclass(frozen=True)
@@ -53,55 +62,132 @@ class Costs:
 NO_COSTS = Costs(0.0, 0.0, 0.0)
 
 
-def _long_short(pred: pd.DataFrame, q: float) -> pd.DataFrame:
-    """+0.5 spread equally over the top quantile, -0.5 over the bottom; names without a prediction get 0."""
-    ranks = pred.rank(axis=1, pct=True)
-    n = pred.notna().sum(axis=1)
-    top = ranks > 1 - q
-    bottom = (ranks <= q) & ranks.notna()
-    w = top.div(top.sum(axis=1).replace(0, np.nan), axis=0) * 0.5
-    w -= bottom.div(bottom.sum(axis=1).replace(0, np.nan), axis=0) * 0.5
-    return w.where(n >= 2, 0.0).fillna(0.0)
+@dataclass(frozen=True, eq=False)
+class DayOrders:
+    """Each day's names ranked for the top-k rule (rows: days). ``order`` lists the columns by descending prediction,
+    ``ascending`` by ascending prediction (the order in which held names are sold), both with ties by column and the
+    names without a prediction last; ``pos`` and ``low`` are each column's places in them, ``valid`` the number of
+    names with a prediction. Ties go by column, so a day's holdings depend on its names and values alone, not on
+    which other names a frame holds: a day-by-day book and a backtest of the whole range agree."""
+
+    order: np.ndarray
+    ascending: np.ndarray
+    pos: np.ndarray
+    low: np.ndarray
+    valid: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> DayOrders:
+        """From predictions as days x names (NaN: no prediction; NumPy sorts NaN last, stable keeps column order)."""
+        order, ascending = np.argsort(-values, axis=1, kind="stable"), np.argsort(values, axis=1, kind="stable")
+        return cls(order, ascending, _places(order), _places(ascending), np.count_nonzero(~np.isnan(values), axis=1))
+
+    def day(self, t: int) -> tuple:
+        return self.order[t], self.ascending[t], self.pos[t], self.low[t], int(self.valid[t])
+
+
+def _places(order: np.ndarray) -> np.ndarray:
+    """The inverse permutation of each row of ``order``: where each column stands."""
+    places = np.empty_like(order)
+    np.put_along_axis(places, order, np.broadcast_to(np.arange(order.shape[1]), order.shape), axis=1)
+    return places
+
+
+def topk_step(held: np.ndarray, day: tuple, k: int, n_drop: int) -> np.ndarray:
+    """One day of the top-k rule: ``held`` (column indices) after selling at most ``n_drop`` held names that fell out
+    of today's top k (the lowest predictions first) and buying the best names not held, up to k. ``day``: one row of
+    ``DayOrders``. Names without a prediction today are sold; no prediction at all: flat (no view, no blind hold).
+
+    A few whole-array steps on the held names, whatever the universe: the held names in the top stay; the others,
+    sorted by ascending prediction (the names without one, placed last, always go), keep all but their first
+    ``n_drop``; the free places at the top of the day's order fill what is missing."""
+    order, ascending, pos, low, valid = day
+    if valid == 0:
+        return _NONE
+    cut = min(k, valid)
+    place = pos[held]
+    place.sort()
+    in_top = place.searchsorted(cut)
+    rest = low[order[place[in_top:]]]
+    rest.sort()
+    kept = [order[place[:in_top]], ascending[rest[n_drop : rest.searchsorted(valid)]]]
+    need = k - len(kept[0]) - len(kept[1])
+    if need > 0:
+        free = np.ones(cut, dtype=bool)
+        free[place[:in_top]] = False  # the top places not held yet, best first
+        kept.append(order[:cut][free][:need])
+    return np.concatenate(kept)
 
 
 def topk_holdings(row: np.ndarray, held: set[int], k: int, n_drop: int) -> set[int]:
-    """One day of the top-k rule: ``held`` (column indices) after selling at most ``n_drop`` held names that
-    fell out of today's top k and buying the best names not held, up to k. Ties are broken by column (the
-    columns are the names in order), so the holdings depend on the names and values alone, not on which other
-    names a frame happens to hold: a day-by-day book (``live_book``) and a backtest of the whole range agree."""
-    valid = ~np.isnan(row)
-    if not valid.any():
-        return set()  # no view: go flat rather than hold blind
-    order = [int(i) for i in np.argsort(-np.where(valid, row, -np.inf), kind="stable") if valid[i]]
-    top = set(order[:k])
-    kept = {i for i in held if valid[i]}
-    leaving = sorted((i for i in kept if i not in top), key=lambda i: (row[i], i))[:n_drop]
-    kept -= set(leaving)
-    for i in order:
-        if len(kept) >= k:
-            break
-        kept.add(i)
-    return kept
+    """``topk_step`` for one day's predictions ``row`` and the holdings as a set of column indices (the live book's
+    form): the same steps as a backtest's, so the book and a backtest of the whole range hold the same names."""
+    orders = DayOrders.of(np.asarray(row, dtype=float)[None, :])
+    start = np.fromiter(sorted(held), dtype=np.intp, count=len(held))
+    return {int(i) for i in topk_step(start, orders.day(0), k, n_drop)}
 
 
-def _topk_drop(pred: pd.DataFrame, k: int, n_drop: int) -> pd.DataFrame:
-    """Hold k names equally; each day sell at most ``n_drop`` held names that fell out of the top k."""
-    values = pred.to_numpy()
-    out = np.zeros_like(values)
-    held: set[int] = set()
-    for t, row in enumerate(values):
-        held = topk_holdings(row, held, k, n_drop)
-        if held:
-            out[t, sorted(held)] = 1.0 / len(held)
-    return pd.DataFrame(out, index=pred.index, columns=pred.columns)
+@dataclass(frozen=True, eq=False)
+class Signals:
+    """Predictions (dates x names) and what the portfolio rules read of them, each computed on first use and then
+    shared by every rule run on them."""
+
+    pred: pd.DataFrame
+
+    @cached_property
+    def pct(self) -> np.ndarray:
+        """Each day's percentile rank of every name (average rank of ties / names predicted), names x dates."""
+        return np.ascontiguousarray(self.pred.rank(axis=1, pct=True).to_numpy(dtype=float).T)
+
+    @cached_property
+    def count(self) -> np.ndarray:
+        return np.count_nonzero(self.pred.notna().to_numpy(), axis=1)
+
+    @cached_property
+    def orders(self) -> DayOrders:
+        return DayOrders.of(self.pred.to_numpy(dtype=float))
+
+
+def _long_short(signals: Signals, q: float) -> np.ndarray:
+    """+0.5 spread equally over the top quantile, -0.5 over the bottom (names x dates); a day with fewer than two
+    names, or an empty leg (ties can leave one empty), holds nothing; names without a prediction get 0."""
+    top, bottom = signals.pct > 1 - q, signals.pct <= q
+    n_top, n_bottom = top.sum(axis=0, dtype=np.int32), bottom.sum(axis=0, dtype=np.int32)  # int32: half the time
+    live = (signals.count >= 2) & (n_top > 0) & (n_bottom > 0)
+    with np.errstate(divide="ignore"):
+        long, short = np.where(live, 1.0 / n_top * 0.5, 0.0), np.where(live, 1.0 / n_bottom * 0.5, 0.0)
+    weights = top * long
+    weights -= bottom * short
+    return weights
+
+
+def _topk_drop(signals: Signals, k: int, n_drop: int) -> np.ndarray:
+    """Hold k names equally; each day sell at most ``n_drop`` held names that fell out of the top k (names x
+    dates). The rule is path dependent, so it steps through the days; each step touches the held names only."""
+    o = signals.orders
+    held, days = _NONE, []
+    for day in zip(o.order, o.ascending, o.pos, o.low, o.valid.tolist(), strict=True):
+        held = topk_step(held, day, k, n_drop)
+        days.append(held)
+    sizes = np.array([len(h) for h in days], dtype=np.intp)
+    weights = np.zeros(o.order.shape[::-1])
+    if sizes.sum():
+        each = 1.0 / sizes[sizes > 0]
+        weights[np.concatenate(days), np.repeat(np.arange(len(days)), sizes)] = np.repeat(each, sizes[sizes > 0])
+    return weights
+
+
+def _rule_weights(signals: Signals, rule: PortfolioRule) -> np.ndarray:
+    if rule.kind == "long_short":
+        return _long_short(signals, rule.quantile)
+    if rule.kind == "topk":
+        return _topk_drop(signals, rule.k, rule.n_drop)
+    raise ValueError(f"unknown portfolio rule {rule.kind!r}")
 
 
 def target_weights(pred: pd.DataFrame, rule: PortfolioRule) -> pd.DataFrame:
-    if rule.kind == "long_short":
-        return _long_short(pred, rule.quantile)
-    if rule.kind == "topk":
-        return _topk_drop(pred, rule.k, rule.n_drop)
-    raise ValueError(f"unknown portfolio rule {rule.kind!r}")
+    """The rule's weights (dates x names) for predictions as dates x names."""
+    return pd.DataFrame(_rule_weights(Signals(pred), rule).T, index=pred.index, columns=pred.columns)
 
 
 @dataclass
@@ -113,61 +199,99 @@ class BacktestResult:
     quantile_returns: pd.Series
 
 
+@dataclass(frozen=True, eq=False)
+class Panel:
+    """A long frame prepared for backtests: the predictions' ``signals``, the labels as names x dates (0 where
+    missing: a name without a label earns nothing), and what does not depend on the rule or the costs."""
+
+    signals: Signals
+    labels: np.ndarray
+    signal: dict[str, float]  # mean IC, mean rank IC, ICIR
+    quantile_returns: pd.Series
+
+    @property
+    def dates(self) -> pd.Index:
+        return self.signals.pred.index
+
+    @property
+    def names(self) -> pd.Index:
+        return self.signals.pred.columns
+
+
+def prepare(frame: pd.DataFrame) -> Panel:
+    """``frame`` (date, entity_key, prediction, label) pivoted once, with its daily IC and rank IC and its quantile
+    returns: every rule, cost and exposure run on the panel shares them."""
+    pred = frame.pivot(index="date", columns="entity_key", values="prediction").sort_index()
+    ret = frame.pivot(index="date", columns="entity_key", values="label").reindex_like(pred)
+    ic = wide_ic(pred, ret)
+    signal = {"ic": float(ic.mean()), "rank_ic": float(wide_ic(pred, ret, method="spearman").mean()), "icir": icir(ic)}
+    labels = np.ascontiguousarray(ret.fillna(0.0).to_numpy(dtype=float).T)
+    return Panel(Signals(pred), labels, signal, quantile_returns(frame))
+
+
 def trade_costs(trades: np.ndarray, costs: Costs) -> np.ndarray:
     """The cost of each traded amount (absolute weight changes): bps of the amount, at least the minimum
     ticket for a name that trades."""
-    return np.maximum(
-        trades * (costs.cost_bps + costs.slippage_bps) / 1e4, np.where(trades > 0, costs.min_cost / costs.capital, 0.0)
-    )
+    cost = trades * (costs.cost_bps + costs.slippage_bps)
+    cost /= 1e4
+    if costs.min_cost:  # (a masked np.maximum is several times slower than these two passes)
+        np.maximum(cost, costs.min_cost / costs.capital, out=cost)
+        cost *= trades > 0
+    return cost
 
 
 def row_sum(values: np.ndarray) -> np.ndarray:
-    """Each row's sum, added in column order one term at a time (NumPy's ``sum`` adds pairwise, which groups the
-    terms by their positions). Adding a zero is exact, so the day's total does not depend on the zero columns of
-    names it neither holds nor trades: a book that sums one day's names and a backtest that sums the whole range's
-    columns (the names in the same order) agree to the last bit. ``+ 0.0`` makes a zero total +0.0 whatever the
-    signs of its zero terms (a paused book's)."""
-    values = np.atleast_2d(values)
-    if values.shape[1] == 0:
-        return np.zeros(values.shape[0])
-    return np.cumsum(values, axis=1)[:, -1] + 0.0
+    """Each row's sum, added in column order one term at a time (NumPy's ``sum`` along a row adds pairwise, which
+    groups the terms by their positions). Adding a zero is exact, so the day's total does not depend on the zero
+    columns of names it neither holds nor trades: a book that sums one day's names and a backtest that sums the
+    whole range's columns (the names in the same order) agree to the last bit. ``+ 0.0`` makes a zero total +0.0
+    whatever the signs of its zero terms (a paused book's).
+
+    How: NumPy reduces a C-ordered array over its first axis by adding its rows to the total one after another
+    (pairwise summation applies along the contiguous axis only), so the transpose (columns as rows) is summed in
+    column order, vectorised over the rows. A single row is padded with a zero row first: alone, its column would be
+    one contiguous run, summed pairwise. Pass the transpose of a C-ordered names x dates array and no copy is made.
+    """
+    by_column = np.atleast_2d(values).T
+    n, rows = by_column.shape
+    if n == 0:
+        return np.zeros(rows)
+    if rows < 2:
+        by_column = np.concatenate([by_column, np.zeros((n, 2 - rows))], axis=1)
+    return np.add.reduce(np.ascontiguousarray(by_column), axis=0)[:rows] + 0.0
 
 
 def run(
-    frame: pd.DataFrame,
+    data: pd.DataFrame | Panel,
     rule: PortfolioRule = PortfolioRule(),
     costs: Costs = Costs(),
     exposure: pd.Series | None = None,
 ) -> BacktestResult:
-    """Simulate ``frame`` (date, entity_key, prediction, label) day by day, vectorised over names.
+    """Simulate ``data`` (a long frame of date, entity_key, prediction, label, or its ``prepare``d panel) day by
+    day, vectorised over names.
 
     ``exposure`` (date -> multiplier, default 1): the rule's weights scaled on each day, as a model's state
     scales what it trades (0 paused, 0.5 de-risked); the rule itself runs on unscaled holdings.
     """
-    pred = frame.pivot(index="date", columns="entity_key", values="prediction").sort_index()
-    ret = frame.pivot(index="date", columns="entity_key", values="label").reindex_like(pred)
-    w = target_weights(pred, rule)
+    panel = data if isinstance(data, Panel) else prepare(data)
+    w = _rule_weights(panel.signals, rule)
     if exposure is not None:
-        w = w.mul(exposure.reindex(w.index).fillna(1.0).to_numpy(), axis=0)
-    trades = w.diff().fillna(w).abs()
-    gross = pd.Series(row_sum((w * ret.fillna(0.0)).to_numpy()), index=w.index)
-    cost = pd.Series(row_sum(trade_costs(trades.to_numpy(), costs)), index=w.index)
-    turnover = pd.Series(row_sum(trades.to_numpy()), index=w.index)
-    daily = pd.DataFrame({"gross": gross, "cost": cost, "net": gross - cost, "turnover": turnover})
-    ic = wide_ic(pred, ret)
-    ric = wide_ic(pred, ret, method="spearman")
-    signal = {
-        "ic": float(ic.mean()),
-        "rank_ic": float(ric.mean()),
-        "icir": icir(ic),
-        "turnover": float(daily["turnover"].mean()),
-    }
+        w *= exposure.reindex(panel.dates).fillna(1.0).to_numpy(dtype=float)
+    trades = np.empty_like(w)
+    trades[:, :1] = w[:, :1]
+    np.subtract(w[:, 1:], w[:, :-1], out=trades[:, 1:])
+    np.abs(trades, out=trades)
+    turnover = row_sum(trades.T)
+    cost = np.zeros(len(turnover)) if costs.none else row_sum(trade_costs(trades, costs).T)
+    gross = row_sum(np.multiply(w, panel.labels, out=trades).T)  # the trades' buffer, done with
+    daily = pd.DataFrame({"gross": gross, "cost": cost, "net": gross - cost, "turnover": turnover}, index=panel.dates)
+    signal = {**panel.signal, "turnover": float(daily["turnover"].mean())}
     return BacktestResult(
         daily,
-        w,
+        pd.DataFrame(w.T, index=panel.dates, columns=panel.names, copy=False),
         {**performance(daily["net"]), **signal},
         {**performance(daily["gross"]), **signal},
-        quantile_returns(frame),
+        panel.quantile_returns,
     )
 
 

@@ -2,8 +2,11 @@
 folds, stitched into one out-of-sample series per configuration and judged with the deflated Sharpe ratio of the
 best one and the probability of backtest overfitting over the grid.
 
-A cell (one configuration on one fold) is a plain JSON-able dict and its result too, so any executor (one process,
-a process pool, Celery workers) can ship them between steps; the orchestration only fans out and collects.
+A cell is one configuration on one fold. Cells that share a model (learning rate, leaves, fold) share its training
+and one prepared panel of its predictions, on which every rule is backtested; the models are dealt into a bounded
+number of steps, so a step's process start-up (seconds under a one-process-per-step executor) is paid a few times,
+not once per cell. A step is a plain JSON-able dict and its results too, so any executor (one process, a process
+pool, Celery workers) can ship them between steps; the orchestration only fans out and collects.
 """
 
 from __future__ import annotations
@@ -58,59 +61,79 @@ class Grid:
     costs: backtest.Costs = field(default_factory=backtest.Costs)
 
 
-def plan(snapshot_path: str, grid: Grid) -> list[tuple[str, dict]]:
-    """Every (configuration, fold) cell of the grid on the snapshot's walk-forward folds, with a key naming it
-    (letters, digits and '_' only, as a Dagster mapping key must be)."""
+def config_name(lr: float, leaves: int, rule: str) -> str:
+    return f"lr{lr}-leaves{leaves}-{rule}"
+
+
+def plan(snapshot_path: str, grid: Grid, steps: int) -> list[tuple[str, dict]]:
+    """The grid's work on the snapshot's walk-forward folds, dealt into at most ``steps`` steps, each with a key
+    naming it (letters, digits and '_' only, as a Dagster mapping key must be).
+
+    A step is a list of tasks; a task is one model (learning rate, leaves, fold), trained once, and every rule of
+    the grid backtested on its predictions: one cell (configuration, fold) per rule. Tasks are dealt round-robin,
+    so the folds' growing training windows spread evenly over the steps. How the work is split changes no figure:
+    a cell's model and backtest do not depend on the other cells of its step."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
     for rule in grid.rules:
         parse_rule(rule)
     snap = snapshots.read(snapshot_path)
     folds = walk_forward(
         snap.data["date"].unique(), grid.n_folds, snap.manifest["label"]["horizon"], grid.min_train_days
     )
-    cells = []
-    for lr, leaves, rule in itertools.product(grid.learning_rates, grid.num_leaves, grid.rules):
-        config = f"lr{lr}-leaves{leaves}-{rule}"
-        for fold in folds:
-            cell = {
-                "snapshot": snapshot_path,
-                "config": config,
-                "lr": lr,
-                "leaves": leaves,
-                "rule": rule,
-                "fold": fold.index,
-                "train": [str(d) for d in fold.train],
-                "test": [str(d) for d in fold.test],
-                "rounds": grid.num_boost_round,
-                "costs": dataclasses.asdict(grid.costs),
-            }
-            key = f"{config}_f{fold.index}".replace(".", "_").replace(":", "_").replace("-", "_")
-            cells.append((key, cell))
+    tasks = [
+        {
+            "lr": lr,
+            "leaves": leaves,
+            "fold": fold.index,
+            "train": [str(d) for d in fold.train],
+            "test": [str(d) for d in fold.test],
+        }
+        for lr, leaves, fold in itertools.product(grid.learning_rates, grid.num_leaves, folds)
+    ]
+    shared = {"snapshot": snapshot_path, "rules": list(grid.rules), "rounds": grid.num_boost_round,
+              "costs": dataclasses.asdict(grid.costs)}  # fmt: skip
+    n = min(steps, len(tasks))
+    return [(f"s{i}", {**shared, "tasks": tasks[i::n]}) for i in range(n)]
+
+
+def run_step(step: dict) -> list[dict]:
+    """Every task of the step: train on the fold's purged training dates (one seed), predict its test dates, and
+    backtest each rule on one prepared panel of the predictions, net of costs (the gross figures come with it).
+    One result per cell (configuration, fold): the daily returns the aggregation stitches, and the fold's rank IC."""
+    snap = snapshots.read(step["snapshot"])
+    data = snap.data.assign(day=snap.data["date"].astype(str))
+    costs, cells = backtest.Costs(**step["costs"]), []
+    for task in step["tasks"]:
+        train, test = data[data["day"].isin(set(task["train"]))], data[data["day"].isin(set(task["test"]))]
+        params = {"learning_rate": task["lr"], "num_leaves": task["leaves"]}
+        model = Ensemble.fit(
+            train, snap.features, TrainConfig(num_boost_round=step["rounds"], seeds=(1,), params=params)
+        )
+        panel = backtest.prepare(test[["date", "entity_key", "label"]].assign(prediction=model.predict(test)))
+        for rule in step["rules"]:
+            result = backtest.run(panel, parse_rule(rule), costs)
+            cells.append(
+                {
+                    "config": config_name(task["lr"], task["leaves"], rule),
+                    "fold": task["fold"],
+                    "snapshot": snap.fingerprint,
+                    "dates": [str(d) for d in result.daily.index],
+                    "net": result.daily["net"].tolist(),
+                    "gross": result.daily["gross"].tolist(),
+                    "rank_ic": result.metrics["rank_ic"],
+                }
+            )
     return cells
 
 
-def run_cell(cell: dict) -> dict:
-    """Train on the fold's purged training dates (one seed), predict its test dates, backtest net and gross:
-    the daily returns the aggregation stitches, and the fold's rank IC."""
-    snap = snapshots.read(cell["snapshot"])
-    data = snap.data.assign(day=snap.data["date"].astype(str))
-    train, test = data[data["day"].isin(set(cell["train"]))], data[data["day"].isin(set(cell["test"]))]
-    config = TrainConfig(
-        num_boost_round=cell["rounds"], seeds=(1,), params={"learning_rate": cell["lr"], "num_leaves": cell["leaves"]}
-    )
-    model = Ensemble.fit(train, snap.features, config)
-    frame = test[["date", "entity_key", "label"]].assign(prediction=model.predict(test))
-    rule = parse_rule(cell["rule"])
-    net = backtest.run(frame, rule, backtest.Costs(**cell["costs"]))
-    gross = backtest.run(frame, rule, backtest.NO_COSTS)
-    return {
-        "config": cell["config"],
-        "fold": cell["fold"],
-        "snapshot": snap.fingerprint,
-        "dates": [str(d) for d in net.daily.index],
-        "net": net.daily["net"].tolist(),
-        "gross": gross.daily["gross"].tolist(),
-        "rank_ic": net.metrics["rank_ic"],
-    }
+def gather(steps: list[list[dict]], grid: Grid) -> list[dict]:
+    """Every step's cells in the grid's order (learning rate, leaves, rule, then fold), as the sweep listed them
+    when each cell was a step: the aggregation's columns follow the order of its cells, and the trials' Sharpe
+    variance (DSR) and ties in PBO depend on that order to the last bit, so the steps' split must not show."""
+    names = [config_name(lr, leaves, rule) for lr, leaves, rule in itertools.product(
+        grid.learning_rates, grid.num_leaves, grid.rules)]  # fmt: skip
+    return sorted((c for cells in steps for c in cells), key=lambda c: (names.index(c["config"]), c["fold"]))
 
 
 def stitch(cells: list[dict], side: str) -> pd.DataFrame:
