@@ -192,7 +192,7 @@ class SweepConfig(dg.Config):
         ge=1,
         description="Steps the sweep's work is dealt into (at most one per model: learning rate x leaves x fold; "
         "each model trains once and backtests every rule). Each step is a process under the default executor and "
-        "pays its start-up (3-7 s here), so use the number of processes that run at once (2 on 2 cores; with more "
+        "pays its start-up, so use the number of processes that run at once (2 on 2 cores; with more "
         "Celery workers, more). It changes no figure, nor the sweep's record id.",
     )
 
