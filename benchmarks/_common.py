@@ -92,6 +92,36 @@ def run(script: str | Path, kind: str, *args) -> dict:
     return collect(spawn(script, kind, *args))
 
 
+def count_descendants() -> None:
+    """Make this process the child subreaper (Linux ``prctl``): a process orphaned under it (a forkserver whose
+    parent exited) is reparented here, so ``run_counted`` reaps it and counts its CPU."""
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        raise SystemExit("prctl(PR_SET_CHILD_SUBREAPER) failed: this benchmark needs Linux")
+
+
+def run_counted(
+    cmd: list[str], env: Mapping[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run ``cmd``; its result, wall seconds and CPU seconds of it and every process under it (after
+    ``count_descendants``: orphans included, reaped here)."""
+
+    def children() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    cpu0, t0 = children(), time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
+    wall = time.perf_counter() - t0
+    while True:  # the orphans that outlived the command
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+    return done, wall, children() - cpu0
+
+
 # --------------------------------------------------------------------------- report
 
 

@@ -18,18 +18,12 @@ and the load average.
 
 from __future__ import annotations
 
-import ctypes
 import datetime as dt
 import json
-import os
-import resource
-import subprocess
-import time
 
-from _common import REPO, arguments, git_version, load_text, machine_text, print_table
+from _common import REPO, arguments, count_descendants, git_version, load_text, machine_text, print_table, run_counted
 
 DAILY = "raw_prices,alt_data,price_features,alt_features,predictions,drift_metrics,live_book"
-PR_SET_CHILD_SUBREAPER = 36
 EXECUTION = {
     "spawn": {"multiprocess": {"start_method": {"spawn": {}}}},
     "forkserver": {"multiprocess": {"start_method": {"forkserver": {}}}},
@@ -38,35 +32,16 @@ EXECUTION = {
 }
 
 
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def reap_orphans() -> None:
-    """Wait for every process reparented to this one (a forkserver outliving the command)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 def one_session(session: str, start: str) -> dict:
     """Materialise the daily chain for ``session`` with ``start``; its wall and CPU seconds, all processes."""
     cmd = [str(REPO / ".venv/bin/quant-assets"), "materialize", "daily_job", session]
     if EXECUTION[start] is not None:
         cmd[2:3] = [DAILY]
         cmd += ["--config-json", json.dumps({"execution": {"config": EXECUTION[start]}})]
-    cpu0, t0 = children_cpu(), time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    wall = time.perf_counter() - t0
-    reap_orphans()
+    done, wall, cpu = run_counted(cmd)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-    return {"session": session, "start": start, "wall_s": wall, "cpu_s": children_cpu() - cpu0, "load": load_text()}
+    return {"session": session, "start": start, "wall_s": wall, "cpu_s": cpu, "load": load_text()}
 
 
 def main() -> None:
@@ -78,9 +53,7 @@ def main() -> None:
         "--starts", default="spawn,forkserver,in_process,daily_job", help=f"start methods, from {', '.join(EXECUTION)}"
     )
     args = parser.parse_args()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise SystemExit("prctl(PR_SET_CHILD_SUBREAPER) failed: this benchmark needs Linux")
+    count_descendants()
     sessions = [dt.date.fromisoformat(s).isoformat() for s in args.sessions.split(",")]
     starts = args.starts.split(",")
     print(f"bench_daily: {machine_text()}, code {git_version()}")
