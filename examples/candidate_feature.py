@@ -3,8 +3,8 @@
 A candidate is written exactly as the library writes its features (quant_assets/core/features/library.py): a
 function of the panel (input field -> frame of rows: the lookback's sessions, oldest first; columns: tickers)
 returning the last session's value per ticker, and a ``FeatureDef`` naming it with its family, inputs, lookback
-and availability lag. Registering it means adding it to the library (its family's version changes) and
-backfilling that family.
+and availability lag. Registering it means adding it to the library, where it becomes a storage unit of its own,
+and backfilling its family: only the new feature is computed and stored (README, "Registering it").
 """
 
 from __future__ import annotations
