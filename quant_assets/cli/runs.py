@@ -130,15 +130,13 @@ def _materialize_stage(assets: str, span, config: dict, title: str) -> Stage:
     """The assets named, or the asset job named, with every asset it selects and its default run config under
     ``config`` (daily_job's is the in-process executor: one session's steps are smaller than a process start)."""
     defs = _definitions()
-    graph = defs.resolve_asset_graph()
-    known = [k.to_user_string() for k in graph.materializable_asset_keys]
-    jobs = {j.name: j for j in defs.resolve_all_job_defs() if j.asset_layer.selected_asset_keys}
-    if assets.strip() in jobs and not assets.startswith("__"):
-        job = jobs[assets.strip()]
-        return Stage(
-            title, sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys), span, config, job.name
-        )
-    jobs = [j for j in jobs if not j.startswith("__")]
+    known = [k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys]
+    asset_jobs = (j for j in defs.resolve_all_job_defs() if j.asset_layer.selected_asset_keys)
+    jobs = {j.name: j for j in asset_jobs if not j.name.startswith("__")}  # Dagster's own implicit jobs left out
+    job = jobs.get(assets.strip())
+    if job is not None:
+        selected = sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys)
+        return Stage(title, selected, span, config, job.name)
     return Stage(title, inputs.known_names(assets, [*known, *jobs], "asset or job"), span, config)
 
 

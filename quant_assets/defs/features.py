@@ -130,14 +130,14 @@ def _feature_asset(family: FeatureFamily) -> dg.AssetsDefinition:
 def _metadata(family: FeatureFamily, run: FamilyRun, lake: LakeResource) -> dict:
     frame = run.emitted
     worst = run.null_rates().sort_values(ascending=False).head(10)
-    computed = {v: sorted(f.name for f in unit.features) for v, unit in run.families.items()}
+    computed = {f"fv={unit.version}": sorted(f.name for f in unit.features) for unit, _ in run.computed}
     return {
         "dagster/row_count": dg.MetadataValue.int(len(frame)),
         "rows_written": dg.MetadataValue.int(run.written),
         "entities": dg.MetadataValue.int(frame["entity_key"].nunique() if len(frame) else 0),
         "family_version": dg.MetadataValue.text(family.version),
         "path": dg.MetadataValue.path(str(family_dir(lake.path, family).parent)),
-        "units_computed": dg.MetadataValue.json({f"fv={v}": names for v, names in computed.items()}),
+        "units_computed": dg.MetadataValue.json(computed),
         "unit_days_unchanged": dg.MetadataValue.int(run.skipped),
         "preview": dg.MetadataValue.md(frame.head(5).to_markdown(index=False) if len(frame) else "-"),
         "null_rates": dg.MetadataValue.md(worst.rename("null_rate").to_frame().to_markdown()),

@@ -51,10 +51,24 @@ def partition_span(family: FeatureFamily) -> int:
     return family.lookback - 1 if family.source != "alt_data" else family.lookback * 5 // 7 + 2
 
 
-def load_inputs(root: Location, family: FeatureFamily, days: list[dt.date]) -> pd.DataFrame:
-    """Every stored version of the family's input rows for the windows of ``days`` (one read for a range)."""
+def input_parts(root: Location, family: FeatureFamily, days: list[dt.date]) -> dict[dt.date, list[Location]]:
+    """The raw parts of every partition the windows of ``days`` read, one listing per partition: what a run plans
+    with (their names fingerprint its inputs: ``units.plan``) and then reads, listed once."""
     first = window_partitions(family, days[0])[0]
-    return _read(root, family, sessions.sessions_between(first, days[-1]))
+    return {
+        p: lake.partition_files(lake.partition_dir(root, family.source, p))
+        for p in sessions.sessions_between(first, days[-1])
+    }
+
+
+def load_inputs(
+    root: Location, family: FeatureFamily, days: list[dt.date], parts: dict[dt.date, list[Location]] | None = None
+) -> pd.DataFrame:
+    """Every stored version of the family's input rows for the windows of ``days`` (one read for a range), from
+    ``parts`` (an ``input_parts`` listing covering them, cut to them) or a listing of their own."""
+    parts = input_parts(root, family, days) if parts is None else parts
+    first = window_partitions(family, days[0])[0]
+    return _read(family, [f for p, found in parts.items() if first <= p <= days[-1] for f in found])
 
 
 def window_rows(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.DataFrame:
@@ -73,12 +87,11 @@ def window_rows(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.D
 
 def load_window(root: Location, family: FeatureFamily, day: dt.date) -> pd.DataFrame:
     """Every stored version of the family's input rows in the window of ``day``."""
-    return window_rows(family, _read(root, family, window_partitions(family, day)), day)
+    return window_rows(family, load_inputs(root, family, [day]), day)
 
 
-def _read(root: Location, family: FeatureFamily, partitions: list[dt.date]) -> pd.DataFrame:
+def _read(family: FeatureFamily, files: list[Location]) -> pd.DataFrame:
     cols = ["ticker", "event_time", "ingest_time", *(["day"] if family.source == "alt_data" else []), *family.fields]
-    files = [f for part in partitions for f in lake.partition_files(lake.partition_dir(root, family.source, part))]
     frames = [t.select(cols).to_pandas() for t in lake.read_parts(files)]
     if not frames:
         return pd.DataFrame(columns=list(dict.fromkeys([*cols, "day"])))

@@ -26,8 +26,7 @@ from quant_assets.core.storage.fs import Location
 class FamilyRun:
     """What one run of a family produced and what its checks found."""
 
-    frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # unit version -> the rows it computed
-    families: dict[str, FeatureFamily] = field(default_factory=dict)  # unit version -> the unit
+    computed: list[tuple[FeatureFamily, pd.DataFrame]] = field(default_factory=list)  # each unit computed, its rows
     days: int = 0
     skipped: int = 0  # (unit, day) pairs whose inputs had not changed since they were stored
     written: int = 0
@@ -40,12 +39,12 @@ class FamilyRun:
     @property
     def emitted(self) -> pd.DataFrame:
         """Every unit's computed rows, one frame (a unit's rows leave the other units' features missing)."""
-        frames = [f for f in self.frames.values() if len(f)]
+        frames = [f for _, f in self.computed if len(f)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=compute.META)
 
     def null_rates(self) -> pd.Series:
         """Each computed feature's share of missing values, over its own unit's rows."""
-        rates = [checks.null_rates(self.families[v], f) for v, f in self.frames.items()]
+        rates = [checks.null_rates(unit, frame) for unit, frame in self.computed]
         return pd.concat(rates) if rates else pd.Series(dtype=float)
 
 
@@ -65,16 +64,15 @@ def materialize(
     for unit in parts:
         pending = todo.pending[unit.version]
         if pending:
-            run.families[unit.version] = unit
-            written = _unit(root, unit, pending, provenance, lookahead_sample, run, todo.fingerprints)
+            written = _unit(root, unit, pending, provenance, lookahead_sample, run, todo)
             base = files.family_dir(root, unit)
             run.files.merge(_verify_files(base, written, verify_sample, pending[0].toordinal()))
     return run
 
 
-def _unit(root, unit, days, provenance, lookahead_sample, run: FamilyRun, fingerprints) -> list[Location]:
+def _unit(root, unit, days, provenance, lookahead_sample, run: FamilyRun, todo: units.Plan) -> list[Location]:
     """One unit's days: computed from its inputs (read once for the range), written, checked and marked done."""
-    inputs = compute.load_inputs(root, unit, days)
+    inputs = compute.load_inputs(root, unit, days, todo.inputs)
     frames, written_paths = [], []
     for day in days:
         rows = compute.window_rows(unit, inputs, day)
@@ -87,9 +85,9 @@ def _unit(root, unit, days, provenance, lookahead_sample, run: FamilyRun, finger
         run.lookahead += guard.failures
         run.early += checks.ingest_not_before_inputs(unit, rows, out).failures
         run.stale += checks.freshness(unit, day, out["event_time"].max() if not out.empty else None).failures
-        units.mark(root, unit, day, fingerprints[(unit.version, day)])
+        units.mark(root, unit, day, todo.fingerprints[(unit.version, day)])
         frames.append(out)
-    run.frames[unit.version] = pd.concat(frames, ignore_index=True)
+    run.computed.append((unit, pd.concat(frames, ignore_index=True)))
     return written_paths
 
 

@@ -21,11 +21,10 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 
-from quant_assets.core import sessions
 from quant_assets.core.features import compute
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.features.files import family_dir, family_dirs, read_manifest
-from quant_assets.core.storage import fs, lake
+from quant_assets.core.storage import fs
 from quant_assets.core.storage.fs import Location
 
 MARK = "_inputs-"
@@ -51,21 +50,21 @@ def units(root: Location, family: FeatureFamily) -> list[FeatureFamily]:
 class Plan:
     """Each unit's days still to compute, with the fingerprint each day's marker will carry."""
 
+    inputs: dict[dt.date, list[Location]]  # the raw parts the windows read (``compute.input_parts``), listed once
     pending: dict[str, list[dt.date]] = field(default_factory=dict)  # unit version -> days
     fingerprints: dict[tuple[str, dt.date], str] = field(default_factory=dict)
     done: int = 0  # (unit, day) pairs skipped: their inputs have not changed since they were computed
 
 
 def plan(root: Location, family: FeatureFamily, parts: list[FeatureFamily], days: list[dt.date]) -> Plan:
-    """Which (unit, day) pairs of ``days`` need computing: one listing of the window's raw partitions and one of
-    each unit's markers per month, whatever the length of the stored history."""
-    listing = _raw_listing(root, family, days)
-    out = Plan()
+    """Which (unit, day) pairs of ``days`` need computing: one listing of the windows' raw partitions (kept for the
+    read) and one of each unit's markers per month, whatever the length of the stored history."""
+    out = Plan(compute.input_parts(root, family, days))
     for unit in parts:
         marks = _marks(family_dir(root, unit), days)
         todo = out.pending.setdefault(unit.version, [])
         for day in days:
-            fingerprint = _fingerprint(unit, day, listing)
+            fingerprint = _fingerprint(unit, day, out.inputs)
             out.fingerprints[(unit.version, day)] = fingerprint
             if f"date={day.isoformat()}/{MARK}{fingerprint}" in marks:
                 out.done += 1
@@ -79,18 +78,9 @@ def mark(root: Location, unit: FeatureFamily, day: dt.date, fingerprint: str) ->
     fs.put_once(family_dir(root, unit) / f"date={day.isoformat()}" / f"{MARK}{fingerprint}", b"")
 
 
-def _raw_listing(root: Location, family: FeatureFamily, days: list[dt.date]) -> dict[dt.date, list[str]]:
-    """The part names of every raw partition the windows of ``days`` read (the whole family's lookback)."""
-    first = compute.window_partitions(family, days[0])[0]
-    return {
-        p: fs.names(lake.partition_dir(root, family.source, p), f"{lake.PART_PREFIX}*.parquet")
-        for p in sessions.sessions_between(first, days[-1])
-    }
-
-
-def _fingerprint(unit: FeatureFamily, day: dt.date, listing: dict[dt.date, list[str]]) -> str:
+def _fingerprint(unit: FeatureFamily, day: dt.date, inputs: dict[dt.date, list[Location]]) -> str:
     """The hash of the raw part names in ``unit``'s window of ``day`` (its own lookback's partitions)."""
-    names = [f"{p.isoformat()}/{n}" for p in compute.window_partitions(unit, day) for n in listing.get(p, [])]
+    names = [f"{p.isoformat()}/{f.name}" for p in compute.window_partitions(unit, day) for f in inputs.get(p, [])]
     return hashlib.sha256("\n".join([day.isoformat(), *names]).encode()).hexdigest()[:32]
 
 

@@ -46,7 +46,7 @@ def _files(base) -> dict[str, bytes]:
 def test_a_rerun_with_nothing_new_computes_and_writes_nothing(lake_copy):
     before = _files(lake_copy / "features")
     run = materialize(lake_copy, PRICE_FAMILY, DAYS, PROV)
-    assert run.skipped == len(DAYS) and run.families == {} and run.written == 0 and run.emitted.empty
+    assert run.skipped == len(DAYS) and run.computed == [] and run.written == 0 and run.emitted.empty
     assert _files(lake_copy / "features") == before
 
 
@@ -80,7 +80,7 @@ def test_a_feature_added_to_a_family_is_stored_alone_and_mixed_queries_answer_as
     ]
     days = sessions.sessions_between(*FEATURE_LAKE_SESSIONS)
     run = materialize(lake_copy, extended, days, PROV)
-    (unit,) = run.families.values()
+    ((unit, _),) = run.computed
     assert [f.name for f in unit.features] == ["gap_to_high"] and run.skipped == len(days)
     assert _files(old_dir) == before  # the old features keep their version, directory and files
     new_dir = family_dir(lake_copy, unit)
