@@ -122,6 +122,25 @@ def run_counted(
     return done, wall, children() - cpu0
 
 
+def fresh_database(server_url: str, prefix: str) -> tuple[str, str]:
+    """A new, empty database named ``<prefix>_<random>`` on the Postgres server of ``server_url``; (its
+    postgresql+psycopg2 URL, its name)."""
+    import uuid
+
+    import psycopg2
+
+    from quant_assets.core.storage import pg
+    from quant_assets.localpg import psycopg2_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    conn = psycopg2.connect(pg.libpq(server_url))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return psycopg2_url(server_url.rsplit("/", 1)[0] + f"/{name}"), name
+
+
 # --------------------------------------------------------------------------- report
 
 

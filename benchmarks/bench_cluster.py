@@ -36,7 +36,6 @@ sys.path.insert(0, str(REPO))
 
 import _common as common  # noqa: E402
 import dagster as dg  # noqa: E402
-import psycopg2  # noqa: E402
 import yaml  # noqa: E402
 from dagster._core.definitions.reconstruct import ReconstructableRepository  # noqa: E402
 
@@ -44,7 +43,6 @@ from quant_assets import settings  # noqa: E402
 from quant_assets.core.features.backfill import backfill  # noqa: E402
 from quant_assets.core.ingest.sources import SyntheticMarket  # noqa: E402
 from quant_assets.core.storage import fs, pg  # noqa: E402
-from quant_assets.localpg import psycopg2_url  # noqa: E402
 from quant_assets_tests import celery_workers, object_store  # noqa: E402
 from quant_assets_tests.run_configs import TRAINING_RUN_CONFIG  # noqa: E402
 
@@ -57,13 +55,7 @@ NO_FAIL = {"ops": {"drift_metrics": {"config": {"on_critical": "warn"}}}}
 
 def _database(server_url: str) -> str:
     """A new database on the server; its psycopg2 URL."""
-    name = f"bench_cluster_{uuid.uuid4().hex[:10]}"
-    conn = psycopg2.connect(pg.libpq(server_url))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return psycopg2_url(server_url.rsplit("/", 1)[0] + f"/{name}")
+    return common.fresh_database(server_url, "bench_cluster")[0]
 
 
 def _run(instance, job: str, run_config: dict, tags: dict, env: dict) -> tuple[dg.DagsterRun, float, float]:

@@ -14,11 +14,19 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import uuid
 from pathlib import Path
 
-import psycopg2
-from _common import REPO, arguments, count_descendants, git_version, load_text, machine_text, print_table, run_counted
+from _common import (
+    REPO,
+    arguments,
+    count_descendants,
+    fresh_database,
+    git_version,
+    load_text,
+    machine_text,
+    print_table,
+    run_counted,
+)
 
 STAGE = re.compile(r"^==> (\S+)")
 CLOCK = re.compile(r"\[\s*(\d+):(\d\d)\]")
@@ -38,16 +46,6 @@ def stage_walls(stderr: str) -> dict[str, int]:
     return {name: end - start for (name, start), end in zip(marks, ends, strict=True)}
 
 
-def fresh_database(server: str) -> str:
-    name = f"bench_main_{uuid.uuid4().hex[:8]}"
-    conn = psycopg2.connect(server)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return server.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://") + f"/{name}"
-
-
 def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres", help="Postgres server")
@@ -59,7 +57,7 @@ def main() -> None:
     state = args.keep or Path(tempfile.mkdtemp(prefix="bench_main_"))
     (state / "home").mkdir(parents=True, exist_ok=True)
     (state / "home" / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
-    url = fresh_database(args.pg_url)
+    url, _ = fresh_database(args.pg_url, "bench_main")
     env = {**os.environ, "DAGSTER_HOME": str(state / "home"), "QUANT_DATA_ROOT": str(state / "lake"),
            "DAGSTER_PG_URL": url, "QUANT_PG_URL": url, "PYTHONWARNINGS": "ignore"}  # fmt: skip
     rows, stages = [], {}

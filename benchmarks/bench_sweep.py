@@ -33,10 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from _common import REPO, arguments, cpu_s, load_text, print_table
+from _common import REPO, arguments, cpu_s, fresh_database, load_text, print_table
 
 GRID = {
     "learning_rates": [0.02, 0.04, 0.06, 0.08, 0.1],
@@ -50,19 +49,10 @@ GRID = {
 
 def _database(server_url: str) -> tuple[str, str]:
     """A new database on the server, with the quant schema; (its psycopg2 URL, its name)."""
-    import psycopg2
-
     from quant_assets.core import schema
     from quant_assets.core.storage import pg
-    from quant_assets.localpg import psycopg2_url
 
-    name = f"bench_sweep_{uuid.uuid4().hex[:10]}"
-    conn = psycopg2.connect(pg.libpq(server_url))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    url = psycopg2_url(server_url.rsplit("/", 1)[0] + f"/{name}")
+    url, name = fresh_database(server_url, "bench_sweep")
     with pg.connect(url) as c:
         schema.migrate(c)
     return url, name
