@@ -14,6 +14,7 @@ import random
 from collections.abc import Iterator
 
 from quant_assets.core.features import integrity
+from quant_assets.core.ingest import receipts
 from quant_assets.core.research import snapshots
 from quant_assets.core.research.training import sha256
 from quant_assets.core.storage import lake, verify
@@ -37,6 +38,8 @@ def _kind(parts: tuple[str, ...]) -> str | None:
         return integrity.kind_of(parts)
     if parts[0] == "models" and len(parts) == 3 and name.endswith(".json"):
         return "model_artifact"
+    if name.startswith(receipts.PREFIX):
+        return "ingest_receipt"
     return "part" if verify.is_part(name) else None
 
 
@@ -46,6 +49,8 @@ def check(kind: str, path: Location) -> None:
         verify.check_part(path)
     elif kind == "snapshot":
         snapshots.read(path.parent)
+    elif kind == "ingest_receipt":
+        receipts.read(path)
     elif kind == "model_artifact":
         if sha256(path.read_bytes()) != path.stem:
             raise lake.CorruptFile(f"{path}: content does not hash to its name")

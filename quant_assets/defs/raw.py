@@ -7,7 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from quant_assets.core import sessions
-from quant_assets.core.ingest.pipeline import ALT, PRICES, IngestReport, ingest_alt, ingest_prices
+from quant_assets.core.ingest.pipeline import ALT, PRICES, ingest_alt, ingest_prices
+from quant_assets.core.ingest.report import IngestReport
 from quant_assets.defs.config import IngestConfig
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.reporting import (

@@ -7,7 +7,7 @@ from collections import Counter
 import dagster as dg
 import pandas as pd
 
-from quant_assets.core.ingest.pipeline import IngestReport
+from quant_assets.core.ingest.report import IngestReport
 from quant_assets.core.ingest.validate import EXCLUDED_REASONS
 from quant_assets.core.registry.states import Decision
 
@@ -34,7 +34,8 @@ def _flags(reports: list[IngestReport]) -> pd.DataFrame:
 
 
 def ingest_metadata(reports: list[IngestReport], dataset_path: str) -> dict:
-    """Row counts, records read, tickers, date span, schema, a preview, the quarantine tally and notices."""
+    """Row counts, records read, tickers, date span, schema, a preview, the quarantine tally and notices; the
+    partitions whose delivery matched a receipt (``core/ingest/receipts.py``) count as read, with nothing written."""
     rows = sum(r.rows_clean for r in reports)
     firsts = [r.first_event for r in reports if r.first_event is not None]
     lasts = [r.last_event for r in reports if r.last_event is not None]
@@ -60,6 +61,7 @@ def ingest_metadata(reports: list[IngestReport], dataset_path: str) -> dict:
         "partitions": dg.MetadataValue.int(len(reports)),
         "records_read": dg.MetadataValue.int(sum(r.records_read for r in reports)),
         "rows_written": dg.MetadataValue.int(sum(r.rows_written for r in reports)),
+        "partitions_unchanged": dg.MetadataValue.int(sum(r.unchanged for r in reports)),  # receipts matched
         "rows_quarantined": dg.MetadataValue.int(sum(r.rows_quarantined for r in reports)),
         "rows_excluded": dg.MetadataValue.int(sum(r.rows_excluded for r in reports)),
         "tickers": dg.MetadataValue.int(max((r.tickers for r in reports), default=0)),

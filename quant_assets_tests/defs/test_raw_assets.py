@@ -82,7 +82,10 @@ def test_a_range_in_one_run_and_idempotent_rerun(dagster_instance, lake_root):
     again = dg.materialize(
         [raw_prices, alt_data], instance=dagster_instance, resources=_resources(lake_root), tags=RANGE_TAGS
     )
-    assert again.asset_materializations_for_node("raw_prices")[0].metadata["rows_written"].value == 0
+    rerun = again.asset_materializations_for_node("raw_prices")[0].metadata
+    assert rerun["rows_written"].value == 0 and rerun["partitions_unchanged"].value == 4  # every receipt matched
+    assert rerun["dagster/row_count"].value == 80  # the receipts' reports: the rows the delivery holds
+    assert mats[0].metadata["partitions_unchanged"].value == 0
     assert sorted(p.name for p in lake_root.rglob("*.parquet")) == files
 
 

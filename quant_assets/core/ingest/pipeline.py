@@ -15,8 +15,9 @@ reported but are not damage.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -24,13 +25,14 @@ import pandas as pd
 import pyarrow as pa
 
 from quant_assets.core import sessions
-from quant_assets.core.ingest.sources.base import ALT_LAG, PRICE_LAG, AltSource, Notice, PriceSource, known_by_close
+from quant_assets.core.ingest import receipts
+from quant_assets.core.ingest.report import IngestReport
+from quant_assets.core.ingest.sources.base import ALT_LAG, PRICE_LAG, AltSource, PriceSource, RawBatch, known_by_close
 from quant_assets.core.ingest.validate import (
     ALT_COUNT_FIELDS,
     DEFAULT_LIMITS,
     EXCLUDED_REASONS,
     PRICE_FIELDS,
-    STEP_FLAG_COLUMNS,
     PriceLimits,
     check_steps,
     concat_rejects,
@@ -81,37 +83,6 @@ QUARANTINE_SCHEMA = pa.schema(
 
 class NotYetAvailable(RuntimeError):
     """A live ingest asked for data before its event time plus availability lag."""
-
-
-@dataclass
-class IngestReport:
-    dataset: str
-    partition: dt.date
-    records_read: int = 0  # source records the partition owns, good or bad
-    rows_offered: int = 0
-    rows_clean: int = 0
-    rows_quarantined: int = 0
-    rows_excluded: int = 0  # quarantined with a reason in EXCLUDED_REASONS (valid, left out on purpose)
-    rows_written: int = 0
-    quarantine_written: int = 0
-    tickers: int = 0
-    first_event: pd.Timestamp | None = None
-    last_event: pd.Timestamp | None = None
-    reasons: Counter = field(default_factory=Counter)
-    notices: list[Notice] = field(default_factory=list)
-    step_flags: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=STEP_FLAG_COLUMNS))
-    preview: pd.DataFrame = field(default_factory=pd.DataFrame)
-    schema: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def rows_damaged(self) -> int:
-        return self.rows_quarantined - self.rows_excluded
-
-    @property
-    def bad_share(self) -> float:
-        """Damaged records quarantined / records read (a whole-file reject counts as one record of each)."""
-        damaged = self.rows_damaged
-        return damaged / max(self.records_read, damaged) if damaged else 0.0
 
 
 def _available(
@@ -206,11 +177,22 @@ def ingest_prices(
     limits: PriceLimits = DEFAULT_LIMITS,
 ) -> IngestReport:
     """Validate one session's bars (rows, bounds, availability, then steps against the stored bars before
-    it) and append them to the lake; every rejected record goes to the quarantine with its reason."""
+    it) and append them to the lake; every rejected record goes to the quarantine with its reason. The same
+    delivery onto the same stored bars again returns the receipt's report (``receipts``)."""
     session = sessions.require_session(session)
-    now = now or pd.Timestamp.now(tz="UTC")
     batch = source.prices(session)
-    clean, rejects = validate_prices(batch.records, session, source.universe(), limits)
+    index = sessions.session_index(session)
+    looked_back = [sessions.session_at(i) for i in range(max(index - limits.lookback, 0), index)]
+    settings = {"clock": clock, "limits": repr(limits), "universe": sorted(source.universe()), "source": source.name}
+    work = functools.partial(_prices, source.name, batch, source.universe(), session, root, clock, limits)
+    return _receipted(root, PRICES, session, batch, settings, looked_back, lambda: work(now or _now()))
+
+
+def _prices(
+    name: str, batch: RawBatch, universe, session: dt.date, root: Location, clock: Clock, limits: PriceLimits,
+    now: pd.Timestamp,
+) -> IngestReport:  # fmt: skip
+    clean, rejects = validate_prices(batch.records, session, universe, limits)
     close = pd.Series(sessions.session_close(session), index=clean.index)
     clean, late, ingest_time = _available(clean, close, PRICE_LAG, clock, now)
     # the bars known when this session's became available (backfill) or now (live): the same decision
@@ -224,7 +206,7 @@ def ingest_prices(
             "event_time": close[clean.index],
             **{c: clean[c].astype("float64") for c in PRICE_FIELDS},
             "volume": clean["volume"].astype("int64"),
-            "source": source.name,
+            "source": name,
             "source_file": clean["source_file"].astype("string"),
             "source_line": clean["source_line"].astype("Int64"),
             "ingest_time": ingest_time[clean.index],
@@ -238,11 +220,19 @@ def ingest_prices(
 def ingest_alt(
     source: AltSource, session: dt.date, root: Location, clock: Clock = "backfill", now: pd.Timestamp | None = None
 ) -> IngestReport:
+    """Validate one session's alternative data (the calendar days it owns) and append it to the lake, as
+    ``ingest_prices`` does (no step check: nothing before the partition is read)."""
     session = sessions.require_session(session)
-    now = now or pd.Timestamp.now(tz="UTC")
-    days = sessions.owned_calendar_days(session)
     batch = source.alt(session)
-    clean, rejects = validate_alt(batch.records, days, source.universe())
+    settings = {"clock": clock, "universe": sorted(source.universe()), "source": source.name}
+    work = functools.partial(_alt, source.name, batch, source.universe(), session, root, clock)
+    return _receipted(root, ALT, session, batch, settings, [], lambda: work(now or _now()))
+
+
+def _alt(
+    name: str, batch: RawBatch, universe, session: dt.date, root: Location, clock: Clock, now: pd.Timestamp
+) -> IngestReport:
+    clean, rejects = validate_alt(batch.records, sessions.owned_calendar_days(session), universe)
     ends = pd.to_datetime(clean["day"].map(lambda d: d + dt.timedelta(days=1))) if not clean.empty else None
     event = ends.dt.tz_localize("UTC") if ends is not None else pd.Series(dtype="datetime64[ns, UTC]")
     clean, late, ingest_time = _available(clean, event, ALT_LAG, clock, now)
@@ -253,7 +243,7 @@ def ingest_alt(
             "day": clean["day"],
             **{c: clean[c].astype("int64") for c in ALT_COUNT_FIELDS},
             "sentiment": clean["sentiment"].astype("float64"),
-            "source": source.name,
+            "source": name,
             "source_file": clean["source_file"].astype("string"),
             "ingest_time": ingest_time,
         }
@@ -261,3 +251,34 @@ def ingest_alt(
     report = IngestReport(ALT, session, records_read=batch.read_count(), notices=batch.notices)
     all_rejects = concat_rejects([batch.rejects, rejects, late])
     return _finish(report, root, session, rows, all_rejects, ALT_VALUES, now, ALT_SCHEMA)
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC")
+
+
+def _receipted(
+    root: Location,
+    dataset: str,
+    session: dt.date,
+    batch: RawBatch,
+    settings: dict,
+    looked_back: list[dt.date],
+    work: Callable[[], IngestReport],
+) -> IngestReport:
+    """``work``'s report, or under the backfill clock the receipt's when this delivery was ingested onto what is
+    stored now: the key reads the partition, its quarantine and the partitions ``looked_back`` on (``receipts``)."""
+    reads = [
+        lake.partition_dir(root, dataset, session),
+        lake.partition_dir(root, f"quarantine/{dataset}", session),
+        *(lake.partition_dir(root, dataset, d) for d in looked_back),
+    ]
+    if settings["clock"] != "backfill":
+        return work()
+    digest = receipts.delivery_digest(batch, {"dataset": dataset, "session": session.isoformat(), **settings})
+    found = receipts.find(root, dataset, session, digest, reads)
+    if found is not None:
+        return found
+    report = work()
+    receipts.keep(root, dataset, session, digest, reads, report)
+    return report
