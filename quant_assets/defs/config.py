@@ -121,6 +121,11 @@ class TrainingConfig(dg.Config):
     min_train_days: int = Field(120, ge=1, description="Sessions of training data before the first test fold.")
     num_boost_round: int = Field(150, ge=1, description="LightGBM boosting rounds per ensemble member.")
     seeds: list[int] = Field([1, 2, 3], description="One ensemble member per seed (fixed: reproducible models).")
+    retrain: bool = Field(
+        False,
+        description="Train even when this snapshot, configuration, code and environment trained a registered model "
+        "before (which is otherwise returned as it is): to check that training reproduces it bit for bit.",
+    )
 
 
 # --- trading: costs, backtests, the sweep, live drift --------------------------------------------------------

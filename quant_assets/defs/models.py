@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from quant_assets.core import sessions
-from quant_assets.core.registry import artifacts, champion, evidence, lineage
+from quant_assets.core.registry import artifacts, champion, evidence, lineage, trainings
 from quant_assets.core.research import scoring, snapshots, training
 from quant_assets.core.research.metrics import daily_ic
 from quant_assets.defs import plots
@@ -76,16 +76,48 @@ class FoldStep:
     fold: training.Fold
 
 
-@dg.op(out=dg.DynamicOut(FoldStep), description="The snapshot's walk-forward folds and the production model.")
-def plan_folds(config: TrainingConfig, training_snapshot: str):
-    snap = snapshots.read(training_snapshot)
-    cfg = training.TrainConfig(
+def _train_config(config: TrainingConfig, snap: snapshots.Snapshot) -> training.TrainConfig:
+    return training.TrainConfig(
         n_folds=config.n_folds,
         horizon=snap.manifest["label"]["horizon"],
         min_train_days=config.min_train_days,
         num_boost_round=config.num_boost_round,
         seeds=tuple(config.seeds),
     )
+
+
+def _trained_before(
+    config: TrainingConfig, snap: snapshots.Snapshot, registry: RegistryResource
+) -> tuple[str, tuple[champion.Registration, training.WalkForwardResult] | None]:
+    """The run's training key, and the registered model and result it gave before (None: train; always None
+    with ``retrain``). A model whose files fail verification is trained again, and said so."""
+    cfg = _train_config(config, snap)
+    key = trainings.key(snap.fingerprint, cfg, code_version(registry.code_version))
+    if config.retrain:
+        return key, None
+    with registry.connect() as conn:
+        ref = trainings.find(conn, registry.name, key)
+        try:
+            return key, (None if ref is None else champion.reuse(conn, registry.name, ref, snap, cfg))
+        except artifacts.ArtifactTampered as exc:
+            dg.get_dagster_logger().warning(f"training again: {exc}")
+            return key, None
+
+
+@dg.op(
+    out=dg.DynamicOut(FoldStep),
+    description="The snapshot's walk-forward folds and the production model; none when this snapshot, "
+    "configuration, code and environment trained a registered model before (``retrain`` trains anyway).",
+)
+def plan_folds(
+    context: dg.OpExecutionContext, config: TrainingConfig, training_snapshot: str, registry: RegistryResource
+):
+    snap = snapshots.read(training_snapshot)
+    _, before = _trained_before(config, snap, registry)
+    if before is not None:
+        context.log.info(f"{before[0].ref.node}: {before[0].note}")
+        return
+    cfg = _train_config(config, snap)
     for fold in training.plan(snap.data["date"].unique(), cfg):
         key = f"fold_{fold.index}" if fold.test else "final"
         yield dg.DynamicOutput(FoldStep(training_snapshot, cfg, fold), mapping_key=key)
@@ -97,7 +129,10 @@ def train_fold(step: FoldStep) -> training.FoldResult:
     return training.train_fold(snap.data, snap.features, step.config, step.fold)
 
 
-@dg.op(description="The folds' results in fold order, registered in shadow with metrics and lineage.")
+@dg.op(
+    description="The folds' results in fold order, registered in shadow with metrics and lineage; with no folds "
+    "(trained before), the model that training gave, its figures rebuilt from its verified files."
+)
 def register_model(
     context: dg.OpExecutionContext,
     config: TrainingConfig,
@@ -107,17 +142,18 @@ def register_model(
     registry: RegistryResource,
 ) -> dg.Output[str]:
     snap = snapshots.read(training_snapshot)
-    result = training.assemble(folds)
-    with registry.connect() as conn:
-        reg = champion.register(
-            conn,
-            lake.path,
-            registry.name,
-            snap,
-            result,
-            code_version(registry.code_version),
-            context.run_id,
-        )
+    key, before = _trained_before(config, snap, registry)
+    if not folds:  # plan_folds found the model trained before
+        if before is None:
+            raise dg.Failure("the model trained before no longer verifies (see the log): run again to train it")
+        reg, result = before
+    else:
+        result = training.assemble(folds)
+        with registry.connect() as conn:
+            reg = champion.register(
+                conn, lake.path, registry.name, snap, result, code_version(registry.code_version), context.run_id
+            )
+            trainings.record(conn, key, reg.ref)
     context.log.info(f"{reg.ref.node}: {reg.note}")
     return dg.Output(reg.ref.node, metadata=_training_metadata(snap, result, reg))
 

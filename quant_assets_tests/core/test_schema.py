@@ -17,6 +17,7 @@ TABLES = {
     "model_metrics",
     "model_artifacts",
     "model_profiles",
+    "model_trainings",
     "model_promotions",
     "lineage_edges",
     "model_states",

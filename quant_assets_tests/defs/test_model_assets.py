@@ -62,7 +62,8 @@ def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dag
     stored = lake.read_partition(root, "predictions", sessions.as_date(day))
     assert (stored["event_time"] == sessions.decision_time(day)).all() and stored["prediction"].std() > 0
 
-    # A second training of the same data with the same code reproduces v1 bit for bit: it is v1, not a v2.
+    # A second run with the same snapshot, configuration, code and environment trains nothing: it is v1, with v1's
+    # figures rebuilt from its verified files; told to retrain, it reproduces v1 bit for bit: still v1, not a v2.
     again = dg.materialize(
         [training_snapshot, trained_model, promotion_decision],
         instance=dagster_instance,
@@ -71,7 +72,20 @@ def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dag
     )
     same = again.asset_materializations_for_node("trained_model")[0].metadata
     assert same["model"].value == "model:equity_lgbm:v1" and same["identical"].value
-    assert same["registration"].value.startswith("reproduces model:equity_lgbm:v1 bit for bit")
+    assert same["registration"].value.startswith("is model:equity_lgbm:v1: the same snapshot")
+    assert not [e for e in again.all_events if e.step_key and "train_fold" in e.step_key]
+    for figure in ("folds", "test_rank_ic", "test_ic", "test_icir", "params", "artifact", "oos_predictions"):
+        assert same[figure] == model_meta[figure], figure
+    retrain = {**PROMOTED_RUN_CONFIG["ops"]["trained_model"]["config"], "retrain": True}
+    retrained = dg.materialize(
+        [training_snapshot, trained_model],
+        instance=dagster_instance,
+        resources=resources,
+        run_config={"ops": {**TRAINING_RUN_CONFIG["ops"], "trained_model": {"config": retrain}}},
+    )
+    meta = retrained.asset_materializations_for_node("trained_model")[0].metadata
+    assert meta["registration"].value.startswith("reproduces model:equity_lgbm:v1 bit for bit")
+    assert meta["folds"] == model_meta["folds"]
     assert again.asset_materializations_for_node("promotion_decision")[0].metadata["decisions"].value == (
         "no challenger in shadow"
     )

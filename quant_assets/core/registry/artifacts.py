@@ -95,6 +95,15 @@ def _stored_files(conn, ref: ModelRef) -> tuple[StoredFile, StoredFile | None]:
     return StoredFile(fs.location(row[0]), row[1], row[2]), oos
 
 
+def registered_files(conn, ref: ModelRef) -> ModelFiles:
+    """A model's files as the registry records them (ArtifactTampered for one registered before its out-of-sample
+    predictions were recorded: it cannot stand for a training run)."""
+    artifact, oos = _stored_files(conn, ref)
+    if oos is None:
+        raise ArtifactTampered(f"{ref.node} has no recorded out-of-sample predictions")
+    return ModelFiles(artifact, oos)
+
+
 def load_model(conn, ref: ModelRef) -> Ensemble:
     """Load a model's artifact, refusing it when its size or SHA-256 differs from the registry's."""
     return Ensemble.from_bytes(_stored_files(conn, ref)[0].read_bytes(ref.node))

@@ -17,7 +17,7 @@ import pandas as pd
 from quant_assets.core import sessions
 from quant_assets.core.ingest.sources.base import known_by_close
 from quant_assets.core.registry import artifacts, models, promotion
-from quant_assets.core.research import backtest, scoring, snapshots
+from quant_assets.core.research import backtest, scoring, snapshots, training
 from quant_assets.core.research.training import Ensemble, WalkForwardResult
 from quant_assets.core.storage.fs import Location
 
@@ -157,6 +157,23 @@ def register(
     )
     note = f"registered in shadow beside {champs[0].node}" if champs else "registered; no champion yet"
     return Registration(ref, files, False, note, champs[0] if champs else None)
+
+
+def reuse(
+    conn, name: str, ref: models.ModelRef, snap: snapshots.Snapshot, config: training.TrainConfig
+) -> tuple[Registration, WalkForwardResult]:
+    """A training that need not run (``trainings``): the model its training key gave, with the result rebuilt from
+    that model's files, each verified against the registry's hashes (ArtifactTampered naming one that is not)."""
+    files = artifacts.registered_files(conn, ref)
+    result = training.rebuild(
+        snap.data["date"].unique(), config, artifacts.load_oos(conn, ref), files.artifact.read_bytes(ref.node)
+    )
+    champs = models.champions(conn, name)
+    note = (
+        f"is {ref.node}: the same snapshot {snap.fingerprint[:12]}, configuration, code and environment trained it "
+        "before: not trained again"
+    )
+    return Registration(ref, files, True, note, champs[0] if champs else None), result
 
 
 def shadows(conn, name: str) -> list[models.ModelRef]:

@@ -201,11 +201,22 @@ def assemble(results: list[FoldResult]) -> WalkForwardResult:
     ordered = sorted(results, key=lambda r: r.fold.index)
     tests = [r for r in ordered if r.predictions is not None]
     (final,) = [r.artifact for r in ordered if r.predictions is None]
-    folds = [r.fold for r in tests]
-    predictions = pd.concat([r.predictions for r in tests], ignore_index=True)
-    rows = [_metrics_row(str(r.fold.index), [r.fold], r.predictions) for r in tests]
-    rows.append(_metrics_row("overall", folds, predictions))
-    return WalkForwardResult(folds, pd.DataFrame(rows), predictions, final)
+    return _result([r.fold for r in tests], [r.predictions for r in tests], final)
+
+
+def rebuild(dates, config: TrainConfig, predictions: pd.DataFrame, artifact: bytes) -> WalkForwardResult:
+    """The result a training gave, from what the registry stored of it (its out-of-sample predictions, in fold
+    order, and its artifact) and its plan: what a run that need not train again reports, the same figures."""
+    folds = [f for f in plan(dates, config) if f.test]
+    by_fold = [predictions[predictions["fold"] == f.index].reset_index(drop=True) for f in folds]
+    return _result(folds, by_fold, artifact)
+
+
+def _result(folds: list[Fold], predictions: list[pd.DataFrame], final: bytes) -> WalkForwardResult:
+    joined = pd.concat(predictions, ignore_index=True)
+    rows = [_metrics_row(str(f.index), [f], p) for f, p in zip(folds, predictions, strict=True)]
+    rows.append(_metrics_row("overall", folds, joined))
+    return WalkForwardResult(folds, pd.DataFrame(rows), joined, final)
 
 
 def train_walk_forward(frame: pd.DataFrame, features: list[str], config: TrainConfig) -> WalkForwardResult:
