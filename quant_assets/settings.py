@@ -42,6 +42,9 @@ SETTINGS: dict[str, Setting] = {
     "AWS_ACCESS_KEY_ID": Setting("", "the object store's access key"),
     "AWS_SECRET_ACCESS_KEY": Setting("", "the object store's secret key"),
     "AWS_REGION": Setting("", "the object store's region"),
+    "DAGSTER_EVENT_BATCH_SIZE": Setting(
+        "1000", "Dagster writes a run's planned and per-partition asset events in batches of this size (0: one by one)"
+    ),
     "QUANT_READ_CACHE": Setting(
         "", "a local directory caching an s3:// lake's feature files by content hash (empty: no cache)"
     ),

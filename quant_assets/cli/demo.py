@@ -51,7 +51,7 @@ def stages(
         )
     window = {"start": train[0].isoformat(), "end": train[1].isoformat(), "as_of": train[1].isoformat()}
     before = [
-        Stage("1/8 feature_catalog: register the feature definitions", ["feature_catalog"]),
+        Stage("1/8 feature_catalog: register the feature definitions", ["feature_catalog"], run_config=IN_PROCESS),
         Stage(f"2/8 {', '.join(INGEST)} for {span[0]}...{span[1]} (one run)", INGEST, span),
         Stage(
             f"3/8 training_snapshot, trained_model, promotion_decision: train on {train[0]}...{train[1]}",
