@@ -58,7 +58,7 @@ def child_materialize(root: str) -> dict:
         "days": len(days),
         "written": done.written,
         "skipped": done.skipped,
-        "units": ", ".join(f"{len(u.features)} feature(s)" for u, _ in done.computed) or "none",
+        "units": ", ".join(f"{len(u.family.features)} feature(s)" for u, _ in done.computed) or "none",
         "load": load_text(),
     }
 

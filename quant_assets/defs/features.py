@@ -130,7 +130,7 @@ def _feature_asset(family: FeatureFamily) -> dg.AssetsDefinition:
 def _metadata(family: FeatureFamily, run: FamilyRun, lake: LakeResource) -> dict:
     frame = run.emitted
     worst = run.null_rates().sort_values(ascending=False).head(10)
-    computed = {f"fv={unit.version}": sorted(f.name for f in unit.features) for unit, _ in run.computed}
+    computed = {unit.name: sorted(f.name for f in unit.family.features) for unit, _ in run.computed}
     return {
         "dagster/row_count": dg.MetadataValue.int(len(frame)),
         "rows_written": dg.MetadataValue.int(run.written),

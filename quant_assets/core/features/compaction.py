@@ -135,10 +135,13 @@ def read_planned(
     until: dt.date | None,
     read: Callable[[list[Location]], list],
     cache_dir: Path | None = None,
+    only: frozenset[str] | None = None,
 ) -> list:
     """``read(read_plan(base, since, until))`` for a ``read`` that maps a list of files to a list of results
     (in any order): the compacted parts are read while the originals are listed, and with ``cache_dir`` every
-    file of an object store through its local copy (``cache.read_through``).
+    file of an object store through its local copy (``cache.read_through``). ``only``: the originals (relative
+    paths) that may be read, and the compactions of those alone (a retired feature version's files:
+    ``files.Retirement``; a month compacted after its retirement mixes in files without it).
 
     On an object store the listing of the originals is the plan's long chain of round trips (a page per
     1,000 files) and is needed only for the few originals no record covers and to confirm that the covered
@@ -160,10 +163,11 @@ def read_planned(
             r
             for r in _stored_records(base, None, cache_dir)
             if len(_within(r["covers"], since, until)) == len(r["covers"])
+            and (only is None or set(r["covers"]) <= only)
         ]
         guess = _choose(records, None)
         first = through(guess, [])
-        names = _within(listed.result(), since, until)
+        names = [n for n in _within(listed.result(), since, until) if only is None or n in only]
     chosen = _choose(records, set(names))
     covered = {c for r in chosen for c in r["covers"]}
     rest = [n for n in names if n not in covered]

@@ -26,17 +26,20 @@ from quant_assets.core.storage.fs import Location
 META = ["entity_key", "event_time", "ingest_time"]
 
 
-def window_axis(family: FeatureFamily, day: dt.date) -> list[dt.date]:
-    """The panel's row labels: the lookback's sessions (prices) or UTC calendar days (alt data)."""
+def window_axis(family: FeatureFamily, day: dt.date, lookback: int | None = None) -> list[dt.date]:
+    """The panel's row labels: the lookback's sessions (prices) or UTC calendar days (alt data); ``lookback``
+    other than the family's own: a longer window, such as the one a stored directory's markers hash
+    (``units.py``)."""
+    length = family.lookback if lookback is None else lookback
     if family.source == "alt_data":
-        return [day - dt.timedelta(days=k) for k in range(family.lookback - 1, -1, -1)]
+        return [day - dt.timedelta(days=k) for k in range(length - 1, -1, -1)]
     end = sessions.session_index(day)
-    return [sessions.session_at(i) for i in range(max(0, end - family.lookback + 1), end + 1)]
+    return [sessions.session_at(i) for i in range(max(0, end - length + 1), end + 1)]
 
 
-def window_partitions(family: FeatureFamily, day: dt.date) -> list[dt.date]:
+def window_partitions(family: FeatureFamily, day: dt.date, lookback: int | None = None) -> list[dt.date]:
     """Raw partitions holding the window: the cost of a day is bounded by the lookback."""
-    axis = window_axis(family, day)
+    axis = window_axis(family, day, lookback)
     if family.source == "alt_data":
         return sessions.sessions_between(sessions.session_on_or_after(axis[0]), day)
     return axis
@@ -51,10 +54,13 @@ def partition_span(family: FeatureFamily) -> int:
     return family.lookback - 1 if family.source != "alt_data" else family.lookback * 5 // 7 + 2
 
 
-def input_parts(root: Location, family: FeatureFamily, days: list[dt.date]) -> dict[dt.date, list[Location]]:
-    """The raw parts of every partition the windows of ``days`` read, one listing per partition: what a run plans
-    with (their names fingerprint its inputs: ``units.plan``) and then reads, listed once."""
-    first = window_partitions(family, days[0])[0]
+def input_parts(
+    root: Location, family: FeatureFamily, days: list[dt.date], lookback: int | None = None
+) -> dict[dt.date, list[Location]]:
+    """The raw parts of every partition the windows of ``days`` read (windows of ``lookback``, if longer), one
+    listing per partition: what a run plans with (their names fingerprint its inputs: ``units.plan``) and then
+    reads, listed once."""
+    first = window_partitions(family, days[0], lookback)[0]
     return {
         p: lake.partition_files(lake.partition_dir(root, family.source, p))
         for p in sessions.sessions_between(first, days[-1])

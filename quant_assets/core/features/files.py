@@ -5,6 +5,12 @@ Physical layout (the logical contract is the long ``feature_events`` schema):
     <root>/features/<family>/fv=<family version>/_manifest.json     {feature: version}
     <root>/features/<family>/fv=<family version>/date=D/part-<sha>.parquet
         entity_key, event_time, ingest_time, producer, producer_version, run_id, <one column per feature>
+    <root>/features/<family>/fv=<family version>/_retired-<sha>.json   feature versions it no longer receives
+
+The manifest lists the feature versions a directory was created with, for good. When one of them gets a new
+version, the directory keeps receiving the others (``units.py``): its later files lack the retired version's
+column, and a retirement record (written before the first such file) names the files stored with it, the
+last session among them and the window its markers hash. Readers of the retired version read those files only.
 
 Every row has ingest_time >= event_time (enforced on write); the point-in-time kernel (``pit.py``) relies
 on it. Files are written once and never rewritten: a re-run appends only rows not stored yet, and a
@@ -14,12 +20,16 @@ recomputed value that differs from the stored one under the same version is refu
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
 
+from quant_assets.core import sessions
+from quant_assets.core.features.compute import target_event_time
 from quant_assets.core.features.definitions import FeatureFamily, family_version
 from quant_assets.core.storage import fs, lake
 from quant_assets.core.storage.equality import nan_equal
@@ -28,6 +38,7 @@ from quant_assets.core.storage.fs import Location
 PROVENANCE = ["producer", "producer_version", "run_id"]
 KEY = ["entity_key", "event_time", "ingest_time"]
 MANIFEST = "_manifest.json"
+RETIRED = "_retired-"
 _TS = pa.timestamp("us", tz="UTC")
 
 
@@ -115,20 +126,105 @@ def read_manifest(directory: Location) -> dict:
     return body
 
 
+@dataclass(frozen=True)
+class Retirement:
+    """What a directory holds of a feature version it no longer receives: the day files stored with it (relative
+    paths), the newest session among them, and when the version's next value would have been known."""
+
+    covers: frozenset[str]
+    through: dt.date | None
+    valid_until: pd.Timestamp | None  # as-of times from then on need values it never got (None: none stored)
+    window: int | None  # the lookback the directory's markers hash (``units.py``; None: it receives nothing now)
+
+
+def write_retirement(base: Location, family: FeatureFamily, features: Mapping[str, str], window: int | None) -> None:
+    """Record, once and before the directory receives a file without them, that ``base`` no longer receives
+    ``features`` ({name: version}): the record names the day files stored so far, all of which hold them, and the
+    time their next session's values would have been known (``family``'s event times); ``window``: the lookback
+    the directory's markers hash, None when it receives nothing any more."""
+    covers = day_names(base)
+    through = dt.date.fromisoformat(partition_day(covers[-1])) if covers else None
+    body = {
+        "features": dict(sorted(features.items())),
+        "covers": covers,
+        "through": through.isoformat() if through else None,
+        "valid_until": target_event_time(family, sessions.next_session(through)).isoformat() if through else None,
+        "window": window,
+    }
+    text = json.dumps(body, indent=2, sort_keys=True)
+    fs.put_once(base / f"{RETIRED}{_sha(text)}.json", text.encode())
+
+
+def read_retirement(path: Location) -> dict:
+    """A retirement record, refused unless its text hashes to its name (an edited one would redirect reads)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        body = json.loads(text)
+        window = None if body["window"] is None else int(body["window"])
+        body = {**body, "features": dict(body["features"]), "covers": list(body["covers"]), "window": window}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FeatureStoreError(f"{path}: unreadable retirement record ({type(exc).__name__}: {exc})") from exc
+    if path.name != f"{RETIRED}{_sha(text)}.json":
+        raise FeatureStoreError(f"{path}: retirement record does not match its name (edited or damaged)")
+    return body
+
+
+def retirements(base: Location) -> dict[str, Retirement]:
+    """The feature versions (``name@version``) ``base`` no longer receives. A record of a directory that stopped
+    receiving anything (no window) no longer applies once the directory holds files it does not cover: only the
+    features going back to exactly its versions write there again, with every column."""
+    records = [read_retirement(base / name) for name in fs.names(base, f"{RETIRED}*.json")]
+    if any(r["window"] is None for r in records):
+        stored = set(day_names(base))
+        records = [r for r in records if r["window"] is not None or stored <= set(r["covers"])]
+    held = {
+        f"{f}@{v}": [r for r in records if r["features"].get(f) == v] for r in records for f, v in r["features"].items()
+    }
+    return {key: _retirement(mine) for key, mine in held.items()}
+
+
+def _retirement(records: list[dict]) -> Retirement:
+    """One version's retirement from its records. Two runs racing to retire it each write one; a file counts as
+    holding it only if every record says so (listings only grow, so that is the earliest record's files)."""
+    covers = frozenset.intersection(*(frozenset(r["covers"]) for r in records))
+    through = max((partition_day(c) for c in covers), default=None)
+    until = [pd.Timestamp(r["valid_until"]) for r in records if r["valid_until"]]
+    windows = [r["window"] for r in records if r["window"] is not None]
+    return Retirement(
+        covers,
+        dt.date.fromisoformat(through) if through else None,
+        min(until) if covers and until else None,
+        max(windows, default=None),
+    )
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def write_day(
-    root: Location, family: FeatureFamily, day: dt.date, rows: pd.DataFrame, provenance: Mapping[str, str]
+    root: Location,
+    family: FeatureFamily,
+    day: dt.date,
+    rows: pd.DataFrame,
+    provenance: Mapping[str, str],
+    base: Location | None = None,
 ) -> lake.WriteResult:
     """Append the day's feature rows that are not stored yet; same key, other values is an error.
 
     Deterministic code under a fixed version must reproduce stored values; if
-    it does not, something changed without a version bump, and we refuse.
+    it does not, something changed without a version bump, and we refuse. ``base``: the directory receiving the
+    rows, by default the family's own. The manifest is written first into a directory named by exactly these
+    feature versions; one that holds more (retired from it, ``units.py``) keeps the manifest it was created with.
     """
     if rows.empty:
         return lake.WriteResult(0, 0, None)
     if (rows["ingest_time"] < rows["event_time"]).any():
         raise FeatureStoreError(f"{family.name} {day}: a row has ingest_time before event_time")
-    base = family_dir(root, family)
-    _write_manifest(base, family)
+    own = family_dir(root, family)
+    base = own if base is None else base
+    if base == own:
+        _write_manifest(base, family)
     rows = rows.assign(**{k: provenance.get(k, "") for k in PROVENANCE})
     rows = lake.conform(rows, _schema(family))
     stored = lake.read_partition(base, "", day)

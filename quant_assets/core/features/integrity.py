@@ -2,6 +2,7 @@
 
 - daily parts: the content as read back hashes to the name (``verify.check_part``);
 - manifests: they parse and their feature versions hash to their ``fv=`` directory (``files.read_manifest``);
+- retirement records: their text hashes to their name (``files.read_retirement``);
 - compaction records: their text hashes to their name; compacted parts: the SHA-256 their record holds,
   or for records written before that was recorded, the rows of the originals they cover.
 """
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from quant_assets.core.features.compaction import COMPACTED, read_record, record_paths
-from quant_assets.core.features.files import MANIFEST, FeatureStoreError, read_manifest
+from quant_assets.core.features.files import MANIFEST, RETIRED, FeatureStoreError, read_manifest, read_retirement
 from quant_assets.core.storage import lake, verify
 from quant_assets.core.storage.equality import same_rows
 from quant_assets.core.storage.fs import Location
@@ -30,6 +31,8 @@ def kind_of(parts: tuple[str, ...]) -> str | None:
         return "compaction_record" if name.endswith(".json") else "compacted_part"
     if name == MANIFEST:
         return "feature_manifest"
+    if name.startswith(RETIRED) and name.endswith(".json"):
+        return "retirement_record"
     return "part" if verify.is_part(name) else None
 
 
@@ -46,6 +49,8 @@ def check(kind: str, path: Location) -> None:
         read_manifest(path.parent)
     elif kind == "compaction_record":
         read_record(path)
+    elif kind == "retirement_record":
+        read_retirement(path)
     elif kind == "compacted_part":
         _check_compacted(path)
     else:

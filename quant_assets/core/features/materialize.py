@@ -26,7 +26,7 @@ from quant_assets.core.storage.fs import Location
 class FamilyRun:
     """What one run of a family produced and what its checks found."""
 
-    computed: list[tuple[FeatureFamily, pd.DataFrame]] = field(default_factory=list)  # each unit computed, its rows
+    computed: list[tuple[units.Unit, pd.DataFrame]] = field(default_factory=list)  # each unit computed, its rows
     days: int = 0
     skipped: int = 0  # (unit, day) pairs whose inputs had not changed since they were stored
     written: int = 0
@@ -44,7 +44,7 @@ class FamilyRun:
 
     def null_rates(self) -> pd.Series:
         """Each computed feature's share of missing values, over its own unit's rows."""
-        rates = [checks.null_rates(unit, frame) for unit, frame in self.computed]
+        rates = [checks.null_rates(unit.family, frame) for unit, frame in self.computed]
         return pd.concat(rates) if rates else pd.Series(dtype=float)
 
 
@@ -57,35 +57,39 @@ def materialize(
     verify_sample: int = 20,
 ) -> FamilyRun:
     """Compute, write and check ``family``'s units for those of ``days`` whose inputs changed since they were
-    stored (``units``; see the module docstring)."""
+    stored (``units``; see the module docstring). The versions a stored directory no longer receives are
+    recorded as retired from it first (``units.retire``), whether or not anything is computed."""
     parts = units.units(root, family)
+    units.retire(root, family, parts)
     todo = units.plan(root, family, parts, days)
     run = FamilyRun(days=len(days), skipped=todo.done)
     for unit in parts:
-        pending = todo.pending[unit.version]
+        pending = todo.pending[unit.name]
         if pending:
             written = _unit(root, unit, pending, provenance, lookahead_sample, run, todo)
-            base = files.family_dir(root, unit)
-            run.files.merge(_verify_files(base, written, verify_sample, pending[0].toordinal()))
+            run.files.merge(_verify_files(unit.directory, written, verify_sample, pending[0].toordinal()))
     return run
 
 
-def _unit(root, unit, days, provenance, lookahead_sample, run: FamilyRun, todo: units.Plan) -> list[Location]:
+def _unit(
+    root, unit: units.Unit, days, provenance, lookahead_sample, run: FamilyRun, todo: units.Plan
+) -> list[Location]:
     """One unit's days: computed from its inputs (read once for the range), written, checked and marked done."""
-    inputs = compute.load_inputs(root, unit, days, todo.inputs)
+    family = unit.family
+    inputs = compute.load_inputs(root, family, days, todo.inputs)
     frames, written_paths = [], []
     for day in days:
-        rows = compute.window_rows(unit, inputs, day)
-        out = compute.compute_day(unit, rows, day)
-        result = files.write_day(root, unit, day, out, provenance)
+        rows = compute.window_rows(family, inputs, day)
+        out = compute.compute_day(family, rows, day)
+        result = files.write_day(root, family, day, out, provenance, unit.directory)
         run.written += result.rows_written
         written_paths += [result.path] if result.path is not None else []
-        guard = checks.recompute_truncated(unit, rows, day, out, lookahead_sample, seed=day.toordinal())
+        guard = checks.recompute_truncated(family, rows, day, out, lookahead_sample, seed=day.toordinal())
         run.recomputed += guard.checked
         run.lookahead += guard.failures
-        run.early += checks.ingest_not_before_inputs(unit, rows, out).failures
-        run.stale += checks.freshness(unit, day, out["event_time"].max() if not out.empty else None).failures
-        units.mark(root, unit, day, todo.fingerprints[(unit.version, day)])
+        run.early += checks.ingest_not_before_inputs(family, rows, out).failures
+        run.stale += checks.freshness(family, day, out["event_time"].max() if not out.empty else None).failures
+        units.mark(unit, day, todo.fingerprints[(unit.name, day)])
         frames.append(out)
     run.computed.append((unit, pd.concat(frames, ignore_index=True)))
     return written_paths

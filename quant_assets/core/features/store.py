@@ -2,6 +2,12 @@
 
 Files and their write path are ``files.py``; which files a query reads (compacted or not) is
 ``compaction.read_plan`` (read as it is planned: ``read_planned``); the answer itself is the kernel in ``pit.py``.
+
+A feature version retired from its directory (``units.py``: a newer version replaced it, and the directory
+receives its other features without it) is read from the files stored with it, and answers as-of times before
+its next session's values would have been known. A query at or after that time is refused with the session it
+was stored through: answering it would pass the last stored value off as current (or leave it missing with no
+reason given), and a model trained on the old version must not be scored that way.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -20,16 +27,21 @@ from quant_assets.core.features.files import (
     KEY,
     PROVENANCE,
     FeatureStoreError,
+    Retirement,
     day_files,
     day_names,
     event_column,
     family_dirs,
     partition_day,
     read_manifest,
+    retirements,
 )
 from quant_assets.core.features.pit import point_in_time
 from quant_assets.core.storage import fs, lake
 from quant_assets.core.storage.fs import Location
+
+# a directory holding a requested version, with the version's retirement from it (None: it still receives it)
+Source = tuple[Location, Retirement | None]
 
 
 class FeatureStore:
@@ -55,38 +67,44 @@ class FeatureStore:
         return feature, self.definitions[feature].version
 
     def versions(self, name: str) -> list[str]:
-        """Every stored version of a feature."""
+        """Every stored version of a feature, retired ones included."""
         return sorted({m["features"][name] for _, m in self._manifests() if name in m["features"]})
 
-    def _groups(self, features: Iterable[str]) -> dict[tuple[Location, ...], list[tuple[str, str]]]:
-        """Requested features grouped by the set of family-version directories that hold them."""
+    def _groups(self, features: Iterable[str]) -> dict[tuple[Source, ...], list[tuple[str, str]]]:
+        """Requested features grouped by the directories that hold them, each with the files to read there (a
+        retired version: those stored with it)."""
         manifests = self._manifests()
-        groups: dict[tuple[Location, ...], list[tuple[str, str]]] = defaultdict(list)
+        retired: dict[Location, dict[str, Retirement]] = {}  # read for the directories holding a requested version
+        groups: dict[tuple[Source, ...], list[tuple[str, str]]] = defaultdict(list)
         for requested in features:
             name, version = self.resolve(requested)
-            dirs = tuple(d for d, m in manifests if m["features"].get(name) == version)
-            if not dirs:
+            holding = [d for d, m in manifests if m["features"].get(name) == version]
+            if not holding:
                 raise FeatureStoreError(f"no stored values for {name}@{version}")
-            groups[dirs].append((name, requested))
+            for d in holding:
+                retired[d] = retired[d] if d in retired else retirements(d)
+            groups[tuple((d, retired[d].get(f"{name}@{version}")) for d in holding)].append((name, requested))
         return groups
 
     def directories(self, features: Iterable[str]) -> list[Location]:
         """The family version directories holding ``features`` (what a snapshot of them read)."""
-        return [d for dirs in self._groups(features) for d in dirs]
+        return list(dict.fromkeys(d for sources in self._groups(features) for d, _ in sources))
 
     def families(self, features: Iterable[str]) -> dict[str, str]:
         """The family name of each requested feature (as stored: ``name`` or ``name@version``)."""
         return {
-            requested: dirs[0].parent.name for dirs, wanted in self._groups(features).items() for _, requested in wanted
+            requested: sources[0][0].parent.name
+            for sources, wanted in self._groups(features).items()
+            for _, requested in wanted
         }
 
     def newest_partitions(self, features: Iterable[str], before: dt.date) -> dict[str, dt.date | None]:
         """Per family of ``features``, its newest stored partition day before ``before`` (None: none)."""
         out: dict[str, dt.date | None] = {}
-        for dirs in self._groups(features):
-            stored = {partition_day(n) for d in dirs for n in day_names(d)}
+        for sources in self._groups(features):
+            stored = {partition_day(n) for d, r in sources for n in day_names(d) if r is None or n in r.covers}
             newest = max((day for day in stored if day < before.isoformat()), default=None)
-            out[dirs[0].parent.name] = dt.date.fromisoformat(newest) if newest else None
+            out[sources[0][0].parent.name] = dt.date.fromisoformat(newest) if newest else None
         return out
 
     # -- queries ----------------------------------------------------------------------------
@@ -103,24 +121,30 @@ class FeatureStore:
         so its cost does not grow with the history (older rows, restated or not, cannot be the answer
         once a newer event exists). ``until`` skips partitions after that day, which hold only events
         after every query's as-of when no as-of falls after that day's end (a backfill of old days then does
-        not read the newer history).
+        not read the newer history). A retired version is refused at or after the as-of time it stops answering
+        (the module docstring).
         """
         as_of = pd.to_datetime(entity_times["as_of"], utc=True).astype("datetime64[us, UTC]")
         q_time = as_of.dt.tz_localize(None).to_numpy().view("int64")  # NaT -> int64 min: matches nothing
         q_keys = pa.array(entity_times["entity_key"].astype(str))  # missing keys stay null: they match nothing
         pieces: list[pd.DataFrame | str] = [entity_times[["entity_key", "as_of"]].reset_index(drop=True)]
         event_columns: dict[str, pd.Series] = {}
-        for dirs, wanted in self._groups(features).items():
+        for sources, wanted in self._groups(features).items():
             requested = list(dict.fromkeys(r for _, r in wanted))
+            _refuse_retired(sources, requested, q_time)
             name_of = dict((r, n) for n, r in wanted)
             values, event_time = point_in_time(
-                lambda read, dirs=dirs: [b for d in dirs for b in read_planned(d, since, until, read, self.read_cache)],
+                lambda read, sources=sources: [
+                    b
+                    for d, r in sources
+                    for b in read_planned(d, since, until, read, self.read_cache, None if r is None else r.covers)
+                ],
                 [name_of[r] for r in requested],
                 q_keys,
                 q_time,
             )
             pieces.append(pd.DataFrame(values, columns=requested, copy=False))
-            column = event_column(dirs[0].parent.name)
+            column = event_column(sources[0][0].parent.name)
             if column not in event_columns:
                 pieces.append(column)
             event_columns[column] = pd.Series(event_time, name=column).dt.tz_localize("UTC")
@@ -144,13 +168,15 @@ class FeatureStore:
         for d, m in self._manifests():
             if family and m["family"] != family:
                 continue
-            files = day_files(d)
-            if not files:
-                continue
-            wide = pa.concat_tables(lake.read_parts(files), promote_options="default").to_pandas()
-            long = wide.melt(id_vars=KEY + PROVENANCE, var_name="feature_name", value_name="value")
-            long["feature_version"] = long["feature_name"].map(m["features"])
-            frames.append(long)
+            # files written after a retirement lack the retired version's column: each set of columns on its own
+            by_columns: dict[tuple[str, ...], list[pa.Table]] = defaultdict(list)
+            for table in lake.read_parts(day_files(d)):
+                by_columns[tuple(table.column_names)].append(table)
+            for tables in by_columns.values():
+                wide = pa.concat_tables(tables, promote_options="default").to_pandas()
+                long = wide.melt(id_vars=KEY + PROVENANCE, var_name="feature_name", value_name="value")
+                long["feature_version"] = long["feature_name"].map(m["features"])
+                frames.append(long)
         if not frames:
             return pd.DataFrame(
                 columns=[
@@ -166,3 +192,25 @@ class FeatureStore:
         out = pd.concat(frames, ignore_index=True)
         out = out.drop_duplicates(["entity_key", "feature_name", "feature_version", "event_time", "ingest_time"])
         return out[["entity_key", "feature_name", "feature_version", "event_time", "value", "ingest_time", *PROVENANCE]]
+
+
+def _refuse_retired(sources: tuple[Source, ...], requested: list[str], q_time: np.ndarray) -> None:
+    """Refuse queries of a version retired from every directory holding it at or after the as-of time its next
+    value would have been known (``q_time``: epoch microseconds, int64 minimum for none): it was stored through
+    a session and then replaced, and its last value is not an answer for later times."""
+    if any(r is None for _, r in sources):
+        return
+    ends = [r.valid_until for _, r in sources if r.valid_until is not None]
+    limit = max(ends).value // 1000 if ends else np.iinfo(np.int64).min + 1
+    late = (q_time >= limit) & (q_time != np.iinfo(np.int64).min)
+    if not late.any():
+        return
+    through = max((r.through for _, r in sources if r.through is not None), default=None)
+    stored = f"stored through session {through}" if through else "never stored"
+    where = ", ".join(f"features/{d.parent.name}/{d.name}" for d, _ in sources)
+    first = pd.Timestamp(int(q_time[late].min()), unit="us", tz="UTC")
+    raise FeatureStoreError(
+        f"{', '.join(requested)}: retired from {where} ({stored}; a newer version replaced it), so it answers as-of "
+        f"times before {max(ends) if ends else 'none'} only; {int(late.sum())} of {len(q_time)} queries ask at or "
+        f"after that (the first at {first}). Query those times with the current version, or this one before then."
+    )
