@@ -1,4 +1,5 @@
-"""The deployment's settings: the environment variables the resources read when a run launches, with defaults.
+"""The deployment's settings: the environment variables the resources read when a run launches (and one of
+Dagster's own, ``DAGSTER_EVENT_BATCH_SIZE``: ``defs/event_log.py``), with defaults.
 
 The resources take each setting through ``dg.EnvVar`` (defs/resources.py), which Dagster reads at launch and
 which has no default: an unset variable fails the launch, naming it. So whatever starts Dagster processes
