@@ -91,6 +91,13 @@ def _index(day: dt.date) -> int:
     return int(np.searchsorted(cal.sessions, np.datetime64(day, "D"), side="left"))
 
 
+def exchange_dates(times: pd.Series) -> np.ndarray:
+    """The exchange's local date (a ``datetime.date``) of each of ``times`` (timezone-aware): converted once per
+    distinct time, as a lake's rows hold a few hundred distinct event times among many thousand rows."""
+    code, distinct = pd.factorize(times)
+    return pd.DatetimeIndex(distinct).tz_convert(EXCHANGE_TZ).date[code] if len(code) else np.array([], dtype=object)
+
+
 def is_session(value) -> bool:
     day = as_date(value)
     _check_horizon(day)

@@ -13,6 +13,8 @@ ingest_time, and a corrected bar yields a new row instead of rewriting one.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -78,11 +80,16 @@ def window_rows(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.D
     ``day`` column's dates as they are (converting the whole column to datetime64 first cost time in proportion
     to the range, on every day of it).
     """
-    axis = window_axis(family, day)
-    days = rows["day"].to_numpy()
-    lo = np.searchsorted(days, axis[0], "left")
-    hi = np.searchsorted(days, day, "right")
+    lo, hi = _window(family, rows["day"].to_numpy(), day)
     return rows.iloc[lo:hi]
+
+
+def _window(family: FeatureFamily, days: np.ndarray, day: dt.date) -> tuple[int, int]:
+    """The positions [lo, hi) of ``day``'s window in ``days``: sorted dates, or their ordinals (``_Rows``)."""
+    first = window_axis(family, day)[0]
+    if days.dtype.kind == "i":
+        first, day = first.toordinal(), day.toordinal()
+    return int(np.searchsorted(days, first, "left")), int(np.searchsorted(days, day, "right"))
 
 
 def load_window(root: Location, family: FeatureFamily, day: dt.date) -> pd.DataFrame:
@@ -91,83 +98,168 @@ def load_window(root: Location, family: FeatureFamily, day: dt.date) -> pd.DataF
 
 
 def _read(family: FeatureFamily, files: list[Location]) -> pd.DataFrame:
+    """The parts' rows (``lake.read_frame``), sorted by day (a price bar's day: its session, from its event time)."""
     cols = ["ticker", "event_time", "ingest_time", *(["day"] if family.source == "alt_data" else []), *family.fields]
-    frames = [t.select(cols).to_pandas() for t in lake.read_parts(files)]
-    if not frames:
+    if not files:
         return pd.DataFrame(columns=list(dict.fromkeys([*cols, "day"])))
-    rows = pd.concat(frames, ignore_index=True)
+    rows = lake.read_frame(files, cols)
     if family.source != "alt_data":
-        rows["day"] = rows["event_time"].dt.tz_convert(sessions.EXCHANGE_TZ).dt.date
+        rows["day"] = sessions.exchange_dates(rows["event_time"])
     return rows.sort_values("day", kind="mergesort").reset_index(drop=True)
 
 
-def _panel(visible: pd.DataFrame, family: FeatureFamily, axis: list[dt.date]) -> dict[str, pd.DataFrame]:
-    """One wide frame per field (rows: ``axis``, columns: the sorted tickers) of the latest visible versions.
+@dataclass(frozen=True)
+class _Rows:
+    """Input rows as arrays, converted once per call (a backfill's or a candidate's whole range): pandas' cost per
+    operation on a window's few hundred rows was most of a day's cost, for every day and knowledge time."""
 
-    What ``pivot(...).reindex(axis)`` gives, built by placing each field's values straight into a float grid: the
-    pivot's multi-level columns cost more than the features themselves, and this runs for every day and
-    knowledge time of a backfill, of every guard's recompute and of a research candidate's evaluation.
+    tickers: pd.Index  # the rows' distinct tickers, sorted: the panels' columns are taken from it
+    code: np.ndarray  # each row's position in ``tickers``
+    event: np.ndarray  # event_time, int64 ns
+    ingest: np.ndarray  # ingest_time, int64 ns
+    ingest_times: pd.api.extensions.ExtensionArray  # ingest_time as stored (a row's stamp is one of these)
+    day: np.ndarray  # the row's day, as an ordinal
+    values: np.ndarray  # rows x the family's fields, float64
+
+
+def _rows(family: FeatureFamily, rows: pd.DataFrame) -> _Rows:
+    code, tickers = pd.factorize(rows["ticker"], sort=True)
+    day, days = pd.factorize(rows["day"])
+    fields = [rows[f].to_numpy(dtype="float64", na_value=np.nan) for f in family.fields]
+    return _Rows(
+        pd.Index(tickers, name="ticker"),
+        code,
+        _ns(rows["event_time"]),
+        _ns(rows["ingest_time"]),
+        rows["ingest_time"].array,
+        np.array([d.toordinal() for d in days], dtype="int64")[day],
+        np.column_stack(fields) if fields else np.empty((len(rows), 0)),
+    )
+
+
+def _ns(times) -> np.ndarray:
+    """Timezone-aware times as int64 nanoseconds since the epoch (UTC), whatever their stored unit."""
+    return pd.DatetimeIndex(times).as_unit("ns").asi8
+
+
+def _ns1(time: pd.Timestamp) -> int:
+    """One time as ``_ns`` gives it."""
+    return pd.Timestamp(time).as_unit("ns").value
+
+
+def _latest(rows: _Rows, visible: np.ndarray) -> np.ndarray:
+    """Positions of the latest version of each visible (ticker, event_time), in ingest order: the rows
+    ``lake.latest_versions`` keeps (the last of each key once stably sorted by ingest_time), in its order."""
+    order = visible[np.argsort(rows.ingest[visible], kind="stable")]
+    code, event = rows.code[order], rows.event[order]
+    by_key = np.lexsort((np.arange(len(order)), event, code))
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = (code[by_key][1:] != code[by_key][:-1]) | (event[by_key][1:] != event[by_key][:-1])
+    return order[np.sort(by_key[last])]
+
+
+def _panel(rows: _Rows, family: FeatureFamily, latest: np.ndarray, axis: list[dt.date]) -> dict[str, pd.DataFrame]:
+    """One wide frame per field (rows: ``axis``, columns: the sorted tickers of ``latest``) of those versions.
+
+    What ``pivot(...).reindex(axis)`` gives, built by placing each field's values straight into a float grid (a
+    later version of the same cell overwrites an earlier one, in ingest order): the pivot's multi-level columns
+    cost more than the features themselves, and this runs for every day and knowledge time of a backfill, of
+    every guard's recompute and of a research candidate's evaluation.
     """
-    latest = lake.latest_versions(visible, ["ticker", "event_time"])
-    if latest.empty:
-        wide = latest.pivot(index="day", columns="ticker", values=list(family.fields)).reindex(axis)
-        return {field: wide[field].astype("float64") for field in family.fields}
-    tickers = pd.Index(latest["ticker"].unique(), name="ticker").sort_values()
+    columns = np.unique(rows.code[latest])
+    ordinals = np.array([d.toordinal() for d in axis], dtype="int64")
+    row = np.minimum(np.searchsorted(ordinals, rows.day[latest]), len(axis) - 1)
+    inside = ordinals[row] == rows.day[latest]
+    row, col, latest = row[inside], np.searchsorted(columns, rows.code[latest[inside]]), latest[inside]
+    # every ticker's column (the usual window): the one Index object, which pandas aligns on without comparing
+    tickers = rows.tickers if len(columns) == len(rows.tickers) else rows.tickers[columns]
     index = pd.Index(axis, name="day")
-    row, col = index.get_indexer(latest["day"]), tickers.get_indexer(latest["ticker"])
-    inside = row >= 0
-    row, col = row[inside], col[inside]
     out = {}
-    for field in family.fields:
+    for j, field in enumerate(family.fields):
         grid = np.full((len(index), len(tickers)), np.nan)
-        grid[row, col] = latest[field].to_numpy(dtype="float64", na_value=np.nan)[inside]
+        grid[row, col] = rows.values[latest, j]
         out[field] = pd.DataFrame(grid, index=index, columns=tickers, copy=False)
     return out
 
 
 def compute_at(family: FeatureFamily, rows: pd.DataFrame, day: dt.date, as_of: pd.Timestamp) -> pd.DataFrame:
     """Features of ``day`` from the input versions known at ``as_of`` (tickers x features)."""
-    visible = rows[(rows["ingest_time"] <= as_of) & (rows["day"] <= day)]
-    target = target_event_time(family, day)
-    present = visible.loc[visible["event_time"] == target, "ticker"].unique()
+    if rows.empty:
+        return pd.DataFrame(columns=[f.name for f in family.features])
+    return _compute_at(family, _rows(family, rows), np.arange(len(rows)), day, as_of)
+
+
+def _compute_at(family: FeatureFamily, rows: _Rows, window: np.ndarray, day: dt.date, as_of) -> pd.DataFrame:
+    """``compute_at`` on the rows at positions ``window`` (the day's window, or any rows) of the converted
+    inputs: the one computation of a day's features as known at a time."""
+    known = window[(rows.ingest[window] <= _ns1(as_of)) & (rows.day[window] <= day.toordinal())]
+    target = _ns1(target_event_time(family, day))
+    present = np.unique(rows.code[known[rows.event[known] == target]])
     if len(present) == 0:
         return pd.DataFrame(columns=[f.name for f in family.features])
-    panel = _panel(visible, family, window_axis(family, day))
+    panel = _panel(rows, family, _latest(rows, known), window_axis(family, day))
     computed: dict[str, pd.Series] = {}
     for feature in family.ordered():
         computed[feature.name] = feature.compute({**panel, **computed})
     out = pd.DataFrame(computed)[[f.name for f in family.features]]
-    return out.loc[sorted(present)].astype("float64")
+    return out.loc[rows.tickers[present]].astype("float64")
 
 
-def knowledge_times(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> list[pd.Timestamp]:
-    """When the day's feature values could change: its first arrival, then every later ingest."""
-    target = target_event_time(family, day)
-    own = rows.loc[rows["event_time"] == target, "ingest_time"]
-    if own.empty:
-        return []
-    first = own.min()
-    later = rows.loc[(rows["ingest_time"] > first) & (rows["day"] <= day), "ingest_time"]
-    return [first, *sorted(later.unique())]
+def _knowledge_times(family: FeatureFamily, rows: _Rows, window: np.ndarray, day: dt.date) -> np.ndarray:
+    """When the day's feature values could change: its first arrival, then every later ingest in its window (as
+    positions in ``rows``, whose stored ingest times stamp the day's rows)."""
+    own = window[rows.event[window] == _ns1(target_event_time(family, day))]
+    if len(own) == 0:
+        return own
+    first = own[np.argmin(rows.ingest[own])]
+    later = window[(rows.ingest[window] > rows.ingest[first]) & (rows.day[window] <= day.toordinal())]
+    return np.concatenate([[first], later[np.unique(rows.ingest[later], return_index=True)[1]]])
+
+
+def compute_days(family: FeatureFamily, inputs: pd.DataFrame, days: list[dt.date]) -> Iterator[pd.DataFrame]:
+    """``compute_day`` of each of ``days`` in turn, each from its window of ``inputs`` (``load_inputs``' rows,
+    sorted by day): the inputs are converted to arrays once for the range (``_Rows``), not once per day. One day
+    at a time, so a caller can write, check or name each day as it comes."""
+    rows = _rows(family, inputs) if not inputs.empty else None
+    for day in days:
+        window = np.arange(*_window(family, rows.day, day)) if rows is not None else np.arange(0)
+        yield _bitemporal(family, rows, window, day)
 
 
 def compute_day(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.DataFrame:
-    """All bitemporal feature rows for ``day``: entity_key, event_time, ingest_time, one column per feature."""
-    target = target_event_time(family, day)
-    emitted: pd.DataFrame | None = None
-    out = []
-    for t in knowledge_times(family, rows, day):
-        values = compute_at(family, rows, day, t)
-        if emitted is not None:
-            common = values.index.intersection(emitted.index)
-            unchanged = pd.Index(common[nan_equal(values.loc[common], emitted.loc[common]).all(axis=1)])
-            emitted = pd.concat([emitted.drop(values.index.intersection(emitted.index)), values])
-            values = values.drop(unchanged)
-        else:
-            emitted = values
-        if not values.empty:
-            out.append(values.rename_axis("entity_key").reset_index().assign(event_time=target, ingest_time=t))
-    if not out:
-        return pd.DataFrame(columns=META + [f.name for f in family.features])
-    frame = pd.concat(out, ignore_index=True)
-    return frame[META + [f.name for f in family.features]]
+    """All bitemporal feature rows for ``day`` from its window's ``rows`` (``window_rows``): entity_key,
+    event_time, ingest_time, one column per feature. The one-day case of ``compute_days``."""
+    return next(compute_days(family, rows, [day]))
+
+
+def _bitemporal(family: FeatureFamily, rows: _Rows | None, window: np.ndarray, day: dt.date) -> pd.DataFrame:
+    """The day's rows: its features at each knowledge time, a ticker's row emitted only when its values differ
+    from those it last had (NaN equal to NaN)."""
+    emitted, stamps = [], []
+    if rows is None:
+        return _emitted(family, rows, day, emitted, stamps)
+    last = np.full((len(rows.tickers), len(family.features)), np.nan)
+    seen = np.zeros(len(rows.tickers), dtype=bool)
+    for t in _knowledge_times(family, rows, window, day):
+        values = _compute_at(family, rows, window, day, rows.ingest_times[t])
+        code, grid = rows.tickers.get_indexer(values.index), values.to_numpy()
+        changed = ~seen[code] | ~nan_equal(grid, last[code]).all(axis=1)
+        last[code], seen[code] = grid, True
+        emitted.append((code[changed], grid[changed]))
+        stamps.append(np.full(changed.sum(), t))
+    return _emitted(family, rows, day, emitted, stamps)
+
+
+def _emitted(family: FeatureFamily, rows: _Rows | None, day: dt.date, emitted: list, stamps: list) -> pd.DataFrame:
+    """The emitted (ticker codes, values) of each knowledge time as one frame, ``stamps`` the positions of their
+    ingest times."""
+    names = [f.name for f in family.features]
+    if sum(len(code) for code, _ in emitted) == 0:
+        return pd.DataFrame(columns=META + names)
+    values = np.concatenate([grid for _, grid in emitted])
+    columns = {
+        "entity_key": rows.tickers[np.concatenate([code for code, _ in emitted])],
+        "event_time": target_event_time(family, day),
+        "ingest_time": rows.ingest_times.take(np.concatenate(stamps)),
+    }
+    return pd.DataFrame({**columns, **{name: values[:, j] for j, name in enumerate(names)}})

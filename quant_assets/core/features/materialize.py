@@ -74,9 +74,8 @@ def _unit(root, unit, days, provenance, lookahead_sample, run: FamilyRun, todo: 
     """One unit's days: computed from its inputs (read once for the range), written, checked and marked done."""
     inputs = compute.load_inputs(root, unit, days, todo.inputs)
     frames, written_paths = [], []
-    for day in days:
+    for day, out in zip(days, compute.compute_days(unit, inputs, days), strict=True):
         rows = compute.window_rows(unit, inputs, day)
-        out = compute.compute_day(unit, rows, day)
         result = files.write_day(root, unit, day, out, provenance)
         run.written += result.rows_written
         written_paths += [result.path] if result.path is not None else []

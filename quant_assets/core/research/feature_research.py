@@ -218,11 +218,10 @@ def _bars(root: Location, days: list[dt.date], horizon: int) -> pd.DataFrame:
     """Every stored version of the bars from the session before the window to ``horizon`` sessions after it: the
     universe's and the labels' input."""
     needed = sessions.sessions_between(sessions.previous_session(days[0]), sessions.session_offset(days[-1], horizon))
-    frames = [f for f in lake.read_partitions(root, "raw_prices", needed).values() if not f.empty]
-    if not frames:
+    bars = lake.read_frame([f for d in needed for f in lake.partition_files(lake.partition_dir(root, "raw_prices", d))])
+    if bars.empty:
         raise CandidateError(f"no raw_prices data under {root} for {needed[0]}..{needed[-1]}: no universe, no label")
-    bars = pd.concat(frames, ignore_index=True)
-    bars["session"] = bars["event_time"].dt.tz_convert(sessions.EXCHANGE_TZ).dt.date
+    bars["session"] = sessions.exchange_dates(bars["event_time"])
     return bars
 
 

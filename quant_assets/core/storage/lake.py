@@ -109,11 +109,15 @@ def write_part(directory: Location, table: pa.Table) -> Location:
 
 def read_parquet(path: Location, columns: list[str] | None = None, source=None) -> pa.Table:
     """A Parquet file (or its bytes, ``source``) with its page checksums verified; damage raises
-    ``CorruptFile`` naming the file."""
+    ``CorruptFile`` naming the file.
+
+    Read as one file (``ParquetFile``), the same table ``pq.read_table`` gives at a fifth of its cost: that goes
+    through the datasets machinery, whose setup was most of the time of reading one of the lake's small parts.
+    """
     try:
         if source is None:
             source = pa.BufferReader(path.read_bytes())
-        return pq.read_table(source, columns=columns, page_checksum_verification=True)
+        return pq.ParquetFile(source, page_checksum_verification=True).read(columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise CorruptFile(f"{path}: unreadable Parquet ({exc})") from exc
 
@@ -150,6 +154,16 @@ def read_parts(paths: list[Location]) -> list[pa.Table]:
     except OSError as exc:
         raise CorruptFile(f"one of {len(paths)} parts is unreadable ({exc})") from exc
     return [read_part(p, b) for p, b in zip(paths, blobs, strict=True)]
+
+
+def read_frame(paths: list[Location], columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows of the parts ``paths`` (``columns`` of them) as one frame, in order: their tables concatenated and
+    converted to pandas once (a dataset's parts share its schema). A frame per part, concatenated, cost more than
+    reading the parts."""
+    tables = [t if columns is None else t.select(columns) for t in read_parts(paths)]
+    if not tables:
+        return pd.DataFrame(columns=columns)
+    return pa.concat_tables(tables).to_pandas()
 
 
 def partition_files(directory: Location) -> list[Location]:
