@@ -80,13 +80,12 @@ def window_rows(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.D
     ``day`` column's dates as they are (converting the whole column to datetime64 first cost time in proportion
     to the range, on every day of it).
     """
-    lo, hi = _window(family, rows["day"].to_numpy(), day)
+    lo, hi = _window(rows["day"].to_numpy(), window_axis(family, day)[0], day)
     return rows.iloc[lo:hi]
 
 
-def _window(family: FeatureFamily, days: np.ndarray, day: dt.date) -> tuple[int, int]:
-    """The positions [lo, hi) of ``day``'s window in ``days``: sorted dates, or their ordinals (``_Rows``)."""
-    first = window_axis(family, day)[0]
+def _window(days: np.ndarray, first: dt.date, day: dt.date) -> tuple[int, int]:
+    """The positions [lo, hi) of the window ``first``..``day`` in ``days``: sorted dates, or their ordinals."""
     if days.dtype.kind == "i":
         first, day = first.toordinal(), day.toordinal()
     return int(np.searchsorted(days, first, "left")), int(np.searchsorted(days, day, "right"))
@@ -158,72 +157,124 @@ def _latest(rows: _Rows, visible: np.ndarray) -> np.ndarray:
     return order[np.sort(by_key[last])]
 
 
-def _panel(rows: _Rows, family: FeatureFamily, latest: np.ndarray, axis: list[dt.date]) -> dict[str, pd.DataFrame]:
-    """One wide frame per field (rows: ``axis``, columns: the sorted tickers of ``latest``) of those versions.
+@dataclass(frozen=True)
+class _Day:
+    """What a day's computation asks of the calendar, asked once: its window's axis and its target event time."""
 
-    What ``pivot(...).reindex(axis)`` gives, built by placing each field's values straight into a float grid (a
-    later version of the same cell overwrites an earlier one, in ingest order): the pivot's multi-level columns
-    cost more than the features themselves, and this runs for every day and knowledge time of a backfill, of
-    every guard's recompute and of a research candidate's evaluation.
-    """
-    columns = np.unique(rows.code[latest])
-    ordinals = np.array([d.toordinal() for d in axis], dtype="int64")
-    row = np.minimum(np.searchsorted(ordinals, rows.day[latest]), len(axis) - 1)
-    inside = ordinals[row] == rows.day[latest]
-    row, col, latest = row[inside], np.searchsorted(columns, rows.code[latest[inside]]), latest[inside]
-    # every ticker's column (the usual window): the one Index object, which pandas aligns on without comparing
-    tickers = rows.tickers if len(columns) == len(rows.tickers) else rows.tickers[columns]
-    index = pd.Index(axis, name="day")
-    out = {}
-    for j, field in enumerate(family.fields):
-        grid = np.full((len(index), len(tickers)), np.nan)
+    day: dt.date
+    axis: list[dt.date]
+    ordinals: np.ndarray  # the axis as ordinals
+    target: pd.Timestamp
+    target_ns: int
+
+
+def _day(family: FeatureFamily, day: dt.date) -> _Day:
+    axis, target = window_axis(family, day), target_event_time(family, day)
+    return _Day(day, axis, np.array([d.toordinal() for d in axis], dtype="int64"), target, _ns1(target))
+
+
+@dataclass(frozen=True, eq=False)
+class _Block:
+    """A day's inputs as known at one time: the versions its panel holds and the tickers that get a row."""
+
+    present: np.ndarray  # codes of the tickers whose own input of the day is known
+    columns: np.ndarray  # codes of the panel's tickers (every ticker with a known version in the window), sorted
+    latest: np.ndarray  # positions of the versions the panel holds, in ingest order
+    row: np.ndarray  # each version's row in the panel: its day's place on the axis
+    axis: list[dt.date]
+
+
+def _block(rows: _Rows, window: np.ndarray, day: _Day, as_of: int) -> _Block | None:
+    """The rows at positions ``window`` known at ``as_of`` (ns) for ``day``'s features; None when none of the
+    day's own inputs is known then (no row)."""
+    known = window[(rows.ingest[window] <= as_of) & (rows.day[window] <= day.day.toordinal())]
+    present = np.unique(rows.code[known[rows.event[known] == day.target_ns]])
+    if len(present) == 0:
+        return None
+    latest = _latest(rows, known)
+    row = np.minimum(np.searchsorted(day.ordinals, rows.day[latest]), len(day.axis) - 1)
+    inside = day.ordinals[row] == rows.day[latest]
+    return _Block(present, np.unique(rows.code[latest]), latest[inside], row[inside], day.axis)
+
+
+def _grids(rows: _Rows, family: FeatureFamily, blocks: list[_Block]) -> list[np.ndarray]:
+    """Each field's values of ``blocks`` (of one axis length) side by side: axis rows x each block's columns in
+    turn, NaN where a ticker has no version of that day. Placed straight into a float grid (a later version of
+    the same cell overwrites an earlier one, in ingest order), as ``pivot(...).reindex(axis)`` would give them:
+    the pivot's multi-level columns cost more than the features themselves."""
+    offsets = np.cumsum([0, *[len(b.columns) for b in blocks]])
+    row = np.concatenate([b.row for b in blocks])
+    col = np.concatenate(
+        [o + np.searchsorted(b.columns, rows.code[b.latest]) for o, b in zip(offsets[:-1], blocks, strict=True)]
+    )
+    latest = np.concatenate([b.latest for b in blocks])
+    grids = []
+    for j in range(len(family.fields)):
+        grid = np.full((len(blocks[0].axis), offsets[-1]), np.nan)
         grid[row, col] = rows.values[latest, j]
-        out[field] = pd.DataFrame(grid, index=index, columns=tickers, copy=False)
-    return out
+        grids.append(grid)
+    return grids
+
+
+def _frames(family: FeatureFamily, grids: list[np.ndarray], index: pd.Index, columns: pd.Index) -> dict:
+    """The panel: field -> its grid as a wide frame (rows ``index``, columns ``columns``), not copied."""
+    return {
+        f: pd.DataFrame(g, index=index, columns=columns, copy=False) for f, g in zip(family.fields, grids, strict=True)
+    }
+
+
+def _features(family: FeatureFamily, panel: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The family's features of ``panel`` (one column each), dependencies first."""
+    computed: dict[str, pd.Series] = {}
+    for feature in family.ordered():
+        computed[feature.name] = feature.compute({**panel, **computed})
+    return pd.DataFrame(computed)[[f.name for f in family.features]]
+
+
+def _at(family: FeatureFamily, rows: _Rows, block: _Block) -> pd.DataFrame:
+    """The features of one block (present tickers x features): its panel is one wide frame per field, rows its
+    axis's dates, columns its sorted tickers."""
+    # every ticker's column (the usual window): the one Index object, which pandas aligns on without comparing
+    tickers = rows.tickers if len(block.columns) == len(rows.tickers) else rows.tickers[block.columns]
+    panel = _frames(family, _grids(rows, family, [block]), pd.Index(block.axis, name="day"), tickers)
+    return _features(family, panel).loc[rows.tickers[block.present]].astype("float64")
 
 
 def compute_at(family: FeatureFamily, rows: pd.DataFrame, day: dt.date, as_of: pd.Timestamp) -> pd.DataFrame:
     """Features of ``day`` from the input versions known at ``as_of`` (tickers x features)."""
-    if rows.empty:
-        return pd.DataFrame(columns=[f.name for f in family.features])
-    return _compute_at(family, _rows(family, rows), np.arange(len(rows)), day, as_of)
+    converted = _rows(family, rows) if not rows.empty else None
+    block = _block(converted, np.arange(len(rows)), _day(family, day), _ns1(as_of)) if converted is not None else None
+    return (
+        _at(family, converted, block) if block is not None else pd.DataFrame(columns=[f.name for f in family.features])
+    )
 
 
-def _compute_at(family: FeatureFamily, rows: _Rows, window: np.ndarray, day: dt.date, as_of) -> pd.DataFrame:
-    """``compute_at`` on the rows at positions ``window`` (the day's window, or any rows) of the converted
-    inputs: the one computation of a day's features as known at a time."""
-    known = window[(rows.ingest[window] <= _ns1(as_of)) & (rows.day[window] <= day.toordinal())]
-    target = _ns1(target_event_time(family, day))
-    present = np.unique(rows.code[known[rows.event[known] == target]])
-    if len(present) == 0:
-        return pd.DataFrame(columns=[f.name for f in family.features])
-    panel = _panel(rows, family, _latest(rows, known), window_axis(family, day))
-    computed: dict[str, pd.Series] = {}
-    for feature in family.ordered():
-        computed[feature.name] = feature.compute({**panel, **computed})
-    out = pd.DataFrame(computed)[[f.name for f in family.features]]
-    return out.loc[rows.tickers[present]].astype("float64")
-
-
-def _knowledge_times(family: FeatureFamily, rows: _Rows, window: np.ndarray, day: dt.date) -> np.ndarray:
+def _knowledge_times(rows: _Rows, window: np.ndarray, day: _Day) -> np.ndarray:
     """When the day's feature values could change: its first arrival, then every later ingest in its window (as
     positions in ``rows``, whose stored ingest times stamp the day's rows)."""
-    own = window[rows.event[window] == _ns1(target_event_time(family, day))]
+    own = window[rows.event[window] == day.target_ns]
     if len(own) == 0:
         return own
     first = own[np.argmin(rows.ingest[own])]
-    later = window[(rows.ingest[window] > rows.ingest[first]) & (rows.day[window] <= day.toordinal())]
+    later = window[(rows.ingest[window] > rows.ingest[first]) & (rows.day[window] <= day.day.toordinal())]
     return np.concatenate([[first], later[np.unique(rows.ingest[later], return_index=True)[1]]])
 
 
 def compute_days(family: FeatureFamily, inputs: pd.DataFrame, days: list[dt.date]) -> Iterator[pd.DataFrame]:
     """``compute_day`` of each of ``days`` in turn, each from its window of ``inputs`` (``load_inputs``' rows,
-    sorted by day): the inputs are converted to arrays once for the range (``_Rows``), not once per day. One day
-    at a time, so a caller can write, check or name each day as it comes."""
-    rows = _rows(family, inputs) if not inputs.empty else None
-    for day in days:
-        window = np.arange(*_window(family, rows.day, day)) if rows is not None else np.arange(0)
-        yield _bitemporal(family, rows, window, day)
+    sorted by day): the inputs converted to arrays once for the range (``_Rows``), and the blocks of a family
+    computed column by column stacked into few calls (``_stacked``). One day at a time, so a caller can write,
+    check or name each day as it comes."""
+    if inputs.empty:
+        yield from (_emitted(family, None, None, [], []) for _ in days)
+        return
+    rows, calendar, blocks = _rows(family, inputs), [_day(family, day) for day in days], []
+    for day in calendar:
+        window = np.arange(*_window(rows.day, day.axis[0], day.day))
+        blocks.append([(t, _block(rows, window, day, rows.ingest[t])) for t in _knowledge_times(rows, window, day)])
+    stacked = _stacked(family, rows, [b for day in blocks for _, b in day if b is not None])
+    for day, known in zip(calendar, blocks, strict=True):
+        yield _bitemporal(family, rows, day, known, stacked)
 
 
 def compute_day(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.DataFrame:
@@ -232,17 +283,18 @@ def compute_day(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.D
     return next(compute_days(family, rows, [day]))
 
 
-def _bitemporal(family: FeatureFamily, rows: _Rows | None, window: np.ndarray, day: dt.date) -> pd.DataFrame:
-    """The day's rows: its features at each knowledge time, a ticker's row emitted only when its values differ
-    from those it last had (NaN equal to NaN)."""
-    emitted, stamps = [], []
-    if rows is None:
-        return _emitted(family, rows, day, emitted, stamps)
+def _bitemporal(family: FeatureFamily, rows: _Rows, day: _Day, blocks: list, stacked: dict) -> pd.DataFrame:
+    """The day's rows from its (knowledge time, block) pairs: its features at each time (``stacked``'s, or the
+    block's own computation), a ticker's row emitted only when its values differ from those it last had (NaN
+    equal to NaN)."""
     last = np.full((len(rows.tickers), len(family.features)), np.nan)
     seen = np.zeros(len(rows.tickers), dtype=bool)
-    for t in _knowledge_times(family, rows, window, day):
-        values = _compute_at(family, rows, window, day, rows.ingest_times[t])
-        code, grid = rows.tickers.get_indexer(values.index), values.to_numpy()
+    emitted, stamps = [], []
+    for t, block in blocks:
+        if block is None:
+            continue
+        code = block.present
+        grid = stacked[block] if block in stacked else _at(family, rows, block).to_numpy()
         changed = ~seen[code] | ~nan_equal(grid, last[code]).all(axis=1)
         last[code], seen[code] = grid, True
         emitted.append((code[changed], grid[changed]))
@@ -250,7 +302,64 @@ def _bitemporal(family: FeatureFamily, rows: _Rows | None, window: np.ndarray, d
     return _emitted(family, rows, day, emitted, stamps)
 
 
-def _emitted(family: FeatureFamily, rows: _Rows | None, day: dt.date, emitted: list, stamps: list) -> pd.DataFrame:
+STACK_CELLS = 1 << 21  # cells of one field in one stacked call (memory: 16 MB a field)
+STACK_MIN = 8  # blocks worth a stacked call and its verification
+
+
+def _stacked(family: FeatureFamily, rows: _Rows, blocks: list[_Block]) -> dict[_Block, np.ndarray]:
+    """Each block's features (present tickers x features) from few calls of the family's functions, for a
+    family whose features are each computed column by column (a ticker's value from its own column of the
+    panel): the blocks' panels side by side as one (``_side_by_side``), in chunks of one axis length.
+
+    A cross-sectional feature is not: the library's list ``depends_on`` (a family with one is left out), and
+    ``_side_by_side`` keeps only the chunks whose result it verifies. Every other block is computed alone."""
+    if any(f.depends_on for f in family.ordered()):
+        return {}
+    out: dict[_Block, np.ndarray] = {}
+    for length in sorted({len(b.axis) for b in blocks}):
+        chunk, cells = [], 0
+        for block in [b for b in blocks if len(b.axis) == length] + [None]:
+            if block is None or (chunk and cells + length * len(block.columns) > STACK_CELLS):
+                out.update(_side_by_side(family, rows, chunk) if len(chunk) >= STACK_MIN else {})
+                chunk, cells = [], 0
+            if block is not None:
+                chunk.append(block)
+                cells += length * len(block.columns)
+    return out
+
+
+def _side_by_side(family: FeatureFamily, rows: _Rows, blocks: list[_Block]) -> dict[_Block, np.ndarray]:
+    """The blocks' features from one panel holding theirs side by side (rows: positions on the axis, columns:
+    positions), if the family computes them column by column: the result must be the same from each half of the
+    blocks alone (a value depending on other columns changes with them) and, for the first and last block, the
+    same as the block's own computation (which gives its panel the axis's dates and the tickers' names). A
+    function that fails here is left to the blocks' own computations, which name its error with the day."""
+    try:
+        whole = _stack_values(family, rows, blocks)
+        half = len(blocks) // 2
+        halves = _stack_values(family, rows, blocks[:half]) + _stack_values(family, rows, blocks[half:])
+        alone = [_at(family, rows, b).to_numpy() for b in (blocks[0], blocks[-1])]
+    except Exception:
+        return {}
+    pairs = [*zip(whole, halves, strict=True), (whole[0], alone[0]), (whole[-1], alone[1])]
+    if not all(a.shape == b.shape and nan_equal(a, b).all() for a, b in pairs):
+        return {}
+    return dict(zip(blocks, whole, strict=True))
+
+
+def _stack_values(family: FeatureFamily, rows: _Rows, blocks: list[_Block]) -> list[np.ndarray]:
+    """Each block's present tickers' features from one call on the blocks' panels side by side."""
+    grids = _grids(rows, family, blocks)
+    columns = pd.RangeIndex(grids[0].shape[1], name="ticker")
+    out = _features(family, _frames(family, grids, pd.RangeIndex(1 - len(blocks[0].axis), 1, name="day"), columns))
+    if not out.index.equals(columns):
+        raise ValueError("not one value per column of the panel")
+    values = out.astype("float64").to_numpy()
+    offsets = np.cumsum([0, *[len(b.columns) for b in blocks]])
+    return [values[o + np.searchsorted(b.columns, b.present)] for o, b in zip(offsets[:-1], blocks, strict=True)]
+
+
+def _emitted(family: FeatureFamily, rows: _Rows | None, day: _Day | None, emitted: list, stamps: list) -> pd.DataFrame:
     """The emitted (ticker codes, values) of each knowledge time as one frame, ``stamps`` the positions of their
     ingest times."""
     names = [f.name for f in family.features]
@@ -259,7 +368,7 @@ def _emitted(family: FeatureFamily, rows: _Rows | None, day: dt.date, emitted: l
     values = np.concatenate([grid for _, grid in emitted])
     columns = {
         "entity_key": rows.tickers[np.concatenate([code for code, _ in emitted])],
-        "event_time": target_event_time(family, day),
+        "event_time": day.target,
         "ingest_time": rows.ingest_times.take(np.concatenate(stamps)),
     }
     return pd.DataFrame({**columns, **{name: values[:, j] for j, name in enumerate(names)}})

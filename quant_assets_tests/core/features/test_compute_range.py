@@ -104,15 +104,29 @@ def restated_lake(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("family", ["price", "alt", "candidate"])
-def test_a_range_is_each_day_as_the_per_day_reference_computed_it(restated_lake, family):
-    fam = (
-        candidate.research_family(
+def cs_rank_close(panel) -> pd.Series:
+    """Cross-sectional without declaring it (no ``depends_on``): computed side by side, it would rank the days
+    together."""
+    return panel["close"].iloc[-1].rank(pct=True)
+
+
+def weekday_scaled(panel) -> pd.Series:
+    """Column by column, but reads its panel's dates."""
+    return panel["close"].iloc[-1] * panel["close"].index[-1].weekday()
+
+
+def _candidate(name: str) -> FeatureFamily:
+    if name == "example":
+        return candidate.research_family(
             candidate.load(f"{PROJECT_ROOT / 'examples' / 'candidate_feature.py'}:INTRADAY_REVERSAL")
         )
-        if family == "candidate"
-        else FAMILIES[family]
-    )
+    fn = {"cs_rank": cs_rank_close, "dated": weekday_scaled}[name]
+    return candidate.research_family(FeatureDef(name, "price", fn, "", ("close",), 2, PRICE_LAG))
+
+
+@pytest.mark.parametrize("family", ["price", "alt", "example", "cs_rank", "dated"])
+def test_a_range_is_each_day_as_the_per_day_reference_computed_it(restated_lake, family):
+    fam = FAMILIES[family] if family in FAMILIES else _candidate(family)
     days = SESSIONS[62:] if fam.source == "raw_prices" else SESSIONS[20:]
     inputs = compute.load_inputs(restated_lake, fam, days)
     assert _assert_range_is_the_reference(fam, inputs, days) >= 8 * len(days)
@@ -120,6 +134,23 @@ def test_a_range_is_each_day_as_the_per_day_reference_computed_it(restated_lake,
         assert inputs.duplicated(["ticker", "event_time"]).sum() > 20
         rows = pd.concat(compute.compute_days(fam, inputs, days))
         assert (rows["ingest_time"] > rows["event_time"] + pd.Timedelta(hours=20)).sum() > 20
+
+
+def test_a_family_computed_column_by_column_is_computed_side_by_side(restated_lake, monkeypatch):
+    """The example candidate's blocks (a day as known at a time) take few calls, not one each; the cross-sectional
+    one's each its own (the test above: both give the reference's rows)."""
+    calls = []
+    original = compute._at
+    monkeypatch.setattr(compute, "_at", lambda *a: calls.append(1) or original(*a))
+    days = SESSIONS[62:]
+    alone = {}
+    for name in ("example", "cs_rank"):
+        calls.clear()
+        fam = _candidate(name)
+        frames = list(compute.compute_days(fam, compute.load_inputs(restated_lake, fam, days), days))
+        alone[name] = (len(calls), sum(frame["ingest_time"].nunique() for frame in frames))
+    assert alone["example"][0] == 2 and alone["example"][1] > len(days)  # the first and last block, verified
+    assert alone["cs_rank"][0] >= alone["cs_rank"][1] > len(days)
 
 
 def toy_mean(panel, window: int) -> pd.Series:
@@ -136,6 +167,7 @@ DATED = FeatureDef("toy_dated", "price", toy_dated, "", ("close",), 1, PRICE_LAG
 RANK = FeatureDef("toy_rank", "price", lambda p: p["toy_mean"].rank(pct=True), "", ("close",), 3, PRICE_LAG,
                   depends_on=(MEAN,))  # fmt: skip
 TOY = FeatureFamily("toy", "raw_prices", ("close", "volume"), (MEAN, DATED, RANK), "")
+COLUMNWISE = FeatureFamily("toy_columnwise", "raw_prices", ("close", "volume"), (MEAN,), "")  # computed side by side
 TOY_DAYS = sessions.sessions_between("2024-03-01", "2024-03-14")
 
 bars = st.lists(
@@ -173,5 +205,5 @@ def test_random_bitemporal_inputs_give_the_reference_rows(tmp_path_factory, bars
     for event, part in frame.groupby("event_time"):
         day = event.tz_convert(sessions.EXCHANGE_TZ).date()
         lake.write_part(lake.partition_dir(root, "raw_prices", day), lake.canonical_table(part, KEY, PRICE_SCHEMA))
-    inputs = compute.load_inputs(root, TOY, TOY_DAYS)
-    _assert_range_is_the_reference(TOY, inputs, TOY_DAYS)
+    for family in (TOY, COLUMNWISE):
+        _assert_range_is_the_reference(family, compute.load_inputs(root, family, TOY_DAYS), TOY_DAYS)
