@@ -207,6 +207,13 @@ def decision_time(value) -> pd.Timestamp:
     return local.tz_convert("UTC")
 
 
+def decision_times(days) -> pd.DatetimeIndex:
+    """``decision_time`` of each of ``days`` (a column of a panel's rows: a few hundred distinct days, repeated),
+    asked of the calendar once per distinct day."""
+    code, distinct = pd.factorize(pd.Index(days, dtype=object))
+    return pd.DatetimeIndex([decision_time(d) for d in distinct], tz="UTC")[code]
+
+
 def owned_calendar_days(value) -> list[dt.date]:
     """Calendar days (previous session, session] that a session's partition owns.
 

@@ -292,7 +292,7 @@ def decision_values(computed: Computed, queries: pd.DataFrame) -> np.ndarray:
             ]
         )
     )
-    when = pd.DatetimeIndex(queries["date"].map({d: sessions.decision_time(d) for d in queries["date"].unique()}))
+    when = sessions.decision_times(queries["date"])
     q_time = when.tz_convert("UTC").tz_localize(None).as_unit("us").to_numpy().view("int64")
     values, event = point_in_time_rows(table, ["value"], pa.array(queries["entity_key"].astype(str)), q_time)
     column = event_column(family.name)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,22 +171,24 @@ def evaluate(
         staleness.earliest_partition(days[0], {family.name: family}), sessions.previous_session(days[-1])
     )
     candidate.check_history(root, family, computed_days)
-    computed = candidate.compute_rows(root, family, computed_days, guard_sample, guard_days)
-    if computed.rows["value"].notna().sum() == 0:
-        raise CandidateError(f"{feature.name} has no value on any session of {computed_days[0]}..{computed_days[-1]}")
-    seconds = computed.seconds
-    with timed(seconds, "load"):
-        bars = _bars(root, days, max(horizons))
+    with ThreadPoolExecutor(1) as pool:  # the market, read while the candidate is computed (DESIGN: research)
+        market = pool.submit(_market, root, store or FeatureStore(root, ALL_FEATURES), days, max(horizons))
+        computed = candidate.compute_rows(root, family, computed_days, guard_sample, guard_days)
+        if computed.rows["value"].notna().sum() == 0:
+            span = f"{computed_days[0]}..{computed_days[-1]}"
+            raise CandidateError(f"{feature.name} has no value on any session of {span}")
+        seconds = computed.seconds
+        with timed(seconds, "market"):
+            bars, universe, stored = market.result()
     with timed(seconds, "ic"):
-        universe = _universe(bars, days)
         universe["value"] = candidate.decision_values(computed, universe)
         values = universe.pivot(index="date", columns="entity_key", values="value").reindex(days)
         ic, rank_ic, first = _ic_decay(bars, values, days, horizons)
         quantiles = quantile_returns(values, first)
         persistence = _persistence(values)
-        coverage = universe.groupby("date")["value"].apply(lambda v: v.notna().mean()).reindex(days)
+        coverage = universe["value"].notna().groupby(universe["date"]).mean().reindex(days)
     with timed(seconds, "correlations"):
-        correlations = _correlations(store or FeatureStore(root, ALL_FEATURES), universe, values, days)
+        correlations = _correlations(stored, values)
     return Report(
         feature,
         days[0],
@@ -231,7 +234,7 @@ def _universe(bars: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
     previous = {sessions.previous_session(d): d for d in days}
     first["date"] = first["session"].map(previous)
     first = first.dropna(subset=["date"])
-    known = first["ingest_time"] <= first["date"].map({d: sessions.decision_time(d) for d in days})
+    known = first["ingest_time"].array <= sessions.decision_times(first["date"]).array
     out = first[known].rename(columns={"ticker": "entity_key"})[["date", "entity_key"]]
     return out.sort_values(["date", "entity_key"], kind="mergesort").reset_index(drop=True)
 
@@ -304,19 +307,35 @@ def _persistence(values: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def _correlations(store: FeatureStore, universe: pd.DataFrame, values: pd.DataFrame, days) -> pd.DataFrame:
-    """Mean daily rank correlation with each stored library feature, as known at each decision time."""
+def _market(root: Location, store: FeatureStore, days: list[dt.date], horizon: int):
+    """What the candidate is judged against, none of it from the candidate: the bars (``_bars``), the universe
+    (``_universe``) and the stored features as known at each decision time (``_stored``). Read on a thread of its
+    own while the candidate is computed: Parquet and DuckDB do most of it without holding the interpreter."""
+    bars = _bars(root, days, horizon)
+    universe = _universe(bars, days)
+    return bars, universe, _stored(store, universe, days)
+
+
+def _stored(store: FeatureStore, universe: pd.DataFrame, days) -> tuple[list[str], pd.DataFrame] | None:
+    """The stored library features, and each as known at each decision time of the universe (days x (feature,
+    name)) under the staleness rule; None when the store holds none."""
     stored = [f for f in store.definitions if store.resolve(f)[1] in store.versions(f)]
     if not stored or universe.empty:
-        return pd.DataFrame(columns=["rank_corr", "days"]).rename_axis("feature")
-    as_of = universe["date"].map({d: sessions.decision_time(d) for d in days})
+        return None
+    as_of = sessions.decision_times(universe["date"])
     queries = pd.DataFrame({"entity_key": universe["entity_key"], "as_of": as_of})
     pit = store.get_point_in_time(queries, stored, since=staleness.earliest_partition(days[0]), until=days[-1])
     pit, usable = staleness.apply(pit, list(universe["date"]), store.families(stored))
     frame = pit[stored].where(pd.Series(usable, index=pit.index), axis=0).assign(date=universe["date"].to_numpy())
-    wide = frame.assign(entity_key=universe["entity_key"].to_numpy()).pivot(index="date", columns="entity_key")
-    out = {}
-    for f in stored:
+    return stored, frame.assign(entity_key=universe["entity_key"].to_numpy()).pivot(index="date", columns="entity_key")
+
+
+def _correlations(stored: tuple[list[str], pd.DataFrame] | None, values: pd.DataFrame) -> pd.DataFrame:
+    """Mean daily rank correlation with each stored library feature (``_stored``)."""
+    if stored is None:
+        return pd.DataFrame(columns=["rank_corr", "days"]).rename_axis("feature")
+    out, (names, wide) = {}, stored
+    for f in names:
         daily = metrics.wide_ic(values, wide[f].reindex(index=values.index, columns=values.columns), "spearman")
         out[f] = {"rank_corr": float(daily.mean()), "days": int(daily.notna().sum())}
     frame = pd.DataFrame(out).T.rename_axis("feature")
