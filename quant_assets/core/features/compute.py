@@ -1,4 +1,4 @@
-"""Compute a feature family for one day, bitemporally.
+"""Compute a feature family for a range of days, each bitemporally (one day: the range's one-day case).
 
 For target day X the family reads every stored version of its input rows in
 the lookback window. It computes the features once for each *knowledge time*
@@ -8,6 +8,11 @@ the window (a restatement). At t it sees only input versions with
 a row is emitted only when the values differ from the previous knowledge
 time. So a feature row never depends on anything known after its
 ingest_time, and a corrected bar yields a new row instead of rewriting one.
+
+A range (``compute_days``: a backfill, a research candidate) converts its inputs to arrays once, and computes a
+family whose features each read only their own column of the panel for many (day, knowledge time) panels side
+by side in one call, verified against their own computations (``_stacked``); every row is the one the day alone
+gives (quant_assets_tests/core/features/test_compute_range.py).
 """
 
 from __future__ import annotations
@@ -122,6 +127,7 @@ class _Rows:
 
 
 def _rows(family: FeatureFamily, rows: pd.DataFrame) -> _Rows:
+    """``rows`` (as the loaders return them) converted (``_Rows``)."""
     code, tickers = pd.factorize(rows["ticker"], sort=True)
     day, days = pd.factorize(rows["day"])
     fields = [rows[f].to_numpy(dtype="float64", na_value=np.nan) for f in family.fields]

@@ -37,7 +37,7 @@ from quant_assets.core.features.definitions import FeatureDef
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources.base import known_by_close
-from quant_assets.core.research import backtest, candidate, metrics, snapshots
+from quant_assets.core.research import backtest, candidate, metrics, snapshots, tearsheet
 from quant_assets.core.research.candidate import CandidateError, timed
 from quant_assets.core.storage import fs, lake
 from quant_assets.core.storage.fs import Location
@@ -171,7 +171,7 @@ def evaluate(
         staleness.earliest_partition(days[0], {family.name: family}), sessions.previous_session(days[-1])
     )
     candidate.check_history(root, family, computed_days)
-    with ThreadPoolExecutor(1) as pool:  # the market, read while the candidate is computed (DESIGN: research)
+    with ThreadPoolExecutor(1) as pool:  # a second thread: the market (``_market``), then the correlations
         market = pool.submit(_market, root, store or FeatureStore(root, ALL_FEATURES), days, max(horizons))
         computed = candidate.compute_rows(root, family, computed_days, guard_sample, guard_days)
         if computed.rows["value"].notna().sum() == 0:
@@ -180,31 +180,20 @@ def evaluate(
         seconds = computed.seconds
         with timed(seconds, "market"):
             bars, universe, stored = market.result()
-    with timed(seconds, "ic"):
-        universe["value"] = candidate.decision_values(computed, universe)
-        values = universe.pivot(index="date", columns="entity_key", values="value").reindex(days)
-        ic, rank_ic, first = _ic_decay(bars, values, days, horizons)
-        quantiles = quantile_returns(values, first)
-        persistence = _persistence(values)
-        coverage = universe["value"].notna().groupby(universe["date"]).mean().reindex(days)
-    with timed(seconds, "correlations"):
-        correlations = _correlations(stored, values)
+        with timed(seconds, "ic"):
+            universe["value"] = candidate.decision_values(computed, universe)
+            values = universe.pivot(index="date", columns="entity_key", values="value").reindex(days)
+            correlated = pool.submit(_correlations, stored, values.copy())  # its ranks leave the interpreter free
+            ic, rank_ic, first = _ic_decay(bars, values, days, horizons)
+            quantiles = quantile_returns(values, first)
+            persistence = _persistence(values)
+            coverage = universe["value"].notna().groupby(universe["date"]).mean().reindex(days)
+        with timed(seconds, "correlations"):
+            correlations = correlated.result()
     return Report(
-        feature,
-        days[0],
-        days[-1],
-        values,
-        universe,
-        ic,
-        rank_ic,
-        quantiles,
-        persistence,
-        coverage,
-        correlations,
-        computed.guards,
-        computed.rows,
-        seconds,
-    )
+        feature, days[0], days[-1], values, universe, ic, rank_ic, quantiles, persistence, coverage, correlations,
+        computed.guards, computed.rows, seconds,
+    )  # fmt: skip
 
 
 def _sessions(start, end) -> list[dt.date]:
@@ -310,10 +299,13 @@ def _persistence(values: pd.DataFrame) -> dict[str, float]:
 def _market(root: Location, store: FeatureStore, days: list[dt.date], horizon: int):
     """What the candidate is judged against, none of it from the candidate: the bars (``_bars``), the universe
     (``_universe``) and the stored features as known at each decision time (``_stored``). Read on a thread of its
-    own while the candidate is computed: Parquet and DuckDB do most of it without holding the interpreter."""
+    own while the candidate is computed: Parquet and DuckDB do most of it without holding the interpreter. The
+    tear sheet's matplotlib is imported there too, then, rather than after every figure is known."""
     bars = _bars(root, days, horizon)
     universe = _universe(bars, days)
-    return bars, universe, _stored(store, universe, days)
+    stored = _stored(store, universe, days)
+    tearsheet.pyplot()
+    return bars, universe, stored
 
 
 def _stored(store: FeatureStore, universe: pd.DataFrame, days) -> tuple[list[str], pd.DataFrame] | None:
@@ -349,8 +341,6 @@ def write(report: Report, directory: Location) -> tuple[Location, Location]:
     Derived files, not lake data: the next evaluation of the same candidate version and window rewrites them
     (the lake's part files are never rewritten; nothing reads these).
     """
-    from quant_assets.core.research import tearsheet
-
     directory = fs.location(directory)
     directory.mkdir(parents=True, exist_ok=True)
     stem = f"{report.feature.name}@{report.feature.version}_{report.start}_{report.end}"
