@@ -228,20 +228,18 @@ def _universe(bars: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
     return out.sort_values(["date", "entity_key"], kind="mergesort").reset_index(drop=True)
 
 
-def matured_labels(bars: pd.DataFrame, days: list[dt.date], horizon: int) -> pd.DataFrame:
+def matured_labels(bars: pd.DataFrame, days: list[dt.date], horizon: int, settled: dict | None = None) -> pd.DataFrame:
     """Labels of ``horizon`` (days x names), each day's from the price versions known when it matured (the close
     of t+h), by the snapshots' label functions (``known_bars``, ``forward_returns``).
 
     One call for every day whose bars (t's and t+h's) each had a single version, known by then: its version is the
     same at any later time, so the answer as known at the last maturity is that day's. Days touching a restated or
-    late bar are computed alone, as known at their own maturity.
+    late bar are computed alone, as known at their own maturity. ``settled``: ``_settled(bars)``, when known.
     """
     ends = {d: sessions.session_offset(d, horizon) for d in days}
     known_at = {d: known_by_close(e) for d, e in ends.items()}
     labels = snapshots.forward_returns(snapshots.known_bars(bars, max(known_at.values())), days, horizon)
-    per_bar = bars.groupby(["session", "ticker"])["ingest_time"].agg(["size", "max"])
-    per_session = per_bar.groupby(level="session").agg(n=("size", "max"), last=("max", "max"))
-    settled = per_session["last"].where(per_session["n"] == 1).to_dict()  # NaT: some bar was restated
+    settled = _settled(bars) if settled is None else settled
 
     def alone(d: dt.date) -> bool:
         return any(s in settled and not (settled[s] <= known_at[d]) for s in (d, ends[d]))
@@ -259,16 +257,23 @@ def matured_labels(bars: pd.DataFrame, days: list[dt.date], horizon: int) -> pd.
     return pd.DataFrame(index=days) if wide is None else wide.reindex(days)
 
 
+def _settled(bars: pd.DataFrame) -> dict:
+    """Per session, the last ingest time of its bars when each had a single version (NaT: some bar was restated)."""
+    per_bar = bars.groupby(["session", "ticker"])["ingest_time"].agg(["size", "max"])
+    per_session = per_bar.groupby(level="session").agg(n=("size", "max"), last=("max", "max"))
+    return per_session["last"].where(per_session["n"] == 1).to_dict()
+
+
 def _ic_decay(bars, values: pd.DataFrame, days, horizons) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Daily IC and rank IC (days x horizons) of the candidate's decision-time values, and the horizon-1 labels."""
-    ic, rank_ic, first = {}, {}, None
+    ic, rank_ic, first, settled = {}, {}, None, _settled(bars)
     for h in horizons:
-        labels = matured_labels(bars, days, h).reindex(columns=values.columns)
+        labels = matured_labels(bars, days, h, settled).reindex(columns=values.columns)
         ic[h] = metrics.wide_ic(values, labels)
         rank_ic[h] = metrics.wide_ic(values, labels, method="spearman")
         first = labels if h == 1 else first
     if first is None:
-        first = matured_labels(bars, days, 1).reindex(columns=values.columns)
+        first = matured_labels(bars, days, 1, settled).reindex(columns=values.columns)
     return pd.DataFrame(ic), pd.DataFrame(rank_ic), first
 
 
