@@ -266,21 +266,30 @@ def _knowledge_times(rows: _Rows, window: np.ndarray, day: _Day) -> np.ndarray:
     return np.concatenate([[first], later[np.unique(rows.ingest[later], return_index=True)[1]]])
 
 
+RANGE_DAYS = 128  # days whose blocks are held at once
+STACK_CELLS = 1 << 21  # cells of one field in one stacked call (memory: 16 MB a field)
+STACK_MIN = 8  # blocks worth a stacked call and its verification
+
+
 def compute_days(family: FeatureFamily, inputs: pd.DataFrame, days: list[dt.date]) -> Iterator[pd.DataFrame]:
     """``compute_day`` of each of ``days`` in turn, each from its window of ``inputs`` (``load_inputs``' rows,
     sorted by day): the inputs converted to arrays once for the range (``_Rows``), and the blocks of a family
-    computed column by column stacked into few calls (``_stacked``). One day at a time, so a caller can write,
-    check or name each day as it comes."""
+    computed column by column stacked into few calls (``_stacked``), ``RANGE_DAYS`` days at a time (what a chunk
+    holds stays bounded however long the range). One day at a time, so a caller can write, check or name each day
+    as it comes."""
     if inputs.empty:
         yield from (_emitted(family, None, None, [], []) for _ in days)
         return
-    rows, calendar, blocks = _rows(family, inputs), [_day(family, day) for day in days], []
-    for day in calendar:
-        window = np.arange(*_window(rows.day, day.axis[0], day.day))
-        blocks.append([(t, _block(rows, window, day, rows.ingest[t])) for t in _knowledge_times(rows, window, day)])
-    stacked = _stacked(family, rows, [b for day in blocks for _, b in day if b is not None])
-    for day, known in zip(calendar, blocks, strict=True):
-        yield _bitemporal(family, rows, day, known, stacked)
+    rows = _rows(family, inputs)
+    for first in range(0, len(days), RANGE_DAYS):
+        calendar, blocks = [_day(family, day) for day in days[first : first + RANGE_DAYS]], []
+        for day in calendar:
+            window = np.arange(*_window(rows.day, day.axis[0], day.day))
+            times = _knowledge_times(rows, window, day)
+            blocks.append([(t, _block(rows, window, day, rows.ingest[t])) for t in times])
+        stacked = _stacked(family, rows, [b for day in blocks for _, b in day if b is not None])
+        for day, known in zip(calendar, blocks, strict=True):
+            yield _bitemporal(family, rows, day, known, stacked)
 
 
 def compute_day(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.DataFrame:
@@ -306,10 +315,6 @@ def _bitemporal(family: FeatureFamily, rows: _Rows, day: _Day, blocks: list, sta
         emitted.append((code[changed], grid[changed]))
         stamps.append(np.full(changed.sum(), t))
     return _emitted(family, rows, day, emitted, stamps)
-
-
-STACK_CELLS = 1 << 21  # cells of one field in one stacked call (memory: 16 MB a field)
-STACK_MIN = 8  # blocks worth a stacked call and its verification
 
 
 def _stacked(family: FeatureFamily, rows: _Rows, blocks: list[_Block]) -> dict[_Block, np.ndarray]:
