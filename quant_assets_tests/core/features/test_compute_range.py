@@ -153,6 +153,17 @@ def test_a_family_computed_column_by_column_is_computed_side_by_side(restated_la
     assert alone["cs_rank"][0] >= alone["cs_rank"][1] > len(days)
 
 
+@pytest.mark.parametrize("family", ["example", "price"])
+def test_a_range_held_a_few_days_at_a_time_gives_the_same_rows(restated_lake, monkeypatch, family):
+    fam = FAMILIES[family] if family in FAMILIES else _candidate(family)
+    days = SESSIONS[62:]
+    inputs = compute.load_inputs(restated_lake, fam, days)
+    whole = list(compute.compute_days(fam, inputs, days))
+    monkeypatch.setattr(compute, "RANGE_DAYS", 9)
+    for one, chunked in zip(whole, compute.compute_days(fam, inputs, days), strict=True):
+        pd.testing.assert_frame_equal(one, chunked, check_exact=True)
+
+
 def toy_mean(panel, window: int) -> pd.Series:
     return (panel["close"] * panel["volume"]).iloc[-window:].mean()
 
