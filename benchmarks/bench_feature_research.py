@@ -5,13 +5,16 @@ session of 2022-10-03..2025-01-31 (`backfill`), or an existing lake given with -
 
 Measured, in a fresh child process per run (imports not counted): `feature_research.evaluate` of the example
 candidate (examples/candidate_feature.py:INTRADAY_REVERSAL) over the decision sessions 2023-01-03..2024-12-31
-(502), then `feature_research.write` (the tear sheet and the JSON), with wall and CPU seconds per stage: load
-(raw inputs and the labels' bars), compute (compute_day on each of the 502 days), checks (the recompute guards
-on 30 days, or on every day with --guard-days 0, and ingest_not_before_inputs on every row), ic (decision-time
-values, labels at 4 horizons, IC, quantiles, persistence, coverage), correlations (the 36 stored features as
-known at each session) and tear_sheet (matplotlib's import included).
+(502; `--window` for another, e.g. the main job's lake from 2023-01-06), then `feature_research.write` (the tear
+sheet and the JSON), with wall and CPU seconds per stage (CPU: the whole process's, threads included): load (the
+candidate's raw inputs), compute (`compute_days` over the 502 days and their look-back), checks (the recompute
+guards on 30 days, or on every day with --guard-days 0, and ingest_not_before_inputs on every row), market (the
+wait for the labels' bars, the universe and the 36 stored features as known at each session, read on a thread
+while the candidate is computed, matplotlib imported there too), ic (decision-time values, labels at 4 horizons,
+IC, quantiles, persistence, coverage), correlations (against the stored features) and tear_sheet (rendering).
 
 Run: .venv/bin/python benchmarks/bench_feature_research.py [--lake DIR] [--guard-days N] [--repeats N]
+     [--window START END]
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import _common as common  # noqa: E402
 
 CANDIDATE = f"{REPO / 'examples' / 'candidate_feature.py'}:INTRADAY_REVERSAL"
 WINDOW = ("2023-01-03", "2024-12-31")
-STAGES = ("load", "compute", "checks", "ic", "correlations", "tear_sheet")
+STAGES = ("load", "compute", "checks", "market", "ic", "correlations", "tear_sheet")
 
 
 def _build(root: str) -> dict:
@@ -40,11 +43,11 @@ def _build(root: str) -> dict:
     return {"wall_s": time.perf_counter() - t0}
 
 
-def _evaluate(root: str, out: str, guard_days: int) -> dict:
+def _evaluate(root: str, out: str, guard_days: int, window: list[str]) -> dict:
     from quant_assets.core.research import feature_research
 
     t0, c0 = time.perf_counter(), common.cpu_s()
-    report = feature_research.evaluate(root, CANDIDATE, *WINDOW, guard_days=guard_days)
+    report = feature_research.evaluate(root, CANDIDATE, *window, guard_days=guard_days)
     feature_research.write(report, Path(out))
     return {
         "wall_s": time.perf_counter() - t0,
@@ -62,6 +65,7 @@ def main() -> None:
     parser.add_argument("--lake", help="an existing lake (200 names, 2022-10..2025-01) instead of building one")
     parser.add_argument("--guard-days", type=int, default=30, help="days the recompute guards check (0: all)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--window", nargs=2, default=WINDOW, metavar=("START", "END"), help="decision sessions")
     args = parser.parse_args()
     with common.report("bench_feature_research") as tmp:
         root = args.lake
@@ -69,8 +73,11 @@ def main() -> None:
             root = str(tmp / "lake")
             common.section("setup: backfill of 200 names, 2022-10-03..2025-01-31 (not a result)")
             print(f"built in {common.run(__file__, 'build', root)['wall_s']:.0f} s")
-        common.section(f"evaluate + write, {WINDOW[0]}..{WINDOW[1]}, guard days {args.guard_days}")
-        runs = [common.run(__file__, "evaluate", root, str(tmp / "out"), args.guard_days) for _ in range(args.repeats)]
+        common.section(f"evaluate + write, {args.window[0]}..{args.window[1]}, guard days {args.guard_days}")
+        runs = [
+            common.run(__file__, "evaluate", root, str(tmp / "out"), args.guard_days, list(args.window))
+            for _ in range(args.repeats)
+        ]
         first = runs[0]
         print(f"{first['names']} names x {first['sessions']} sessions; guards passed: {first['passed']}")
         rows = [[s, *[f"{r['stages'][s][0]:.2f} / {r['stages'][s][1]:.2f}" for r in runs]] for s in STAGES]

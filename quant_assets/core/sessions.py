@@ -91,6 +91,13 @@ def _index(day: dt.date) -> int:
     return int(np.searchsorted(cal.sessions, np.datetime64(day, "D"), side="left"))
 
 
+def exchange_dates(times: pd.Series) -> np.ndarray:
+    """The exchange's local date (a ``datetime.date``) of each of ``times`` (timezone-aware): converted once per
+    distinct time, as a lake's rows hold a few hundred distinct event times among many thousand rows."""
+    code, distinct = pd.factorize(times)
+    return pd.DatetimeIndex(distinct).tz_convert(EXCHANGE_TZ).date[code] if len(code) else np.array([], dtype=object)
+
+
 def is_session(value) -> bool:
     day = as_date(value)
     _check_horizon(day)
@@ -198,6 +205,13 @@ def decision_time(value) -> pd.Timestamp:
     day = require_session(value)
     local = pd.Timestamp(dt.datetime.combine(day, DECISION_LOCAL_TIME), tz=EXCHANGE_TZ)
     return local.tz_convert("UTC")
+
+
+def decision_times(days) -> pd.DatetimeIndex:
+    """``decision_time`` of each of ``days`` (a column of a panel's rows: a few hundred distinct days, repeated),
+    asked of the calendar once per distinct day."""
+    code, distinct = pd.factorize(pd.Index(days, dtype=object))
+    return pd.DatetimeIndex([decision_time(d) for d in distinct], tz="UTC")[code]
 
 
 def owned_calendar_days(value) -> list[dt.date]:

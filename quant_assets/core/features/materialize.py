@@ -78,9 +78,8 @@ def _unit(
     family = unit.family
     inputs = compute.load_inputs(root, family, days, todo.inputs)
     frames, written_paths = [], []
-    for day in days:
+    for day, out in zip(days, compute.compute_days(family, inputs, days), strict=True):
         rows = compute.window_rows(family, inputs, day)
-        out = compute.compute_day(family, rows, day)
         result = files.write_day(root, family, day, out, provenance, unit.directory)
         run.written += result.rows_written
         written_paths += [result.path] if result.path is not None else []

@@ -51,11 +51,11 @@ def apply(
     ``feature_family`` maps each feature column of ``pit`` to its family's name.
     """
     keep = np.ones(len(pit), dtype=bool)
-    day_index = pd.Index(days)
+    code, distinct = pd.factorize(pd.Index(days, dtype=object))  # a few hundred days, each asked of the calendar once
     for name in sorted(set(feature_family.values())):
         family = families[name]
-        cutoffs = {d: oldest_usable(family, d) for d in day_index.unique()}
-        usable = _utc(pit[event_column(name)]) >= _utc(day_index.map(cutoffs))  # NaT is never usable
+        cutoffs = _utc(pd.DatetimeIndex([oldest_usable(family, d) for d in distinct], tz="UTC"))[code]
+        usable = _utc(pit[event_column(name)]) >= cutoffs  # NaT is never usable
         if family.required:
             keep &= usable
         else:

@@ -7,12 +7,13 @@ its values follow; its ``inputs`` name that dataset (every field of it, as the l
 fields, and only those reach its panel, so a function reading a field it does not declare fails here rather
 than in a backfill.
 
-It is computed as a family of its own (``research_family``) through ``compute.load_inputs``, ``window_rows``
-and ``compute_day``: bitemporal rows, each from the input versions known at its ingest time, and guarded by the
-checks a stored family runs (``checks.recompute_truncated``, ``checks.ingest_not_before_inputs``), plus the same
-recompute with the panel's dates hidden (``_date_blind``): a feature is a function of its panel's values, and one
-that looks its dates up elsewhere (a table of later returns, the lake itself) reads what its panel does not
-hold, which recomputing from cut inputs alone cannot see. Its value usable at a session's decision time is
+It is computed as a family of its own (``research_family``) through ``compute.load_inputs`` and
+``compute_days`` (a backfill's range; ``compute_day`` is its one-day case): bitemporal rows, each from the
+input versions known at its ingest time, and guarded by the checks a stored family runs
+(``checks.recompute_truncated``, ``checks.ingest_not_before_inputs``), plus the same recompute with the panel's
+dates hidden (``_date_blind``): a feature is a function of its panel's values, and one that looks its dates up
+elsewhere (a table of later returns, the lake itself) reads what its panel does not hold, which recomputing
+from cut inputs alone cannot see. Its value usable at a session's decision time is
 the point-in-time kernel's answer under the one staleness rule (``decision_values``), as snapshots and scoring
 read stored features.
 """
@@ -193,13 +194,14 @@ GUARD_DAYS = 30  # days the recompute guards check by default, spread over the r
 def compute_rows(
     root: Location, family: FeatureFamily, days: list[dt.date], sample: int = 25, guard_days: int = GUARD_DAYS
 ) -> Computed:
-    """The candidate's rows for ``days`` (``compute_day`` on each day's window of the inputs, read once), and
-    the guards (``guards``)."""
+    """The candidate's rows for ``days`` (``compute_days``: each day from its window of the inputs, read once),
+    and the guards (``guards``)."""
     seconds: dict[str, tuple[float, float]] = {}
     with timed(seconds, "load"):
         inputs = compute.load_inputs(fs.location(root), family, days)
     with timed(seconds, "compute"):
-        frames = [_compute_day(family, compute.window_rows(family, inputs, day), day) for day in days]
+        computed = compute.compute_days(family, inputs, days)
+        frames = [_next_day(family, computed, day) for day in days]
     with timed(seconds, "checks"):
         found = guards(family, inputs, days, frames, sample, guard_days)
     name = family.features[0].name
@@ -232,11 +234,11 @@ def guards(
     return found
 
 
-def _compute_day(family: FeatureFamily, rows: pd.DataFrame, day: dt.date) -> pd.DataFrame:
-    """``compute.compute_day``; a candidate's own error named with its feature and day (and the likeliest cause
-    of an IndexError)."""
+def _next_day(family: FeatureFamily, computed: Iterator[pd.DataFrame], day: dt.date) -> pd.DataFrame:
+    """The rows of ``day``, the next of ``compute.compute_days``; a candidate's own error named with its feature and
+    day (and the likeliest cause of an IndexError)."""
     try:
-        return compute.compute_day(family, rows, day)
+        return next(computed)
     except Exception as exc:
         feature = family.features[0]
         hint = (
@@ -290,7 +292,7 @@ def decision_values(computed: Computed, queries: pd.DataFrame) -> np.ndarray:
             ]
         )
     )
-    when = pd.DatetimeIndex(queries["date"].map({d: sessions.decision_time(d) for d in queries["date"].unique()}))
+    when = sessions.decision_times(queries["date"])
     q_time = when.tz_convert("UTC").tz_localize(None).as_unit("us").to_numpy().view("int64")
     values, event = point_in_time_rows(table, ["value"], pa.array(queries["entity_key"].astype(str)), q_time)
     column = event_column(family.name)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +37,7 @@ from quant_assets.core.features.definitions import FeatureDef
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources.base import known_by_close
-from quant_assets.core.research import backtest, candidate, metrics, snapshots
+from quant_assets.core.research import backtest, candidate, metrics, snapshots, tearsheet
 from quant_assets.core.research.candidate import CandidateError, timed
 from quant_assets.core.storage import fs, lake
 from quant_assets.core.storage.fs import Location
@@ -170,38 +171,29 @@ def evaluate(
         staleness.earliest_partition(days[0], {family.name: family}), sessions.previous_session(days[-1])
     )
     candidate.check_history(root, family, computed_days)
-    computed = candidate.compute_rows(root, family, computed_days, guard_sample, guard_days)
-    if computed.rows["value"].notna().sum() == 0:
-        raise CandidateError(f"{feature.name} has no value on any session of {computed_days[0]}..{computed_days[-1]}")
-    seconds = computed.seconds
-    with timed(seconds, "load"):
-        bars = _bars(root, days, max(horizons))
-    with timed(seconds, "ic"):
-        universe = _universe(bars, days)
-        universe["value"] = candidate.decision_values(computed, universe)
-        values = universe.pivot(index="date", columns="entity_key", values="value").reindex(days)
-        ic, rank_ic, first = _ic_decay(bars, values, days, horizons)
-        quantiles = quantile_returns(values, first)
-        persistence = _persistence(values)
-        coverage = universe.groupby("date")["value"].apply(lambda v: v.notna().mean()).reindex(days)
-    with timed(seconds, "correlations"):
-        correlations = _correlations(store or FeatureStore(root, ALL_FEATURES), universe, values, days)
+    with ThreadPoolExecutor(1) as pool:  # a second thread: the market (``_market``), then the correlations
+        market = pool.submit(_market, root, store or FeatureStore(root, ALL_FEATURES), days, max(horizons))
+        computed = candidate.compute_rows(root, family, computed_days, guard_sample, guard_days)
+        if computed.rows["value"].notna().sum() == 0:
+            span = f"{computed_days[0]}..{computed_days[-1]}"
+            raise CandidateError(f"{feature.name} has no value on any session of {span}")
+        seconds = computed.seconds
+        with timed(seconds, "market"):
+            bars, universe, stored = market.result()
+        with timed(seconds, "ic"):
+            universe["value"] = candidate.decision_values(computed, universe)
+            values = universe.pivot(index="date", columns="entity_key", values="value").reindex(days)
+            correlated = pool.submit(_correlations, stored, values.copy())  # its ranks leave the interpreter free
+            ic, rank_ic, first = _ic_decay(bars, values, days, horizons)
+            quantiles = quantile_returns(values, first)
+            persistence = _persistence(values)
+            coverage = universe["value"].notna().groupby(universe["date"]).mean().reindex(days)
+        with timed(seconds, "correlations"):
+            correlations = correlated.result()
     return Report(
-        feature,
-        days[0],
-        days[-1],
-        values,
-        universe,
-        ic,
-        rank_ic,
-        quantiles,
-        persistence,
-        coverage,
-        correlations,
-        computed.guards,
-        computed.rows,
-        seconds,
-    )
+        feature, days[0], days[-1], values, universe, ic, rank_ic, quantiles, persistence, coverage, correlations,
+        computed.guards, computed.rows, seconds,
+    )  # fmt: skip
 
 
 def _sessions(start, end) -> list[dt.date]:
@@ -218,11 +210,10 @@ def _bars(root: Location, days: list[dt.date], horizon: int) -> pd.DataFrame:
     """Every stored version of the bars from the session before the window to ``horizon`` sessions after it: the
     universe's and the labels' input."""
     needed = sessions.sessions_between(sessions.previous_session(days[0]), sessions.session_offset(days[-1], horizon))
-    frames = [f for f in lake.read_partitions(root, "raw_prices", needed).values() if not f.empty]
-    if not frames:
+    bars = lake.read_frame([f for d in needed for f in lake.partition_files(lake.partition_dir(root, "raw_prices", d))])
+    if bars.empty:
         raise CandidateError(f"no raw_prices data under {root} for {needed[0]}..{needed[-1]}: no universe, no label")
-    bars = pd.concat(frames, ignore_index=True)
-    bars["session"] = bars["event_time"].dt.tz_convert(sessions.EXCHANGE_TZ).dt.date
+    bars["session"] = sessions.exchange_dates(bars["event_time"])
     return bars
 
 
@@ -232,25 +223,23 @@ def _universe(bars: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
     previous = {sessions.previous_session(d): d for d in days}
     first["date"] = first["session"].map(previous)
     first = first.dropna(subset=["date"])
-    known = first["ingest_time"] <= first["date"].map({d: sessions.decision_time(d) for d in days})
+    known = first["ingest_time"].array <= sessions.decision_times(first["date"]).array
     out = first[known].rename(columns={"ticker": "entity_key"})[["date", "entity_key"]]
     return out.sort_values(["date", "entity_key"], kind="mergesort").reset_index(drop=True)
 
 
-def matured_labels(bars: pd.DataFrame, days: list[dt.date], horizon: int) -> pd.DataFrame:
+def matured_labels(bars: pd.DataFrame, days: list[dt.date], horizon: int, settled: dict | None = None) -> pd.DataFrame:
     """Labels of ``horizon`` (days x names), each day's from the price versions known when it matured (the close
     of t+h), by the snapshots' label functions (``known_bars``, ``forward_returns``).
 
     One call for every day whose bars (t's and t+h's) each had a single version, known by then: its version is the
     same at any later time, so the answer as known at the last maturity is that day's. Days touching a restated or
-    late bar are computed alone, as known at their own maturity.
+    late bar are computed alone, as known at their own maturity. ``settled``: ``_settled(bars)``, when known.
     """
     ends = {d: sessions.session_offset(d, horizon) for d in days}
     known_at = {d: known_by_close(e) for d, e in ends.items()}
     labels = snapshots.forward_returns(snapshots.known_bars(bars, max(known_at.values())), days, horizon)
-    per_bar = bars.groupby(["session", "ticker"])["ingest_time"].agg(["size", "max"])
-    per_session = per_bar.groupby(level="session").agg(n=("size", "max"), last=("max", "max"))
-    settled = per_session["last"].where(per_session["n"] == 1).to_dict()  # NaT: some bar was restated
+    settled = _settled(bars) if settled is None else settled
 
     def alone(d: dt.date) -> bool:
         return any(s in settled and not (settled[s] <= known_at[d]) for s in (d, ends[d]))
@@ -268,16 +257,23 @@ def matured_labels(bars: pd.DataFrame, days: list[dt.date], horizon: int) -> pd.
     return pd.DataFrame(index=days) if wide is None else wide.reindex(days)
 
 
+def _settled(bars: pd.DataFrame) -> dict:
+    """Per session, the last ingest time of its bars when each had a single version (NaT: some bar was restated)."""
+    per_bar = bars.groupby(["session", "ticker"])["ingest_time"].agg(["size", "max"])
+    per_session = per_bar.groupby(level="session").agg(n=("size", "max"), last=("max", "max"))
+    return per_session["last"].where(per_session["n"] == 1).to_dict()
+
+
 def _ic_decay(bars, values: pd.DataFrame, days, horizons) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Daily IC and rank IC (days x horizons) of the candidate's decision-time values, and the horizon-1 labels."""
-    ic, rank_ic, first = {}, {}, None
+    ic, rank_ic, first, settled = {}, {}, None, _settled(bars)
     for h in horizons:
-        labels = matured_labels(bars, days, h).reindex(columns=values.columns)
+        labels = matured_labels(bars, days, h, settled).reindex(columns=values.columns)
         ic[h] = metrics.wide_ic(values, labels)
         rank_ic[h] = metrics.wide_ic(values, labels, method="spearman")
         first = labels if h == 1 else first
     if first is None:
-        first = matured_labels(bars, days, 1).reindex(columns=values.columns)
+        first = matured_labels(bars, days, 1, settled).reindex(columns=values.columns)
     return pd.DataFrame(ic), pd.DataFrame(rank_ic), first
 
 
@@ -305,19 +301,38 @@ def _persistence(values: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def _correlations(store: FeatureStore, universe: pd.DataFrame, values: pd.DataFrame, days) -> pd.DataFrame:
-    """Mean daily rank correlation with each stored library feature, as known at each decision time."""
+def _market(root: Location, store: FeatureStore, days: list[dt.date], horizon: int):
+    """What the candidate is judged against, none of it from the candidate: the bars (``_bars``), the universe
+    (``_universe``) and the stored features as known at each decision time (``_stored``). Read on a thread of its
+    own while the candidate is computed: Parquet and DuckDB do most of it without holding the interpreter. The
+    tear sheet's matplotlib is imported there too, then, rather than after every figure is known."""
+    bars = _bars(root, days, horizon)
+    universe = _universe(bars, days)
+    stored = _stored(store, universe, days)
+    tearsheet.pyplot()
+    return bars, universe, stored
+
+
+def _stored(store: FeatureStore, universe: pd.DataFrame, days) -> tuple[list[str], pd.DataFrame] | None:
+    """The stored library features, and each as known at each decision time of the universe (days x (feature,
+    name)) under the staleness rule; None when the store holds none."""
     stored = [f for f in store.definitions if store.resolve(f)[1] in store.versions(f)]
     if not stored or universe.empty:
-        return pd.DataFrame(columns=["rank_corr", "days"]).rename_axis("feature")
-    as_of = universe["date"].map({d: sessions.decision_time(d) for d in days})
+        return None
+    as_of = sessions.decision_times(universe["date"])
     queries = pd.DataFrame({"entity_key": universe["entity_key"], "as_of": as_of})
     pit = store.get_point_in_time(queries, stored, since=staleness.earliest_partition(days[0]), until=days[-1])
     pit, usable = staleness.apply(pit, list(universe["date"]), store.families(stored))
     frame = pit[stored].where(pd.Series(usable, index=pit.index), axis=0).assign(date=universe["date"].to_numpy())
-    wide = frame.assign(entity_key=universe["entity_key"].to_numpy()).pivot(index="date", columns="entity_key")
-    out = {}
-    for f in stored:
+    return stored, frame.assign(entity_key=universe["entity_key"].to_numpy()).pivot(index="date", columns="entity_key")
+
+
+def _correlations(stored: tuple[list[str], pd.DataFrame] | None, values: pd.DataFrame) -> pd.DataFrame:
+    """Mean daily rank correlation with each stored library feature (``_stored``)."""
+    if stored is None:
+        return pd.DataFrame(columns=["rank_corr", "days"]).rename_axis("feature")
+    out, (names, wide) = {}, stored
+    for f in names:
         daily = metrics.wide_ic(values, wide[f].reindex(index=values.index, columns=values.columns), "spearman")
         out[f] = {"rank_corr": float(daily.mean()), "days": int(daily.notna().sum())}
     frame = pd.DataFrame(out).T.rename_axis("feature")
@@ -331,8 +346,6 @@ def write(report: Report, directory: Location) -> tuple[Location, Location]:
     Derived files, not lake data: the next evaluation of the same candidate version and window rewrites them
     (the lake's part files are never rewritten; nothing reads these).
     """
-    from quant_assets.core.research import tearsheet
-
     directory = fs.location(directory)
     directory.mkdir(parents=True, exist_ok=True)
     stem = f"{report.feature.name}@{report.feature.version}_{report.start}_{report.end}"

@@ -93,7 +93,7 @@ def forward_returns(px: pd.DataFrame, days: list[dt.date], horizon: int) -> pd.D
     days, so a session without a bar gives no label, never a return over a longer span.
     """
     needed = days + [sessions.session_offset(days[-1], k) for k in range(1, horizon + 1)]
-    dates = px["event_time"].dt.tz_convert(sessions.EXCHANGE_TZ).dt.date
+    dates = sessions.exchange_dates(px["event_time"])
     wide = px.assign(date=dates).pivot(index="date", columns="entity_key", values="adj_open").reindex(needed)
     fwd = wide.shift(-horizon) / wide - 1
     out = fwd.loc[days].stack().rename(LABEL).reset_index()

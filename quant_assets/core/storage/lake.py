@@ -109,11 +109,15 @@ def write_part(directory: Location, table: pa.Table) -> Location:
 
 def read_parquet(path: Location, columns: list[str] | None = None, source=None) -> pa.Table:
     """A Parquet file (or its bytes, ``source``) with its page checksums verified; damage raises
-    ``CorruptFile`` naming the file."""
+    ``CorruptFile`` naming the file.
+
+    Read as one file (``ParquetFile``): the same table ``pq.read_table`` gives, at well under half its cost, as that
+    goes through the datasets machinery, whose setup was most of the time of reading one of the lake's small parts.
+    """
     try:
         if source is None:
             source = pa.BufferReader(path.read_bytes())
-        return pq.read_table(source, columns=columns, page_checksum_verification=True)
+        return pq.ParquetFile(source, page_checksum_verification=True).read(columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise CorruptFile(f"{path}: unreadable Parquet ({exc})") from exc
 
@@ -131,25 +135,40 @@ def _part_name(sha256: str) -> str:
     return f"{PART_PREFIX}{sha256[:32]}.parquet"
 
 
-def read_part(path: Location, blob: bytes | None = None) -> pa.Table:
-    """A content-addressed part (its bytes already read: ``blob``), refused (``CorruptFile`` naming it) unless its
-    bytes hash to its name."""
+def read_part(path: Location, blob: bytes | None = None, columns: list[str] | None = None) -> pa.Table:
+    """A content-addressed part (its bytes already read: ``blob``; ``columns`` of it), refused (``CorruptFile``
+    naming it) unless its bytes hash to its name."""
     try:
         blob = path.read_bytes() if blob is None else blob
     except OSError as exc:
         raise CorruptFile(f"{path}: unreadable ({exc})") from exc
     if _part_name(hashlib.sha256(blob).hexdigest()) != path.name:
         raise CorruptFile(f"{path}: content does not hash to its name (changed after it was written)")
-    return read_parquet(path, source=pa.BufferReader(blob))
+    return read_parquet(path, columns, source=pa.BufferReader(blob))
 
 
-def read_parts(paths: list[Location]) -> list[pa.Table]:
-    """``read_part`` of each of ``paths``, their bytes fetched at once (concurrently on an object store)."""
+def read_parts(paths: list[Location], columns: list[str] | None = None) -> list[pa.Table]:
+    """``read_part`` of each of ``paths``, their bytes fetched at once (concurrently on an object store), then
+    checked and decoded on two threads: hashing and decoding leave the interpreter free, so the few hundred small
+    parts of a range are read on both cores."""
     try:
         blobs = fs.read_many(paths)
     except OSError as exc:
         raise CorruptFile(f"one of {len(paths)} parts is unreadable ({exc})") from exc
-    return [read_part(p, b) for p, b in zip(paths, blobs, strict=True)]
+    if len(paths) < 2:
+        return [read_part(p, b, columns) for p, b in zip(paths, blobs, strict=True)]
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(lambda pb: read_part(*pb, columns), zip(paths, blobs, strict=True)))
+
+
+def read_frame(paths: list[Location], columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows of the parts ``paths`` (``columns`` of them) as one frame, in order: their tables concatenated and
+    converted to pandas once (a dataset's parts share its schema). A frame per part, concatenated, cost more than
+    reading the parts."""
+    tables = [t if columns is None else t.select(columns) for t in read_parts(paths, columns)]
+    if not tables:
+        return pd.DataFrame(columns=columns)
+    return pa.concat_tables(tables).to_pandas()
 
 
 def partition_files(directory: Location) -> list[Location]:
