@@ -60,16 +60,20 @@ class DriftRange:
         self._pos = {d: i for i, d in enumerate(self.sessions)}
         self.prices = self._read("raw_prices")
         self.predictions = self._read(scoring.DATASET)
+        self._latest: dict[dt.date, pd.DataFrame] = {}
         self.psi = self._psi_series(store)
 
     def _read(self, dataset: str) -> dict[dt.date, pd.DataFrame]:
         return lake.read_partitions(self.root, dataset, self.sessions)
 
     def _model_predictions(self, day: dt.date) -> pd.DataFrame:
-        frame = self.predictions[day]
-        if frame.empty:
-            return frame
-        return lake.latest_versions(frame[frame["model"] == self.profile.node], ["entity_key"])
+        """The model's latest prediction per name on ``day``, worked out once per session: every drift day's
+        window reads the sessions before it again (twenty-odd reads of each session over a range)."""
+        if day not in self._latest:
+            frame = self.predictions[day]
+            mine = frame[frame["model"] == self.profile.node] if len(frame) else frame
+            self._latest[day] = lake.latest_versions(mine, ["entity_key"]) if len(frame) else frame
+        return self._latest[day]
 
     def _psi_series(self, store: FeatureStore) -> pd.DataFrame:
         """Feature PSI (per feature) and prediction PSI for every session of the range.
