@@ -21,6 +21,7 @@ PACKAGE = Path(quant_assets.__file__).parent
 CORE = PACKAGE / "core"
 STAGES = {
     "sessions": 0,
+    "environment": 0,  # the library versions a result was computed with: a leaf, like the calendar
     "storage": 1,
     "ingest": 2,
     "features": 3,
