@@ -45,7 +45,8 @@ MULTIPROCESS = {
 }
 
 
-# The multiprocess executor with its default start method (spawn): each step a new interpreter with the environment
-# as it is when the step starts. The forkserver above is started once per test session, and the processes it forks
-# keep the environment of the test that started it, so only one test (the sweep's) may use it with its own env.
-SPAWN = {"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}}
+# The multiprocess executor with spawn, named (the project's default is a forkserver: defs/executor.py): each step a
+# new interpreter with the environment as it is when the step starts. A forkserver is started once per process, and
+# the processes it forks keep the environment of the test that started it, so only one test (the sweep's) may use it
+# with its own env.
+SPAWN = {"execution": {"config": {"multiprocess": {"max_concurrent": 2, "start_method": {"spawn": {}}}}}}
