@@ -86,19 +86,24 @@ def _train_config(config: TrainingConfig, snap: snapshots.Snapshot) -> training.
     )
 
 
+def _training_key(config: TrainingConfig, snap: snapshots.Snapshot, registry: RegistryResource) -> str:
+    return trainings.key(snap.fingerprint, _train_config(config, snap), code_version(registry.code_version))
+
+
 def _trained_before(
     config: TrainingConfig, snap: snapshots.Snapshot, registry: RegistryResource
 ) -> tuple[str, tuple[champion.Registration, training.WalkForwardResult] | None]:
     """The run's training key, and the registered model and result it gave before (None: train; always None
     with ``retrain``). A model whose files fail verification is trained again, and said so."""
-    cfg = _train_config(config, snap)
-    key = trainings.key(snap.fingerprint, cfg, code_version(registry.code_version))
+    key = _training_key(config, snap, registry)
     if config.retrain:
         return key, None
     with registry.connect() as conn:
         ref = trainings.find(conn, registry.name, key)
         try:
-            return key, (None if ref is None else champion.reuse(conn, registry.name, ref, snap, cfg))
+            return key, (
+                None if ref is None else champion.reuse(conn, registry.name, ref, snap, _train_config(config, snap))
+            )
         except artifacts.ArtifactTampered as exc:
             dg.get_dagster_logger().warning(f"training again: {exc}")
             return key, None
@@ -142,8 +147,8 @@ def register_model(
     registry: RegistryResource,
 ) -> dg.Output[str]:
     snap = snapshots.read(training_snapshot)
-    key, before = _trained_before(config, snap, registry)
     if not folds:  # plan_folds found the model trained before
+        _, before = _trained_before(config, snap, registry)
         if before is None:
             raise dg.Failure("the model trained before no longer verifies (see the log): run again to train it")
         reg, result = before
@@ -153,7 +158,7 @@ def register_model(
             reg = champion.register(
                 conn, lake.path, registry.name, snap, result, code_version(registry.code_version), context.run_id
             )
-            trainings.record(conn, key, reg.ref)
+            trainings.record(conn, _training_key(config, snap, registry), reg.ref)
     context.log.info(f"{reg.ref.node}: {reg.note}")
     return dg.Output(reg.ref.node, metadata=_training_metadata(snap, result, reg))
 
