@@ -106,6 +106,15 @@ def is_session(value) -> bool:
     return i < len(cal.sessions) and cal.sessions[i].astype(object) == day
 
 
+def are_sessions(days: np.ndarray) -> np.ndarray:
+    """``is_session`` of each of ``days`` (datetime64 values), where a day outside the horizon, or NaT, is no
+    session instead of an error: the vectorised test of a batch of offered dates."""
+    days = np.asarray(days).astype("datetime64[D]")
+    known = calendar().sessions
+    at = np.minimum(np.searchsorted(known, days), len(known) - 1)  # sorted: a binary search, not np.isin's sort
+    return known[at] == days
+
+
 def require_session(value) -> dt.date:
     day = as_date(value)
     if not is_session(day):

@@ -106,6 +106,9 @@ def _available(
     return df[~early], make_rejects(df[early], "not_yet_available", detail), available[~early]
 
 
+_HISTORY_COLUMNS = [*KEY, "adj_close", "volume", "ingest_time"]  # what the step check reads of a stored bar
+
+
 def previous_bars(root: Location, session: dt.date, tickers, lookback: int, known_at: pd.Timestamp) -> pd.DataFrame:
     """The (up to) two nearest stored bars per ticker before ``session``, within ``lookback`` sessions.
 
@@ -119,7 +122,7 @@ def previous_bars(root: Location, session: dt.date, tickers, lookback: int, know
     for i in range(index - 1, max(index - 1 - lookback, -1), -1):
         if (found >= 2).all():
             break
-        stored = lake.read_partition(root, PRICES, sessions.session_at(i))
+        stored = lake.read_partition(root, PRICES, sessions.session_at(i), _HISTORY_COLUMNS)
         if stored.empty:
             continue
         latest = lake.latest_versions(stored[stored["ingest_time"] <= known_at], KEY)
