@@ -14,6 +14,10 @@ directory, a loop, a link leaving the root) a reject of the partition owning
 its day; an entry that is not a ticker directory, and a universe ticker
 without one, are notices. Any failure to parse one line quarantines that line
 with the error named; a UTF-8 byte-order mark opening a file is skipped.
+
+A partition's day files are the next partition's too (the day after its last
+owned day), so the files parsed by the previous call are kept, each on its
+ticker, path, size and mtime: a file that changed since is read again.
 """
 
 from __future__ import annotations
@@ -96,13 +100,9 @@ def _file_reject(ticker: str, source_file: str, reason: str, detail: str) -> dic
     return dict(ticker=ticker, source_file=source_file, source_line=None, reason=reason, detail=detail, raw=None)
 
 
-def _read_file(real: Path, shown: Path, ticker: str, file_date: dt.date) -> tuple[list[dict], list[dict], int]:
-    """Records and rejects of one tweet file, and how many records (non-blank lines) it holds."""
+def _parse_file(blob: bytes, ticker: str, file_date: dt.date) -> tuple[list[dict], list[dict], int]:
+    """Records and rejects of one tweet file's bytes, and how many records (non-blank lines) it holds."""
     rel = f"{ticker}/{file_date.isoformat()}"
-    try:
-        blob = real.read_bytes()
-    except OSError as exc:
-        return [], [_file_reject(ticker, rel, "unreadable_file", f"cannot read {shown}: {exc.strerror or exc}")], 1
     if blob.startswith(BOM):
         blob = blob[len(BOM) :]
     records, rejects, count = [], [], 0
@@ -116,22 +116,37 @@ def _read_file(real: Path, shown: Path, ticker: str, file_date: dt.date) -> tupl
 
 
 def aggregate_tweets(tweets: pd.DataFrame) -> pd.DataFrame:
-    """Per ticker and UTC day: count, unique users, lexicon counts, mean sentiment."""
-    scores = pd.DataFrame(
-        tweets["text"].map(score_tokens).tolist(), columns=["pos", "neg", "score"], index=tweets.index
+    """Per ticker and UTC day: count, unique users, lexicon counts, mean sentiment (``tweets`` not empty).
+
+    A partition holds a few hundred tweets, where pandas' per-group machinery costs more than the work:
+    groups are counted in plain Python. The mean alone is pandas' grouped mean, whose summation decides
+    the last bits of the sentiment; its sorted groups give the row order.
+    """
+    keys = zip(tweets["ticker"].tolist(), tweets["day"].tolist(), strict=True)
+    pos, neg, score = zip(*map(score_tokens, tweets["text"].tolist()), strict=True)
+    groups: dict[tuple, list] = {}
+    users, sources = tweets["user_id"].tolist(), tweets["source_file"].tolist()
+    for key, user, p, n, source in zip(keys, users, pos, neg, sources, strict=True):
+        group = groups.setdefault(key, [0, set(), 0, 0, set()])  # tweets, users, pos, neg, files
+        group[0] += 1
+        group[1].add(user)
+        group[2] += p
+        group[3] += n
+        group[4].add(source)
+    mean = pd.Series(score, index=tweets.index, dtype="float64").groupby([tweets["ticker"], tweets["day"]]).mean()
+    rows = [groups[key] for key in mean.index]
+    out = pd.DataFrame(
+        {
+            "ticker": [ticker for ticker, _ in mean.index],
+            "day": [day.isoformat() for _, day in mean.index],
+            "tweet_count": [g[0] for g in rows],
+            "unique_users": [len(g[1]) for g in rows],
+            "pos_words": [g[2] for g in rows],
+            "neg_words": [g[3] for g in rows],
+            "sentiment": mean.to_numpy().round(12),
+            "source_file": [";".join(sorted(g[4])) for g in rows],
+        }
     )
-    df = pd.concat([tweets[["ticker", "day", "user_id", "source_file"]], scores], axis=1)
-    out = df.groupby(["ticker", "day"], sort=True).agg(
-        tweet_count=("user_id", "size"),
-        unique_users=("user_id", "nunique"),
-        pos_words=("pos", "sum"),
-        neg_words=("neg", "sum"),
-        sentiment=("score", "mean"),
-        source_file=("source_file", lambda s: ";".join(sorted(set(s)))),
-    )
-    out = out.reset_index()
-    out["day"] = out["day"].map(lambda d: d.isoformat())
-    out["sentiment"] = out["sentiment"].round(12)
     return out.assign(source_line=pd.NA, raw=pd.NA)
 
 
@@ -152,6 +167,7 @@ class StockNetTweets:
         self.directory = Path(directory)
         self.name = utf8_safe(f"stocknet_tweets({self.directory})")
         self._universe = universe
+        self._files: dict[tuple, tuple] = {}  # plain files the last call read: (ticker, path) -> (size, mtime), parse
 
     def _scan(self) -> _Tree:
         """Every entry of the tweet root: a readable ticker directory, a reject or a notice."""
@@ -159,12 +175,17 @@ class StockNetTweets:
             raise SourceError(f"tweet directory not found or not a directory: {self.directory}")
         tree = _Tree(Path(os.path.realpath(self.directory)))
         seen = set()
-        for name in sorted(os.listdir(self.directory)):
-            ticker = ticker_of(name)
+        with os.scandir(self.directory) as entries:
+            listing = sorted(entries, key=lambda e: e.name)
+        for entry in listing:
+            name, ticker = entry.name, ticker_of(entry.name)
             if ticker is None:
                 tree.notices.append(Notice("unexpected_file", name, f"not a ticker directory of {self.directory}"))
                 continue
             seen.add(ticker)
+            if entry.is_dir(follow_symlinks=False):  # not a link, in a directory whose real path is the root
+                tree.tickers[ticker] = tree.root / name
+                continue
             found = locate(self.directory / name, tree.root)
             if found.real is None:
                 tree.rejects.append(_file_reject(ticker, name, found.reason, found.detail))
@@ -183,28 +204,48 @@ class StockNetTweets:
             return self._universe
         return frozenset(self._scan().tickers)
 
-    @staticmethod
-    def _read_day(root: Path, tdir: Path, ticker: str, file_date: dt.date) -> tuple[list[dict], list[dict], int]:
-        """One ticker's file for ``file_date``: nothing when there is none (no tweets that day)."""
-        path = tdir / file_date.isoformat()
-        if not os.path.lexists(path):
+    def _read_day(self, root: Path, tdir: Path, ticker: str, file_date: dt.date, kept: dict) -> tuple:
+        """One ticker's file for ``file_date``: nothing when there is none (no tweets that day).
+
+        A plain file (``tdir`` is resolved) is taken from the previous call's files while its size and
+        mtime are unchanged, and kept in ``kept`` for the next call; a link is resolved and read every time.
+        """
+        path, rel = tdir / file_date.isoformat(), f"{ticker}/{file_date.isoformat()}"
+        try:
+            st = os.lstat(path)
+        except OSError:
             return [], [], 0
-        found = locate_file(path, root)
-        if found.real is None:
-            return [], [_file_reject(ticker, f"{ticker}/{file_date.isoformat()}", found.reason, found.detail)], 1
-        return _read_file(found.real, path, ticker, file_date)
+        real, sig = path, (st.st_size, st.st_mtime_ns)
+        if not stat.S_ISREG(st.st_mode):  # a link, or not a file: resolved and checked, never kept
+            found = locate_file(path, root)
+            if found.real is None:
+                return [], [_file_reject(ticker, rel, found.reason, found.detail)], 1
+            real, sig = found.real, None
+        key = (ticker, path)  # a ticker directory linking to another reads the same files as another ticker
+        hit = self._files.get(key)
+        if sig and hit and hit[0] == sig:
+            kept[key] = hit
+            return hit[1]
+        try:
+            parsed = _parse_file(real.read_bytes(), ticker, file_date)
+        except OSError as exc:  # not kept: a file unreadable now (its permissions) may be readable next time
+            return [], [_file_reject(ticker, rel, "unreadable_file", f"cannot read {path}: {exc.strerror or exc}")], 1
+        if sig:
+            kept[key] = (sig, parsed)
+        return parsed
 
     def alt(self, session: dt.date) -> RawBatch:
         days = sessions.owned_calendar_days(session)
         tree = self._scan()
-        records, rejects, read = [], list(tree.rejects), len(tree.rejects)
+        records, rejects, read, kept = [], list(tree.rejects), len(tree.rejects), {}
         for ticker, tdir in tree.tickers.items():
             for file_date in days + [days[-1] + dt.timedelta(days=1)]:
-                recs, rejs, count = self._read_day(tree.root, tdir, ticker, file_date)
+                recs, rejs, count = self._read_day(tree.root, tdir, ticker, file_date, kept)
                 records.extend(recs)
                 if file_date in days:  # the next day's file lends its late-evening tweets, not its problems
                     rejects.extend(rejs)
                     read += count
+        self._files = kept
         aggregates, tweet_rejects = self._aggregate(pd.DataFrame(records, columns=TWEET_FIELDS), days)
         line_rejects = pd.DataFrame(rejects, columns=REJECT_FIELDS, dtype=object)  # typed by concat_rejects
         return RawBatch(aggregates, concat_rejects([line_rejects, tweet_rejects]), read, tree.notices)

@@ -6,6 +6,9 @@ lines tagged with the session that owns them: a line's own date if it is a
 session, else the next session (a Saturday bar is quarantined with Monday's
 partition); a line whose date cannot be read goes with the next readable line
 (files are date-sorted), so every line is reported in exactly one partition.
+The lines of all parsed files are then held in one frame sorted by owning
+session (then file, then line), rebuilt only when the directory's files or a
+file's signature change, so a partition is one slice rather than one per file.
 
 Only ``<TICKER>.csv`` files that resolve inside the directory are read; any
 other entry is a notice, a missing universe ticker too. A file that cannot be
@@ -21,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,20 +52,21 @@ class _Sorted:
         order = np.argsort(owners, kind="stable")
         return cls(owners[order], frame.iloc[order].reset_index(drop=True))
 
-    def get(self, owner: np.datetime64) -> pd.DataFrame:
-        lo, hi = np.searchsorted(self.owners, owner, "left"), np.searchsorted(self.owners, owner, "right")
-        return self.frame.iloc[lo:hi]
+    def bounds(self, owner: np.datetime64) -> tuple[int, int]:
+        return int(np.searchsorted(self.owners, owner, "left")), int(np.searchsorted(self.owners, owner, "right"))
 
 
 @dataclass
 class _ParsedFile:
-    records: _Sorted | None  # well-formed lines as text fields
-    rejects: _Sorted | None  # malformed lines, already in quarantine form
+    records: pd.DataFrame | None  # well-formed lines as text fields, in file order
+    record_owners: np.ndarray | None  # the session owning each record
+    rejects: pd.DataFrame | None  # malformed lines, already in quarantine form, in file order
+    reject_owners: np.ndarray | None
     file_reject: pd.DataFrame | None  # a whole-file problem, reported in every partition
 
 
 def _index_lines(lines: pd.DataFrame) -> _ParsedFile:
-    """Split a file's lines into records and rejects once, each sorted by owning session."""
+    """Split a file's lines into records and rejects once, each with its owning sessions."""
     owners = lines["owner"].to_numpy(dtype="datetime64[D]")
     bad = lines["pre_reason"].notna().to_numpy()
     good = lines[~bad]
@@ -71,7 +76,56 @@ def _index_lines(lines: pd.DataFrame) -> _ParsedFile:
     rejects = make_rejects(rejects, "", rejects["detail"].astype("string")).assign(
         reason=rejects["pre_reason"].astype("string").to_numpy()
     )
-    return _ParsedFile(_Sorted.of(records, owners[~bad]), _Sorted.of(rejects, owners[bad]), None)
+    return _ParsedFile(records, owners[~bad], rejects, owners[bad], None)
+
+
+@dataclass
+class _Index:
+    """The lines of every cached file in one frame per kind, sorted by owning session, then file, then line.
+
+    A session's rows are then one slice in the order a file-by-file concatenation gives them (files in name
+    order); whole-file rejects, one per file and partition, are merged in by file name.
+    """
+
+    key: tuple  # (name, signature) of every file it holds, in name order: valid while they are unchanged
+    records: _Sorted
+    rejects: _Sorted
+    reject_names: np.ndarray  # the file name of each row of ``rejects.frame``
+    file_rejects: list[tuple[str, pd.DataFrame]]
+
+    @classmethod
+    def of(cls, key: tuple, parsed: dict[str, _ParsedFile]) -> _Index:
+        lines = {n: p for n, p in parsed.items() if p.file_reject is None}
+        # Files without records are left out as a session's own concatenation leaves them out: an empty
+        # frame's columns are typed otherwise and would change the dtypes of the concatenation.
+        recs = [(p.records, p.record_owners) for p in lines.values() if not p.records.empty]
+        rejs = [(n, p.rejects, p.reject_owners) for n, p in lines.items() if not p.rejects.empty]
+        records = (
+            _Sorted.of(pd.concat([r for r, _ in recs], ignore_index=True), np.concatenate([o for _, o in recs]))
+            if recs
+            else _Sorted(np.array([], dtype="datetime64[D]"), pd.DataFrame())
+        )
+        names = np.array([n for n, r, _ in rejs for _ in range(len(r))], dtype=object)
+        owners = np.concatenate([o for _, _, o in rejs]) if rejs else np.array([], dtype="datetime64[D]")
+        order = np.argsort(owners, kind="stable")
+        rejects = _Sorted(owners[order], concat_rejects([r for _, r, _ in rejs]).iloc[order].reset_index(drop=True))
+        file_rejects = [(n, p.file_reject) for n, p in parsed.items() if p.file_reject is not None]
+        return cls(key, records, rejects, names[order], file_rejects)
+
+    def session(self, owner: np.datetime64, failed: list[tuple[str, pd.DataFrame]], notices: list[Notice]) -> RawBatch:
+        """The rows ``owner`` owns, with the whole-file rejects of every partition (``failed``: this call's)."""
+        lo, hi = self.records.bounds(owner)
+        records = self.records.frame.iloc[lo:hi].reset_index(drop=True)
+        if records.empty:
+            records = pd.DataFrame(columns=["ticker", "source_file", "source_line", "raw", *FIELDS])
+        rlo, rhi = self.rejects.bounds(owner)
+        rejects = self.rejects.frame.iloc[rlo:rhi]
+        whole = self.file_rejects + failed
+        if whole:  # in file order, as file-by-file reading reports them
+            names = np.concatenate([self.reject_names[rlo:rhi], np.array([n for n, _ in whole], dtype=object)])
+            rejects = pd.concat([rejects, *(r for _, r in whole)]).iloc[np.argsort(names, kind="stable")]
+        read = (hi - lo) + (rhi - rlo) + len(whole)
+        return RawBatch(records, concat_rejects([rejects]), records_read=read, notices=notices)
 
 
 def _owner_sessions(dates: list[str | None]) -> np.ndarray:
@@ -95,7 +149,7 @@ def _owner_sessions(dates: list[str | None]) -> np.ndarray:
 def _whole_file(ticker: str, name: str, reason: str, detail: str, raw: str | None = None) -> _ParsedFile:
     """A problem with the file as a whole: no line, reported in every partition the file would feed."""
     rec = pd.DataFrame({"ticker": [ticker], "source_file": [name], "source_line": [pd.NA], "raw": [raw]})
-    return _ParsedFile(None, None, make_rejects(rec, reason, detail))
+    return _ParsedFile(None, None, None, None, make_rejects(rec, reason, detail))
 
 
 def _split_line(i: int, line: bytes, cut: bool) -> tuple:
@@ -149,6 +203,7 @@ class YahooCsvPrices:
         self.name = utf8_safe(f"yahoo_csv({self.directory})")
         self._universe = universe
         self._cache: dict[Path, tuple[tuple, _ParsedFile]] = {}
+        self._index: _Index | None = None
 
     def _listing(self) -> tuple[dict[str, str], list[Notice]]:
         """Data files (name -> ticker) of the directory, and a notice for every other entry."""
@@ -171,49 +226,51 @@ class YahooCsvPrices:
             return self._universe
         return frozenset(self._listing()[0].values())
 
-    def _parse(self, name: str, ticker: str, root: Path) -> _ParsedFile:
-        """The parsed file, cached on its real path, size and mtime; any failure is a whole-file reject.
+    def _parse(self, name: str, ticker: str, root: Path) -> tuple[_ParsedFile, tuple | None]:
+        """The parsed file and the signature it is cached on (real path, size, mtime); any failure is a
+        whole-file reject, without a signature: it is tried again next time.
 
         ``root`` is the resolved directory: a file that links outside it is never read.
         """
         path = self.directory / name
-        found = locate_file(path, root)
-        if found.real is None:
-            return _whole_file(ticker, name, found.reason, found.detail)
         try:
-            st = os.stat(found.real)
-            sig = (found.real, st.st_size, st.st_mtime_ns)
+            st = os.lstat(path)
+        except OSError:
+            st = None  # gone since the listing: ``locate_file`` names the error
+        if st is not None and stat.S_ISREG(st.st_mode):
+            real = root / name  # not a link, in a directory whose real path is ``root``: no need to resolve it
+        else:
+            found = locate_file(path, root)
+            if found.real is None:
+                return _whole_file(ticker, name, found.reason, found.detail), None
+            real, st = found.real, None
+        try:
+            st = st or os.stat(real)
+            sig = (real, st.st_size, st.st_mtime_ns)
             hit = self._cache.get(path)
             if hit and hit[0] == sig:
-                return hit[1]
-            parsed = _parse_blob(found.real.read_bytes(), ticker, name, str(path))
+                return hit[1], sig
+            parsed = _parse_blob(real.read_bytes(), ticker, name, str(path))
         except OSError as exc:
-            return _whole_file(ticker, name, "unreadable_file", f"cannot read {path}: {exc.strerror or exc}")
+            return _whole_file(ticker, name, "unreadable_file", f"cannot read {path}: {exc.strerror or exc}"), None
         except Exception as exc:  # noqa: BLE001 - one file's failure must not cost the other files their rows
-            return _whole_file(ticker, name, "parse_error", f"{path}: {type(exc).__name__}: {exc}")
+            return _whole_file(ticker, name, "parse_error", f"{path}: {type(exc).__name__}: {exc}"), None
         self._cache[path] = (sig, parsed)
-        return parsed
+        return parsed, sig
 
     def prices(self, session: dt.date) -> RawBatch:
-        target = np.datetime64(session, "D")
         files, notices = self._listing()
         root = Path(os.path.realpath(self.directory))
-        records, rejects, read = [], [], 0
+        parsed, failed, key = {}, [], []
         for name, ticker in files.items():
-            parsed = self._parse(name, ticker, root)
-            if parsed.file_reject is not None:
-                rejects.append(parsed.file_reject)
-                read += 1
-                continue
-            records.append(parsed.records.get(target))
-            rejects.append(parsed.rejects.get(target))
-            read += len(records[-1]) + len(rejects[-1])
+            got, sig = self._parse(name, ticker, root)
+            if sig is None:
+                failed.append((name, got.file_reject))
+            else:
+                parsed[name] = got
+                key.append((name, sig))
+        if self._index is None or self._index.key != tuple(key):
+            self._index = _Index.of(tuple(key), parsed)
         missing = sorted((self._universe or frozenset()) - set(files.values()))
         notices += [Notice("missing_file", t, f"in the universe but no {t}.csv in {self.directory}") for t in missing]
-        records = [r for r in records if not r.empty]
-        df = (
-            pd.concat(records, ignore_index=True)
-            if records
-            else pd.DataFrame(columns=["ticker", "source_file", "source_line", "raw", *FIELDS])
-        )
-        return RawBatch(df, concat_rejects(rejects), records_read=read, notices=notices)
+        return self._index.session(np.datetime64(session, "D"), failed, notices)
