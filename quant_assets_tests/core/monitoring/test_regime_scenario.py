@@ -28,7 +28,9 @@ CHANGE = sessions.as_date("2024-07-01")
 WITHIN = 12  # sessions: the 5-day mean IC needs five matured post-change sessions; noise adds up to ~6 more
 
 
-@pytest.mark.parametrize("seed", [5, 23, 42])
+# Two markets: each is a 200-name lake of ten months built through the core (about 100 s of the suite apiece); a
+# third seed (23, which passes the same way) was dropped to keep CI within its 20 minutes.
+@pytest.mark.parametrize("seed", [5, 42])
 def test_retrain_fires_within_days_after_the_regime_change_and_never_before(seed, tmp_path):
     root = synthetic_lake(tmp_path / "lake", SyntheticMarket(seed=seed, n_tickers=200), "2023-10-02", "2024-07-31")
     store = FeatureStore(root, ALL_FEATURES)
