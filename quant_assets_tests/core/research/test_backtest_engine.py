@@ -141,7 +141,7 @@ def _same(result: backtest.BacktestResult, frame: pd.DataFrame, rule, costs, exp
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # infinite predictions: IC is NaN
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(frame=panels(), data=st.data())
 def test_the_panel_engine_gives_the_references_numbers(frame, data):
     """Several configurations on one prepared panel (shared ranks, orders, IC), each against the reference; the
