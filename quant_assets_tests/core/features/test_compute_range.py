@@ -194,7 +194,7 @@ bars = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(bars=bars)
 def test_random_bitemporal_inputs_give_the_reference_rows(tmp_path_factory, bars):
     root = tmp_path_factory.mktemp("toy")
