@@ -49,9 +49,7 @@ def ingest_not_before_inputs(family: FeatureFamily, rows: pd.DataFrame, emitted:
     """Every row's ingest_time is at or after event_time + lag and after its entity's own input arrived."""
     if emitted.empty:
         return GuardResult(True, 0)
-    # only the emitted rows' event times can join: the window's other rows are left out before grouping
-    inputs = rows[rows["event_time"].isin(emitted["event_time"].unique())]
-    first_known = inputs.groupby(["ticker", "event_time"])["ingest_time"].min().rename("input_known")
+    first_known = rows.groupby(["ticker", "event_time"])["ingest_time"].min().rename("input_known")
     joined = emitted.join(first_known, on=["entity_key", "event_time"])
     early_lag = emitted["ingest_time"] < emitted["event_time"] + family.lag
     early_input = joined["input_known"].isna() | (joined["ingest_time"] < joined["input_known"])
