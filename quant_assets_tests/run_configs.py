@@ -31,18 +31,9 @@ SWEEP_RUN_CONFIG = {
     }
 }
 
-# The multiprocess executor (defs/executor.py's default engine, selected explicitly) with a forkserver that has the
-# project preloaded (the executor is the same; only the per-step interpreter start-up, seconds each, is saved).
-MULTIPROCESS = {
-    "execution": {
-        "config": {
-            "multiprocess": {
-                "max_concurrent": 2,
-                "start_method": {"forkserver": {"preload_modules": ["quant_assets.definitions"]}},
-            }
-        }
-    }
-}
+# The multiprocess executor (defs/executor.py's default engine, selected explicitly) on two processes, forked from
+# its default forkserver.
+MULTIPROCESS = {"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}}
 
 
 # The multiprocess executor with spawn, named (the project's default is a forkserver: defs/executor.py): each step a

@@ -20,7 +20,9 @@ from quant_assets.defs import executor as executor_module
 
 @dg.op
 def where() -> list[int]:
-    return [os.getpid(), os.getppid()]
+    """The step's pid, its parent's, and whether LightGBM was imported before the step ran: the test module does
+    not import it, so only a fork of a server that preloaded it has it."""
+    return [os.getpid(), os.getppid(), int("lightgbm" in sys.modules)]
 
 
 def pid_job() -> dg.JobDefinition:
@@ -54,18 +56,19 @@ def test_run_config_selects_in_process_and_defaults_to_multiprocess_forked_from_
         in_process = _run(instance, {"execution": {"config": {"in_process": {}}}})
         default = _run(instance, {})
         spawned = _run(instance, spawn)
-    assert in_process[:3] == (True, (os.getpid(), os.getppid()), {os.getpid()})
-    ok, (pid, parent), step_pids, _ = default
+    assert in_process[0] and in_process[1][:2] == (os.getpid(), os.getppid()) and in_process[2] == {os.getpid()}
+    ok, (pid, parent, preloaded), step_pids, _ = default
     assert ok and step_pids == {pid} and pid != os.getpid()  # a step process of its own,
-    assert parent != os.getpid()  # forked by the forkserver, not started by this process
-    ok, (pid, parent), step_pids, _ = spawned
+    assert parent != os.getpid() and preloaded  # forked by the forkserver, which had imported PRELOAD
+    ok, (pid, parent, preloaded), step_pids, _ = spawned
     assert ok and step_pids == {pid} and parent == os.getpid()  # spawn, when the run config asks for it
+    assert not preloaded
 
 
 def test_the_forkserver_is_the_default_start_method_only_where_none_is_named():
     assert executor_module.with_start_method({"max_concurrent": 2}) == {
         "max_concurrent": 2,
-        "start_method": {"forkserver": {}},
+        "start_method": {"forkserver": {"preload_modules": list(executor_module.PRELOAD)}},
     }
     named = {"start_method": {"spawn": {}}}
     assert executor_module.with_start_method(named) == named
