@@ -2,10 +2,11 @@
 
 Feature files are checked as ``features/integrity.py`` says; besides them, content-addressed parts
 (raw data, quarantine, predictions, a model's out-of-sample predictions) hash to their names, snapshots
-to their fingerprint, and model artifacts (``models/<name>/<sha256>.json``) to their name. Temporary
-files left by killed writers are listed as leftovers (never read, safe to delete), and snapshots whose
-writer was killed before their manifest as incomplete (refused by readers, completed by building them
-again). It reads every stage's files, so it sits above them all, beside ``summary.py``.
+to their fingerprint, model artifacts (``models/<name>/<sha256>.json``) to their name, and receipts (of an
+ingest, of a day's predictions) read as one. Temporary files left by killed writers are listed as leftovers
+(never read, safe to delete), and snapshots whose writer was killed before their manifest as incomplete (refused
+by readers, completed by building them again). It reads every stage's files, so it sits above them all, beside
+``summary.py``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Iterator
 
 from quant_assets.core.features import integrity
 from quant_assets.core.ingest import receipts
-from quant_assets.core.research import snapshots
+from quant_assets.core.research import scoring, snapshots
 from quant_assets.core.research.training import sha256
-from quant_assets.core.storage import lake, verify
+from quant_assets.core.storage import lake, receipt, verify
 from quant_assets.core.storage.fs import Location
 
 ERRORS = (*integrity.ERRORS, snapshots.SnapshotError)
@@ -38,8 +39,8 @@ def _kind(parts: tuple[str, ...]) -> str | None:
         return integrity.kind_of(parts)
     if parts[0] == "models" and len(parts) == 3 and name.endswith(".json"):
         return "model_artifact"
-    if name.startswith(receipts.PREFIX):
-        return "ingest_receipt"
+    if name.startswith(receipt.PREFIX):
+        return "predictions_receipt" if parts[0] == scoring.DATASET else "ingest_receipt"
     return "part" if verify.is_part(name) else None
 
 
@@ -51,6 +52,8 @@ def check(kind: str, path: Location) -> None:
         snapshots.read(path.parent)
     elif kind == "ingest_receipt":
         receipts.read(path)
+    elif kind == "predictions_receipt":
+        scoring.read_receipt(path)
     elif kind == "model_artifact":
         if sha256(path.read_bytes()) != path.stem:
             raise lake.CorruptFile(f"{path}: content does not hash to its name")

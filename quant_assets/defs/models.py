@@ -228,7 +228,11 @@ def _training_metadata(
     "up to 4 sessions old, else missing), in <data root>/predictions/date=YYYY-MM-DD; falls back to the previous "
     "champion if the champion's artifact fails verification. Every challenger in shadow, and a model in its first "
     "20 sessions of retirement, scores the same sessions (after its training as-of) under its own name, so their drift "
-    "rows (and a shadow's promotion evidence) build up.",
+    "rows (and a shadow's promotion evidence) build up. Each scored session gets a receipt "
+    "(predictions/date=YYYY-MM-DD/_receipt-<key>.json: its row count, first rows and input gaps, under the hash of the "
+    "model, universe, scoring code and the names of the feature files its read answers from): a rerun over sessions "
+    "whose inputs have not changed takes them from their receipts (sessions_unchanged) and reads, predicts and "
+    "writes nothing for them.",
 )
 def predictions(
     context: dg.AssetExecutionContext, lake: LakeResource, registry: RegistryResource
@@ -249,7 +253,7 @@ def predictions(
             manifest = champion.snapshot_of(conn, lake.path, ref).manifest
             scored = evidence.score_missing(conn, lake.path, lake.feature_store(), ref, manifest, mine)
             context.log.info(f"{ref.node} ({why}) scored {len(scored)} session(s)")
-    empty = [s.day for s in scores if s.predictions.empty]
+    empty = [s.day for s in scores if not s.rows]
     if empty:  # the other days are stored
         raise dg.Failure(
             f"no name has usable price features at the decision time of {', '.join(map(str, empty))}: "
@@ -260,20 +264,22 @@ def predictions(
     )
 
 
-def _prediction_metadata(scorer: champion.Scorer, scores: list, lake: LakeResource) -> dict:
-    allp = pd.concat([s.predictions for s in scores], ignore_index=True)
+def _prediction_metadata(scorer: champion.Scorer, scores: list[scoring.DayScores], lake: LakeResource) -> dict:
+    """The same for a rerun over unchanged days as for their first run (their receipts hold it), but the writes."""
+    head = pd.concat([s.head for s in scores], ignore_index=True).head(scoring.PREVIEW_ROWS)
     return {
         "model": dg.MetadataValue.text(scorer.ref.node),
         "fallback": dg.MetadataValue.bool(scorer.fell_back),
         "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in scorer.notes) or "champion loaded"),
-        "dagster/row_count": dg.MetadataValue.int(len(allp)),
+        "dagster/row_count": dg.MetadataValue.int(sum(s.rows for s in scores)),
         "rows_written": dg.MetadataValue.int(sum(s.written for s in scores)),
+        "sessions_unchanged": dg.MetadataValue.int(sum(s.unchanged for s in scores)),
         "path": dg.MetadataValue.path(str(lake.path / scoring.DATASET)),
-        "preview": dg.MetadataValue.md(allp.head(5).to_markdown(index=False) if len(allp) else "-"),
+        "preview": dg.MetadataValue.md(head.to_markdown(index=False) if len(head) else "-"),
     }
 
 
-def _inputs_check(scores: list) -> dg.AssetCheckResult:
+def _inputs_check(scores: list[scoring.DayScores]) -> dg.AssetCheckResult:
     """Warns (never blocks) when an optional input family is missing for most names on a day, with how long."""
     gaps = [(s.day, g) for s in scores for g in s.gaps if g.outage or g.missing_share > 0.5]
     return dg.AssetCheckResult(

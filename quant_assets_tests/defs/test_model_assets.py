@@ -186,6 +186,16 @@ def test_an_alternative_data_outage_warns_with_its_length_and_scoring_goes_on(
     gaps = check.metadata["gaps"].value
     assert "2024-04-15: alt features missing for 100% of names (newest value 5 session(s) old" in gaps
     assert "2024-04-12" not in gaps and "2024-04-16" not in gaps
+    assert (meta["rows_written"].value, meta["sessions_unchanged"].value) == (20 * 7, 0)
+
+    # Again over the same inputs: every session from its receipt, nothing written, the same figures and check.
+    again = dg.materialize([predictions], instance=dagster_instance, resources=resources, tags=week)
+    same = again.asset_materializations_for_node("predictions")[0].metadata
+    assert (same["rows_written"].value, same["sessions_unchanged"].value) == (0, 7)
+    for figure in ("dagster/row_count", "preview", "model", "fallback"):
+        assert same[figure] == meta[figure], figure
+    (recheck,) = again.get_asset_check_evaluations()
+    assert (recheck.passed, recheck.metadata, recheck.description) == (check.passed, check.metadata, check.description)
 
 
 def retrain_job():

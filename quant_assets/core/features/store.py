@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +106,28 @@ class FeatureStore:
             newest = max((day for day in stored if day < before.isoformat()), default=None)
             out[sources[0][0].parent.name] = dt.date.fromisoformat(newest) if newest else None
         return out
+
+    def read_inputs(self, features: Iterable[str], windows: Sequence[tuple[dt.date, dt.date]]) -> list[list[str]]:
+        """For each (since, until) window, lines naming what ``get_point_in_time`` of ``features`` over it answers
+        from, and what ``newest_partitions(features, until)`` says: the original day files of the window in each
+        directory holding them (relative to the root; a retired version's: those stored with it, and when its
+        answers end), and per group of directories its newest partition before ``until``. Files are
+        content-addressed, and a compacted file holds exactly the rows of the originals it covers (``compaction``),
+        so equal lines mean an equal answer, however the window is compacted. Each directory is listed once per
+        calendar month the windows span (and whole only if a window holds none of its partitions before ``until``:
+        the newest is older than the window)."""
+        listing = _Listing(sorted({m for since, until in windows for m in _months(since, until)}))
+        out: list[list[str]] = [[] for _ in windows]
+        for sources in self._groups(features):
+            held = [(fs.relative(d, self.root), r, listing.names(d, r)) for d, r in sources]
+            where = ",".join(rel if r is None else f"{rel} (answers until {r.valid_until})" for rel, r, _ in held)
+            for lines, (since, until) in zip(out, windows, strict=True):
+                lines += [f"{rel}/{n}" for rel, _, names in held for n in _within(names, since, until)]
+                newest = _newest([n for _, _, names in held for n in names], since, until)
+                if newest is None:  # none in the window: an older partition, from the whole listing
+                    newest = _newest([n for d, r in sources for n in listing.names(d, r, whole=True)], None, until)
+                lines.append(f"newest in {where}: {newest}")
+        return [list(dict.fromkeys(lines)) for lines in out]
 
     # -- queries ----------------------------------------------------------------------------
     def get_point_in_time(
@@ -214,3 +236,39 @@ def _refuse_retired(sources: tuple[Source, ...], requested: list[str], q_time: n
         f"times before {max(ends) if ends else 'none'} only; {int(late.sum())} of {len(q_time)} queries ask at or "
         f"after that (the first at {first}). Query those times with the current version, or this one before then."
     )
+
+
+class _Listing:
+    """The day files of family version directories (names relative to each), each listed once: the partitions
+    of ``months`` (``YYYY-MM``), or, asked for the whole directory, all of them."""
+
+    def __init__(self, months: list[str]):
+        self.months = months
+        self._found: dict[tuple[Location, bool], list[str]] = {}
+
+    def names(self, base: Location, retired: Retirement | None, whole: bool = False) -> list[str]:
+        """The listed files of ``base`` a read may use: a retired version's, those stored with it."""
+        if (base, whole) not in self._found:
+            self._found[(base, whole)] = day_names(base, None if whole else self.months)
+        found = self._found[(base, whole)]
+        return found if retired is None else [n for n in found if n in retired.covers]
+
+
+def _within(names: list[str], since: dt.date | None, until: dt.date) -> list[str]:
+    """The day files (``day_names``) of the partitions from ``since`` (None: any) to ``until``."""
+    low, high = since.isoformat() if since else "", until.isoformat()
+    return [n for n in names if low <= partition_day(n) <= high]
+
+
+def _newest(names: list[str], since: dt.date | None, before: dt.date) -> str | None:
+    """The newest partition day (ISO) of ``names`` from ``since`` (None: any) and before ``before`` (None: none)."""
+    return max((partition_day(n) for n in _within(names, since, before - dt.timedelta(days=1))), default=None)
+
+
+def _months(since: dt.date, until: dt.date) -> list[str]:
+    """The calendar months (``YYYY-MM``) from ``since``'s to ``until``'s."""
+    out, month = [], since.replace(day=1)
+    while month <= until:
+        out.append(month.isoformat()[:7])
+        month = (month + dt.timedelta(days=32)).replace(day=1)
+    return out

@@ -12,14 +12,13 @@ new or changed rows, the quarantine only records not yet quarantined). Anything 
 restated earlier bar, a part lost, a new commit) gives another key, and the partition is ingested as before.
 Only the backfill clock keeps receipts: its outcome depends on ``now`` only through rows not yet available, and
 a run that held some back keeps none (a later run ingests them). A live run stamps what it writes with its own
-``now``, so its report is its own.
+``now``, so its report is its own. The receipt's key, name, writing and reading are ``storage/receipt.py``'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import hashlib
 import json
 from collections import Counter
@@ -31,10 +30,10 @@ import pandas as pd
 from quant_assets.core import sessions
 from quant_assets.core.ingest.report import IngestReport
 from quant_assets.core.ingest.sources.base import Notice, RawBatch
-from quant_assets.core.storage import fs, lake
+from quant_assets.core.storage import fs, lake, receipt
 from quant_assets.core.storage.fs import Location
 
-PREFIX = "_receipt-"
+PREFIX = receipt.PREFIX
 UNAVAILABLE = "not_yet_available"  # rows whose fate depends on the run's ``now``
 
 
@@ -51,13 +50,9 @@ def delivery_digest(batch: RawBatch, settings: Mapping[str, object]) -> str:
     return h.hexdigest()
 
 
-@functools.cache
 def _code() -> str:
-    """The text of the code an ingest runs (this package, the lake's writer, the calendar), hashed once per
-    process: an edit changes the outcome's key even in a checkout whose version reads only "dirty"."""
-    package = Path(__file__).parent
-    files = [*sorted(package.rglob("*.py")), Path(lake.__file__), Path(sessions.__file__)]
-    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    """The text of the code an ingest runs: this package, the lake's writer, the calendar."""
+    return receipt.code_digest((Path(__file__).parent,), (Path(lake.__file__), Path(sessions.__file__)))
 
 
 def find(root: Location, dataset: str, day: dt.date, digest: str, reads: list[Location]) -> IngestReport | None:
@@ -70,10 +65,7 @@ def find(root: Location, dataset: str, day: dt.date, digest: str, reads: list[Lo
 
 def read(path: Location) -> IngestReport:
     """The report a receipt holds; a receipt that does not read as one raises ``CorruptFile`` naming it."""
-    try:
-        return from_json(json.loads(path.read_bytes()))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise lake.CorruptFile(f"{path}: not an ingest receipt ({type(exc).__name__}: {exc})") from None
+    return receipt.read(path, from_json, "an ingest receipt")
 
 
 def keep(root: Location, dataset: str, day: dt.date, digest: str, reads: list[Location], report: IngestReport) -> None:
@@ -83,15 +75,13 @@ def keep(root: Location, dataset: str, day: dt.date, digest: str, reads: list[Lo
     if report.reasons.get(UNAVAILABLE):
         return
     outcome = dataclasses.replace(report, rows_written=0, quarantine_written=0)
-    text = json.dumps(to_json(outcome), sort_keys=True, default=str)  # default: the step flags' dates
-    fs.put_once(_path(root, dataset, day, digest, reads), text.encode())
+    receipt.write(_path(root, dataset, day, digest, reads), to_json(outcome))
 
 
 def _path(root: Location, dataset: str, day: dt.date, digest: str, reads: list[Location]) -> Location:
     """The receipt's location: its key hashes the delivery's digest and the part names stored in ``reads``."""
     names = [fs.relative(p, root) for d in reads for p in lake.partition_files(d)]  # the same wherever the lake is
-    key = hashlib.sha256("\n".join([digest, *names]).encode()).hexdigest()[:32]
-    return lake.partition_dir(root, dataset, day) / f"{PREFIX}{key}.json"
+    return receipt.path(lake.partition_dir(root, dataset, day), receipt.key([digest, *names]))
 
 
 def to_json(report: IngestReport) -> dict:
