@@ -10,8 +10,9 @@ marked ``unchanged`` without reading a feature or a prediction, predicting or wr
 same inputs again would have added nothing. A late or restated feature file in a day's window, another model
 (node or bytes), universe, feature version or scoring code gives another key, and the day is scored as before. A
 day no name could be scored on gets no receipt. Receipts are not rows: readers of the dataset take its parts
-(``lake.partition_files``). A receipt vouches for the inputs, not for the stored rows: to score a day again whose
-predictions were lost or deleted, delete its receipts too (``date=D/_receipt-*.json``).
+(``lake.partition_files``). The key also hashes the names of the day's parts as they are once it is stored (as an
+ingest receipt's does), so a day whose predictions were lost or deleted is scored and written again; another
+model's scores written into the same partition later cost one more scoring of the day that writes nothing.
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ def score_days(
     """Score and store each day, saying per day which optional inputs were missing and for how long. A day with a
     receipt for its inputs (``fingerprints``) is taken from it; a day scored is given one once stored, unless no
     name could be scored (the caller fails on such a day: a later run scores it again)."""
-    keys = fingerprints(store, model, model_node, days, universe)
-    kept = receipts(root, keys)
+    inputs = fingerprints(store, model, model_node, days, universe)
+    stored_parts = _part_names(root, days)
+    kept = receipts(root, {d: receipt.key([inputs[d], *stored_parts.get(d, [])]) for d in days})
     families = store.families(model.features) if len(kept) < len(days) else {}
     out = []
     for day in days:
@@ -110,7 +112,8 @@ def score_days(
         gaps = staleness.gaps(frame, day, families, store.newest_partitions(model.features, day))
         scored = DayScores(day, len(predictions), written, gaps, predictions.head(PREVIEW_ROWS))
         if len(predictions):
-            receipt.write(_receipt_path(root, day, keys[day]), _receipt_body(scored))
+            parts = [f.name for f in lake.partition_files(lake.partition_dir(root, DATASET, day))]
+            receipt.write(_receipt_path(root, day, receipt.key([inputs[day], *parts])), _receipt_body(scored))
         out.append(scored)
     return out
 
@@ -140,6 +143,16 @@ def receipts(root: Location, keys: dict[dt.date, str]) -> dict[dt.date, DayScore
         d: receipt.read(p, _from_receipt, "a predictions receipt", blob)
         for (d, p), blob in zip(found.items(), blobs, strict=True)
     }
+
+
+def _part_names(root: Location, days: list[dt.date]) -> dict[dt.date, list[str]]:
+    """The names of each day's stored parts, in name order: one listing per month of ``days``."""
+    out: dict[dt.date, list[str]] = {}
+    for month in sorted({d.isoformat()[:7] for d in days}):
+        for name in fs.names(lake.under(root, DATASET), f"date={month}*/{lake.PART_PREFIX}*.parquet"):
+            partition, _, part = name.partition("/")
+            out.setdefault(dt.date.fromisoformat(partition.removeprefix("date=")), []).append(part)
+    return out
 
 
 def read_receipt(path: Location) -> DayScores:

@@ -1,6 +1,7 @@
 """Receipts of scored days: scoring days whose inputs have not changed again reads, predicts and writes nothing and
-gives the first run's figures; a late feature file rescores exactly the days whose window holds it; another model or
-universe scores again; receipts are no predictions to any reader, and work the same on an object store.
+gives the first run's figures; a late feature file rescores exactly the days whose window holds it, a lost part the
+day it held; another model or universe scores again; receipts are no predictions to any reader, and work the same
+on an object store.
 
 On real Parquet: a copy of ``scored_lake``'s features (conftest), scored with its model through ``score_days``.
 """
@@ -89,6 +90,21 @@ def test_a_late_feature_file_rescores_exactly_the_days_whose_window_holds_it(sco
     assert {s.day: s.written for s in again if s.written} == {sessions.next_session(late): 1}
     assert [s.rows for s in again] == [s.rows for s in first]
     assert all(s.unchanged for s in _score(root, model, universe))
+
+
+def test_a_lost_part_is_scored_and_written_again_and_another_models_part_costs_one_scoring(scored):
+    root, model, universe = scored
+    days = DAYS[:3]
+    first = _score(root, model, universe, days)
+    (lost,) = lake.partition_files(lake.partition_dir(root, scoring.DATASET, days[1]))
+    lost.unlink()
+    _score(root, model, universe, days[2:], "model:equity_lgbm:v2")  # another model's part beside the third day's
+
+    again = _score(root, model, universe, days)
+
+    assert [(s.unchanged, s.written) for s in again] == [(True, 0), (False, 40), (False, 0)]
+    assert [s.rows for s in again] == [s.rows for s in first] and lost.exists()  # the same rows, the same part
+    assert all(s.unchanged for s in _score(root, model, universe, days))
 
 
 def test_another_model_or_universe_scores_again(scored):
