@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import hashlib
 import json
 from collections import Counter
@@ -33,6 +32,7 @@ from quant_assets.core.ingest.report import IngestReport
 from quant_assets.core.ingest.sources.base import Notice, RawBatch
 from quant_assets.core.storage import fs, lake
 from quant_assets.core.storage.fs import Location
+from quant_assets.core.storage.hashing import code_hash, lines_hash
 
 PREFIX = "_receipt-"
 UNAVAILABLE = "not_yet_available"  # rows whose fate depends on the run's ``now``
@@ -51,13 +51,9 @@ def delivery_digest(batch: RawBatch, settings: Mapping[str, object]) -> str:
     return h.hexdigest()
 
 
-@functools.cache
 def _code() -> str:
-    """The text of the code an ingest runs (this package, the lake's writer, the calendar), hashed once per
-    process: an edit changes the outcome's key even in a checkout whose version reads only "dirty"."""
-    package = Path(__file__).parent
-    files = [*sorted(package.rglob("*.py")), Path(lake.__file__), Path(sessions.__file__)]
-    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    """The text of the code an ingest runs (this package, the lake's writer, the calendar), hashed."""
+    return code_hash(Path(__file__).parent, Path(lake.__file__), Path(sessions.__file__))
 
 
 def find(root: Location, dataset: str, day: dt.date, digest: str, reads: list[Location]) -> IngestReport | None:
@@ -90,8 +86,7 @@ def keep(root: Location, dataset: str, day: dt.date, digest: str, reads: list[Lo
 def _path(root: Location, dataset: str, day: dt.date, digest: str, reads: list[Location]) -> Location:
     """The receipt's location: its key hashes the delivery's digest and the part names stored in ``reads``."""
     names = [fs.relative(p, root) for d in reads for p in lake.partition_files(d)]  # the same wherever the lake is
-    key = hashlib.sha256("\n".join([digest, *names]).encode()).hexdigest()[:32]
-    return lake.partition_dir(root, dataset, day) / f"{PREFIX}{key}.json"
+    return lake.partition_dir(root, dataset, day) / f"{PREFIX}{lines_hash([digest, *names])}.json"
 
 
 def to_json(report: IngestReport) -> dict:
