@@ -15,6 +15,7 @@ daily run does.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +38,8 @@ class DriftInputError(RuntimeError):
 
 
 class DriftRange:
-    """Loads the partitions a range of drift days reads, once, and computes each day's row."""
+    """Loads the partitions a range of drift days reads, once, and computes each day's row (prices and features
+    are read when a row first needs them)."""
 
     def __init__(
         self,
@@ -58,13 +60,32 @@ class DriftRange:
         first = sessions.session_offset(self.days[0], -(profile.horizon + self.lookback))
         self.sessions = sessions.sessions_between(first, self.days[-1])
         self._pos = {d: i for i, d in enumerate(self.sessions)}
-        self.prices = self._read("raw_prices")
+        self.store = store
         self.predictions = self._read(scoring.DATASET)
         self._latest: dict[dt.date, pd.DataFrame] = {}
-        self.psi = self._psi_series(store)
 
     def _read(self, dataset: str) -> dict[dt.date, pd.DataFrame]:
         return lake.read_partitions(self.root, dataset, self.sessions)
+
+    @functools.cached_property
+    def prices(self) -> dict[dt.date, pd.DataFrame]:
+        """Read when a row first needs them, as the PSI is computed: a range of days the model scored none of (one
+        monitored over a run's range, which it stopped or had not yet started scoring) reads only its predictions."""
+        return self._read("raw_prices")
+
+    @functools.cached_property
+    def _psi(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return self._psi_series(self.store)
+
+    @property
+    def psi(self) -> pd.DataFrame:
+        """Per session of the range: mean, max and prediction PSI, and the PSI sample's size and no-drift level."""
+        return self._psi[0]
+
+    @property
+    def feature_psi(self) -> pd.DataFrame:
+        """Per session of the range: each feature's PSI."""
+        return self._psi[1]
 
     def _model_predictions(self, day: dt.date) -> pd.DataFrame:
         """The model's latest prediction per name on ``day``, worked out once per session: every drift day's
@@ -75,7 +96,7 @@ class DriftRange:
             self._latest[day] = lake.latest_versions(mine, ["entity_key"]) if len(frame) else frame
         return self._latest[day]
 
-    def _psi_series(self, store: FeatureStore) -> pd.DataFrame:
+    def _psi_series(self, store: FeatureStore) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Feature PSI (per feature) and prediction PSI for every session of the range.
 
         The actual distribution of session d pools the cross-sections of the PSI_WINDOW sessions ending at
@@ -118,8 +139,7 @@ class DriftRange:
         out["prediction_psi"] = pd.Series(pred_psi, dtype=float).reindex(out.index)
         out["psi_noise"] = pd.Series(noise, dtype=float).reindex(out.index)
         out["psi_n"] = pd.Series(sizes, dtype=float).reindex(out.index)
-        self.feature_psi = psi
-        return out
+        return out, psi
 
     def _labels(self, days: list[dt.date], as_of: pd.Timestamp) -> pd.DataFrame:
         """Adjusted open-to-open labels of ``days`` from price versions known at ``as_of``."""
