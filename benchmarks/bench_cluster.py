@@ -92,7 +92,11 @@ def _step_figures(instance, run_id: str) -> tuple[int, float, float]:
 
 def _drift_rows(url: str) -> list:
     with pg.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_jsonb(d) - 'run_id' - 'seq' - 'computed_at' FROM quant.drift_metrics d ORDER BY 1::text")
+        # inputs: the fingerprint of the parts read, among them the features each run wrote with its own run_id
+        cur.execute(
+            "SELECT to_jsonb(d) - 'run_id' - 'seq' - 'computed_at' - 'inputs' FROM quant.drift_metrics d "
+            "ORDER BY 1::text"
+        )
         return [row[0] for row in cur.fetchall()]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from quant_assets.core.features import catalog
 from quant_assets.core.monitoring import profiles
-from quant_assets.core.monitoring.schema import MONITORING_TABLES
+from quant_assets.core.monitoring.schema import DRIFT_INPUTS, MONITORING_TABLES
 from quant_assets.core.registry import promotion, trainings
 from quant_assets.core.registry.schema import REGISTRY_TABLES
 from quant_assets.core.registry.states import STATES_TABLE
@@ -36,6 +36,7 @@ STEPS: tuple[tuple[int, str, str], ...] = (
     (6, "promotion decisions' evidence and dates (quant.model_promotions)", promotion.PROMOTIONS_EVIDENCE),
     (7, "models' drift reference profiles (quant.model_profiles)", profiles.TABLE),
     (8, "the model each training key gave (quant.model_trainings)", trainings.TABLE),
+    (9, "the fingerprint of each drift row's inputs (quant.drift_metrics.inputs)", DRIFT_INPUTS),
 )
 LATEST = STEPS[-1][0]
 

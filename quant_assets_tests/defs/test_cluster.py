@@ -75,8 +75,10 @@ def _registry_figures(url: str) -> dict:
             "JOIN quant.model_artifacts a USING (model_id) ORDER BY m.version"
         )
         models = cur.fetchall()
+        # inputs: the fingerprint of the parts read, among them the features each run wrote with its own run_id
         cur.execute(
-            "SELECT to_jsonb(d) - 'run_id' - 'seq' - 'computed_at' FROM quant.drift_metrics d ORDER BY date, model"
+            "SELECT to_jsonb(d) - 'run_id' - 'seq' - 'computed_at' - 'inputs' FROM quant.drift_metrics d "
+            "ORDER BY date, model"
         )
         drift = [row[0] for row in cur.fetchall()]
     return {"models": models, "drift": drift}

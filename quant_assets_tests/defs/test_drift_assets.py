@@ -55,12 +55,13 @@ def _count(url, where="true"):
         return cur.fetchone()[0]
 
 
-def _assert_a_range_stores_a_row_per_session(run, pg_db) -> None:
+def _assert_a_range_stores_a_row_per_session(run, pg_db) -> dg.ExecuteInProcessResult:
     """drift_metrics over June 3-28 (warn on critical): its metadata, check, rows and their PSI samples."""
     result = run([drift_metrics], tags=SCORED, run_config=WARN)
     assert result.success
     meta = result.asset_materializations_for_node("drift_metrics")[0].metadata
     assert meta["dagster/row_count"].value == 19 and meta["models"].value == "model:equity_lgbm:v1"
+    assert meta["rows_computed"].value == 19
     assert "psi_band" in meta["latest"].value and "ic_mean_5" in meta["latest"].value
     for plot in ("ic_plot", "psi_plot"):
         assert "data:image/png;base64," in meta[plot].value
@@ -88,17 +89,29 @@ def _assert_a_range_stores_a_row_per_session(run, pg_db) -> None:
         )
         assert figures["psi_mean"].value == row.psi_mean
         assert figures["ic"].value == row.ic if pd.notna(row.ic) else "ic" not in figures
+    return result
 
 
-def _assert_a_rerun_replaces_its_row(run, pg_db) -> None:
-    """Re-running a day replaces its row: same values, a new seq, no duplicate."""
+def _outcome(result: dg.ExecuteInProcessResult) -> tuple[dict, dict, dict]:
+    """What a drift run shows: its metadata (but how many rows it computed), its check and its observations."""
+    meta = result.asset_materializations_for_node("drift_metrics")[0].metadata
+    check = result.get_asset_check_evaluations()[0]
+    observed = {o.partition: o.metadata for o in result.asset_observations_for_node("drift_metrics")}
+    shown = {k: v for k, v in meta.items() if k != "rows_computed"}
+    return shown, {"passed": check.passed, "severity": check.severity, **check.metadata}, observed
+
+
+def _assert_a_rerun_reads_unchanged_rows_back(run, pg_db, first: dg.ExecuteInProcessResult) -> None:
+    """Re-running the range over unchanged inputs computes and writes nothing (every row keeps its seq) and shows
+    what the first run showed: the same table, plots, check and observations."""
     with pg.connect(pg_db) as conn:
-        first = history.read(conn, start="2024-06-10", end="2024-06-10").iloc[0]
-    assert run([drift_metrics], partition_key="2024-06-10", run_config=WARN).success
+        before = history.read(conn)
+    again = run([drift_metrics], tags=SCORED, run_config=WARN)
+    assert again.success
+    assert again.asset_materializations_for_node("drift_metrics")[0].metadata["rows_computed"].value == 0
     with pg.connect(pg_db) as conn:
-        again = history.read(conn, start="2024-06-10", end="2024-06-10").iloc[0]
-    assert _count(pg_db) == 19 and again["seq"] > first["seq"]
-    assert again.drop(["seq", "run_id"]).to_json() == first.drop(["seq", "run_id"]).to_json()
+        assert history.read(conn).to_json() == before.to_json()
+    assert _outcome(again) == _outcome(first)
 
 
 def _assert_the_profile_is_computed_once_and_read_back_bit_for_bit(run, pg_db, root) -> None:
@@ -118,6 +131,8 @@ def _assert_the_profile_is_computed_once_and_read_back_bit_for_bit(run, pg_db, r
     read = ModelProfile.from_json(text)
     assert all(read.feature_refs[f].cuts.tobytes() == r.cuts.tobytes() for f, r in computed.feature_refs.items())
     assert read.prediction_ref.shares.tobytes() == computed.prediction_ref.shares.tobytes()
+    with pg.connect(pg_db) as conn, conn.cursor() as cur:  # its fingerprint lost: the day is computed again
+        cur.execute("UPDATE quant.drift_metrics SET inputs = NULL WHERE date = '2024-06-10'")
     shutil.move(root / "snapshots", root.parent / "snapshots-away")
     try:
         assert run([drift_metrics], partition_key="2024-06-10", run_config=WARN).success
@@ -125,6 +140,7 @@ def _assert_the_profile_is_computed_once_and_read_back_bit_for_bit(run, pg_db, r
         shutil.move(root.parent / "snapshots-away", root / "snapshots")
     with pg.connect(pg_db) as conn:
         again = history.read(conn, start="2024-06-10", end="2024-06-10").iloc[0]
+    assert again["seq"] > first["seq"] and _count(pg_db) == 19  # replaced, not added
     assert again.drop(["seq", "run_id"]).to_json() == first.drop(["seq", "run_id"]).to_json()
 
 
@@ -173,9 +189,9 @@ def test_drift_metrics_upserts_flags_critical_days_and_fails_without_inputs(
     assert run([training_snapshot, trained_model, promotion_decision], run_config=PROMOTED_RUN_CONFIG).success
     assert run([predictions], tags=SCORED).success
 
-    _assert_a_range_stores_a_row_per_session(run, pg_db)
+    first = _assert_a_range_stores_a_row_per_session(run, pg_db)
     _assert_the_profile_is_computed_once_and_read_back_bit_for_bit(run, pg_db, root)
-    _assert_a_rerun_replaces_its_row(run, pg_db)
+    _assert_a_rerun_reads_unchanged_rows_back(run, pg_db, first)
     _assert_critical_fails_its_check_and_the_run_goes_on(resources, pg_db, dagster_instance)
 
     # No predictions to monitor: the run fails with a reason and writes nothing.

@@ -27,7 +27,6 @@ in the retirement record), and its stored days stay done.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from quant_assets.core.features.files import (
 )
 from quant_assets.core.storage import fs, lake
 from quant_assets.core.storage.fs import Location
+from quant_assets.core.storage.hashing import lines_hash
 
 MARK = "_inputs-"
 
@@ -163,8 +163,7 @@ def mark(unit: Unit, day: dt.date, fingerprint: str) -> None:
 
 def _fingerprint(day: dt.date, partitions: list[dt.date], names: Mapping[dt.date, list[str]]) -> str:
     """The hash of the raw part names in a window of ``day`` (its ``partitions``)."""
-    listed = [f"{p.isoformat()}/{n}" for p in partitions for n in names.get(p, [])]
-    return hashlib.sha256("\n".join([day.isoformat(), *listed]).encode()).hexdigest()[:32]
+    return lines_hash([day.isoformat(), *(f"{p.isoformat()}/{n}" for p in partitions for n in names.get(p, []))])
 
 
 def _marks(base: Location, days: list[dt.date]) -> set[str]:

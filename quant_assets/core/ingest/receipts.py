@@ -32,6 +32,7 @@ from quant_assets.core.ingest.report import IngestReport
 from quant_assets.core.ingest.sources.base import Notice, RawBatch
 from quant_assets.core.storage import fs, lake, receipt
 from quant_assets.core.storage.fs import Location
+from quant_assets.core.storage.hashing import code_hash, lines_hash
 
 PREFIX = receipt.PREFIX
 UNAVAILABLE = "not_yet_available"  # rows whose fate depends on the run's ``now``
@@ -51,8 +52,8 @@ def delivery_digest(batch: RawBatch, settings: Mapping[str, object]) -> str:
 
 
 def _code() -> str:
-    """The text of the code an ingest runs: this package, the lake's writer, the calendar."""
-    return receipt.code_digest((Path(__file__).parent,), (Path(lake.__file__), Path(sessions.__file__)))
+    """The text of the code an ingest runs (this package, the lake's writer, the calendar), hashed."""
+    return code_hash(Path(__file__).parent, Path(lake.__file__), Path(sessions.__file__))
 
 
 def find(root: Location, dataset: str, day: dt.date, digest: str, reads: list[Location]) -> IngestReport | None:
@@ -81,7 +82,7 @@ def keep(root: Location, dataset: str, day: dt.date, digest: str, reads: list[Lo
 def _path(root: Location, dataset: str, day: dt.date, digest: str, reads: list[Location]) -> Location:
     """The receipt's location: its key hashes the delivery's digest and the part names stored in ``reads``."""
     names = [fs.relative(p, root) for d in reads for p in lake.partition_files(d)]  # the same wherever the lake is
-    return receipt.path(lake.partition_dir(root, dataset, day), receipt.key([digest, *names]))
+    return receipt.path(lake.partition_dir(root, dataset, day), lines_hash([digest, *names]))
 
 
 def to_json(report: IngestReport) -> dict:

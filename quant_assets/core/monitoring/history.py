@@ -1,4 +1,8 @@
-"""``quant.drift_metrics`` (one row per date and model, upserted) and ``quant.run_failures`` in Postgres."""
+"""``quant.drift_metrics`` (one row per date and model, upserted) and ``quant.run_failures`` in Postgres.
+
+Each drift row keeps the fingerprint of what it was computed from (``inputs``: core.monitoring.inputs), so a rerun
+reads back the rows whose inputs have not changed (``rows``) instead of computing them again.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ COLUMNS = [
     "level",
     "actions",
     "reasons",
+    "inputs",  # the fingerprint of what the row was computed from (None: stored before rows had one)
     "run_id",
 ]
 _JSON = ("psi", "levels", "reasons")
@@ -55,6 +60,22 @@ def upsert(conn, rows: list[dict], run_id: str | None = None) -> int:
 
 def read(conn, model: str | None = None, since_seq: int = 0, start=None, end=None) -> pd.DataFrame:
     """Drift rows in date order (optionally one model's, newer than a ``seq``, within [start, end])."""
+    return pd.DataFrame(_select(conn, model, since_seq, start, end), columns=[*COLUMNS, "seq"])
+
+
+def rows(conn, model: str, start, end) -> dict:
+    """``model``'s stored rows of [start, end] by date, each as the dict ``upsert`` was given: the values as they
+    were computed (Postgres gives the numbers back as stored), the JSON objects' keys in name order (``jsonb``
+    keeps its own), no ``run_id`` or ``seq``. Read for the days a rerun does not compute again."""
+    out = {}
+    for record in _select(conn, model, 0, start, end):
+        row = dict(zip(COLUMNS[:-1], record, strict=False))
+        out[row["date"]] = {**row, **{c: dict(sorted(row[c].items())) for c in _JSON}}
+    return out
+
+
+def _select(conn, model: str | None, since_seq: int, start, end) -> list[tuple]:
+    """The stored rows (``COLUMNS`` and ``seq``) matching the filters, in date then model order."""
     where, params = ["seq > %s"], [since_seq]
     if model is not None:
         where.append("model = %s")
@@ -71,7 +92,7 @@ def read(conn, model: str | None = None, since_seq: int = 0, start=None, end=Non
             f"WHERE {' AND '.join(where)} ORDER BY date, model",
             params,
         )
-        return pd.DataFrame(cur.fetchall(), columns=[*COLUMNS, "seq"])
+        return cur.fetchall()
 
 
 def last_date(conn, model: str):

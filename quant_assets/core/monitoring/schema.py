@@ -1,6 +1,6 @@
 """The monitoring tables: the daily drift metrics of every live model and the failed runs.
 
-Created by core.schema.migrate (idempotent: every statement holds when the tables already exist).
+Created and changed by core.schema.migrate (idempotent: every statement holds when the tables already exist).
 """
 
 MONITORING_TABLES = """
@@ -52,3 +52,7 @@ CREATE TABLE IF NOT EXISTS quant.run_failures (
     failed_at     timestamptz NOT NULL DEFAULT now()
 );
 """
+
+# The fingerprint of what each row was computed from (core.monitoring.inputs): a rerun whose inputs match skips the
+# day. Rows stored before it have none, and are computed once more.
+DRIFT_INPUTS = "ALTER TABLE quant.drift_metrics ADD COLUMN IF NOT EXISTS inputs text;"

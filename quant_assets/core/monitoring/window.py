@@ -10,11 +10,21 @@ For session D (run after D's close) and a model with horizon h:
 A range of days is loaded once (each partition read once) and each day is computed from its own
 window, so the cost of a day does not grow with the history and a backfill costs per day what a
 daily run does.
+
+A day is skipped when its stored row (``quant.drift_metrics``) carries the fingerprint of the day's inputs as
+they are now (``inputs.py``: the model's profile, the alert matrix, costs and rule, the code, and the names of the
+content-addressed parts its windows read). Its row is then read back, not computed: a rerun over unchanged days
+lists the partitions and reads only the predictions' model column (which models to monitor). A new or restated
+part in a day's windows, another alert policy or other costs change the fingerprint, and the day is computed
+again. A day a model has no row for (it scored neither the day nor the session maturing on it) is looked at again
+on every run, at the cost of reading the predictions: prices and PSI are computed only for a day that needs them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +34,7 @@ from quant_assets.core import sessions
 from quant_assets.core.features import staleness
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources.base import known_by_close
-from quant_assets.core.monitoring import drift, profiles
+from quant_assets.core.monitoring import drift, history, inputs, profiles
 from quant_assets.core.monitoring.alerts import AlertConfig, evaluate, psi_band
 from quant_assets.core.monitoring.profiles import ModelProfile
 from quant_assets.core.research import backtest, scoring, snapshots
@@ -37,7 +47,8 @@ class DriftInputError(RuntimeError):
 
 
 class DriftRange:
-    """Loads the partitions a range of drift days reads, once, and computes each day's row."""
+    """Loads the partitions a range of drift days reads, once, and computes each day's row (prices and features
+    are read when a row first needs them)."""
 
     def __init__(
         self,
@@ -58,13 +69,32 @@ class DriftRange:
         first = sessions.session_offset(self.days[0], -(profile.horizon + self.lookback))
         self.sessions = sessions.sessions_between(first, self.days[-1])
         self._pos = {d: i for i, d in enumerate(self.sessions)}
-        self.prices = self._read("raw_prices")
+        self.store = store
         self.predictions = self._read(scoring.DATASET)
         self._latest: dict[dt.date, pd.DataFrame] = {}
-        self.psi = self._psi_series(store)
 
     def _read(self, dataset: str) -> dict[dt.date, pd.DataFrame]:
         return lake.read_partitions(self.root, dataset, self.sessions)
+
+    @functools.cached_property
+    def prices(self) -> dict[dt.date, pd.DataFrame]:
+        """Read when a row first needs them, as the PSI is computed: a range of days the model scored none of (one
+        monitored over a run's range, which it stopped or had not yet started scoring) reads only its predictions."""
+        return self._read("raw_prices")
+
+    @functools.cached_property
+    def _psi(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return self._psi_series(self.store)
+
+    @property
+    def psi(self) -> pd.DataFrame:
+        """Per session of the range: mean, max and prediction PSI, and the PSI sample's size and no-drift level."""
+        return self._psi[0]
+
+    @property
+    def feature_psi(self) -> pd.DataFrame:
+        """Per session of the range: each feature's PSI."""
+        return self._psi[1]
 
     def _model_predictions(self, day: dt.date) -> pd.DataFrame:
         """The model's latest prediction per name on ``day``, worked out once per session: every drift day's
@@ -75,7 +105,7 @@ class DriftRange:
             self._latest[day] = lake.latest_versions(mine, ["entity_key"]) if len(frame) else frame
         return self._latest[day]
 
-    def _psi_series(self, store: FeatureStore) -> pd.DataFrame:
+    def _psi_series(self, store: FeatureStore) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Feature PSI (per feature) and prediction PSI for every session of the range.
 
         The actual distribution of session d pools the cross-sections of the PSI_WINDOW sessions ending at
@@ -118,8 +148,7 @@ class DriftRange:
         out["prediction_psi"] = pd.Series(pred_psi, dtype=float).reindex(out.index)
         out["psi_noise"] = pd.Series(noise, dtype=float).reindex(out.index)
         out["psi_n"] = pd.Series(sizes, dtype=float).reindex(out.index)
-        self.feature_psi = psi
-        return out
+        return out, psi
 
     def _labels(self, days: list[dt.date], as_of: pd.Timestamp) -> pd.DataFrame:
         """Adjusted open-to-open labels of ``days`` from price versions known at ``as_of``."""
@@ -182,11 +211,11 @@ class DriftRange:
             "prediction_psi": _num(psi_today.get("prediction_psi")),
             "psi_n": None if (n := _num(psi_today.get("psi_n"))) is None else int(n),
             "psi_noise": _num(psi_today.get("psi_noise")),
-            "psi": {k: round(float(v), 6) for k, v in per_feature.items()},
-            "levels": alerts.levels,
+            "psi": {k: round(float(v), 6) for k, v in sorted(per_feature.items())},  # in name order: history.rows
+            "levels": dict(sorted(alerts.levels.items())),
             "level": alerts.worst,
             "actions": alerts.actions,
-            "reasons": alerts.reasons,
+            "reasons": dict(sorted(alerts.reasons.items())),
         }
 
 
@@ -214,7 +243,8 @@ class DriftRun:
     """The drift rows of a range of days for every monitored model, and what could not be computed."""
 
     nodes: list[str]
-    rows: list[dict] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)  # every row: computed, or read back (inputs unchanged)
+    fresh: list[dict] = field(default_factory=list)  # the rows computed by this run, to store
     errors: dict[dt.date, list[str]] = field(default_factory=dict)
     without_psi: dict[str, str] = field(default_factory=dict)  # "<model> <feature>" -> why it has no PSI
 
@@ -223,6 +253,11 @@ class DriftRun:
         """Days with no row for any model, with the reasons (a day one model covers is monitored)."""
         covered = {r["date"] for r in self.rows}
         return {d: e for d, e in self.errors.items() if d not in covered}
+
+    @property
+    def unchanged(self) -> int:
+        """Rows read back rather than computed: their inputs have not changed since they were stored."""
+        return len(self.rows) - len(self.fresh)
 
     def table(self, alerts: AlertConfig) -> pd.DataFrame:
         """The rows as a table, each with the PSI band its mean PSI and no-drift level fall in."""
@@ -243,8 +278,10 @@ def drift_rows(
     costs: backtest.Costs,
     rule: backtest.PortfolioRule,
 ) -> DriftRun:
-    """Every day's row for every monitored model of ``name``; a day a model cannot be monitored on is recorded
-    in ``errors`` instead of stopping the others. NoPredictions when no model scored the window."""
+    """Every day's row for every monitored model of ``name``: read back from ``conn`` where the stored row's
+    fingerprint is the day's (its inputs have not changed), computed for the other days, each carrying its
+    fingerprint (``inputs``) to be stored. A day a model cannot be monitored on is recorded in ``errors`` instead
+    of stopping the others. NoPredictions when no model scored the window."""
     nodes = monitored_models(root, days, alerts.lookback, name)
     if not nodes:
         raise NoPredictions(f"no predictions of {name} around {days[0]}..{days[-1]}: materialise predictions")
@@ -252,13 +289,51 @@ def drift_rows(
     for node in nodes:
         profile = profiles.stored(conn, root, node)
         run.without_psi.update({f"{node} {f}": r.reason for f, r in profile.feature_refs.items() if r.reason})
-        window = DriftRange(root, store, profile, days, alerts, costs, rule)
+        prints = inputs.fingerprints(root, store, profile, days, alerts, costs, rule)
+        stored = history.rows(conn, node, min(days), max(days))
+        todo = [d for d in days if stored.get(d, {}).get("inputs") != prints[d]]
+        computed = _compute(
+            lambda some, profile=profile: DriftRange(root, store, profile, some, alerts, costs, rule),
+            _runs(todo, profile.horizon + alerts.lookback),
+            prints,
+            run.errors,
+        )
+        run.fresh += list(computed.values())
+        rows = {**{d: stored[d] for d in days if d not in todo}, **computed}
+        run.rows += [rows[d] for d in days if d in rows]
+    return run
+
+
+def _compute(
+    window: Callable[[list[dt.date]], DriftRange],
+    runs: list[list[dt.date]],
+    prints: dict[dt.date, str],
+    errors: dict[dt.date, list[str]],
+) -> dict[dt.date, dict]:
+    """The rows of the days of ``runs``, one range (``window``) per run, each with its day's fingerprint; a day
+    that cannot be monitored is recorded in ``errors``."""
+    out = {}
+    for days in runs:
+        computing = window(days)
         for day in days:
             try:
-                run.rows.append(window.row(day))
+                out[day] = {**computing.row(day), "inputs": prints[day]}
             except DriftInputError as exc:
-                run.errors.setdefault(day, []).append(str(exc))
-    return run
+                errors.setdefault(day, []).append(str(exc))
+    return out
+
+
+def _runs(days: list[dt.date], gap: int) -> list[list[dt.date]]:
+    """``days`` in runs of one range each: a new run where the next day is more than ``gap`` sessions on. Each
+    session of a range costs its PSI, and a range's first day its window of ``gap`` sessions: a range of its own
+    costs less than one spanning the sessions between."""
+    out: list[list[dt.date]] = []
+    for day in sorted(days):
+        if out and sessions.session_index(day) - sessions.session_index(out[-1][-1]) <= gap:
+            out[-1].append(day)
+        else:
+            out.append([day])
+    return out
 
 
 def _nan(value) -> float:

@@ -33,6 +33,7 @@ from quant_assets.core.research import training
 from quant_assets.core.research.training import Ensemble
 from quant_assets.core.storage import fs, lake, receipt
 from quant_assets.core.storage.fs import Location
+from quant_assets.core.storage.hashing import code_hash, lines_hash
 
 DATASET = "predictions"
 PREVIEW_ROWS = 5  # the first predictions of a day its receipt keeps (the asset shows them)
@@ -99,7 +100,7 @@ def score_days(
     name could be scored (the caller fails on such a day: a later run scores it again)."""
     inputs = fingerprints(store, model, model_node, days, universe)
     stored_parts = _part_names(root, days)
-    kept = receipts(root, {d: receipt.key([inputs[d], *stored_parts.get(d, [])]) for d in days})
+    kept = receipts(root, {d: lines_hash([inputs[d], *stored_parts.get(d, [])]) for d in days})
     families = store.families(model.features) if len(kept) < len(days) else {}
     out = []
     for day in days:
@@ -113,7 +114,7 @@ def score_days(
         scored = DayScores(day, len(predictions), written, gaps, predictions.head(PREVIEW_ROWS))
         if len(predictions):
             parts = [f.name for f in lake.partition_files(lake.partition_dir(root, DATASET, day))]
-            receipt.write(_receipt_path(root, day, receipt.key([inputs[day], *parts])), _receipt_body(scored))
+            receipt.write(_receipt_path(root, day, lines_hash([inputs[day], *parts])), _receipt_body(scored))
         out.append(scored)
     return out
 
@@ -129,7 +130,7 @@ def fingerprints(
     windows = [(staleness.earliest_partition(day), day) for day in days]
     scored_by = json.dumps([_code(), model_node, training.sha256(model.to_bytes()), model.features, universe])
     inputs = store.read_inputs(model.features, windows)
-    return {day: receipt.key([scored_by, day.isoformat(), *lines]) for day, lines in zip(days, inputs, strict=True)}
+    return {day: lines_hash([scored_by, day.isoformat(), *lines]) for day, lines in zip(days, inputs, strict=True)}
 
 
 def receipts(root: Location, keys: dict[dt.date, str]) -> dict[dt.date, DayScores]:
@@ -189,7 +190,7 @@ def _code() -> str:
     """The text of the code a day's scoring runs: the feature store and staleness rule (the features package),
     this module, the model's prediction, the lake's writer and the calendar."""
     files = (Path(__file__), Path(training.__file__), Path(lake.__file__), Path(sessions.__file__))
-    return receipt.code_digest((Path(staleness.__file__).parent,), files)
+    return code_hash(Path(staleness.__file__).parent, *files)
 
 
 def write_day(root: Location, day: dt.date, predictions: pd.DataFrame) -> lake.WriteResult:

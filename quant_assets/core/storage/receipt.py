@@ -1,8 +1,8 @@
 """Receipts: what a step gave for inputs it names by a key, kept so that the same inputs again cost a look-up.
 
-A receipt is ``<dataset>/date=D/_receipt-<key>.json``: the key hashes everything the step's outcome depends on
-(what it read, given as names that are their content, and the text of the code that ran), the body is the
-outcome. It is written once, after the step's own writes (a reader that finds one finds the outcome stored), and
+A receipt is ``<dataset>/date=D/_receipt-<key>.json``: the key (``hashing.lines_hash``) hashes everything the
+step's outcome depends on (what it read, given as names that are their content, and the text of the code that ran),
+the body is the outcome. It is written once, after the step's own writes (a reader that finds one finds the outcome stored), and
 never replaced. Readers of a dataset's rows take ``part-*.parquet`` files only, so a receipt is no row. The ingest
 (``ingest/receipts.py``) and daily scoring (``research/scoring.py``) keep theirs through these primitives.
 """
@@ -10,11 +10,8 @@ never replaced. Readers of a dataset's rows take ``part-*.parquet`` files only, 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import hashlib
 import json
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TypeVar
 
 from quant_assets.core.storage import fs, lake
@@ -22,20 +19,6 @@ from quant_assets.core.storage.fs import Location
 
 PREFIX = "_receipt-"
 T = TypeVar("T")
-
-
-def key(lines: Iterable[str]) -> str:
-    """The key of a receipt: the SHA-256 (a prefix of it) of ``lines``, one a line."""
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
-
-
-@functools.cache
-def code_digest(packages: tuple[Path, ...], files: tuple[Path, ...] = ()) -> str:
-    """The SHA-256 of the text of the modules of ``packages`` (directories, searched recursively), then of
-    ``files``, read once per process: an edit changes a receipt's key even in a checkout whose version reads only
-    "dirty"."""
-    modules = [*(m for p in packages for m in sorted(p.rglob("*.py"))), *files]
-    return hashlib.sha256(b"".join(m.read_bytes() for m in modules)).hexdigest()
 
 
 def path(partition: Location, receipt_key: str) -> Location:

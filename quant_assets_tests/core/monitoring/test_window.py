@@ -136,8 +136,10 @@ def test_changing_the_future_leaves_past_rows_identical(scored_lake, tmp_path, c
 def test_a_day_without_predictions_or_prices_is_an_error_not_a_row(scored_lake, tmp_path):
     root, snap, model = scored_lake
     early = sessions.as_date("2024-03-01")
+    unscored = _range(root, snap, model, [early])
     with pytest.raises(DriftInputError, match="scored neither 2024-03-01 nor 2024-02-29: nothing to monitor"):
-        _range(root, snap, model, [early]).row(early)
+        unscored.row(early)
+    assert "prices" not in vars(unscored) and "_psi" not in vars(unscored)  # known from the predictions alone
     copy = tmp_path / "lake"
     shutil.copytree(root, copy)
     day = sessions.as_date("2024-06-04")
