@@ -1,8 +1,8 @@
 """Receipts: what a step gave for inputs it names by a key, kept so that the same inputs again cost a look-up.
 
-A receipt is ``<dataset>/date=D/_receipt-<key>.json``: the key (``hashing.lines_hash``) hashes everything the
-step's outcome depends on (what it read, given as names that are their content, and the text of the code that ran),
-the body is the outcome. It is written once, after the step's own writes (a reader that finds one finds the outcome stored), and
+A receipt is ``<dataset>/date=D/_receipt-<key>.json``: the key (``hashing.lines_hash``) hashes everything the step's
+outcome depends on (what it read, given as names that are their content, and the text of the code that ran), the body is
+the outcome. It is written once, after the step's own writes (a reader that finds one finds the outcome stored), and
 never replaced. Readers of a dataset's rows take ``part-*.parquet`` files only, so a receipt is no row. The ingest
 (``ingest/receipts.py``) and daily scoring (``research/scoring.py``) keep theirs through these primitives.
 """
