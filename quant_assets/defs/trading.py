@@ -73,10 +73,13 @@ def live_book(
     for row in rows[rows["date"].isin(touched)].itertuples(index=False):
         context.log_event(_session_figures(row))
     for s in traded:
-        context.log.info(f"{s.date} {s.model} {s.state} x{s.exposure:g}: turnover {s.turnover:.4f}")
-    unchanged = sum(s.unchanged for s in traded)
-    context.log.info(f"{unchanged} of {len(traded)} sessions unchanged since traded: rebuilt from quant.live_book")
-    return dg.MaterializeResult(metadata={**_metadata(traded[-1], rows), "sessions_unchanged": unchanged})
+        if not s.unchanged:  # an unchanged session's figures are its observation's, as when it was traded
+            context.log.info(f"{s.date} {s.model} {s.state} x{s.exposure:g}: turnover {s.turnover:.4f}")
+    unchanged = [s.date for s in traded if s.unchanged]
+    if unchanged:
+        context.log.info(f"{len(unchanged)} of {len(traded)} sessions ({unchanged[0]}..{unchanged[-1]}) unchanged "
+                         "since traded: rebuilt from quant.live_book, nothing read or written")  # fmt: skip
+    return dg.MaterializeResult(metadata={**_metadata(traded[-1], rows), "sessions_unchanged": len(unchanged)})
 
 
 def _session_figures(row) -> dg.AssetObservation:
