@@ -37,6 +37,7 @@ STEPS: tuple[tuple[int, str, str], ...] = (
     (7, "models' drift reference profiles (quant.model_profiles)", profiles.TABLE),
     (8, "the model each training key gave (quant.model_trainings)", trainings.TABLE),
     (9, "the fingerprint of each drift row's inputs (quant.drift_metrics.inputs)", DRIFT_INPUTS),
+    (10, "the fingerprint of each live book session's inputs (quant.live_book.inputs)", live.INPUTS),
 )
 LATEST = STEPS[-1][0]
 

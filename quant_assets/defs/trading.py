@@ -39,7 +39,10 @@ class LiveBookConfig(BacktestConfig):
     "in <data root>/live_book/date=YYYY-MM-DD; quant.live_book holds the session's figures and, once its labels "
     "mature (the next session), its net P&L. Before each session it records the state changes the champion's "
     "drift rows up to the session before call for (as model_states_on_drift would have), so a backfill acts on "
-    "each breach from the next session. Sessions are traded in order; a traded session is never rewritten.",
+    "each breach from the next session. Sessions are traded in order; a traded session is never rewritten. Each "
+    "row keeps the hash of its inputs (the champion, its state and exposure, rule, costs, code, the day's "
+    "predictions parts, the previous session's positions, the prices its labels are read from): a rerun over "
+    "sessions whose inputs have not changed rebuilds them from their rows, reading and writing nothing.",
 )
 def live_book(
     context: dg.AssetExecutionContext,
@@ -51,26 +54,32 @@ def live_book(
     rule, costs = config.parts()
     rules, policy = alert_policy.rules(registry.name), alert_policy.actions(registry.name)
     traded, changes = [], []
+    days = [sessions.as_date(key) for key in context.partition_keys]
+    parts = live.input_parts(lake.path, days)  # listed once for the range: what each session reads, by name
     with registry.connect() as conn:
-        for key in context.partition_keys:  # in order: each session trades from the one before
-            day = sessions.as_date(key)
+        for day in days:  # in order: each session trades from the one before
             try:
                 ref = states.champion_on(conn, registry.name, day)
                 changes += actions.settle(conn, ref, day, rules, policy, f"run:{context.run_id}")
                 traded.append(live.trade_session(conn, lake.path, registry.name, day, rule, costs, policy.exposure,
-                                                 context.run_id))  # fmt: skip
+                                                 parts, context.run_id))  # fmt: skip
             except (LookupError, ValueError, live.BookError) as exc:
                 raise dg.Failure(str(exc)) from exc
             conn.commit()  # a session traded is recorded even if a later one fails
-        rows = live.history(conn, sessions.session_offset(traded[-1].day.date, -config.history_sessions))
+        rows = live.history(conn, sessions.session_offset(traded[-1].date, -config.history_sessions))
     for c in changes:
         context.log.warning(f"{c.from_state} -> {c.to_state} after {c.date}: {c.reason}")
-    touched = {s.day.date for s in traded} | {sessions.as_date(s.realised["date"]) for s in traded if s.realised}
+    touched = {s.date for s in traded} | {sessions.as_date(s.realised["date"]) for s in traded if s.realised}
     for row in rows[rows["date"].isin(touched)].itertuples(index=False):
         context.log_event(_session_figures(row))
     for s in traded:
-        context.log.info(f"{s.day.date} {s.model} {s.state} x{s.day.exposure:g}: turnover {s.day.turnover:.4f}")
-    return dg.MaterializeResult(metadata=_metadata(traded[-1], rows))
+        if not s.unchanged:  # an unchanged session's figures are its observation's, as when it was traded
+            context.log.info(f"{s.date} {s.model} {s.state} x{s.exposure:g}: turnover {s.turnover:.4f}")
+    unchanged = [s.date for s in traded if s.unchanged]
+    if unchanged:
+        context.log.info(f"{len(unchanged)} of {len(traded)} sessions ({unchanged[0]}..{unchanged[-1]}) unchanged "
+                         "since traded: rebuilt from quant.live_book, nothing read or written")  # fmt: skip
+    return dg.MaterializeResult(metadata={**_metadata(traded[-1], rows), "sessions_unchanged": len(unchanged)})
 
 
 def _session_figures(row) -> dg.AssetObservation:
@@ -90,10 +99,10 @@ def _metadata(last: live.Session, rows) -> dict:
     meta = {
         "model": dg.MetadataValue.text(last.model),
         "state": dg.MetadataValue.text(last.state),
-        "exposure": dg.MetadataValue.float(last.day.exposure),
-        "turnover": dg.MetadataValue.float(last.day.turnover),
-        "cost": dg.MetadataValue.float(last.day.cost),
-        "names": dg.MetadataValue.int(int((last.day.positions["weight"] != 0).sum())),
+        "exposure": dg.MetadataValue.float(last.exposure),
+        "turnover": dg.MetadataValue.float(last.turnover),
+        "cost": dg.MetadataValue.float(last.cost),
+        "names": dg.MetadataValue.int(last.names),
         "positions": dg.MetadataValue.path(str(last.path)),
         "equity": plots.book_equity(rows) if len(realised) else dg.MetadataValue.text("no realised session yet"),
     }

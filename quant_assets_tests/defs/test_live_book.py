@@ -156,3 +156,22 @@ def test_a_backfill_of_the_book_acts_on_each_drift_row_from_the_next_session(boo
     # 05-13 with no drift row of 05-10: refused until drift_metrics has run for it
     missing = run("2024-05-13", "2024-05-13")
     assert not missing.success and "has no drift row for 2024-05-10 (its last is 2024-05-09)" in str(missing.all_events)
+
+
+def test_a_rerun_of_traded_sessions_gives_the_same_metadata_and_observations(book_setup):
+    """The second run rebuilds every session from its row: the same materialisation metadata (but the count of
+    unchanged sessions) and the same observations, partition by partition."""
+    _, url, _, run = book_setup
+    first, second = run("2024-05-01", "2024-05-08"), run("2024-05-01", "2024-05-08")
+    assert first.success and second.success
+
+    def seen(result):
+        materialised = [m.metadata for m in result.asset_materializations_for_node("live_book")]
+        observed = [(o.partition, o.metadata) for o in result.asset_observations_for_node("live_book")]
+        return materialised, observed
+
+    (before, observed), (after, again) = seen(first), seen(second)
+    assert [m.pop("sessions_unchanged").value for m in before] == [0] * 6
+    assert [m.pop("sessions_unchanged").value for m in after] == [6] * 6
+    assert after == before and again == observed
+    assert ["net" in m for _, m in observed] == [True] * 5 + [False]  # 05-08's P&L has not matured yet

@@ -7,18 +7,32 @@ costs at the open, the book's gross and net exposure, and (``gross``, ``net``, N
 filled in once its labels have matured (the next session's run). A traded session is never rewritten: running
 it again must give the same positions (written once, content-addressed) and the same figures, else it is
 refused, so the record of what was traded cannot change after the fact.
+
+A session's run is a function of the champion on the day, its state and that state's exposure, the portfolio
+rule and costs, the code, the day's predictions parts, the positions file recorded for the session before, and
+the raw_prices parts of the session before and of the day (the labels it realises the session before with).
+Lake parts are content-addressed, so their names are their content: the row keeps the hash of all of that
+(``inputs``), written once the session is traded or verified. A rerun whose inputs hash the same, and whose
+previous session's P&L is stored (or cannot be yet: no prices of the day), reads nothing but the rows and the
+listings and writes nothing: the session is rebuilt from its row (``unchanged``). Any other hash (a restated
+part, another state or champion, rule, costs or code; a row from before rows had one) trades the session again,
+refused as always if it would differ, and records the new hash.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from quant_assets.core import sessions
+from quant_assets.core.features.files import day_names, partition_day
 from quant_assets.core.ingest.sources.base import known_by_close
 from quant_assets.core.registry import states
 from quant_assets.core.registry.models import ModelRef
@@ -27,9 +41,19 @@ from quant_assets.core.research.backtest import Costs, PortfolioRule, sharpe
 from quant_assets.core.research.backtest import run as backtest_run
 from quant_assets.core.storage import fs, lake
 from quant_assets.core.storage.fs import Location
+from quant_assets.core.storage.hashing import code_hash, lines_hash
 from quant_assets.core.trading import book
 
 DATASET = "live_book"
+PRICES = "raw_prices"
+_CORE = Path(sessions.__file__).parent
+# the code a session's run executes: the book, the backtest steps it shares, the labels, scoring's layout, the
+# lake, the calendar and the price lag
+CODE = tuple(
+    _CORE / p
+    for p in ("trading", "research/backtest.py", "research/snapshots.py", "research/scoring.py", "storage",
+              "sessions.py", "ingest/sources/base.py")
+)  # fmt: skip
 TABLE = """
 CREATE TABLE IF NOT EXISTS quant.live_book (
     date            date PRIMARY KEY,
@@ -49,6 +73,9 @@ CREATE TABLE IF NOT EXISTS quant.live_book (
     realised_at     timestamptz
 );
 """
+# The hash of what each session's run read (``fingerprint``): a rerun whose inputs hash the same skips the session.
+# Rows stored before it have none, and are verified once more.
+INPUTS = "ALTER TABLE quant.live_book ADD COLUMN IF NOT EXISTS inputs text;"
 _SCHEMA = pa.schema(
     [("entity_key", pa.string())]
     + [(c, pa.float64()) for c in book.POSITIONS[1:]]
@@ -62,13 +89,19 @@ class BookError(RuntimeError):
 
 @dataclass(frozen=True)
 class Session:
-    """One traded session as recorded, and the P&L of the session before it if that matured now."""
+    """One traded session as recorded, and the P&L of the session before it if that matured now. ``unchanged``:
+    rebuilt from its row, its inputs the same as when it was traded or last verified (nothing read or written)."""
 
-    day: book.BookDay
+    date: dt.date
     model: str
     state: str
+    exposure: float
+    names: int  # names held (a weight other than 0)
+    turnover: float
+    cost: float
     path: Location
-    realised: dict | None  # the previous session's P&L, filled in by this run
+    realised: dict | None  # the previous session's P&L (date, gross, cost, net, turnover), filled in by this run
+    unchanged: bool = False
 
 
 def previous_positions(conn, root: Location, day: dt.date) -> pd.DataFrame | None:
@@ -95,6 +128,32 @@ def _predictions(root: Location, ref: ModelRef, day: dt.date) -> pd.Series:
     return mine.set_index("entity_key")["prediction"]
 
 
+def input_parts(root: Location, days: list[dt.date]) -> dict[dt.date, list[str]]:
+    """The lake parts each session's run reads, by name relative to ``root``: its predictions parts, then the
+    raw_prices parts of the session before and of itself (``_realise_previous``'s labels). One listing per month
+    of each dataset, whatever the number of days; no part is read."""
+    months = [str(m) for m in pd.period_range(sessions.previous_session(min(days)), max(days), freq="M")]
+    listed: dict[tuple[str, str], list[str]] = {}
+    for name in (scoring.DATASET, PRICES):
+        for part in day_names(lake.under(root, name), months):
+            listed.setdefault((name, partition_day(part)), []).append(f"{name}/{part}")
+    keys = lambda d: [(scoring.DATASET, d), (PRICES, sessions.previous_session(d)), (PRICES, d)]  # noqa: E731
+    return {d: [p for name, on in keys(d) for p in listed.get((name, on.isoformat()), [])] for d in days}
+
+
+def fingerprint(
+    day: dt.date, node: str, state: str, exposure: float, rule: PortfolioRule, costs: Costs, before: dict | None,
+    parts: list[str],
+) -> str:  # fmt: skip
+    """The hash of what session ``day``'s run depends on: the code, rule and costs, the champion, its state and
+    exposure, the book's row before (its date and positions file; ``before``: None when the book starts at
+    ``day``) and the names of the parts it reads (``input_parts``)."""
+    settings = {"code": code_hash(*CODE), "rule": dataclasses.asdict(rule), "costs": dataclasses.asdict(costs),
+                "model": node, "state": state, "exposure": exposure}  # fmt: skip
+    previous = "" if before is None else f"{before['date'].isoformat()} {before['positions']}"
+    return lines_hash([json.dumps(settings, sort_keys=True), day.isoformat(), previous, *parts])
+
+
 def trade_session(
     conn,
     root: Location,
@@ -103,15 +162,64 @@ def trade_session(
     rule: PortfolioRule,
     costs: Costs,
     exposure_of: Callable[[str], float],
+    parts: dict[dt.date, list[str]],
     run_id: str | None = None,
 ) -> Session:
     """Trade session ``day`` for model ``name``'s champion on that day, in the state in force then (its
     multiplier: ``exposure_of(state)``), record it, and realise the previous session's P&L from labels known by
-    ``day``'s close."""
+    ``day``'s close; ``parts``: ``input_parts`` of the run's sessions. A session whose row holds the hash of the
+    same inputs is rebuilt from the rows instead (``unchanged``)."""
     ref = states.champion_on(conn, name, day)
     state = states.state_on(conn, ref, day)
+    exposure = exposure_of(state)
+    mine, before = _rows(conn, day)
+    key = fingerprint(day, ref.node, state, exposure, rule, costs, before, parts[day])
+    if mine is not None and mine["inputs"] == key and _realised(day, before, parts[day]):
+        return _recorded(mine, before)
+    session = _trade(conn, root, ref, state, day, rule, costs, exposure, run_id)
+    with conn.cursor() as cur:  # traded or verified: only the hash of its inputs is (re)recorded
+        cur.execute("UPDATE quant.live_book SET inputs = %s WHERE date = %s", (key, day))
+    return session
+
+
+def _rows(conn, day: dt.date) -> tuple[dict | None, dict | None]:
+    """Session ``day``'s row and the book's last row before it (None where there is none), as dicts."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT date, model, state, exposure, n_names, turnover, cost, positions, gross, net, inputs "
+            "FROM quant.live_book WHERE date = %s OR date = (SELECT max(date) FROM quant.live_book WHERE date < %s)",
+            (day, day),
+        )
+        rows = {r[0]: dict(zip([c.name for c in cur.description], r, strict=True)) for r in cur.fetchall()}
+    return rows.pop(day, None), next(iter(rows.values()), None)
+
+
+def _realised(day: dt.date, before: dict | None, parts: list[str]) -> bool:
+    """Whether the run of ``day`` has nothing left to realise: the book starts at ``day``, or the previous
+    session's P&L is stored, or ``day``'s prices (its label's end) are not in yet. A gap is never skipped."""
+    if before is None:
+        return True
+    if before["date"] != sessions.previous_session(day):
+        return False  # traded again, so the gap is refused as always
+    return before["gross"] is not None or not any(p.startswith(f"{PRICES}/date={day.isoformat()}/") for p in parts)
+
+
+def _recorded(mine: dict, before: dict | None) -> Session:
+    """A session as its run recorded it: its row, and the previous session's P&L as that run realised it."""
+    realised = None
+    if before is not None and before["gross"] is not None:
+        realised = {"date": before["date"].isoformat(), "gross": float(before["gross"]), "cost": float(before["cost"]),
+                    "net": float(before["net"]), "turnover": float(before["turnover"])}  # fmt: skip
+    figures = (float(mine["exposure"]), int(mine["n_names"]), float(mine["turnover"]), float(mine["cost"]))
+    path = fs.location(mine["positions"])
+    return Session(mine["date"], mine["model"], mine["state"], *figures, path, realised, unchanged=True)
+
+
+def _trade(conn, root: Location, ref: ModelRef, state: str, day: dt.date, rule: PortfolioRule, costs: Costs,
+           exposure: float, run_id: str | None) -> Session:  # fmt: skip
+    """Trade and record session ``day`` (or verify it against its row), and realise the session before."""
     previous = previous_positions(conn, root, day)
-    traded = book.trade(day, _predictions(root, ref, day), previous, exposure_of(state), rule, costs)
+    traded = book.trade(day, _predictions(root, ref, day), previous, exposure, rule, costs)
     weights = traded.positions["weight"]
     figures = (ref.node, state, traded.exposure, int((weights != 0).sum()), float(weights[weights > 0].sum()),
                float(-weights[weights < 0].sum()), traded.turnover, traded.cost)  # fmt: skip
@@ -131,7 +239,7 @@ def trade_session(
     elif stored[-1] != str(path):
         raise BookError(f"live_book {day}: already traded with positions {stored[-1]}, now {path}")
     realised = None if previous is None else _realise_previous(conn, root, day, previous)
-    return Session(traded, ref.node, state, path, realised)
+    return Session(day, ref.node, state, traded.exposure, figures[3], traded.turnover, traded.cost, path, realised)
 
 
 def _stored(conn, day: dt.date) -> tuple | None:
