@@ -13,21 +13,26 @@ from psycopg2.extras import execute_values
 
 
 def snapshot_edges(
-    manifest: dict, feature_family: dict[str, str], source_windows: dict[str, tuple[list[str], str]]
+    manifest: dict, feature_family: dict[str, str], sources: dict[str, list[str]]
 ) -> list[tuple[str, str]]:
-    """Edges source partitions -> feature family -> feature versions -> snapshot, plus code versions.
+    """Edges into one snapshot: its code version and the code versions that produced the feature rows it read,
+    the feature versions it holds (each under its family version), and every raw partition it was built from.
 
-    ``feature_family`` maps a feature name to its family version ("price@abc");
-    ``source_windows`` maps a family version to (raw partitions it read, their dataset).
+    ``feature_family`` maps a feature name to its family version ("price@abc"); ``sources`` maps a raw dataset to
+    the partitions the snapshot read (``snapshots.lineage_windows``). Partitions and producers point at the
+    snapshot itself, not at the family node its features share with other snapshots: a walk down from a
+    partition reaches only the snapshots (and their models) built from it, and a model's upstream lists only
+    the partitions its own snapshot read.
     """
     snap = f"snapshot:{manifest['fingerprint']}"
     edges = [(f"code:{manifest['code_version']}", snap)]
     for name, version in manifest["features"].items():
         feature = f"feature:{name}@{version}"
         edges += [(feature, snap), (f"family:{feature_family[name]}", feature)]
-    for fam, (partitions, dataset) in source_windows.items():
-        edges += [(f"source:{dataset}:{d}", f"family:{fam}") for d in partitions]
-        edges += [(f"code:{v}", f"family:{fam}") for v in manifest.get("producer_versions", {}).get(fam, [])]
+    for dataset, partitions in sources.items():
+        edges += [(f"source:{dataset}:{d}", snap) for d in partitions]
+    producers = {v for versions in manifest.get("producer_versions", {}).values() for v in versions}
+    edges += [(f"code:{v}", snap) for v in sorted(producers)]
     return edges
 
 

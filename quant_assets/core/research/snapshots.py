@@ -248,19 +248,21 @@ def create(
     return path, created, read(path).manifest
 
 
-def lineage_windows(manifest: dict) -> tuple[dict[str, str], dict[str, tuple[list[str], str]]]:
-    """What the snapshot's lineage edges need: each feature's family version ("price@<version>"), and per family
-    version the raw partitions its windows read over the snapshot's dates, with their dataset.
-
-    A family's first window reaches back ``lookback`` partitions before the snapshot's first date, so a change
-    to any of those partitions shows in the blast radius of the snapshot and of every model trained on it.
-    """
+def lineage_windows(manifest: dict) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """What the snapshot's lineage edges need: each feature's family version ("price@<version>"), and per raw
+    dataset the partitions the snapshot was built from, no more: for each family, the raw windows of the feature
+    partitions its point-in-time read could answer from (``staleness.earliest_partition`` of the first date, a
+    family ``lookback`` further back, to the last date), and the price sessions its labels read (the manifest's
+    ``source_partitions``: the first labelled session to the last + horizon)."""
     family_of = {f: ALL_FEATURES[f].family for f in manifest["features"]}
     feature_family = {f: f"{fam}@{FAMILIES[fam].version}" for f, fam in family_of.items()}
     first, last = sessions.as_date(manifest["date_range"][0]), sessions.as_date(manifest["date_range"][1])
-    windows = {}
-    for version in sorted(set(feature_family.values())):
-        family = FAMILIES[version.split("@")[0]]
-        parts = sessions.sessions_between(compute.window_partitions(family, first)[0], last)
-        windows[version] = ([d.isoformat() for d in parts], family.source)
-    return feature_family, windows
+    read: dict[str, set[dt.date]] = {}
+    for name in sorted(set(family_of.values())):
+        family = FAMILIES[name]
+        start = compute.window_partitions(family, staleness.earliest_partition(first))[0]
+        read.setdefault(family.source, set()).update(sessions.sessions_between(start, last))
+    labelled = manifest.get("source_partitions", {}).get("raw_prices")
+    if labelled:
+        read.setdefault("raw_prices", set()).update(sessions.sessions_between(*labelled))
+    return feature_family, {dataset: [d.isoformat() for d in sorted(days)] for dataset, days in read.items()}

@@ -5,8 +5,11 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from quant_assets.core import sessions
+from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.monitoring import history
 from quant_assets.core.registry import artifacts, champion, lineage, models, promotion
+from quant_assets.core.research import snapshots
 from quant_assets.core.research.training import Ensemble, TrainConfig
 from quant_assets.core.storage import pg
 
@@ -41,6 +44,38 @@ def _register(conn, files, snapshot, rank_ic, code="c1"):
     return models.register_model(
         conn, "m", snapshot, {"x": "v1"}, {"p": 1}, code, ("2024-01-02", "2024-03-28"), files, _metrics(rank_ic)
     )
+
+
+def _snapshot(fingerprint: str, first: str, last: str, producer: str) -> dict:
+    return {
+        "fingerprint": fingerprint,
+        "code_version": "c1",
+        "features": {"ret_1": ALL_FEATURES["ret_1"].version},
+        "date_range": [first, last],
+        "source_partitions": {"raw_prices": [first, sessions.session_offset(last, 1).isoformat()]},
+        "producer_versions": {f"price@{FAMILIES['price'].version}": [producer]},
+    }
+
+
+def test_lineage_names_exactly_the_partitions_each_snapshot_read(pg_db, tiny_model):
+    """Two snapshots of one feature family, one built on 2024-02, the other on 2024-03: a partition only one of
+    them read reaches only its model, one neither read reaches nothing, and the first model's tree ends at its
+    own last label's session (the family node they share carries no partition)."""
+    early, late = _snapshot("S1", "2024-02-01", "2024-02-29", "p1"), _snapshot("S2", "2024-03-01", "2024-03-28", "p2")
+    with pg.connect(pg_db) as conn:
+        for manifest in (early, late):
+            lineage.add_edges(conn, lineage.snapshot_edges(manifest, *snapshots.lineage_windows(manifest)))
+        m1, m2 = _register(conn, tiny_model, "S1", 0.05), _register(conn, tiny_model, "S2", 0.04)
+        lineage.add_edges(conn, [(m1.node, "backtest:B1")])
+
+        only_early = snapshots.lineage_windows(early)[1]["raw_prices"][0]  # before the late one's look-back
+        assert only_early < snapshots.lineage_windows(late)[1]["raw_prices"][0]
+        assert lineage.blast_radius(conn, "source:raw_prices:2024-03-15") == [m2.node]
+        assert lineage.blast_radius(conn, f"source:raw_prices:{only_early}") == ["backtest:B1", m1.node]
+        assert lineage.blast_radius(conn, "source:raw_prices:2024-05-01") == []
+        assert lineage.blast_radius(conn, "code:p1") == ["backtest:B1", m1.node]
+        read = sorted(s.split(":")[2] for s in lineage.upstream(conn, m1.node)["src"] if s.startswith("source:"))
+        assert read[-1] == "2024-03-01" and read[0] < "2024-02-01"  # the last label's open, a look-back before
 
 
 def test_lineage_upstream_downstream_and_blast_radius(pg_db, tiny_model):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from quant_assets.core import sessions
-from quant_assets.core.features import compute
+from quant_assets.core.features import compute, staleness
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.ingest.sources import synthetic
@@ -146,23 +146,24 @@ def test_out_of_sample_rank_ic_finds_the_planted_signal(snapshot):
         assert set(dates) <= set(fold.test)
 
 
-def test_lineage_windows_reach_back_a_lookback_before_the_first_date():
-    """Each feature maps to its family version; each family version to the raw partitions its windows read,
-    from its first window's start to the snapshot's last date."""
+def test_lineage_windows_name_the_raw_partitions_the_features_and_labels_read():
+    """Each feature maps to its family version; each raw dataset to the partitions read: a family look-back before
+    the oldest feature partition usable on the first date, to the last date, and the labels' sessions."""
     manifest = {
         "features": {"ret_1": "a", "ret_5": "b", "sentiment_1": "c"},
         "date_range": ["2024-03-04", "2024-03-08"],
+        "source_partitions": {"raw_prices": ["2024-03-04", "2024-03-13"]},
     }
-    feature_family, windows = snapshots.lineage_windows(manifest)
+    feature_family, sources = snapshots.lineage_windows(manifest)
     price, alt = (f"{f}@{FAMILIES[f].version}" for f in ("price", "alt"))
     assert feature_family == {"ret_1": price, "ret_5": price, "sentiment_1": alt}
-    assert set(windows) == {price, alt}
-    for version, family in ((price, FAMILIES["price"]), (alt, FAMILIES["alt"])):
-        parts, dataset = windows[version]
-        assert dataset == family.source
-        first = compute.window_partitions(family, sessions.as_date("2024-03-04"))[0]
-        assert parts[0] == first.isoformat() and parts[-1] == "2024-03-08"
-        assert parts == [d.isoformat() for d in sessions.sessions_between(first, "2024-03-08")]
+    oldest = staleness.earliest_partition(sessions.as_date("2024-03-04"))
+    first = {f: compute.window_partitions(FAMILIES[f], oldest)[0] for f in ("price", "alt")}
+    assert first["price"] < oldest < sessions.as_date("2024-03-04")  # a look-back before the oldest usable partition
+    assert sources == {
+        "raw_prices": [d.isoformat() for d in sessions.sessions_between(first["price"], "2024-03-13")],
+        "alt_data": [d.isoformat() for d in sessions.sessions_between(first["alt"], "2024-03-08")],
+    }
 
 
 @pytest.mark.parametrize("fingerprint", ["../../etc", "abc", "G" * 64, "a" * 63 + "/"])
