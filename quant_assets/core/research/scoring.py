@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from quant_assets.core import sessions
 from quant_assets.core.features import staleness
+from quant_assets.core.features.files import day_names, partition_day
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.research import training
 from quant_assets.core.research.training import Ensemble
@@ -149,10 +150,8 @@ def receipts(root: Location, keys: dict[dt.date, str]) -> dict[dt.date, DayScore
 def _part_names(root: Location, days: list[dt.date]) -> dict[dt.date, list[str]]:
     """The names of each day's stored parts, in name order: one listing per month of ``days``."""
     out: dict[dt.date, list[str]] = {}
-    for month in sorted({d.isoformat()[:7] for d in days}):
-        for name in fs.names(lake.under(root, DATASET), f"date={month}*/{lake.PART_PREFIX}*.parquet"):
-            partition, _, part = name.partition("/")
-            out.setdefault(dt.date.fromisoformat(partition.removeprefix("date=")), []).append(part)
+    for name in day_names(lake.under(root, DATASET), {d.isoformat()[:7] for d in days}):
+        out.setdefault(dt.date.fromisoformat(partition_day(name)), []).append(name.partition("/")[2])
     return out
 
 
