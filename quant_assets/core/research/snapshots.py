@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
-from quant_assets.core import sessions
+from quant_assets.core import environment, sessions
 from quant_assets.core.features import compute, staleness
 from quant_assets.core.features.files import day_names, partition_day
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
@@ -32,8 +32,9 @@ from quant_assets.core.storage.fs import Location
 
 LABEL = "label"
 INDEX = ["date", "entity_key"]
-# Recorded in the manifest but not part of the content: the same data built by another commit is the same snapshot.
-NOT_CONTENT = ("fingerprint", "code_version", "producer_versions")
+# Recorded in the manifest but not part of the content: the same data built by another commit, or in another
+# environment, is the same snapshot.
+NOT_CONTENT = ("fingerprint", "code_version", "producer_versions", "environment")
 DATA, MANIFEST = "data.parquet", "manifest.json"
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
@@ -142,6 +143,7 @@ def build(
         },
         "code_version": code_version,
         "producer_versions": _producer_versions(store, features, days),
+        "environment": environment.recorded(),
     }
     return matrix, manifest
 

@@ -1,13 +1,15 @@
 """Snapshots (immutable, fingerprinted, no label leakage) and reproducible walk-forward models."""
 
+import importlib.metadata
 import json
+import re
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.core import sessions
+from quant_assets.core import environment, sessions
 from quant_assets.core.features import compute, staleness
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.store import FeatureStore
@@ -43,6 +45,20 @@ def test_rebuild_gives_the_same_fingerprint_and_writes_nothing(own_lake, snapsho
     path, created = snapshots.write(own_lake, data, manifest)
     assert path == snapshot and not created
     assert len(list((own_lake / "snapshots").iterdir())) == 1
+
+
+def test_the_environment_is_recorded_and_not_hashed(snapshot, tmp_path):
+    recorded = snapshots.read(snapshot).manifest["environment"]
+    assert recorded == environment.recorded() and re.fullmatch(r"[0-9a-f]{64}", recorded["packages"])
+    assert {"python", "lightgbm", "numpy", "pandas", "pyarrow", "duckdb", "scikit-learn", "scipy", "dagster"} <= set(
+        recorded
+    ) and recorded["lightgbm"] == importlib.metadata.version("lightgbm")
+    copy = tmp_path / snapshot.name  # the same snapshot as built in another environment: it verifies
+    shutil.copytree(snapshot, copy)
+    manifest = json.loads((copy / snapshots.MANIFEST).read_text())
+    manifest["environment"] = {**recorded, "lightgbm": "0.0", "packages": "0" * 64}
+    (copy / snapshots.MANIFEST).write_text(json.dumps(manifest))
+    assert snapshots.read(copy).manifest["environment"]["lightgbm"] == "0.0"
 
 
 def test_a_changed_input_gives_a_new_snapshot_beside_the_old(own_lake, snapshot, tmp_path):
