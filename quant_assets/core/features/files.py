@@ -22,7 +22,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Collection, Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -84,6 +85,25 @@ def day_names(base: Location, periods: Collection[str] | None = None) -> list[st
 def partition_day(name: str) -> str:
     """The ISO day of a ``day_names`` entry (its partition's ``date=`` value)."""
     return name[5:15]
+
+
+def within(names: Sequence[str], first: dt.date | None, last: dt.date) -> list[str]:
+    """The entries of ``names`` (``day_names``: sorted) of the partitions from ``first`` (None: any) to ``last``,
+    found by bisection: a fingerprint per day of a range takes its window from one listing of the range."""
+    low = bisect_left(names, first.isoformat(), key=partition_day) if first else 0
+    return list(names[low : bisect_right(names, last.isoformat(), key=partition_day)])
+
+
+def months_between(first: dt.date, last: dt.date) -> list[str]:
+    """The calendar months (``YYYY-MM``) from ``first``'s to ``last``'s: the ``periods`` of ``day_names`` that
+    list the partitions of a range, and no others (none when ``first`` is after ``last``)."""
+    if first > last:
+        return []
+    out, month = [], first.replace(day=1)
+    while month <= last:
+        out.append(month.isoformat()[:7])
+        month = (month + dt.timedelta(days=32)).replace(day=1)
+    return out
 
 
 def _schema(family: FeatureFamily) -> pa.Schema:

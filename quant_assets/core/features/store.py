@@ -32,9 +32,11 @@ from quant_assets.core.features.files import (
     day_names,
     event_column,
     family_dirs,
+    months_between,
     partition_day,
     read_manifest,
     retirements,
+    within,
 )
 from quant_assets.core.features.pit import point_in_time
 from quant_assets.core.storage import fs, lake
@@ -116,16 +118,16 @@ class FeatureStore:
         so equal lines mean an equal answer, however the window is compacted. Each directory is listed once per
         calendar month the windows span (and whole only if a window holds none of its partitions before ``until``:
         the newest is older than the window)."""
-        listing = _Listing(sorted({m for since, until in windows for m in _months(since, until)}))
+        listing = _Listing(sorted({m for since, until in windows for m in months_between(since, until)}))
         out: list[list[str]] = [[] for _ in windows]
         for sources in self._groups(features):
             held = [(fs.relative(d, self.root), r, listing.names(d, r)) for d, r in sources]
             where = ",".join(rel if r is None else f"{rel} (answers until {r.valid_until})" for rel, r, _ in held)
             for lines, (since, until) in zip(out, windows, strict=True):
-                lines += [f"{rel}/{n}" for rel, _, names in held for n in _within(names, since, until)]
-                newest = _newest([n for _, _, names in held for n in names], since, until)
+                lines += [f"{rel}/{n}" for rel, _, names in held for n in within(names, since, until)]
+                newest = _newest([names for _, _, names in held], since, until)
                 if newest is None:  # none in the window: an older partition, from the whole listing
-                    newest = _newest([n for d, r in sources for n in listing.names(d, r, whole=True)], None, until)
+                    newest = _newest([listing.names(d, r, whole=True) for d, r in sources], None, until)
                 lines.append(f"newest in {where}: {newest}")
         return [list(dict.fromkeys(lines)) for lines in out]
 
@@ -254,21 +256,8 @@ class _Listing:
         return found if retired is None else [n for n in found if n in retired.covers]
 
 
-def _within(names: list[str], since: dt.date | None, until: dt.date) -> list[str]:
-    """The day files (``day_names``) of the partitions from ``since`` (None: any) to ``until``."""
-    low, high = since.isoformat() if since else "", until.isoformat()
-    return [n for n in names if low <= partition_day(n) <= high]
-
-
-def _newest(names: list[str], since: dt.date | None, before: dt.date) -> str | None:
-    """The newest partition day (ISO) of ``names`` from ``since`` (None: any) and before ``before`` (None: none)."""
-    return max((partition_day(n) for n in _within(names, since, before - dt.timedelta(days=1))), default=None)
-
-
-def _months(since: dt.date, until: dt.date) -> list[str]:
-    """The calendar months (``YYYY-MM``) from ``since``'s to ``until``'s."""
-    out, month = [], since.replace(day=1)
-    while month <= until:
-        out.append(month.isoformat()[:7])
-        month = (month + dt.timedelta(days=32)).replace(day=1)
-    return out
+def _newest(listings: Iterable[list[str]], since: dt.date | None, before: dt.date) -> str | None:
+    """The newest partition day (ISO) of ``listings`` (each sorted, ``day_names``) from ``since`` (None: any) and
+    before ``before``."""
+    last = before - dt.timedelta(days=1)
+    return max((partition_day(found[-1]) for names in listings if (found := within(names, since, last))), default=None)

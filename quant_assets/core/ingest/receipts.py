@@ -34,7 +34,6 @@ from quant_assets.core.storage import fs, lake, receipt
 from quant_assets.core.storage.fs import Location
 from quant_assets.core.storage.hashing import code_hash, lines_hash
 
-PREFIX = receipt.PREFIX
 UNAVAILABLE = "not_yet_available"  # rows whose fate depends on the run's ``now``
 
 

@@ -25,14 +25,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from bisect import bisect_left, bisect_right
 from pathlib import Path
-
-import pandas as pd
 
 from quant_assets.core import sessions
 from quant_assets.core.features import staleness
-from quant_assets.core.features.files import day_names, partition_day
+from quant_assets.core.features.files import day_names, months_between, within
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.monitoring import drift
 from quant_assets.core.monitoring.alerts import AlertConfig
@@ -70,13 +67,13 @@ def fingerprints(
         )
         for d in days
     }
-    months = [str(m) for m in pd.period_range(since[min(days)][1], max(days), freq="M")]
+    months = months_between(since[min(days)][1], max(days))
     listed = [(name, day_names(lake.under(root, name), months), 0) for name in (PRICES, scoring.DATASET)]
     listed += [(fs.relative(d, store.root), day_names(d, months), 1) for d in store.directories(profile.features)]
     head = _settings(profile, alerts, costs, rule)
 
     def parts(d: dt.date) -> list[str]:
-        return [f"{base}/{n}" for base, names, k in listed for n in _between(names, since[d][k], d)]
+        return [f"{base}/{n}" for base, names, k in listed for n in within(names, since[d][k], d)]
 
     return {d: lines_hash([head, d.isoformat(), *parts(d)]) for d in days}
 
@@ -91,9 +88,3 @@ def _settings(profile: ModelProfile, alerts: AlertConfig, costs: backtest.Costs,
         "code": code_hash(*CODE),
     }
     return json.dumps(body, sort_keys=True)
-
-
-def _between(names: list[str], first: dt.date, last: dt.date) -> list[str]:
-    """The part names (``date=<day>/part-<sha>.parquet``, sorted) of the partitions in [first, last]."""
-    low = bisect_left(names, first.isoformat(), key=partition_day)
-    return names[low : bisect_right(names, last.isoformat(), key=partition_day)]

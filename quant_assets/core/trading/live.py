@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from quant_assets.core import sessions
-from quant_assets.core.features.files import day_names, partition_day
+from quant_assets.core.features.files import day_names, months_between, partition_day
 from quant_assets.core.ingest.sources.base import known_by_close
 from quant_assets.core.registry import states
 from quant_assets.core.registry.models import ModelRef
@@ -132,7 +132,7 @@ def input_parts(root: Location, days: list[dt.date]) -> dict[dt.date, list[str]]
     """The lake parts each session's run reads, by name relative to ``root``: its predictions parts, then the
     raw_prices parts of the session before and of itself (``_realise_previous``'s labels). One listing per month
     of each dataset, whatever the number of days; no part is read."""
-    months = [str(m) for m in pd.period_range(sessions.previous_session(min(days)), max(days), freq="M")]
+    months = months_between(sessions.previous_session(min(days)), max(days))
     listed: dict[tuple[str, str], list[str]] = {}
     for name in (scoring.DATASET, PRICES):
         for part in day_names(lake.under(root, name), months):

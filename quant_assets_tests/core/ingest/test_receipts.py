@@ -14,10 +14,9 @@ import pandas as pd
 import pytest
 
 from quant_assets.core.audit import verify_lake
-from quant_assets.core.ingest import receipts
 from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
 from quant_assets.core.ingest.sources import YahooCsvPrices, make_sources
-from quant_assets.core.storage import lake
+from quant_assets.core.storage import lake, receipt
 from quant_assets_tests.core.ingest.helpers import MAR26, MAR27, MAR28, Bad, bar, write_csv
 
 D = dt.date.fromisoformat
@@ -58,7 +57,7 @@ def test_the_same_delivery_again_returns_its_report_and_writes_nothing(tmp_path,
     assert not any(r.unchanged for r in first.values())
     assert {d: _comparable(r) for d, r in again.items()} == {d: _comparable(r) for d, r in first.items()}
     assert first[MAR27].step_flags["ticker"].tolist() == ["AAA"] and first[MAR27].reasons == {"not_a_number": 1}
-    assert sorted(p.name.startswith(receipts.PREFIX) for p in (lake_root / "raw_prices").rglob("*")).count(True) == 3
+    assert sorted(p.name.startswith(receipt.PREFIX) for p in (lake_root / "raw_prices").rglob("*")).count(True) == 3
     assert verify_lake(lake_root).checked["ingest_receipt"] == 3
 
 
@@ -99,7 +98,7 @@ def test_rows_not_yet_available_leave_no_receipt_and_a_later_run_ingests_them(tm
 def test_a_live_run_keeps_no_receipt(tmp_path, lake_root):
     source = _source(tmp_path / "price")
     ingest_prices(source, D(MAR26), lake_root, clock="live", now=pd.Timestamp(f"{MAR27}T12:00:00Z"))
-    assert not list((lake_root / "raw_prices").rglob(f"{receipts.PREFIX}*"))
+    assert not list((lake_root / "raw_prices").rglob(f"{receipt.PREFIX}*"))
 
 
 def test_alternative_data_again_is_unchanged_with_the_same_report(lake_root):
@@ -114,9 +113,9 @@ def test_alternative_data_again_is_unchanged_with_the_same_report(lake_root):
 def test_a_damaged_receipt_is_named(tmp_path, lake_root):
     source = _source(tmp_path / "price")
     ingest_prices(source, D(MAR26), lake_root)
-    (receipt,) = (lake_root / "raw_prices").rglob(f"{receipts.PREFIX}*")
-    receipt.write_bytes(b"{not json")
+    (damaged,) = (lake_root / "raw_prices").rglob(f"{receipt.PREFIX}*")
+    damaged.write_bytes(b"{not json")
 
-    with pytest.raises(lake.CorruptFile, match=receipt.name):
+    with pytest.raises(lake.CorruptFile, match=damaged.name):
         ingest_prices(source, D(MAR26), lake_root)
-    assert [p.path.name for p in verify_lake(lake_root).problems] == [receipt.name]
+    assert [p.path.name for p in verify_lake(lake_root).problems] == [damaged.name]
