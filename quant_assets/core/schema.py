@@ -13,7 +13,7 @@ from quant_assets.core.features import catalog
 from quant_assets.core.monitoring import profiles
 from quant_assets.core.monitoring.schema import DRIFT_INPUTS, MONITORING_TABLES
 from quant_assets.core.registry import promotion, trainings
-from quant_assets.core.registry.schema import REGISTRY_TABLES
+from quant_assets.core.registry.schema import PRODUCERS, REGISTRY_TABLES
 from quant_assets.core.registry.states import STATES_TABLE
 from quant_assets.core.trading import live
 
@@ -38,6 +38,11 @@ STEPS: tuple[tuple[int, str, str], ...] = (
     (8, "the model each training key gave (quant.model_trainings)", trainings.TABLE),
     (9, "the fingerprint of each drift row's inputs (quant.drift_metrics.inputs)", DRIFT_INPUTS),
     (10, "the fingerprint of each live book session's inputs (quant.live_book.inputs)", live.INPUTS),
+    (
+        11,
+        "what produced models, backtests and live book sessions (environment, code_version, run_id)",
+        PRODUCERS + live.CODE_VERSION,
+    ),
 )
 LATEST = STEPS[-1][0]
 

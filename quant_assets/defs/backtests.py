@@ -10,6 +10,7 @@ from quant_assets.defs import plots
 from quant_assets.defs.config import BacktestConfig, SweepConfig
 from quant_assets.defs.promotion import promotion_decision
 from quant_assets.defs.resources import LakeResource, RegistryResource
+from quant_assets.provenance import code_version
 
 OWNERS = ["team:quant-research"]
 
@@ -30,7 +31,8 @@ def champion_backtest(
     rule, costs = config.parts()
     with registry.connect() as conn:
         try:
-            run = champion.backtest_champion(conn, lake.path, registry.name, rule, costs, config.model_dump())
+            run = champion.backtest_champion(conn, lake.path, registry.name, rule, costs, config.model_dump(),
+                                             code_version(registry.code_version), context.run_id)  # fmt: skip
         except LookupError as exc:  # no champion, or one without a track record: say what to materialise
             raise dg.Failure(str(exc)) from exc
     net, gross = run.net, run.gross
@@ -77,7 +79,8 @@ def aggregate_sweep(
     settings = config.settings()
     with registry.connect() as conn:
         sid = sweep.record_id(result.snapshot, settings)
-        models.record_backtest(conn, f"sweep:{sid}", "sweep", result.snapshot, settings, result.record())
+        models.record_backtest(conn, f"sweep:{sid}", "sweep", result.snapshot, settings, result.record(), None,
+                               code_version(registry.code_version), context.run_id)  # fmt: skip
     dsr, pbo = result.dsr["dsr"], result.overfit["pbo"]
     context.log.info(f"sweep: best {result.best}, DSR {dsr:.3f}, PBO {pbo:.3f}")
     return dg.Output(

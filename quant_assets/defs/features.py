@@ -118,7 +118,7 @@ def _feature_asset(family: FeatureFamily) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, config: FeatureConfig, lake: LakeResource) -> dg.MaterializeResult:
         days = [sessions.as_date(k) for k in context.partition_keys]
-        provenance = {"producer": name, "producer_version": code_version(lake.code_version), "run_id": context.run_id}
+        provenance = lake.provenance(name, context.run_id)
         run = materialize(lake.path, family, days, provenance, config.lookahead_sample, config.verify_sample)
         return dg.MaterializeResult(
             metadata=_metadata(family, run, lake), check_results=_checks(name, family, run, config)

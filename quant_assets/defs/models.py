@@ -245,13 +245,14 @@ def predictions(
             raise dg.Failure(str(exc)) from exc
     for note in scorer.notes:
         context.log.warning(note)
+    stamp = lake.provenance("predictions", context.run_id)
     scores = scoring.score_days(
-        lake.path, lake.feature_store(), scorer.model, scorer.ref.node, days, scorer.manifest["universe"]
+        lake.path, lake.feature_store(), scorer.model, scorer.ref.node, days, scorer.manifest["universe"], stamp
     )
     with registry.connect() as conn:  # the models monitored beside it score the same days, under their names
         for ref, why, mine in champion.monitored_beside(conn, registry.name, days):
             manifest = champion.snapshot_of(conn, lake.path, ref).manifest
-            scored = evidence.score_missing(conn, lake.path, lake.feature_store(), ref, manifest, mine)
+            scored = evidence.score_missing(conn, lake.path, lake.feature_store(), ref, manifest, mine, stamp)
             context.log.info(f"{ref.node} ({why}) scored {len(scored)} session(s)")
     empty = [s.day for s in scores if not s.rows]
     if empty:  # the other days are stored

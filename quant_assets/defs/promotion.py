@@ -64,7 +64,8 @@ def _decide(conn, context, lake: LakeResource, candidate, rule, portfolio, costs
     as_of = sessions.as_date(snap.manifest["as_of"])
     through = max(history.last_date(conn, champs[0].node) or as_of, as_of) if champs else as_of
     missed = evidence.since_training(snap.manifest, through)
-    evidence.score_missing(conn, lake.path, lake.feature_store(), candidate, snap.manifest, missed)
+    stamp = lake.provenance("promotion_decision", context.run_id)
+    evidence.score_missing(conn, lake.path, lake.feature_store(), candidate, snap.manifest, missed, stamp)
     ev = evidence.gather(conn, lake.path, candidate, snap, rule, portfolio, costs, through)
     decision, reason = promotion.judge(ev, rule, champs[0].version if champs else None)
     effective = None

@@ -75,7 +75,8 @@ def _run(
     now = pd.Timestamp.now(tz="UTC")  # one knowledge time for the whole run: its corrections arrive together
     for key in context.partition_keys:
         try:
-            reports.append(ingest(source, sessions.as_date(key), lake.path, config.clock, now=now))
+            day, provenance = sessions.as_date(key), lake.provenance(dataset, context.run_id)
+            reports.append(ingest(source, day, lake.path, config.clock, now=now, provenance=provenance))
         except Exception as exc:  # noqa: BLE001 - keep going, report every bad partition at the end
             errors.append(f"{key}: {type(exc).__name__}: {exc}")
             context.log.error(f"{dataset} partition {key} failed: {exc}")

@@ -28,6 +28,7 @@ from quant_assets.core.registry import models
 from quant_assets.core.storage import fs, pg
 from quant_assets.core.storage.fs import Location
 from quant_assets.paths import PROJECT_ROOT
+from quant_assets.provenance import code_version
 
 CODE_VERSION = "Code version stamped on what it writes (QUANT_CODE_VERSION); empty: the checkout's git SHA."
 
@@ -69,6 +70,11 @@ class LakeResource(dg.ConfigurableResource):
     def feature_store(self) -> FeatureStore:
         """The point-in-time feature store over every registered feature of this lake."""
         return FeatureStore(self.path, ALL_FEATURES, Path(self.read_cache).expanduser() if self.read_cache else None)
+
+    def provenance(self, producer: str, run_id: str) -> dict[str, str]:
+        """What rows written by ``producer`` (an asset) in run ``run_id`` carry (``lake.PROVENANCE``): its name, the
+        code version (``provenance.code_version``) and the run."""
+        return {"producer": producer, "producer_version": code_version(self.code_version), "run_id": run_id}
 
 
 class RegistryResource(dg.ConfigurableResource):

@@ -15,6 +15,7 @@ from quant_assets.defs.models import predictions
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.raw import raw_prices
 from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
+from quant_assets.provenance import code_version
 
 OWNERS = ["team:quant-research"]
 SESSION_FIGURES = ("exposure", "long_exposure", "short_exposure", "turnover", "cost", "gross", "net")
@@ -56,13 +57,14 @@ def live_book(
     traded, changes = [], []
     days = [sessions.as_date(key) for key in context.partition_keys]
     parts = live.input_parts(lake.path, days)  # listed once for the range: what each session reads, by name
+    producer = (context.run_id, code_version(registry.code_version))
     with registry.connect() as conn:
         for day in days:  # in order: each session trades from the one before
             try:
                 ref = states.champion_on(conn, registry.name, day)
                 changes += actions.settle(conn, ref, day, rules, policy, f"run:{context.run_id}")
                 traded.append(live.trade_session(conn, lake.path, registry.name, day, rule, costs, policy.exposure,
-                                                 parts, context.run_id))  # fmt: skip
+                                                 parts, *producer))  # fmt: skip
             except (LookupError, ValueError, live.BookError) as exc:
                 raise dg.Failure(str(exc)) from exc
             conn.commit()  # a session traded is recorded even if a later one fails

@@ -4,6 +4,7 @@ import shutil
 
 import dagster as dg
 
+from quant_assets.core import environment
 from quant_assets.core.research import sweep
 from quant_assets.core.storage import pg
 from quant_assets.defs.backtests import champion_backtest
@@ -12,6 +13,7 @@ from quant_assets.defs.models import trained_model, training_snapshot
 from quant_assets.defs.promotion import promotion_decision
 from quant_assets.defs.resources import LakeResource, RegistryResource
 from quant_assets.defs.step_outputs import StepOutputsIOManager
+from quant_assets.provenance import code_version
 from quant_assets_tests.run_configs import MULTIPROCESS, PROMOTED_RUN_CONFIG, SWEEP_CONFIG, SWEEP_RUN_CONFIG
 
 
@@ -45,6 +47,8 @@ def test_champion_backtest_then_a_parallel_sweep(feature_lake, tmp_path, pg_db, 
         assert dict(cur.fetchall()) == {"net": 12, "gross": 12}
         cur.execute("SELECT dst FROM quant.lineage_edges WHERE src = 'model:equity_lgbm:v1'")
         assert cur.fetchone()[0] == meta["backtest"].value
+        cur.execute("SELECT code_version, run_id, environment FROM quant.backtests")  # what computed it
+        assert cur.fetchall() == [(code_version(), trained.run_id, environment.recorded())]
 
     # The sweep, through the multiprocess executor, in separate step processes that read the env.
     monkeypatch.setenv("QUANT_DATA_ROOT", str(root))
@@ -64,9 +68,11 @@ def test_champion_backtest_then_a_parallel_sweep(feature_lake, tmp_path, pg_db, 
     assert sweep_meta["trials"].value == 4 and sweep_meta["cells"].value == 8
     assert 0.0 <= sweep_meta["pbo"].value <= 1.0 and 0.0 <= sweep_meta["deflated_sharpe"].value <= 1.0
     with pg.connect(pg_db) as conn, conn.cursor() as cur:
-        cur.execute("SELECT kind, metrics->>'pbo', metrics->>'trials' FROM quant.backtests WHERE kind = 'sweep'")
-        kind, stored_pbo, trials = cur.fetchone()
+        cur.execute("SELECT kind, metrics->>'pbo', metrics->>'trials', code_version, run_id, environment "
+                    "FROM quant.backtests WHERE kind = 'sweep'")  # fmt: skip
+        kind, stored_pbo, trials, *producer = cur.fetchone()
         assert float(stored_pbo) == sweep_meta["pbo"].value and trials == "4"
+        assert producer == [code_version(), result.run_id, environment.recorded()]
 
 
 def test_how_the_sweep_is_split_into_steps_is_no_part_of_its_record():

@@ -19,6 +19,7 @@ from quant_assets.core.research import backtest, scoring, snapshots
 from quant_assets.core.storage import lake, pg
 from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
 from quant_assets.defs.trading import live_book
+from quant_assets.provenance import code_version
 
 RULE, COSTS = backtest.PortfolioRule("long_short", quantile=0.2), backtest.Costs()
 
@@ -174,4 +175,7 @@ def test_a_rerun_of_traded_sessions_gives_the_same_metadata_and_observations(boo
     assert [m.pop("sessions_unchanged").value for m in before] == [0] * 6
     assert [m.pop("sessions_unchanged").value for m in after] == [6] * 6
     assert after == before and again == observed
+    with pg.connect(url) as conn, conn.cursor() as cur:  # each session names the run and code that traded it
+        cur.execute("SELECT DISTINCT run_id, code_version FROM quant.live_book")
+        assert cur.fetchall() == [(first.run_id, code_version())]
     assert ["net" in m for _, m in observed] == [True] * 5 + [False]  # 05-08's P&L has not matured yet

@@ -8,7 +8,7 @@ import shutil
 import dagster as dg
 import pandas as pd
 
-from quant_assets.core import sessions
+from quant_assets.core import environment, sessions
 from quant_assets.core.features.library import ALL_FEATURES
 from quant_assets.core.features.store import FeatureStore
 from quant_assets.core.registry import artifacts, champion, models, promotion
@@ -19,6 +19,7 @@ from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.promotion import promotion_decision
 from quant_assets.defs.resources import AlertPolicy, LakeResource, RegistryResource
+from quant_assets.provenance import code_version
 from quant_assets_tests.conftest import seed_snapshot_asset, synthetic_snapshot
 from quant_assets_tests.run_configs import PROMOTED_RUN_CONFIG, PROMOTION_CONFIG, SPAWN, TRAINING_RUN_CONFIG
 
@@ -61,6 +62,11 @@ def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dag
     )
     stored = lake.read_partition(root, "predictions", sessions.as_date(day))
     assert (stored["event_time"] == sessions.decision_time(day)).all() and stored["prediction"].std() > 0
+    assert stored[lake.PROVENANCE].drop_duplicates().values.tolist() == [["predictions", code_version(), scored.run_id]]
+    with pg.connect(pg_db) as conn, conn.cursor() as cur:  # the model names its code, environment and run
+        cur.execute("SELECT code_version, environment, orchestrator_run_id FROM quant.models JOIN "
+                    "quant.model_training_runs USING (model_id) WHERE version = 1")  # fmt: skip
+        assert cur.fetchall() == [(code_version(), environment.recorded(), trained.run_id)]
 
     # A second run with the same snapshot, configuration, code and environment trains nothing: it is v1, with v1's
     # figures rebuilt from its verified files; told to retrain, it reproduces v1 bit for bit: still v1, not a v2.

@@ -12,6 +12,7 @@ from quant_assets.core.storage import lake
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.raw import alt_data, raw_prices
 from quant_assets.defs.resources import LakeResource, MarketDataResource
+from quant_assets.provenance import code_version
 from quant_assets_tests.conftest import IN_CI
 
 RANGE_TAGS = {
@@ -79,6 +80,9 @@ def test_a_range_in_one_run_and_idempotent_rerun(dagster_instance, lake_root):
     assert mats[0].metadata["dagster/row_count"].value == 80
     files = sorted(p.name for p in lake_root.rglob("*.parquet"))
     assert len(files) == 8
+    for dataset in ("raw_prices", "alt_data"):  # every row names the asset, the code version and this run
+        rows = lake.read_frame(lake.dataset_files(lake_root, dataset), lake.PROVENANCE).drop_duplicates()
+        assert rows.values.tolist() == [[dataset, code_version(), result.run_id]]
     again = dg.materialize(
         [raw_prices, alt_data], instance=dagster_instance, resources=_resources(lake_root), tags=RANGE_TAGS
     )
@@ -121,6 +125,7 @@ def test_blocking_check_fails_when_too_much_is_quarantined(dagster_instance, lak
     assert lake.read_partition(lake_root, "raw_prices", dt.date(2024, 3, 4))["ticker"].tolist() == ["GOOD"]
     q = lake.read_partition(lake_root, "quarantine/raw_prices", dt.date(2024, 3, 4))
     assert q[["ticker", "reason", "source_line"]].values.tolist() == [["BAD", "ohlc_inconsistent", 2]]
+    assert q[lake.PROVENANCE].values.tolist() == [["raw_prices", code_version(), result.run_id]]
 
 
 def test_a_missing_source_fails_the_run_naming_the_directory(dagster_instance, lake_root, tmp_path):

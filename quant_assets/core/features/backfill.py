@@ -18,12 +18,14 @@ PROVENANCE = {"producer": "backfill", "producer_version": "local", "run_id": "lo
 def backfill(root: Location, prices, alt, first, last, provenance: dict | None = None) -> Location:
     """Raw prices, alternative data and both feature families for every session in [first, last].
 
-    ``prices`` and ``alt`` are source adapters (the synthetic market serves both).
+    ``prices`` and ``alt`` are source adapters (the synthetic market serves both). Every row written carries
+    ``provenance`` (default: ``PROVENANCE``, the same on every call, so two backfills write the same bytes).
     """
+    provenance = provenance or PROVENANCE
     days = sessions.sessions_between(first, last)
     for day in days:
-        ingest_prices(prices, day, root)
-        ingest_alt(alt, day, root)
+        ingest_prices(prices, day, root, provenance=provenance)
+        ingest_alt(alt, day, root, provenance=provenance)
     for family in FAMILIES.values():
-        materialize(root, family, days, provenance or PROVENANCE, lookahead_sample=0, verify_sample=0)
+        materialize(root, family, days, provenance, lookahead_sample=0, verify_sample=0)
     return root

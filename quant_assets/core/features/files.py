@@ -36,7 +36,6 @@ from quant_assets.core.storage import fs, lake
 from quant_assets.core.storage.equality import nan_equal
 from quant_assets.core.storage.fs import Location
 
-PROVENANCE = ["producer", "producer_version", "run_id"]
 KEY = ["entity_key", "event_time", "ingest_time"]
 MANIFEST = "_manifest.json"
 RETIRED = "_retired-"
@@ -109,7 +108,7 @@ def months_between(first: dt.date, last: dt.date) -> list[str]:
 def _schema(family: FeatureFamily) -> pa.Schema:
     return pa.schema(
         [("entity_key", pa.string()), ("event_time", _TS), ("ingest_time", _TS)]
-        + [(c, pa.string()) for c in PROVENANCE]
+        + lake.PROVENANCE_FIELDS
         + [(f.name, pa.float64()) for f in family.features]
     )
 
@@ -245,7 +244,7 @@ def write_day(
     base = own if base is None else base
     if base == own:
         _write_manifest(base, family)
-    rows = rows.assign(**{k: provenance.get(k, "") for k in PROVENANCE})
+    rows = lake.stamp(rows, provenance)
     rows = lake.conform(rows, _schema(family))
     stored = lake.read_partition(base, "", day)
     fresh = rows

@@ -25,7 +25,6 @@ from quant_assets.core.features.compaction import read_planned
 from quant_assets.core.features.definitions import FeatureDef
 from quant_assets.core.features.files import (
     KEY,
-    PROVENANCE,
     FeatureStoreError,
     Retirement,
     day_files,
@@ -198,7 +197,7 @@ class FeatureStore:
                 by_columns[tuple(table.column_names)].append(table)
             for tables in by_columns.values():
                 wide = pa.concat_tables(tables, promote_options="default").to_pandas()
-                long = wide.melt(id_vars=KEY + PROVENANCE, var_name="feature_name", value_name="value")
+                long = wide.melt(id_vars=KEY + lake.PROVENANCE, var_name="feature_name", value_name="value")
                 long["feature_version"] = long["feature_name"].map(m["features"])
                 frames.append(long)
         if not frames:
@@ -210,12 +209,14 @@ class FeatureStore:
                     "event_time",
                     "value",
                     "ingest_time",
-                    *PROVENANCE,
+                    *lake.PROVENANCE,
                 ]
             )
         out = pd.concat(frames, ignore_index=True)
         out = out.drop_duplicates(["entity_key", "feature_name", "feature_version", "event_time", "ingest_time"])
-        return out[["entity_key", "feature_name", "feature_version", "event_time", "value", "ingest_time", *PROVENANCE]]
+        return out[
+            ["entity_key", "feature_name", "feature_version", "event_time", "value", "ingest_time", *lake.PROVENANCE]
+        ]
 
 
 def _refuse_retired(sources: tuple[Source, ...], requested: list[str], q_time: np.ndarray) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import numpy as np
@@ -62,12 +62,14 @@ PRICE_SCHEMA = pa.schema(
         ("source_file", pa.string()),
         ("source_line", pa.int64()),
         ("ingest_time", _TS),
+        *lake.PROVENANCE_FIELDS,
     ]
 )
 ALT_SCHEMA = pa.schema(
     [("ticker", pa.string()), ("event_time", _TS), ("day", pa.date32())]
     + [(c, pa.int64()) for c in ALT_COUNT_FIELDS]
     + [("sentiment", pa.float64()), ("source", pa.string()), ("source_file", pa.string()), ("ingest_time", _TS)]
+    + lake.PROVENANCE_FIELDS
 )
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -77,6 +79,7 @@ QUARANTINE_SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("detail", pa.string()),
         ("raw", pa.string()),
+        *lake.PROVENANCE_FIELDS,
     ]
 )
 
@@ -152,9 +155,12 @@ def _finish(
     value_cols: list[str],
     now: pd.Timestamp,
     schema: pa.Schema,
+    provenance: Mapping[str, str] | None,
 ) -> IngestReport:
-    written = lake.append_new_versions(root, report.dataset, day, rows, KEY, value_cols, now, schema)
-    quarantined = lake.append_quarantine(root, report.dataset, day, rejects, QUARANTINE_SCHEMA)
+    """Store the rows and rejects, stamped with ``provenance`` (the report, and so the receipt, names no run: a
+    rerun of the same delivery finds the same receipt), and fill in the report."""
+    written = lake.append_new_versions(root, report.dataset, day, rows, KEY, value_cols, now, schema, provenance)
+    quarantined = lake.append_quarantine(root, report.dataset, day, rejects, QUARANTINE_SCHEMA, provenance)
     report.rows_clean = len(rows)
     report.rows_quarantined = len(rejects)
     report.rows_excluded = int(rejects["reason"].isin(EXCLUDED_REASONS).sum())
@@ -178,22 +184,24 @@ def ingest_prices(
     clock: Clock = "backfill",
     now: pd.Timestamp | None = None,
     limits: PriceLimits = DEFAULT_LIMITS,
+    provenance: Mapping[str, str] | None = None,
 ) -> IngestReport:
     """Validate one session's bars (rows, bounds, availability, then steps against the stored bars before
-    it) and append them to the lake; every rejected record goes to the quarantine with its reason. The same
+    it) and append them to the lake; every rejected record goes to the quarantine with its reason. Rows and
+    rejects written carry ``provenance`` (``lake.PROVENANCE``: the asset, code version and run). The same
     delivery onto the same stored bars again returns the receipt's report (``receipts``)."""
     session = sessions.require_session(session)
     batch = source.prices(session)
     index = sessions.session_index(session)
     looked_back = [sessions.session_at(i) for i in range(max(index - limits.lookback, 0), index)]
     settings = {"clock": clock, "limits": repr(limits), "universe": sorted(source.universe()), "source": source.name}
-    work = functools.partial(_prices, source.name, batch, source.universe(), session, root, clock, limits)
+    work = functools.partial(_prices, source.name, batch, source.universe(), session, root, clock, limits, provenance)
     return _receipted(root, PRICES, session, batch, settings, looked_back, lambda: work(now or _now()))
 
 
 def _prices(
     name: str, batch: RawBatch, universe, session: dt.date, root: Location, clock: Clock, limits: PriceLimits,
-    now: pd.Timestamp,
+    provenance: Mapping[str, str] | None, now: pd.Timestamp,
 ) -> IngestReport:  # fmt: skip
     clean, rejects = validate_prices(batch.records, session, universe, limits)
     close = pd.Series(sessions.session_close(session), index=clean.index)
@@ -217,24 +225,30 @@ def _prices(
     )
     report = IngestReport(PRICES, session, records_read=batch.read_count(), notices=batch.notices, step_flags=flags)
     all_rejects = concat_rejects([batch.rejects, rejects, late, steps])
-    return _finish(report, root, session, rows, all_rejects, PRICE_VALUES, now, PRICE_SCHEMA)
+    return _finish(report, root, session, rows, all_rejects, PRICE_VALUES, now, PRICE_SCHEMA, provenance)
 
 
 def ingest_alt(
-    source: AltSource, session: dt.date, root: Location, clock: Clock = "backfill", now: pd.Timestamp | None = None
+    source: AltSource,
+    session: dt.date,
+    root: Location,
+    clock: Clock = "backfill",
+    now: pd.Timestamp | None = None,
+    provenance: Mapping[str, str] | None = None,
 ) -> IngestReport:
     """Validate one session's alternative data (the calendar days it owns) and append it to the lake, as
     ``ingest_prices`` does (no step check: nothing before the partition is read)."""
     session = sessions.require_session(session)
     batch = source.alt(session)
     settings = {"clock": clock, "universe": sorted(source.universe()), "source": source.name}
-    work = functools.partial(_alt, source.name, batch, source.universe(), session, root, clock)
+    work = functools.partial(_alt, source.name, batch, source.universe(), session, root, clock, provenance)
     return _receipted(root, ALT, session, batch, settings, [], lambda: work(now or _now()))
 
 
 def _alt(
-    name: str, batch: RawBatch, universe, session: dt.date, root: Location, clock: Clock, now: pd.Timestamp
-) -> IngestReport:
+    name: str, batch: RawBatch, universe, session: dt.date, root: Location, clock: Clock,
+    provenance: Mapping[str, str] | None, now: pd.Timestamp,
+) -> IngestReport:  # fmt: skip
     clean, rejects = validate_alt(batch.records, sessions.owned_calendar_days(session), universe)
     ends = pd.to_datetime(clean["day"].map(lambda d: d + dt.timedelta(days=1))) if not clean.empty else None
     event = ends.dt.tz_localize("UTC") if ends is not None else pd.Series(dtype="datetime64[ns, UTC]")
@@ -253,7 +267,7 @@ def _alt(
     )
     report = IngestReport(ALT, session, records_read=batch.read_count(), notices=batch.notices)
     all_rejects = concat_rejects([batch.rejects, rejects, late])
-    return _finish(report, root, session, rows, all_rejects, ALT_VALUES, now, ALT_SCHEMA)
+    return _finish(report, root, session, rows, all_rejects, ALT_VALUES, now, ALT_SCHEMA, provenance)
 
 
 def _now() -> pd.Timestamp:

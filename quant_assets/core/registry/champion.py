@@ -256,20 +256,26 @@ def _span(dates: pd.Series) -> str:
 
 
 def backtest_champion(
-    conn, root: Location, name: str, rule: backtest.PortfolioRule, costs: backtest.Costs, config: dict
+    conn,
+    root: Location,
+    name: str,
+    rule: backtest.PortfolioRule,
+    costs: backtest.Costs,
+    config: dict,
+    code_version: str | None = None,
+    run_id: str | None = None,
 ) -> ChampionBacktest:
     """Backtest the champion's track record (walk-forward test folds, then live) under ``rule``, net of ``costs``
-    and gross; recorded as a backtest (id: model version + hash of ``config``, so a rerun updates it) and as
-    'backtest' metrics of the model."""
+    and gross; recorded as a backtest (id: model version + hash of ``config``, so a rerun updates it, and the
+    ``code_version`` and ``run_id`` that computed it) and as 'backtest' metrics of the model."""
     ref = current(conn, name)
     frame, periods = track_record(conn, root, ref)
     net, gross = backtest.run(frame, rule, costs), backtest.run(frame, rule, backtest.NO_COSTS)
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
     snapshot = artifacts.model_files(conn, ref)[1]
     metrics = {"net": net.metrics, "gross": gross.metrics}
-    node = models.record_backtest(
-        conn, f"{ref.name}:v{ref.version}:{digest}", "champion", snapshot, config, metrics, ref
-    )
+    backtest_id = f"{ref.name}:v{ref.version}:{digest}"
+    node = models.record_backtest(conn, backtest_id, "champion", snapshot, config, metrics, ref, code_version, run_id)
     rows = [("backtest", m, scope, v) for scope in ("net", "gross") for m, v in metrics[scope].items()]
     models.record_metrics(conn, ref, pd.DataFrame(rows, columns=["dataset_type", "metric", "scope", "value"]))
     return ChampionBacktest(ref, node, frame, net, gross, periods)

@@ -11,6 +11,7 @@ made, and it is made on the information of the session their last label matured 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -24,14 +25,23 @@ from quant_assets.core.storage.fs import Location
 KEY = ["date", "entity_key"]
 
 
-def score_missing(conn, root: Location, store: FeatureStore, ref: models.ModelRef, manifest: dict, days: list) -> list:
+def score_missing(
+    conn,
+    root: Location,
+    store: FeatureStore,
+    ref: models.ModelRef,
+    manifest: dict,
+    days: list,
+    provenance: Mapping[str, str] | None = None,
+) -> list:
     """Score ``ref`` (trained on the snapshot of ``manifest``) on those of ``days`` after its training as-of that
-    it has not scored yet; returns them. The champion's own scoring path (``scoring.score_days``), so nothing
-    differs but the model."""
+    it has not scored yet, the rows stamped with ``provenance``; returns them. The champion's own scoring path
+    (``scoring.score_days``), so nothing differs but the model."""
     after = [d for d in days if d > sessions.as_date(manifest["as_of"])]
     missing = [d for d in after if d not in scoring.stored(root, ref.node, after)]
     if missing:
-        scoring.score_days(root, store, artifacts.load_model(conn, ref), ref.node, missing, manifest["universe"])
+        model = artifacts.load_model(conn, ref)
+        scoring.score_days(root, store, model, ref.node, missing, manifest["universe"], provenance)
     return missing
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from psycopg2.extras import execute_values
 
+from quant_assets.core import environment
 from quant_assets.core.registry.lineage import add_edges
 
 if TYPE_CHECKING:
@@ -60,16 +61,18 @@ def register_model(
     metrics: pd.DataFrame,
     orchestrator_run_id: str | None = None,
 ) -> ModelRef:
-    """A new version of ``name`` with its training run, metrics, the checksums of its files, and lineage."""
+    """A new version of ``name`` with its training run, metrics, the checksums of its files, lineage, and the
+    environment it was trained in (``environment.recorded``: LightGBM's bytes can differ across versions; the
+    artifact does not hold it, so that the same model is the same bytes)."""
     check_model_name(name)
     with conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"model:{name}",))
         cur.execute("SELECT coalesce(max(version), 0) + 1 FROM quant.models WHERE name = %s", (name,))
         version = cur.fetchone()[0]
         cur.execute(
-            """INSERT INTO quant.models (name, version, snapshot, features, params, code_version)
-               VALUES (%s, %s, %s, %s, %s, %s) RETURNING model_id""",
-            (name, version, snapshot, json.dumps(features), json.dumps(params, default=str), code_version),
+            """INSERT INTO quant.models (name, version, snapshot, features, params, code_version, environment)
+               VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING model_id""",
+            (name, version, snapshot, json.dumps(features), json.dumps(params, default=str), code_version, _env()),
         )
         model_id = cur.fetchone()[0]
         cur.execute(
@@ -87,6 +90,11 @@ def register_model(
     record_metrics(conn, ref, metrics)
     add_edges(conn, [(f"snapshot:{snapshot}", ref.node), (f"code:{code_version}", ref.node)])
     return ref
+
+
+def _env() -> str:
+    """The environment a row records (``environment.recorded``), as JSON for a jsonb column."""
+    return json.dumps(environment.recorded(), sort_keys=True)
 
 
 def identical(conn, name: str, snapshot: str, params: dict, code_version: str, artifact_sha256: str) -> ModelRef | None:
@@ -121,15 +129,26 @@ def record_metrics(conn, ref: ModelRef, metrics: pd.DataFrame) -> None:
 
 
 def record_backtest(
-    conn, backtest_id: str, kind: str, snapshot: str, config: dict, metrics: dict, model: ModelRef | None = None
+    conn,
+    backtest_id: str,
+    kind: str,
+    snapshot: str,
+    config: dict,
+    metrics: dict,
+    model: ModelRef | None = None,
+    code_version: str | None = None,
+    run_id: str | None = None,
 ) -> str:
-    """Upsert a backtest or sweep result and its lineage (snapshot and model -> backtest); returns its node."""
+    """Upsert a backtest or sweep result and its lineage (snapshot and model -> backtest); returns its node. The row
+    names what computed it last: ``code_version``, ``run_id`` and the environment (``environment.recorded``)."""
     node = f"backtest:{backtest_id}"
     with conn.cursor() as cur:
         cur.execute(
-            """INSERT INTO quant.backtests (backtest_id, kind, model_id, snapshot, config, metrics)
-               VALUES (%s, %s, %s, %s, %s, %s)
-               ON CONFLICT (backtest_id) DO UPDATE SET metrics = EXCLUDED.metrics, created_at = now()""",
+            """INSERT INTO quant.backtests (backtest_id, kind, model_id, snapshot, config, metrics, code_version,
+                   run_id, environment) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (backtest_id) DO UPDATE SET metrics = EXCLUDED.metrics, created_at = now(),
+                   code_version = EXCLUDED.code_version, run_id = EXCLUDED.run_id,
+                   environment = EXCLUDED.environment""",
             (
                 backtest_id,
                 kind,
@@ -137,6 +156,9 @@ def record_backtest(
                 snapshot,
                 json.dumps(config),
                 json.dumps(metrics, default=float),
+                code_version,
+                run_id,
+                _env(),
             ),
         )
     add_edges(conn, [(f"snapshot:{snapshot}", node)] + ([(model.node, node)] if model else []))

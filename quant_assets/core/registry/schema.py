@@ -68,3 +68,13 @@ CREATE TABLE IF NOT EXISTS quant.backtests (
 );
 CREATE INDEX IF NOT EXISTS lineage_edges_dst ON quant.lineage_edges (dst);
 """
+
+# What produced a registry row (schema step 11): the environment a model was trained in (``environment.recorded``;
+# its artifact's bytes do not hold it), and the code version, run and environment of a backtest's latest computation.
+# NULL: recorded before.
+PRODUCERS = """
+ALTER TABLE quant.models ADD COLUMN IF NOT EXISTS environment jsonb;
+ALTER TABLE quant.backtests ADD COLUMN IF NOT EXISTS code_version text;
+ALTER TABLE quant.backtests ADD COLUMN IF NOT EXISTS run_id text;
+ALTER TABLE quant.backtests ADD COLUMN IF NOT EXISTS environment jsonb;
+"""

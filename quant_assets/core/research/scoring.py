@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,7 @@ SCHEMA = pa.schema(
         ("model", pa.string()),
         ("prediction", pa.float64()),
         ("ingest_time", pa.timestamp("us", tz="UTC")),
+        *lake.PROVENANCE_FIELDS,
     ]
 )
 
@@ -94,11 +96,18 @@ class DayScores:
 
 
 def score_days(
-    root: Location, store: FeatureStore, model: Ensemble, model_node: str, days: list[dt.date], universe: list[str]
+    root: Location,
+    store: FeatureStore,
+    model: Ensemble,
+    model_node: str,
+    days: list[dt.date],
+    universe: list[str],
+    provenance: Mapping[str, str] | None = None,
 ) -> list[DayScores]:
-    """Score and store each day, saying per day which optional inputs were missing and for how long. A day with a
-    receipt for its inputs (``fingerprints``) is taken from it; a day scored is given one once stored, unless no
-    name could be scored (the caller fails on such a day: a later run scores it again)."""
+    """Score and store each day (its rows stamped with ``provenance``: ``write_day``), saying per day which optional
+    inputs were missing and for how long. A day with a receipt for its inputs (``fingerprints``) is taken from it; a
+    day scored is given one once stored, unless no name could be scored (the caller fails on such a day: a later run
+    scores it again)."""
     inputs = fingerprints(store, model, model_node, days, universe)
     stored_parts = _part_names(root, days)
     kept = receipts(root, {d: lines_hash([inputs[d], *stored_parts.get(d, [])]) for d in days})
@@ -110,7 +119,7 @@ def score_days(
             continue
         frame = scoring_frame(store, model.features, day, universe)
         predictions = _predictions(model, model_node, day, frame)
-        written = write_day(root, day, predictions).rows_written
+        written = write_day(root, day, predictions, provenance).rows_written
         gaps = staleness.gaps(frame, day, families, store.newest_partitions(model.features, day))
         scored = DayScores(day, len(predictions), written, gaps, predictions.head(PREVIEW_ROWS))
         if len(predictions):
@@ -192,11 +201,14 @@ def _code() -> str:
     return code_hash(Path(staleness.__file__).parent, *files)
 
 
-def write_day(root: Location, day: dt.date, predictions: pd.DataFrame) -> lake.WriteResult:
-    """Append; the same model scoring the same day again adds nothing."""
-    return lake.append_new_versions(
-        root, DATASET, day, predictions, ["entity_key", "model"], ["prediction"], sessions.decision_time(day), SCHEMA
-    )
+def write_day(
+    root: Location, day: dt.date, predictions: pd.DataFrame, provenance: Mapping[str, str] | None = None
+) -> lake.WriteResult:
+    """Append, each row stamped with ``provenance`` (``lake.PROVENANCE``: the asset, code version and run); the same
+    model scoring the same day again adds nothing, whichever run or code version does (the receipt, and the head
+    ``DayScores`` keep, hold predictions only, so they are the same whoever scored)."""
+    key, values, when = ["entity_key", "model"], ["prediction"], sessions.decision_time(day)
+    return lake.append_new_versions(root, DATASET, day, predictions, key, values, when, SCHEMA, provenance)
 
 
 def stored(root: Location, node: str, days: list[dt.date]) -> dict[dt.date, pd.DataFrame]:

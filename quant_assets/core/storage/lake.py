@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -30,6 +31,11 @@ from quant_assets.core.storage import fs
 from quant_assets.core.storage.fs import Location
 
 PART_PREFIX = "part-"
+# The columns naming what wrote a row: the asset (or caller), the code version and the run. Not values: an append
+# compares values only, so a rerun that differs in these alone adds nothing; parts written before a dataset had
+# them are read as they are (a reader selects its columns, a concatenation fills nulls).
+PROVENANCE = ["producer", "producer_version", "run_id"]
+PROVENANCE_FIELDS = [pa.field(c, pa.string()) for c in PROVENANCE]
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,13 @@ def canonical_table(df: pd.DataFrame, sort_by: list[str], schema: pa.Schema | No
     """Rows sorted by ``sort_by``, index dropped, cast to ``schema``: same data, same table."""
     ordered = df.sort_values(sort_by, kind="mergesort").reset_index(drop=True)
     return pa.Table.from_pandas(ordered, schema=schema, preserve_index=False)
+
+
+def stamp(df: pd.DataFrame, provenance: Mapping[str, str] | None) -> pd.DataFrame:
+    """``df`` with the PROVENANCE columns set from ``provenance`` (a missing one, or no mapping: empty text, as a
+    caller outside a run, a test or a notebook, names no producer)."""
+    given = provenance or {}
+    return df.assign(**{c: given.get(c, "") for c in PROVENANCE})
 
 
 def conform(df: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
@@ -163,12 +176,12 @@ def read_parts(paths: list[Location], columns: list[str] | None = None) -> list[
 
 def read_frame(paths: list[Location], columns: list[str] | None = None) -> pd.DataFrame:
     """The rows of the parts ``paths`` (``columns`` of them) as one frame, in order: their tables concatenated and
-    converted to pandas once (a dataset's parts share its schema). A frame per part, concatenated, cost more than
-    reading the parts."""
+    converted to pandas once (a dataset's parts share its schema, but parts written before it had PROVENANCE lack
+    those columns: null there). A frame per part, concatenated, cost more than reading the parts."""
     tables = [t if columns is None else t.select(columns) for t in read_parts(paths, columns)]
     if not tables:
         return pd.DataFrame(columns=columns)
-    return pa.concat_tables(tables).to_pandas()
+    return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
 def partition_files(directory: Location) -> list[Location]:
@@ -249,17 +262,20 @@ def append_new_versions(
     value_cols: list[str],
     restatement_time: pd.Timestamp,
     schema: pa.Schema,
+    provenance: Mapping[str, str] | None = None,
 ) -> WriteResult:
-    """Append the rows of ``batch`` that are new or changed against the stored latest.
+    """Append the rows of ``batch`` that are new or changed against the stored latest, stamped with ``provenance``
+    (``stamp``; ``schema`` holds PROVENANCE_FIELDS).
 
     ``batch`` carries its first-delivery ``ingest_time``. A changed value is a
     restatement: it is stamped with ``restatement_time`` (or one microsecond
     after the version it replaces, whichever is later), so the old row stays
-    queryable as of any earlier time.
+    queryable as of any earlier time. Only ``value_cols`` decide a change: a run that offers the stored values
+    again, under another run id or code version, writes nothing.
     """
     if batch.empty:
         return WriteResult(0, 0, None)
-    batch = conform(batch, schema)
+    batch = conform(stamp(batch, provenance), schema)
     stored = latest_versions(read_partition(root, dataset, day), key)
     if stored.empty:
         fresh = batch
@@ -286,9 +302,15 @@ def append_new_versions(
 
 
 def append_quarantine(
-    root: Location, dataset: str, day: dt.date, rejects: pd.DataFrame, schema: pa.Schema
+    root: Location,
+    dataset: str,
+    day: dt.date,
+    rejects: pd.DataFrame,
+    schema: pa.Schema,
+    provenance: Mapping[str, str] | None = None,
 ) -> WriteResult:
-    """Record rejected records once: a record already quarantined (every field equal) is not added again.
+    """Record rejected records once, stamped with ``provenance``: a record already quarantined (every field of
+    it equal, whoever quarantined it) is not added again.
 
     The whole record is the key: records without a line or raw text (a synthetic source's, a whole-file
     problem) differ only in their ticker or detail, and none of them may hide another.
@@ -304,5 +326,6 @@ def append_quarantine(
         fresh = rejects.loc[[k not in seen for k in offered]]
     if fresh.empty:
         return WriteResult(len(rejects), 0, None)
-    path = write_part(partition_dir(root, f"quarantine/{dataset}", day), canonical_table(fresh, key, schema))
+    table = canonical_table(stamp(fresh, provenance), key, schema)
+    path = write_part(partition_dir(root, f"quarantine/{dataset}", day), table)
     return WriteResult(len(rejects), len(fresh), path)

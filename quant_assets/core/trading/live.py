@@ -76,6 +76,9 @@ CREATE TABLE IF NOT EXISTS quant.live_book (
 # The hash of what each session's run read (``fingerprint``): a rerun whose inputs hash the same skips the session.
 # Rows stored before it have none, and are verified once more.
 INPUTS = "ALTER TABLE quant.live_book ADD COLUMN IF NOT EXISTS inputs text;"
+# The code version that traded each session (its run: ``run_id``), in the row that names its positions file: the file
+# holds what was traded alone, so a session verified under a later commit gives the same bytes. NULL: traded before.
+CODE_VERSION = "ALTER TABLE quant.live_book ADD COLUMN IF NOT EXISTS code_version text;"
 _SCHEMA = pa.schema(
     [("entity_key", pa.string())]
     + [(c, pa.float64()) for c in book.POSITIONS[1:]]
@@ -164,11 +167,13 @@ def trade_session(
     exposure_of: Callable[[str], float],
     parts: dict[dt.date, list[str]],
     run_id: str | None = None,
+    code_version: str | None = None,
 ) -> Session:
     """Trade session ``day`` for model ``name``'s champion on that day, in the state in force then (its
-    multiplier: ``exposure_of(state)``), record it, and realise the previous session's P&L from labels known by
-    ``day``'s close; ``parts``: ``input_parts`` of the run's sessions. A session whose row holds the hash of the
-    same inputs is rebuilt from the rows instead (``unchanged``)."""
+    multiplier: ``exposure_of(state)``), record it (with the ``run_id`` and ``code_version`` that traded it), and
+    realise the previous session's P&L from labels known by ``day``'s close; ``parts``: ``input_parts`` of the run's
+    sessions. A session whose row holds the hash of the same inputs is rebuilt from the rows instead (``unchanged``);
+    one verified again keeps the run and code version that traded it."""
     ref = states.champion_on(conn, name, day)
     state = states.state_on(conn, ref, day)
     exposure = exposure_of(state)
@@ -176,7 +181,7 @@ def trade_session(
     key = fingerprint(day, ref.node, state, exposure, rule, costs, before, parts[day])
     if mine is not None and mine["inputs"] == key and _realised(day, before, parts[day]):
         return _recorded(mine, before)
-    session = _trade(conn, root, ref, state, day, rule, costs, exposure, run_id)
+    session = _trade(conn, root, ref, state, day, rule, costs, exposure, (run_id, code_version))
     with conn.cursor() as cur:  # traded or verified: only the hash of its inputs is (re)recorded
         cur.execute("UPDATE quant.live_book SET inputs = %s WHERE date = %s", (key, day))
     return session
@@ -216,8 +221,9 @@ def _recorded(mine: dict, before: dict | None) -> Session:
 
 
 def _trade(conn, root: Location, ref: ModelRef, state: str, day: dt.date, rule: PortfolioRule, costs: Costs,
-           exposure: float, run_id: str | None) -> Session:  # fmt: skip
-    """Trade and record session ``day`` (or verify it against its row), and realise the session before."""
+           exposure: float, producer: tuple[str | None, str | None]) -> Session:  # fmt: skip
+    """Trade and record session ``day`` (or verify it against its row), and realise the session before; a new row
+    records ``producer`` (run id, code version)."""
     previous = previous_positions(conn, root, day)
     traded = book.trade(day, _predictions(root, ref, day), previous, exposure, rule, costs)
     weights = traded.positions["weight"]
@@ -233,8 +239,9 @@ def _trade(conn, root: Location, ref: ModelRef, state: str, day: dt.date, rule: 
         with conn.cursor() as cur:
             cur.execute(
                 """INSERT INTO quant.live_book (date, model, state, exposure, n_names, long_exposure, short_exposure,
-                       turnover, cost, positions, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                (day, *figures, str(path), run_id),
+                       turnover, cost, positions, run_id, code_version)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                (day, *figures, str(path), *producer),
             )
     elif stored[-1] != str(path):
         raise BookError(f"live_book {day}: already traded with positions {stored[-1]}, now {path}")

@@ -215,6 +215,7 @@ def test_random_bitemporal_inputs_give_the_reference_rows(tmp_path_factory, bars
                          source_line=0)  # fmt: skip
     for event, part in frame.groupby("event_time"):
         day = event.tz_convert(sessions.EXCHANGE_TZ).date()
-        lake.write_part(lake.partition_dir(root, "raw_prices", day), lake.canonical_table(part, KEY, PRICE_SCHEMA))
+        table = lake.canonical_table(lake.stamp(part, None), KEY, PRICE_SCHEMA)
+        lake.write_part(lake.partition_dir(root, "raw_prices", day), table)
     for family in (TOY, COLUMNWISE):
         _assert_range_is_the_reference(family, compute.load_inputs(root, family, TOY_DAYS), TOY_DAYS)

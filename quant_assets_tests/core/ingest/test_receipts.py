@@ -1,5 +1,7 @@
 """Receipts: the same delivery ingested again returns the first ingest's report and writes nothing; anything the
 outcome depends on (the delivery, an earlier bar the step check reads, the partition's own parts) ingests again.
+Rows and rejects carry the run that wrote them, and another run of the same delivery adds none; parts written
+before they carried it are read as they were.
 
 On real Parquet through ``ingest_prices`` / ``ingest_alt`` and real CSV sources; reports compared field by field.
 """
@@ -14,9 +16,12 @@ import pandas as pd
 import pytest
 
 from quant_assets.core.audit import verify_lake
+from quant_assets.core.features.library import FAMILIES
+from quant_assets.core.features.materialize import materialize
 from quant_assets.core.ingest.pipeline import ingest_alt, ingest_prices
 from quant_assets.core.ingest.sources import YahooCsvPrices, make_sources
 from quant_assets.core.storage import lake, receipt
+from quant_assets.core.summary import summarize
 from quant_assets_tests.core.ingest.helpers import MAR26, MAR27, MAR28, Bad, bar, write_csv
 
 D = dt.date.fromisoformat
@@ -119,3 +124,64 @@ def test_a_damaged_receipt_is_named(tmp_path, lake_root):
     with pytest.raises(lake.CorruptFile, match=damaged.name):
         ingest_prices(source, D(MAR26), lake_root)
     assert [p.path.name for p in verify_lake(lake_root).problems] == [damaged.name]
+
+
+R1 = {"producer": "raw_prices", "producer_version": "sha-one", "run_id": "run-1"}
+R2 = {"producer": "raw_prices", "producer_version": "sha-two-dirty", "run_id": "run-2"}
+
+
+def _rows(root: Path, dataset: str = "raw_prices") -> pd.DataFrame:
+    return lake.read_frame(lake.dataset_files(root, dataset))
+
+
+def _producers(frame: pd.DataFrame) -> set[tuple]:
+    return set(frame[lake.PROVENANCE].astype(object).where(frame[lake.PROVENANCE].notna(), None).itertuples(False))
+
+
+def test_rows_and_rejects_carry_the_run_that_wrote_them_and_another_run_of_the_delivery_adds_none(tmp_path, lake_root):
+    for d in DAYS:
+        ingest_prices(_source(tmp_path / "price"), D(d), lake_root, provenance=R1)
+    stored = _files(lake_root)
+    rows, rejects = _rows(lake_root), _rows(lake_root, "quarantine/raw_prices")
+    assert len(rows) == 5 and len(rejects) == 1  # AAA x3, BBB x2; BBB's damaged 03-27 line
+    assert _producers(rows) == _producers(rejects) == {tuple(R1.values())}
+    for kept in (lake_root / "raw_prices").rglob(f"{receipt.PREFIX}*"):
+        kept.unlink()  # no receipt: the delivery is validated and offered to the lake again, by another run
+
+    again = [ingest_prices(_source(tmp_path / "price"), D(d), lake_root, provenance=R2) for d in DAYS]
+
+    assert [(r.unchanged, r.rows_written, r.quarantine_written) for r in again] == [(False, 0, 0)] * 3
+    assert _files(lake_root) == stored  # no part differing in its run alone; the receipts again, byte for byte
+    assert [ingest_prices(_source(tmp_path / "price"), D(d), lake_root, provenance=R2).unchanged for d in DAYS] == [
+        True
+    ] * 3
+
+
+def test_parts_written_before_rows_carried_their_producer_are_read_as_they_were(tmp_path, lake_root):
+    """03-26 and 03-27 stored as before this change (no PROVENANCE columns, rows and rejects), 03-28 after: the
+    step check, a rerun, the audit, the summary and the price features read them as the same rows."""
+    fresh = tmp_path / "fresh"
+    reports = {d: ingest_prices(_source(tmp_path / "price"), D(d), fresh, provenance=R1) for d in DAYS}
+    for d in DAYS[:2]:
+        for dataset in ("raw_prices", "quarantine/raw_prices"):
+            for part in lake.partition_files(lake.partition_dir(fresh, dataset, D(d))):
+                table = lake.read_part(part).drop_columns(lake.PROVENANCE)
+                lake.write_part(lake.partition_dir(lake_root, dataset, D(d)), table)
+
+    mar28 = ingest_prices(_source(tmp_path / "price"), D(MAR28), lake_root, provenance=R1)
+    again = [ingest_prices(_source(tmp_path / "price"), D(d), lake_root, provenance=R2) for d in DAYS[:2]]
+
+    assert _comparable(mar28) == _comparable(reports[MAR28]) and mar28.step_flags["ticker"].tolist() == ["AAA"]
+    assert [(r.rows_written, r.quarantine_written) for r in again] == [(0, 0)] * 2
+    mixed = _rows(lake_root).sort_values(["ticker", "event_time"], ignore_index=True)
+    alike = _rows(fresh).sort_values(["ticker", "event_time"], ignore_index=True)
+    values = [c for c in mixed.columns if c not in lake.PROVENANCE]
+    pd.testing.assert_frame_equal(mixed[values], alike[values])
+    assert _producers(mixed) == {(None, None, None), tuple(R1.values())}
+    assert verify_lake(lake_root).ok
+    counts = summarize(lake_root).set_index("dataset").loc["raw_prices", ["rows", "quarantined"]].tolist()
+    assert counts == [5, 1]
+    for root in (lake_root, fresh):
+        materialize(root, FAMILIES["price"], [D(d) for d in DAYS], R1, lookahead_sample=0, verify_sample=0)
+    features = lambda root: sorted(p.name for p in (root / "features").rglob("part-*.parquet"))  # noqa: E731
+    assert features(lake_root) == features(fresh) and features(fresh)  # the same values, so the same bytes

@@ -2,12 +2,13 @@
 fallback, the in-sample guard, the champion backtest's refusals and the metric rows of a registration."""
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.core import sessions
+from quant_assets.core import environment, sessions
 from quant_assets.core.registry import artifacts, champion, models, promotion
 from quant_assets.core.research import backtest, snapshots
 from quant_assets.core.research.training import Ensemble, TrainConfig
@@ -76,16 +77,21 @@ def test_the_champion_backtest_is_recorded_and_rerun_in_place(pg_db, tmp_path):
     with pg.connect(pg_db) as conn:
         ref = _promoted(conn, tmp_path, 3, 0.02)
         config = {"rule": "long_short", "quantile": 0.2}
-        run = champion.backtest_champion(conn, tmp_path, "m", backtest.PortfolioRule(), backtest.Costs(), config)
-        again = champion.backtest_champion(conn, tmp_path, "m", backtest.PortfolioRule(), backtest.Costs(), config)
+        rule, costs = backtest.PortfolioRule(), backtest.Costs()
+        run = champion.backtest_champion(conn, tmp_path, "m", rule, costs, config, "sha-one", "run-1")
+        again = champion.backtest_champion(conn, tmp_path, "m", rule, costs, config, "sha-two", "run-2")
         assert run.ref == ref and run.node == again.node and run.node.startswith("backtest:m:v1:")
         assert run.periods == {
             "walk-forward test": f"{run.frame['date'].min()}..{run.frame['date'].max()} (40 sessions)"
         }
         assert list(run.table().columns) == ["net", "gross (no costs)"]
         with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM quant.backtests")
-            assert cur.fetchone()[0] == 1
+            cur.execute("SELECT count(*), min(code_version), min(run_id), min(environment::text) FROM quant.backtests")
+            count, code, run_id, env = cur.fetchone()
+            cur.execute("SELECT environment FROM quant.models WHERE model_id = %s", (ref.model_id,))
+            trained_in = cur.fetchone()[0]
+        assert (count, code, run_id) == (1, "sha-two", "run-2")  # the run that computed it last
+        assert json.loads(env) == trained_in == environment.recorded() and set(environment.LIBRARIES) < set(trained_in)
 
 
 def test_scoring_a_session_the_labels_covered_is_refused_with_the_range():

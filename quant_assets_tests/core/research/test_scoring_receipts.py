@@ -156,3 +156,32 @@ def test_receipts_on_an_object_store(scored, s3_root, tmp_path):
     assert all(s.unchanged for s in again) and _outcome(again) == _outcome(first)
     found = fs.names(s3_root / "predictions", f"date=*/{receipt.PREFIX}*.json")
     assert [n.split("/")[0] for n in found] == [f"date={d}" for d in days]
+
+
+def test_predictions_carry_the_run_that_scored_them_another_run_adds_none_and_older_parts_still_read(scored):
+    root, model, universe = scored
+    days, run = DAYS[:3], {"producer": "predictions", "producer_version": "sha-one", "run_id": "run-1"}
+    store = FeatureStore(root, ALL_FEATURES)
+    first = scoring.score_days(root, store, model, NODE, days, universe, run)
+    stored = _files(root / "predictions")
+    frames = lake.read_partitions(root, scoring.DATASET, days)
+    assert {tuple(r) for f in frames.values() for r in f[lake.PROVENANCE].itertuples(index=False)} == {
+        tuple(run.values())
+    }
+    for kept in fs.listing(root / "predictions", f"date=*/{receipt.PREFIX}*.json"):
+        kept.unlink()  # no receipt: every day is scored again, by another run under another code version
+
+    other = {**run, "run_id": "run-2", "producer_version": "sha-two"}
+    again = scoring.score_days(root, store, model, NODE, days, universe, other)
+
+    assert [s.written for s in again] == [0] * 3 and _outcome(again) == _outcome(first)
+    assert _files(root / "predictions") == stored  # the receipts too: they name no run
+    old = lake.partition_dir(root, scoring.DATASET, days[0])  # the first day as stored before rows had a producer
+    (part,) = lake.partition_files(old)
+    lake.write_part(old, lake.read_part(part).drop_columns(lake.PROVENANCE))
+    part.unlink()
+    for reader in (scoring.stored(root, NODE, days), scoring.stored(root, NODE, days[:1])):
+        assert {d: len(f) for d, f in reader.items()} == {s.day: s.rows for s in first if s.day in reader}
+    assert scoring.models_scored(root, days[0], days[-1], "equity_lgbm") == [NODE]
+    kinds = [(k, p) for k, p in audit.stored_files(root) if fs.relative(p, root).startswith("predictions/")]
+    assert not verify.verify(kinds, audit.check, audit.ERRORS).problems

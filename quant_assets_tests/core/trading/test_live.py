@@ -53,11 +53,16 @@ def book(scored_lake, pg_db, tmp_path):
     return root, pg_db, trade
 
 
-def _rows(url: str) -> list[tuple]:
-    """Every stored column of every row, times and fingerprints included."""
+def _rows(url: str) -> list[dict]:
+    """Every stored column of every row, times, fingerprints and producers included."""
     with pg.connect(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT * FROM quant.live_book ORDER BY date")
-        return cur.fetchall()
+        return [dict(zip([c.name for c in cur.description], r, strict=True)) for r in cur.fetchall()]
+
+
+def _but_inputs(rows: list[dict]) -> list[dict]:
+    """``_rows`` without the fingerprint column."""
+    return [{k: v for k, v in r.items() if k != "inputs"} for r in rows]
 
 
 def _inputs(url: str) -> dict[dt.date, str | None]:
@@ -97,7 +102,7 @@ def test_changed_inputs_trade_the_session_again_verified_or_refused(book):
     assert [dataclasses.replace(s, unchanged=False) for s in again] == first
     now = _inputs(url)
     assert now[DAYS[3]] != fingerprints[DAYS[3]] and {**now, DAYS[3]: fingerprints[DAYS[3]]} == fingerprints
-    assert [r[:-1] for r in _rows(url)] == [r[:-1] for r in rows]  # only the 05-06 fingerprint (last column) moved
+    assert _but_inputs(_rows(url)) == _but_inputs(rows)  # only the 05-06 fingerprint moved
     # a restated predictions part of 05-08 (reversed scores): traded again, and refused as a rewrite
     mine = scoring.stored(root, "model:equity_lgbm:v1", [DAYS[5]])[DAYS[5]]
     when = sessions.decision_time(DAYS[5])
@@ -105,4 +110,27 @@ def test_changed_inputs_trade_the_session_again_verified_or_refused(book):
     scoring.write_day(root, DAYS[5], restated.assign(ingest_time=when))
     with pytest.raises(live.BookError, match="2024-05-08: already traded as .* a traded session is never rewritten"):
         trade(DAYS)
-    assert [r[:-1] for r in _rows(url)] == [r[:-1] for r in rows] and _inputs(url)[DAYS[5]] == now[DAYS[5]]
+    assert _but_inputs(_rows(url)) == _but_inputs(rows) and _inputs(url)[DAYS[5]] == now[DAYS[5]]
+
+
+def test_a_session_records_the_run_and_code_version_that_traded_it_and_keeps_them_when_verified(book):
+    root, url, _ = book
+    days, exposure = DAYS[:2], ActionPolicy().exposure
+    parts = live.input_parts(root, days)
+
+    def trade(run: str, code: str) -> list[live.Session]:
+        with pg.connect(url) as conn:
+            out = [live.trade_session(conn, root, "equity_lgbm", d, RULE, COSTS, exposure, parts, run, code)
+                   for d in days]  # fmt: skip
+            conn.cursor().execute("UPDATE quant.live_book SET inputs = NULL")  # the next run verifies them again
+        return out
+
+    first = trade("run-1", "sha-one")
+    positions = sorted(lake.dataset_files(root, live.DATASET))
+    again = trade("run-2", "sha-two-dirty")
+
+    assert not any(s.unchanged for s in first + again) and again == first
+    rows = _rows(url)
+    assert [(r["date"], r["run_id"], r["code_version"]) for r in rows] == [(d, "run-1", "sha-one") for d in days]
+    assert sorted(lake.dataset_files(root, live.DATASET)) == positions  # what was traded alone: the same bytes
+    assert [r["positions"] for r in rows] == [str(p) for p in positions]
