@@ -26,13 +26,13 @@ KEY = ["date", "entity_key"]
 
 def score_missing(conn, root: Location, store: FeatureStore, ref: models.ModelRef, manifest: dict, days: list) -> list:
     """Score ``ref`` (trained on the snapshot of ``manifest``) on those of ``days`` after its training as-of that
-    it has not scored yet; returns them. The champion's own scoring path (``scoring.score_days``), so nothing
-    differs but the model."""
+    it has not scored yet; returns their ``scoring.DayScores`` (what their lineage names). The champion's own
+    scoring path (``scoring.score_days``), so nothing differs but the model."""
     after = [d for d in days if d > sessions.as_date(manifest["as_of"])]
     missing = [d for d in after if d not in scoring.stored(root, ref.node, after)]
-    if missing:
-        scoring.score_days(root, store, artifacts.load_model(conn, ref), ref.node, missing, manifest["universe"])
-    return missing
+    if not missing:
+        return []
+    return scoring.score_days(root, store, artifacts.load_model(conn, ref), ref.node, missing, manifest["universe"])
 
 
 def since_training(manifest: dict, through: dt.date) -> list[dt.date]:
