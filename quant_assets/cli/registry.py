@@ -55,8 +55,8 @@ def _known(conn, node: str) -> None:
             f"unknown lineage node {node!r}: a node id starts with one of {', '.join(lineage.NODE_KINDS)} "
             "(e.g. source:raw_prices:2025-01-29, prediction:<name>:v1:2025-01-29, code:<40-char sha>)"
         )
-    near = lineage.similar(conn, node)
-    hint = f"; stored ids like it: {', '.join(near)}" if near else f"; no {kind} node is stored yet"
+    prefix, count, first, last = lineage.similar(conn, node)
+    hint = f"; {count} stored id(s) start with {prefix!r}: {first} .. {last}" if count else f"; no {kind} node stored"
     raise click.ClickException(
         f"unknown lineage node {node!r}: use full ids as `lineage` prints them "
         f"(e.g. feature:ret_5@<12-char version>, code:<40-char sha>){hint}"

@@ -192,16 +192,21 @@ def node_exists(conn, node: str) -> bool:
         return cur.fetchone()[0]
 
 
-def similar(conn, node: str, limit: int = 3) -> list[str]:
-    """Up to ``limit`` stored nodes sharing ``node``'s id up to its last ``:`` (what a mistyped id may have meant)."""
-    prefix = node.rsplit(":", 1)[0] + ":" if ":" in node else node
+def similar(conn, node: str) -> tuple[str, int, str | None, str | None]:
+    """What a mistyped id may have meant: the longest of ``node``'s prefixes (its id up to its last ``:``, else its
+    kind) that stored nodes share, how many share it, and the first and last of them (None: no node of the kind)."""
+    prefixes = [node.rsplit(":", 1)[0] + ":", node.partition(":")[0] + ":"] if ":" in node else [node]
     with conn.cursor() as cur:
-        cur.execute(
-            """SELECT n FROM (SELECT src AS n FROM quant.lineage_edges UNION SELECT dst FROM quant.lineage_edges) a
-               WHERE starts_with(n, %s) ORDER BY n LIMIT %s""",
-            (prefix, limit),
-        )
-        return [r[0] for r in cur.fetchall()]
+        for prefix in prefixes:
+            cur.execute(
+                """SELECT count(*), min(n), max(n) FROM (SELECT src AS n FROM quant.lineage_edges
+                   UNION SELECT dst FROM quant.lineage_edges) a WHERE starts_with(n, %s)""",
+                (prefix,),
+            )
+            count, first, last = cur.fetchone()
+            if count:
+                return prefix, count, first, last
+    return prefixes[-1], 0, None, None
 
 
 def affected(conn, node: str) -> dict[str, list[str]]:

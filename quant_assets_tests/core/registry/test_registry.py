@@ -207,8 +207,10 @@ def test_downstream_by_kind_reaches_the_trading_day_and_folds_its_dates(pg_db):
         assert lineage.blast_radius(conn, "code:p") == ["backtest:B"]  # the features' producer: via 06-04's read
         text = render_affected("source:raw_prices:2024-05-01", everything)
         tree = render_upstream("prediction:m:v1:2024-06-07", lineage.upstream(conn, "prediction:m:v1:2024-06-07"))
-        near = lineage.similar(conn, "prediction:m:v1:2099-01-01", 2)
-        assert near == [f"prediction:m:v1:{d}" for d in DAYS[:2]] and not lineage.similar(conn, "x")
+        near = lineage.similar(conn, "prediction:m:v1:2099-01-01")
+        assert near == ("prediction:m:v1:", 5, f"prediction:m:v1:{DAYS[0]}", f"prediction:m:v1:{DAYS[-1]}")
+        assert lineage.similar(conn, "features:price/fv=x:2024-06-03")[:2] == ("features:", 5)
+        assert lineage.similar(conn, "x") == ("x", 0, None, None)
     assert text.startswith("Downstream of source:raw_prices:2024-05-01:\n  models (1):\n    model:m:v1\n")
     assert "  prediction days (5):\n    prediction:m:v1: 5 on 2024-06-03..2024-06-07\n" in text
     assert "  book sessions (5):\n    book: 5 on 2024-06-03..2024-06-07\n  backtests (1):\n    backtest:B\n" in text
