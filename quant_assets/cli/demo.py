@@ -26,7 +26,7 @@ INGEST = ["raw_prices", "alt_data", "price_features", "alt_features"]
 REPLAY_DRIFT = {"ops": {"drift_metrics": {"config": {"on_critical": "warn"}}}, **IN_PROCESS}
 
 
-TRADE = ["predictions", "drift_metrics", "live_book"]
+TRADE = ["predictions", "drift_metrics", "live_book", "model_lineage"]
 
 
 def stages(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from quant_assets import settings
@@ -10,33 +12,55 @@ from quant_assets.cli.options import pg_url, registry, require_pg_url
 
 @click.command()
 @click.argument("model", required=False, envvar="QUANT_MODEL_NAME", default=settings.default("QUANT_MODEL_NAME"))
-@click.option("--downstream", metavar="NODE", help="e.g. feature:ret_5@<version>, code:<git sha>, snapshot:<fp>.")
+@click.option(
+    "--downstream",
+    metavar="NODE",
+    help="e.g. code:<git sha>, feature:ret_5@<version>, source:raw_prices:<date>, snapshot:<fp>.",
+)
 @pg_url
 def lineage(model: str, downstream: str | None, pg_url: str | None) -> None:
     """Upstream lineage tree of MODEL (name: its champion, else its latest version; or name:vN; default
-    QUANT_MODEL_NAME), or with
-    --downstream NODE the models and backtests that NODE affects."""
+    QUANT_MODEL_NAME) or of any node id (e.g. prediction:<name>:vN:<date>, book:<date>); or with --downstream
+    NODE every model, prediction day, book session, backtest and drift row that NODE affects."""
     from quant_assets.core.registry import lineage, models
-    from quant_assets.core.registry.lineage_view import render_upstream
+    from quant_assets.core.registry.lineage_view import render_affected, render_upstream
 
     with registry(pg_url) as conn:
         if downstream:
-            if not lineage.node_exists(conn, downstream):
-                raise click.ClickException(
-                    f"unknown lineage node {downstream!r}: use full ids as `lineage` prints them "
-                    "(e.g. feature:ret_5@<12-char version>, code:<40-char sha>)"
-                )
-            affected = lineage.blast_radius(conn, downstream)
-            click.echo(f"Models and backtests downstream of {downstream}: {len(affected)}")
-            for node in affected:
-                click.echo(f"  {node}")
+            _known(conn, downstream)
+            click.echo(render_affected(downstream, lineage.affected(conn, downstream)))
+            return
+        kind, colon, _ = model.partition(":")
+        if colon and kind in lineage.NODE_KINDS and not re.fullmatch(r"[^:]+:v\d+", model):  # a node id, not a model
+            _known(conn, model)
+            click.echo(render_upstream(model, lineage.upstream(conn, model)))
             return
         try:
             ref = models.model(conn, model)
-        except LookupError as exc:
+        except (LookupError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(render_upstream(ref.node, lineage.upstream(conn, ref.node)))
         click.echo(_state_lines(conn, ref))
+
+
+def _known(conn, node: str) -> None:
+    """A user error naming what was meant, unless ``node`` is in the lineage graph."""
+    from quant_assets.core.registry import lineage
+
+    if lineage.node_exists(conn, node):
+        return
+    kind = node.partition(":")[0]
+    if kind not in lineage.NODE_KINDS:
+        raise click.ClickException(
+            f"unknown lineage node {node!r}: a node id starts with one of {', '.join(lineage.NODE_KINDS)} "
+            "(e.g. source:raw_prices:2025-01-29, prediction:<name>:v1:2025-01-29, code:<40-char sha>)"
+        )
+    prefix, count, first, last = lineage.similar(conn, node)
+    hint = f"; {count} stored id(s) start with {prefix!r}: {first} .. {last}" if count else f"; no {kind} node stored"
+    raise click.ClickException(
+        f"unknown lineage node {node!r}: use full ids as `lineage` prints them "
+        f"(e.g. feature:ret_5@<12-char version>, code:<40-char sha>){hint}"
+    )
 
 
 def _state_lines(conn, ref) -> str:

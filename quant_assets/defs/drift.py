@@ -6,7 +6,7 @@ import pandas as pd
 from quant_assets.core import sessions
 from quant_assets.core.monitoring import history, window
 from quant_assets.core.monitoring.alerts import AlertConfig
-from quant_assets.core.registry import states
+from quant_assets.core.registry import lineage, states
 from quant_assets.core.research import backtest
 from quant_assets.defs import plots
 from quant_assets.defs.config import DriftConfig, OnCritical
@@ -70,6 +70,7 @@ def drift_metrics(
         except window.NoPredictions as exc:
             raise dg.Failure(str(exc)) from exc
         written = history.upsert(conn, run.fresh, context.run_id)
+        lineage.add_edges(conn, run.edges)
         conn.commit()
         acting = _acting(conn, registry.name, days)
         shown = _stored(conn, registry.name, acting.get(days[-1]), days[-1])

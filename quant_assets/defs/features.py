@@ -9,6 +9,7 @@ from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.features.files import family_dir
 from quant_assets.core.features.library import ALL_FEATURES, FAMILIES
 from quant_assets.core.features.materialize import FamilyRun, materialize
+from quant_assets.core.registry import lineage
 from quant_assets.defs.config import FeatureConfig
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.resources import LakeResource, RegistryResource
@@ -111,20 +112,35 @@ def _feature_asset(family: FeatureFamily) -> dg.AssetsDefinition:
         pool="features",
         description=f"{family.description} Lookback {family.lookback} "
         f"{'UTC days' if family.source == 'alt_data' else 'sessions'}. Bitemporal rows in "
-        f"<data root>/features/{family.name}/fv=<version>/date=YYYY-MM-DD.",
+        f"<data root>/features/{family.name}/fv=<version>/date=YYYY-MM-DD. Each day computed is a lineage node "
+        f"(features:{family.name}/fv=<unit>:<date>) with edges from its feature versions, the raw partitions its "
+        "window read and its code version.",
         metadata={
             "features": dg.MetadataValue.md(catalog_table().query("family == @family.name").to_markdown(index=False))
         },
     )
-    def _asset(context: dg.AssetExecutionContext, config: FeatureConfig, lake: LakeResource) -> dg.MaterializeResult:
+    def _asset(
+        context: dg.AssetExecutionContext, config: FeatureConfig, lake: LakeResource, registry: RegistryResource
+    ) -> dg.MaterializeResult:
         days = [sessions.as_date(k) for k in context.partition_keys]
         provenance = lake.provenance(name, context.run_id)
         run = materialize(lake.path, family, days, provenance, config.lookahead_sample, config.verify_sample)
+        with registry.connect() as conn:  # the days computed; an unchanged day's edges were written with it
+            lineage.add_edges(conn, _edges(run, provenance["producer_version"]))
         return dg.MaterializeResult(
             metadata=_metadata(family, run, lake), check_results=_checks(name, family, run, config)
         )
 
     return _asset
+
+
+def _edges(run: FamilyRun, producer: str) -> list[tuple[str, str]]:
+    """Lineage of each stored (unit, day): its feature versions, its window's raw partitions, its code version."""
+    return [
+        edge
+        for s in run.stored
+        for edge in lineage.feature_partition_edges(s.directory, s.day, s.features, s.source, s.partitions, producer)
+    ]
 
 
 def _metadata(family: FeatureFamily, run: FamilyRun, lake: LakeResource) -> dict:

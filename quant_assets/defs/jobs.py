@@ -14,6 +14,7 @@ from quant_assets.defs.backtests import backtest_sweep, champion_backtest
 from quant_assets.defs.config import ApprovalConfig, CompactionConfig
 from quant_assets.defs.drift import drift_metrics
 from quant_assets.defs.features import alt_features, price_features
+from quant_assets.defs.lineage import model_lineage
 from quant_assets.defs.models import predictions, trained_model, training_snapshot
 from quant_assets.defs.partitions import trading_days
 from quant_assets.defs.promotion import promotion_decision
@@ -30,10 +31,20 @@ ingest_job = dg.define_asset_job(
 
 daily_job = dg.define_asset_job(
     "daily_job",
-    selection=[raw_prices, alt_data, price_features, alt_features, predictions, drift_metrics, live_book],
+    selection=[
+        raw_prices,
+        alt_data,
+        price_features,
+        alt_features,
+        predictions,
+        drift_metrics,
+        live_book,
+        model_lineage,
+    ],  # fmt: skip
     partitions_def=trading_days,
     description="One trading session end to end: ingest -> features -> predictions -> drift metrics -> the live "
-    "book (traded under the champion's state, settled from the drift rows before the session). Its steps run in "
+    "book (traded under the champion's state, settled from the drift rows before the session) -> each model "
+    "version's downstream lineage. Its steps run in "
     "the run's own process by default: a session's steps take about a second each, less than a step process's "
     "start-up (a range backfill may pick the multiprocess executor in its run config).",
     config={"execution": {"config": {"in_process": {}}}},

@@ -7,10 +7,10 @@ import dagster as dg
 import pandas as pd
 
 from quant_assets.core import sessions
-from quant_assets.core.registry import artifacts, champion, evidence, lineage, trainings
+from quant_assets.core.registry import artifacts, champion, evidence, lineage, lineage_view, trainings
 from quant_assets.core.research import scoring, snapshots, training
 from quant_assets.core.research.metrics import daily_ic
-from quant_assets.defs import plots
+from quant_assets.defs import plots, reporting
 from quant_assets.defs.config import SnapshotConfig, TrainingConfig
 from quant_assets.defs.features import alt_features, price_features
 from quant_assets.defs.partitions import trading_days
@@ -160,7 +160,8 @@ def register_model(
             )
             trainings.record(conn, _training_key(config, snap, registry), reg.ref)
     context.log.info(f"{reg.ref.node}: {reg.note}")
-    return dg.Output(reg.ref.node, metadata=_training_metadata(snap, result, reg))
+    upstream = reporting.table(lineage_view.upstream_table(snap.manifest, code_version(registry.code_version)))
+    return dg.Output(reg.ref.node, metadata={**_training_metadata(snap, result, reg), "lineage": upstream})
 
 
 @dg.config_mapping
@@ -176,7 +177,8 @@ def training_config(config: TrainingConfig) -> dict:
     config=training_config,
     description="Walk-forward LightGBM ensemble on the training snapshot (purged folds, fixed seeds, one thread), "
     "each fold and the production model one step (the multiprocess or celery executor trains them at once); "
-    "registered with metrics, artifact SHA-256 and lineage, in shadow: promotion_decision decides on it. A "
+    "registered with metrics, artifact SHA-256 and lineage (its upstream shown as the `lineage` table: snapshot, "
+    "feature versions, code, environment), in shadow: promotion_decision decides on it. A "
     "retrain that reproduces a registered model bit for bit is that model (not registered again).",
 )
 def trained_model(training_snapshot: str):
@@ -249,10 +251,13 @@ def predictions(
     scores = scoring.score_days(
         lake.path, lake.feature_store(), scorer.model, scorer.ref.node, days, scorer.manifest["universe"], stamp
     )
+    code = code_version(lake.code_version)
     with registry.connect() as conn:  # the models monitored beside it score the same days, under their names
+        lineage.add_edges(conn, lineage.scoring_edges(scorer.ref.node, code, scores))
         for ref, why, mine in champion.monitored_beside(conn, registry.name, days):
             manifest = champion.snapshot_of(conn, lake.path, ref).manifest
             scored = evidence.score_missing(conn, lake.path, lake.feature_store(), ref, manifest, mine, stamp)
+            lineage.add_edges(conn, lineage.scoring_edges(ref.node, code, scored))
             context.log.info(f"{ref.node} ({why}) scored {len(scored)} session(s)")
     empty = [s.day for s in scores if not s.rows]
     if empty:  # the other days are stored

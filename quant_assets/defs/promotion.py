@@ -5,11 +5,12 @@ import pandas as pd
 
 from quant_assets.core import sessions
 from quant_assets.core.monitoring import history
-from quant_assets.core.registry import champion, evidence, models, promotion
+from quant_assets.core.registry import champion, evidence, lineage, models, promotion
 from quant_assets.core.trading import live
 from quant_assets.defs.config import PromotionConfig
 from quant_assets.defs.models import trained_model
 from quant_assets.defs.resources import LakeResource, RegistryResource
+from quant_assets.provenance import code_version
 
 OWNERS = ["team:quant-research"]
 CHECK = "champion_loads"
@@ -65,7 +66,8 @@ def _decide(conn, context, lake: LakeResource, candidate, rule, portfolio, costs
     through = max(history.last_date(conn, champs[0].node) or as_of, as_of) if champs else as_of
     missed = evidence.since_training(snap.manifest, through)
     stamp = lake.provenance("promotion_decision", context.run_id)
-    evidence.score_missing(conn, lake.path, lake.feature_store(), candidate, snap.manifest, missed, stamp)
+    scored = evidence.score_missing(conn, lake.path, lake.feature_store(), candidate, snap.manifest, missed, stamp)
+    lineage.add_edges(conn, lineage.scoring_edges(candidate.node, code_version(lake.code_version), scored))
     ev = evidence.gather(conn, lake.path, candidate, snap, rule, portfolio, costs, through)
     decision, reason = promotion.judge(ev, rule, champs[0].version if champs else None)
     effective = None

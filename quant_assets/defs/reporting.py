@@ -1,4 +1,5 @@
-"""Turn core reports (ingest reports, changes of a model's state) into Dagster metadata, events and check results."""
+"""Turn core reports (ingest reports, changes of a model's state, lineage tables) into Dagster metadata, events and
+check results."""
 
 from __future__ import annotations
 
@@ -16,6 +17,17 @@ SHARE_DEFINITION = (
     "tweet lines, synthetic rows; a whole-file problem counts as one); excluded reasons "
     f"({', '.join(sorted(EXCLUDED_REASONS))}) are quarantined but not counted"
 )
+
+
+def table(frame: pd.DataFrame) -> dg.MetadataValue:
+    """``frame`` as a Dagster table (the UI sorts and filters it): integer columns typed as such, the rest text."""
+    ints = [c for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])]
+    columns = [dg.TableColumn(c, "int" if c in ints else "string") for c in frame.columns]
+    records = [
+        dg.TableRecord({c: int(row[c]) if c in ints else str(row[c]) for c in frame.columns})
+        for row in frame.to_dict("records")
+    ]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns))
 
 
 def _md(df: pd.DataFrame, max_rows: int = 10) -> dg.MetadataValue:

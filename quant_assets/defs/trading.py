@@ -6,7 +6,7 @@ from pydantic import Field
 
 from quant_assets.core import sessions
 from quant_assets.core.monitoring import actions
-from quant_assets.core.registry import states
+from quant_assets.core.registry import lineage, states
 from quant_assets.core.trading import live
 from quant_assets.defs import plots
 from quant_assets.defs.config import BacktestConfig
@@ -43,7 +43,9 @@ class LiveBookConfig(BacktestConfig):
     "each breach from the next session. Sessions are traded in order; a traded session is never rewritten. Each "
     "row keeps the hash of its inputs (the champion, its state and exposure, rule, costs, code, the day's "
     "predictions parts, the previous session's positions, the prices its labels are read from): a rerun over "
-    "sessions whose inputs have not changed rebuilds them from their rows, reading and writing nothing.",
+    "sessions whose inputs have not changed rebuilds them from their rows, reading and writing nothing. Each session "
+    "traded is a lineage node (book:<date>) with edges from the prediction day it traded and the price partitions "
+    "it realised with; positions carry from the session before, which is not an edge (walks stay short).",
 )
 def live_book(
     context: dg.AssetExecutionContext,
@@ -65,6 +67,8 @@ def live_book(
                 changes += actions.settle(conn, ref, day, rules, policy, f"run:{context.run_id}")
                 traded.append(live.trade_session(conn, lake.path, registry.name, day, rule, costs, policy.exposure,
                                                  parts, *producer))  # fmt: skip
+                if not traded[-1].unchanged:  # an unchanged session's edges were written when it was traded
+                    lineage.add_edges(conn, lineage.book_edges(day, traded[-1].model, parts[day]))
             except (LookupError, ValueError, live.BookError) as exc:
                 raise dg.Failure(str(exc)) from exc
             conn.commit()  # a session traded is recorded even if a later one fails

@@ -46,8 +46,12 @@ def test_catalog_registers_every_version_once(pg_db, dagster_instance):
     assert list(table.set_index("name").loc["cs_rank_ret_5", "depends_on"]) == [ALL_FEATURES["ret_5"].key]
 
 
-def test_features_for_a_range_pass_their_guards_and_serve_point_in_time(dagster_instance, lake_root):
-    resources = {"lake": LakeResource(root=str(lake_root)), "market": MarketDataResource(n_tickers=15)}
+def test_features_for_a_range_pass_their_guards_and_serve_point_in_time(dagster_instance, lake_root, pg_db):
+    resources = {
+        "lake": LakeResource(root=str(lake_root)),
+        "market": MarketDataResource(n_tickers=15),
+        "registry": RegistryResource(url=pg_db),
+    }
     warmup = {"dagster/asset_partition_range_start": "2024-01-02", "dagster/asset_partition_range_end": "2024-04-01"}
     result = dg.materialize(ASSETS, instance=dagster_instance, resources=resources, tags=warmup)
     assert result.success
@@ -72,8 +76,12 @@ def test_features_for_a_range_pass_their_guards_and_serve_point_in_time(dagster_
     assert again.asset_materializations_for_node("price_features")[0].metadata["rows_written"].value == 0
 
 
-def test_a_damaged_stored_feature_file_fails_the_blocking_files_intact_check(dagster_instance, lake_root):
-    resources = {"lake": LakeResource(root=str(lake_root)), "market": MarketDataResource(n_tickers=5)}
+def test_a_damaged_stored_feature_file_fails_the_blocking_files_intact_check(dagster_instance, lake_root, pg_db):
+    resources = {
+        "lake": LakeResource(root=str(lake_root)),
+        "market": MarketDataResource(n_tickers=5),
+        "registry": RegistryResource(url=pg_db),
+    }
     first = {"dagster/asset_partition_range_start": "2024-03-01", "dagster/asset_partition_range_end": "2024-03-08"}
     assert dg.materialize(ASSETS, instance=dagster_instance, resources=resources, tags=first).success
     victim = sorted((lake_root / "features" / "price").glob("fv=*/date=2024-03-05/part-*.parquet"))[0]

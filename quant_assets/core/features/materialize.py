@@ -22,6 +22,18 @@ from quant_assets.core.storage import verify
 from quant_assets.core.storage.fs import Location
 
 
+@dataclass(frozen=True)
+class StoredDay:
+    """One (unit, day) computed and marked: its directory ("price/fv=<unit>"), the feature versions it computed
+    into it, and the raw partitions of its window that held parts."""
+
+    directory: str
+    day: dt.date
+    features: dict[str, str]
+    source: str
+    partitions: list[dt.date]
+
+
 @dataclass
 class FamilyRun:
     """What one run of a family produced and what its checks found."""
@@ -35,6 +47,7 @@ class FamilyRun:
     early: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     files: verify.Report = field(default_factory=verify.Report)
+    stored: list[StoredDay] = field(default_factory=list)  # each (unit, day) computed: what lineage records
 
     @property
     def emitted(self) -> pd.DataFrame:
@@ -89,9 +102,19 @@ def _unit(
         run.early += checks.ingest_not_before_inputs(family, rows, out).failures
         run.stale += checks.freshness(family, day, out["event_time"].max() if not out.empty else None).failures
         units.mark(unit, day, todo.fingerprints[(unit.name, day)])
+        run.stored.append(_stored_day(unit, day, todo))
         frames.append(out)
     run.computed.append((unit, pd.concat(frames, ignore_index=True)))
     return written_paths
+
+
+def _stored_day(unit: units.Unit, day: dt.date, todo: units.Plan) -> StoredDay:
+    """What (``unit``, ``day``) read: the partitions of its features' window that held parts (its marker may hash a
+    longer window, the directory's: ``units``; the rows come from this one, ``compute.window_rows``)."""
+    family = unit.family
+    read = [p for p in compute.window_partitions(family, day) if todo.inputs.get(p)]
+    versions = {f.name: f.version for f in family.features}
+    return StoredDay(f"{family.name}/{unit.name}", day, versions, family.source, read)
 
 
 def _verify_files(base: Location, written: list[Location], sample: int, seed: int) -> verify.Report:

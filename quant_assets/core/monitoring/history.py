@@ -54,7 +54,7 @@ def upsert(conn, rows: list[dict], run_id: str | None = None) -> int:
                     seq = nextval('quant.drift_seq'), computed_at = now()""",
                 values,
             )
-    lineage.add_edges(conn, [(r["model"], f"drift:{r['model'].removeprefix('model:')}:{r['date']}") for r in rows])
+    lineage.add_edges(conn, [(r["model"], lineage.drift_node(r["model"], r["date"])) for r in rows])
     return len(rows)
 
 

@@ -56,9 +56,21 @@ def fingerprints(
     alerts: AlertConfig,
     costs: backtest.Costs,
     rule: backtest.PortfolioRule,
+    parts: dict[dt.date, list[str]] | None = None,
 ) -> dict[dt.date, str]:
-    """The fingerprint of each of ``days``' row of ``profile``'s model: each directory the days' windows read is
-    listed once per month of the range, whatever the number of days."""
+    """The fingerprint of each of ``days``' row of ``profile``'s model: the settings and the names of the parts
+    its windows read (``window_parts``, unless given)."""
+    parts = window_parts(root, store, profile, days, alerts) if parts is None else parts
+    head = _settings(profile, alerts, costs, rule)
+    return {d: lines_hash([head, d.isoformat(), *parts[d]]) for d in days}
+
+
+def window_parts(
+    root: Location, store: FeatureStore, profile: ModelProfile, days: list[dt.date], alerts: AlertConfig
+) -> dict[dt.date, list[str]]:
+    """The names (relative to the root) of the parts each of ``days``' windows read: prices, predictions and the
+    model's feature directories. Each directory is listed once per month of the range, whatever the number of
+    days."""
     reach = profile.horizon + alerts.lookback
     since = {
         d: (
@@ -70,12 +82,7 @@ def fingerprints(
     months = months_between(since[min(days)][1], max(days))
     listed = [(name, day_names(lake.under(root, name), months), 0) for name in (PRICES, scoring.DATASET)]
     listed += [(fs.relative(d, store.root), day_names(d, months), 1) for d in store.directories(profile.features)]
-    head = _settings(profile, alerts, costs, rule)
-
-    def parts(d: dt.date) -> list[str]:
-        return [f"{base}/{n}" for base, names, k in listed for n in within(names, since[d][k], d)]
-
-    return {d: lines_hash([head, d.isoformat(), *parts(d)]) for d in days}
+    return {d: [f"{base}/{n}" for base, names, k in listed for n in within(names, since[d][k], d)] for d in days}
 
 
 def _settings(profile: ModelProfile, alerts: AlertConfig, costs: backtest.Costs, rule: backtest.PortfolioRule) -> str:

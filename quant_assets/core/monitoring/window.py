@@ -37,6 +37,7 @@ from quant_assets.core.ingest.sources.base import known_by_close
 from quant_assets.core.monitoring import drift, history, inputs, profiles
 from quant_assets.core.monitoring.alerts import AlertConfig, evaluate, psi_band
 from quant_assets.core.monitoring.profiles import ModelProfile
+from quant_assets.core.registry import lineage
 from quant_assets.core.research import backtest, scoring, snapshots
 from quant_assets.core.storage import lake
 from quant_assets.core.storage.fs import Location
@@ -247,6 +248,7 @@ class DriftRun:
     fresh: list[dict] = field(default_factory=list)  # the rows computed by this run, to store
     errors: dict[dt.date, list[str]] = field(default_factory=dict)
     without_psi: dict[str, str] = field(default_factory=dict)  # "<model> <feature>" -> why it has no PSI
+    edges: list[tuple[str, str]] = field(default_factory=list)  # lineage of the rows computed (``_edges``)
 
     @property
     def failed(self) -> dict[dt.date, list[str]]:
@@ -289,7 +291,8 @@ def drift_rows(
     for node in nodes:
         profile = profiles.stored(conn, root, node)
         run.without_psi.update({f"{node} {f}": r.reason for f, r in profile.feature_refs.items() if r.reason})
-        prints = inputs.fingerprints(root, store, profile, days, alerts, costs, rule)
+        parts = inputs.window_parts(root, store, profile, days, alerts)
+        prints = inputs.fingerprints(root, store, profile, days, alerts, costs, rule, parts)
         stored = history.rows(conn, node, min(days), max(days))
         todo = [d for d in days if stored.get(d, {}).get("inputs") != prints[d]]
         computed = _compute(
@@ -299,9 +302,18 @@ def drift_rows(
             run.errors,
         )
         run.fresh += list(computed.values())
+        run.edges += _edges(conn, node, sorted(computed), parts)
         rows = {**{d: stored[d] for d in days if d not in todo}, **computed}
         run.rows += [rows[d] for d in days if d in rows]
     return run
+
+
+def _edges(conn, node: str, days: list[dt.date], parts: dict[dt.date, list[str]]) -> list[tuple[str, str]]:
+    """Lineage of the rows computed for ``days``: the model's prediction days (those with a lineage node) and the
+    price partitions each row's windows read. The feature files its PSI reads are not edges (about a hundred per
+    row; the prediction days name those of their own reads)."""
+    scored = lineage.children(conn, node, "prediction") if days else set()
+    return [e for d in days for e in lineage.window_edges(lineage.drift_node(node, d), node, parts[d], scored)]
 
 
 def _compute(

@@ -16,7 +16,7 @@ import pandas as pd
 
 from quant_assets.core import sessions
 from quant_assets.core.ingest.sources.base import known_by_close
-from quant_assets.core.registry import artifacts, models, promotion
+from quant_assets.core.registry import artifacts, lineage, models, promotion
 from quant_assets.core.research import backtest, scoring, snapshots, training
 from quant_assets.core.research.training import Ensemble, WalkForwardResult
 from quant_assets.core.storage.fs import Location
@@ -255,6 +255,13 @@ def _span(dates: pd.Series) -> str:
     return f"{min(dates)}..{max(dates)} ({dates.nunique()} sessions)" if len(dates) else "none"
 
 
+def _prediction_reads(conn, ref: models.ModelRef, node: str, dates: pd.Series) -> list[tuple[str, str]]:
+    """Edges from the stored prediction days the backtest ``node`` read (its live part; the test folds' predictions
+    are the model's own files, downstream of its snapshot) to it."""
+    read = {lineage.prediction_node(ref.node, sessions.as_date(d)) for d in dates.unique()}
+    return [(p, node) for p in sorted(read & lineage.children(conn, ref.node, "prediction"))]
+
+
 def backtest_champion(
     conn,
     root: Location,
@@ -276,6 +283,7 @@ def backtest_champion(
     metrics = {"net": net.metrics, "gross": gross.metrics}
     backtest_id = f"{ref.name}:v{ref.version}:{digest}"
     node = models.record_backtest(conn, backtest_id, "champion", snapshot, config, metrics, ref, code_version, run_id)
+    lineage.add_edges(conn, _prediction_reads(conn, ref, node, frame["date"]))
     rows = [("backtest", m, scope, v) for scope in ("net", "gross") for m, v in metrics[scope].items()]
     models.record_metrics(conn, ref, pd.DataFrame(rows, columns=["dataset_type", "metric", "scope", "value"]))
     return ChampionBacktest(ref, node, frame, net, gross, periods)

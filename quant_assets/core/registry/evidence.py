@@ -35,14 +35,14 @@ def score_missing(
     provenance: Mapping[str, str] | None = None,
 ) -> list:
     """Score ``ref`` (trained on the snapshot of ``manifest``) on those of ``days`` after its training as-of that
-    it has not scored yet, the rows stamped with ``provenance``; returns them. The champion's own scoring path
-    (``scoring.score_days``), so nothing differs but the model."""
+    it has not scored yet, the rows stamped with ``provenance``; returns their ``scoring.DayScores`` (what their
+    lineage names). The champion's own scoring path (``scoring.score_days``), so nothing differs but the model."""
     after = [d for d in days if d > sessions.as_date(manifest["as_of"])]
     missing = [d for d in after if d not in scoring.stored(root, ref.node, after)]
-    if missing:
-        model = artifacts.load_model(conn, ref)
-        scoring.score_days(root, store, model, ref.node, missing, manifest["universe"], provenance)
-    return missing
+    if not missing:
+        return []
+    model = artifacts.load_model(conn, ref)
+    return scoring.score_days(root, store, model, ref.node, missing, manifest["universe"], provenance)
 
 
 def since_training(manifest: dict, through: dt.date) -> list[dt.date]:

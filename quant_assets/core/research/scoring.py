@@ -93,6 +93,7 @@ class DayScores:
     gaps: list[staleness.Gap]
     head: pd.DataFrame  # its first PREVIEW_ROWS predictions
     unchanged: bool = False
+    read: tuple[str, ...] = ()  # a scored day's: the lines naming the feature files its read answers from (lineage)
 
 
 def score_days(
@@ -108,12 +109,13 @@ def score_days(
     inputs were missing and for how long. A day with a receipt for its inputs (``fingerprints``) is taken from it; a
     day scored is given one once stored, unless no name could be scored (the caller fails on such a day: a later run
     scores it again)."""
-    inputs = fingerprints(store, model, model_node, days, universe)
+    read = store.read_inputs(model.features, _windows(days))
+    inputs = fingerprints(store, model, model_node, days, universe, read)
     stored_parts = _part_names(root, days)
     kept = receipts(root, {d: lines_hash([inputs[d], *stored_parts.get(d, [])]) for d in days})
     families = store.families(model.features) if len(kept) < len(days) else {}
     out = []
-    for day in days:
+    for day, lines in zip(days, read, strict=True):
         if day in kept:
             out.append(kept[day])
             continue
@@ -121,7 +123,7 @@ def score_days(
         predictions = _predictions(model, model_node, day, frame)
         written = write_day(root, day, predictions, provenance).rows_written
         gaps = staleness.gaps(frame, day, families, store.newest_partitions(model.features, day))
-        scored = DayScores(day, len(predictions), written, gaps, predictions.head(PREVIEW_ROWS))
+        scored = DayScores(day, len(predictions), written, gaps, predictions.head(PREVIEW_ROWS), read=tuple(lines))
         if len(predictions):
             parts = [f.name for f in lake.partition_files(lake.partition_dir(root, DATASET, day))]
             receipt.write(_receipt_path(root, day, lines_hash([inputs[day], *parts])), _receipt_body(scored))
@@ -130,17 +132,27 @@ def score_days(
 
 
 def fingerprints(
-    store: FeatureStore, model: Ensemble, model_node: str, days: list[dt.date], universe: list[str]
+    store: FeatureStore,
+    model: Ensemble,
+    model_node: str,
+    days: list[dt.date],
+    universe: list[str],
+    inputs: list[list[str]] | None = None,
 ) -> dict[dt.date, str]:
     """Each day's receipt key: the hash of what its scoring depends on. The model (its node, its bytes, hence its
     feature list), the universe and the text of the scoring code, then the day and the lines naming the stored
     feature files its point-in-time read answers from (``FeatureStore.read_inputs``, the window
     ``staleness.earliest_partition(day)``..``day``). Parts are content-addressed: a late or restated file in the
-    window adds a name and changes the key. Listed once per month of the range, never read."""
-    windows = [(staleness.earliest_partition(day), day) for day in days]
+    window adds a name and changes the key. Listed once per month of the range (unless ``inputs`` gives the listing
+    already made), never read."""
     scored_by = json.dumps([_code(), model_node, training.sha256(model.to_bytes()), model.features, universe])
-    inputs = store.read_inputs(model.features, windows)
+    inputs = store.read_inputs(model.features, _windows(days)) if inputs is None else inputs
     return {day: lines_hash([scored_by, day.isoformat(), *lines]) for day, lines in zip(days, inputs, strict=True)}
+
+
+def _windows(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Each day's point-in-time read window: its oldest usable partition (``staleness``) to the day."""
+    return [(staleness.earliest_partition(day), day) for day in days]
 
 
 def receipts(root: Location, keys: dict[dt.date, str]) -> dict[dt.date, DayScores]:

@@ -156,3 +156,64 @@ def test_tampered_or_missing_artifact_refuses_to_load(pg_db, tiny_model):
         artifact.unlink()
         with pytest.raises(artifacts.ArtifactTampered, match="unreadable"):
             artifacts.load_model(conn, ref)
+
+
+DAYS = [d.isoformat() for d in sessions.sessions_between("2024-06-03", "2024-06-07")]
+
+
+def _trading_day_graph(conn) -> None:
+    """One model's prediction, book, drift and backtest nodes over a week, from the edge builders the assets use:
+    feature partitions of "price/fv=u" reading two raw partitions each, each prediction day the partitions before
+    it in its window (its own listed too, and left out), books and drift rows on their reads."""
+    raw = sessions.sessions_between("2024-05-30", "2024-06-07")
+    for i, day in enumerate(raw[2:], start=2):
+        pair = raw[i - 1 : i + 1]
+        edges = lineage.feature_partition_edges("price/fv=u", day, {"ret_1": "a"}, "raw_prices", pair, "p")
+        lineage.add_edges(conn, edges)
+    lineage.add_edges(conn, [("snapshot:S1", "model:m:v1"), ("source:raw_prices:2024-05-01", "snapshot:S1")])
+    for day in DAYS:
+        window = [p for p in raw[2:] if str(p) <= day][-3:]
+        read = [f"features/price/fv=u/date={p}/part-{i}.parquet" for i, p in enumerate(window)]
+        lineage.add_edges(conn, lineage.prediction_edges("model:m:v1", dt.date.fromisoformat(day), "c", read))
+        parts = [f"predictions/date={day}/part-1.parquet", f"raw_prices/date={day}/part-2.parquet"]
+        lineage.add_edges(conn, lineage.book_edges(dt.date.fromisoformat(day), "model:m:v1", parts))
+    scored = lineage.children(conn, "model:m:v1", "prediction")
+    parts = [f"predictions/date={d}/part-9.parquet" for d in ("2024-05-31", *DAYS[:2])]  # 05-31: no node of m:v1
+    lineage.add_edges(conn, lineage.window_edges("drift:m:v1:2024-06-05", "model:m:v1", parts, scored))
+    lineage.add_edges(conn, [("prediction:m:v1:2024-06-04", "backtest:B"), ("model:m:v1", "backtest:B")])
+
+
+def test_downstream_by_kind_reaches_the_trading_day_and_folds_its_dates(pg_db):
+    from quant_assets.core.registry.lineage_view import render_affected, render_upstream
+
+    with pg.connect(pg_db) as conn:
+        _trading_day_graph(conn)
+        # raw 06-05 is read by the feature partitions of 06-05 and 06-06, which the predictions of 06-06 and 06-07
+        # answer from (a day's own partition is not an edge), and by the book of 06-05
+        hit = lineage.affected(conn, "source:raw_prices:2024-06-05")
+        assert hit == {
+            "model": [],
+            "prediction": ["prediction:m:v1:2024-06-06", "prediction:m:v1:2024-06-07"],
+            "book": ["book:2024-06-05", "book:2024-06-06", "book:2024-06-07"],
+            "backtest": [],
+            "drift": [],
+        }
+        assert lineage.affected(conn, "source:raw_prices:2024-06-03")["drift"] == ["drift:m:v1:2024-06-05"]
+        everything = lineage.affected(conn, "source:raw_prices:2024-05-01")  # the snapshot's: the whole model
+        assert everything["prediction"] == [f"prediction:m:v1:{d}" for d in DAYS]
+        assert everything["book"] == [f"book:{d}" for d in DAYS] and everything["backtest"] == ["backtest:B"]
+        drift_in = set(lineage.upstream(conn, "drift:m:v1:2024-06-05").query("depth == 1")["src"])
+        assert drift_in == {"prediction:m:v1:2024-06-03", "prediction:m:v1:2024-06-04"}
+        assert lineage.blast_radius(conn, "code:p") == ["backtest:B"]  # the features' producer: via 06-04's read
+        text = render_affected("source:raw_prices:2024-05-01", everything)
+        tree = render_upstream("prediction:m:v1:2024-06-07", lineage.upstream(conn, "prediction:m:v1:2024-06-07"))
+        near = lineage.similar(conn, "prediction:m:v1:2099-01-01")
+        assert near == ("prediction:m:v1:", 5, f"prediction:m:v1:{DAYS[0]}", f"prediction:m:v1:{DAYS[-1]}")
+        assert lineage.similar(conn, "features:price/fv=x:2024-06-03")[:2] == ("features:", 5)
+        assert lineage.similar(conn, "x") == ("x", 0, None, None)
+    assert text.startswith("Downstream of source:raw_prices:2024-05-01:\n  models (1):\n    model:m:v1\n")
+    assert "  prediction days (5):\n    prediction:m:v1: 5 on 2024-06-03..2024-06-07\n" in text
+    assert "  book sessions (5):\n    book: 5 on 2024-06-03..2024-06-07\n  backtests (1):\n    backtest:B\n" in text
+    assert text.endswith("  drift rows (1):\n    drift:m:v1: 1 on 2024-06-05")
+    assert "└── features:price/fv=u:2024-06-05..2024-06-06 (2 partitions)\n" in tree  # not the day's own
+    assert "    └── source:raw_prices:2024-06-04..2024-06-06 (3 partitions)" in tree
