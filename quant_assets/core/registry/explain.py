@@ -189,36 +189,40 @@ def used_rows(conn, root: Location, store: FeatureStore, spec: str, day: dt.date
     vector = _vector(store, model.features, frame)
     oldest = {f: staleness.oldest_usable(FAMILIES[f], day) for f in vector["family"].unique()}
     usable = vector["event_time"] >= vector["family"].map(oldest).astype(vector["event_time"].dtype)
-    vector = vector[usable.to_numpy()].reset_index(drop=True)
-    located = pd.concat([_located(root, store, day, f, part) for f, part in vector.groupby("feature", sort=False)])
+    rows = _located(root, store, day, vector[usable.to_numpy()])
     sources: dict[str, list[str]] = {}
     markers = []
-    for (directory, partition, ingest), _ in located.groupby(["directory", "partition", "ingest_time"], sort=False):
+    for (directory, partition), found in rows.groupby(["directory", "partition"], sort=False):
         base = fs.location(root) / directory
-        unit = units.unit_of(root, FAMILIES[base.parent.name], base)
-        marked = [m for m in units.marked_inputs(root, unit, partition) if m.through >= ingest][:1]
-        names = {f"{directory}/date={partition}/{m.marker}": m.parts for m in marked}
-        sources.update(names)
-        markers.append((directory, partition, ingest, next(iter(names), "")))
+        marked = units.marked_inputs(root, units.unit_of(root, FAMILIES[base.parent.name], base), partition)
+        for ingest in found["ingest_time"].unique():
+            first = next((m for m in marked if m.through >= ingest), None)
+            name = f"{directory}/date={partition}/{first.marker}" if first else ""
+            sources.update({name: first.parts} if first else {})
+            markers.append((directory, partition, ingest, name))
     inputs = pd.DataFrame(markers, columns=["directory", "partition", "ingest_time", "inputs"])
-    rows = located.merge(inputs, on=["directory", "partition", "ingest_time"], how="left")
+    rows = rows.merge(inputs, on=["directory", "partition", "ingest_time"], how="left")
     columns = ["entity_key", "feature", "version", "event_time", "ingest_time", "file", "inputs"]
     return UsedRows(ref.node, day, rows.sort_values(["entity_key", "feature"])[columns].reset_index(drop=True), sources)
 
 
-def _located(root: Location, store: FeatureStore, day: dt.date, feature: str, rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` (one feature's answers) with the stored day file holding each (its directory, partition day and
-    file name relative to the root): the original files of the staleness window in the directories holding the
-    feature's version, matched on (entity, event time, ingest time)."""
+def _located(root: Location, store: FeatureStore, day: dt.date, vector: pd.DataFrame) -> pd.DataFrame:
+    """``vector``'s rows with the stored day file holding each (its directory, partition day and file name, relative
+    to the root): the original files of the staleness window in the directories holding the features, each read
+    once (its keys), matched on (entity, event time, ingest time) in a directory holding the row's version."""
     keys = ["entity_key", "event_time", "ingest_time"]
-    held = []
-    for base in store.directories([feature]):
-        first = staleness.earliest_partition(day)
+    first, held = staleness.earliest_partition(day), []
+    features = list(vector["feature"].unique())
+    for base in store.directories(features):
         names = within(day_names(base, months_between(first, day)), first, day)
-        tables = lake.read_parts([base / n for n in names], keys)
         directory = fs.relative(base, fs.location(root))
-        for name, table in zip(names, tables, strict=True):
+        for name, table in zip(names, lake.read_parts([base / n for n in names], keys), strict=True):
             partition = dt.date.fromisoformat(partition_day(name))
             held.append(table.to_pandas().assign(directory=directory, partition=partition, file=f"{directory}/{name}"))
-    stored = pd.concat(held, ignore_index=True).drop_duplicates(keys) if held else pd.DataFrame(columns=[*keys, "file"])
-    return rows.merge(stored, on=keys, how="left")
+    holding = pd.DataFrame(
+        [(f, fs.relative(d, fs.location(root))) for f in features for d in store.directories([f])],
+        columns=["feature", "directory"],
+    )
+    none = pd.DataFrame(columns=[*keys, "directory", "partition", "file"])
+    stored = pd.concat(held or [none], ignore_index=True).merge(holding, on="directory")
+    return vector.merge(stored, on=[*keys, "feature"], how="left")
