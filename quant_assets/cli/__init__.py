@@ -12,6 +12,7 @@ import warnings
 import click
 
 from quant_assets.cli.demo import main as demo
+from quant_assets.cli.explain import explain
 from quant_assets.cli.lake import compact, summary, verify
 from quant_assets.cli.registry import approve, lineage, migrate, models_command
 from quant_assets.cli.research import research
@@ -31,6 +32,7 @@ PIPELINE = (
     demo,
     summary,
     lineage,
+    explain,
     models_command,
     approve,
     compact,

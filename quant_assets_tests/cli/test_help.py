@@ -10,6 +10,7 @@ COMMANDS = {
     "main",
     "summary",
     "lineage",
+    "explain",
     "models",
     "approve",
     "compact",

@@ -51,6 +51,11 @@ def event_column(family: str) -> str:
     return f"event_time_{family}"
 
 
+def ingest_column(family: str) -> str:
+    """The column of a point-in-time answer holding the answering row's ingest time for ``family`` (asked for)."""
+    return f"ingest_time_{family}"
+
+
 def family_dir(root: Location, family: FeatureFamily) -> Location:
     return lake.under(root, "features", family.name, f"fv={family.version}")
 

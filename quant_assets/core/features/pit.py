@@ -10,6 +10,12 @@ when they arrive, and answers every (entity, as_of) pair with one binary search 
 ingest_time) in NumPy: vectorised, no loop over dates, no sort of the wide rows. The answering rows'
 features are scattered straight into one float matrix in query order, which the returned frame wraps
 without a copy.
+
+A query may also carry a knowledge cut-off apart from its event cut-off (``q_known``): rows with ``event_time <=
+as_of AND ingest_time <= known_at``, the latest event then the latest ingest. ``known_at = as_of`` is the rule
+above; a later ``known_at`` asks what was known *later* about the events of as_of (an explanation's "today's
+knowledge": restatements delivered since). Rows with a later event may then be ingested by ``known_at``, so that
+search is another one (``_best_rows_known``); the plain path is untouched.
 """
 
 from __future__ import annotations
@@ -37,9 +43,11 @@ def point_in_time(
     columns: list[str],
     q_keys: pa.Array,
     q_time: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(values, event_time)``: the answers as a row-major float matrix (NaN when nothing was known) and
-    the answering rows' event times (datetime64[us], NaT when none).
+    q_known: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(values, event_time, ingest_time)``: the answers as a row-major float matrix (NaN when nothing was
+    known) and the answering rows' event and ingest times (datetime64[us], NaT when none). ``q_known``: each
+    query's knowledge cut-off (epoch microseconds; None: its as-of, the plain rule).
 
     ``read_files`` is given the function that reads files' rows (the columns asked for) and returns every
     batch the query needs: the store passes its plan (``compaction.read_planned``), which starts reading
@@ -48,7 +56,7 @@ def point_in_time(
     connections: list[duckdb.DuckDBPyConnection] = []
     try:
         batches = read_files(lambda files: _read_rows(files, columns, connections) if files else [])
-        return _answer(batches, len(columns), q_keys, q_time)
+        return _answer(batches, len(columns), q_keys, q_time, q_known)
     finally:
         for con in connections:
             con.close()
@@ -56,7 +64,7 @@ def point_in_time(
 
 def point_in_time_rows(
     rows: pa.Table, columns: list[str], q_keys: pa.Array, q_time: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``point_in_time`` over rows held in memory (``entity_key``, ``event_time``, ``ingest_time`` and
     ``columns``) instead of stored files: the answer for values not stored, such as a research candidate's
     (core/research/candidate.py), by the same projection and the same kernel as the store's queries.
@@ -193,6 +201,34 @@ def _best_rows(
     return np.where(found, order[cand[jj]], -1)
 
 
+def _best_rows_known(
+    code: np.ndarray, event: np.ndarray, ingest: np.ndarray, q_code: np.ndarray, q_time: np.ndarray, q_known: np.ndarray
+) -> np.ndarray:
+    """``_best_rows`` with a knowledge cut-off per query: the row of the query's entity with the largest (event_time,
+    ingest_time) among those with ``event_time <= q_time`` and ``ingest_time <= q_known``, or -1.
+
+    One pass per distinct cut-off (an explanation asks at one or a few): the rows known by it, in (entity, event,
+    ingest) order, and one binary search over (entity, event rank) keys, whose last match has the latest ingest.
+    """
+    out = np.full(len(q_code), -1, dtype="int64")
+    for known in np.unique(q_known):
+        asked = np.flatnonzero(q_known == known)
+        rows = np.flatnonzero(ingest <= known)
+        if not len(rows):
+            continue
+        order = rows[np.lexsort((ingest[rows], event[rows], code[rows]))]
+        c, e = code[order], event[order]
+        times = np.unique(e)
+        width = len(times) + 1
+        key = c * width + np.searchsorted(times, e, side="right")
+        q_key = q_code[asked] * width + np.searchsorted(times, q_time[asked], side="right")
+        j = np.searchsorted(key, q_key, side="right") - 1
+        jj = np.maximum(j, 0)
+        found = (j >= 0) & (q_code[asked] >= 0) & (c[jj] == q_code[asked])
+        out[asked] = np.where(found, order[jj], -1)
+    return out
+
+
 def _float_matrix(n_rows: int, n_cols: int) -> np.ndarray:
     """An uninitialised float64 matrix; a large one in plain 4 KiB pages (an anonymous mmap).
 
@@ -210,15 +246,16 @@ def _float_matrix(n_rows: int, n_cols: int) -> np.ndarray:
 
 
 def _answer(
-    batches: list[pa.RecordBatch], width: int, q_keys: pa.Array, q_time: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    batches: list[pa.RecordBatch], width: int, q_keys: pa.Array, q_time: np.ndarray, q_known: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The point-in-time answers to the queries from the rows ``_read_rows`` returned."""
     n_q = len(q_time)
     event_out = np.full(n_q, np.iinfo(np.int64).min, dtype="int64")
+    ingest_out = event_out.copy()
     if not batches or not sum(b.num_rows for b in batches):
         values = _float_matrix(n_q, width)
         values[:] = np.nan
-        return values, event_out.view("datetime64[us]")
+        return values, event_out.view("datetime64[us]"), ingest_out.view("datetime64[us]")
     keys = pa.Table.from_batches(batches).select([0, 1, 2])
     entities = pc.unique(keys.column(0))
     code = pc.index_in(keys.column(0), value_set=entities).to_numpy().astype("int64")
@@ -226,9 +263,13 @@ def _answer(
     q_code = pc.fill_null(q_code, -1).to_numpy().astype("int64")
     event, ingest = keys.column(1).to_numpy(), keys.column(2).to_numpy()
     del keys
-    rows = _best_rows(code, event, ingest, q_code, q_time)
+    if q_known is None:
+        rows = _best_rows(code, event, ingest, q_code, q_time)
+    else:
+        rows = _best_rows_known(code, event, ingest, q_code, q_time, q_known)
     found = rows >= 0
     event_out[found] = event[rows[found]]
+    ingest_out[found] = ingest[rows[found]]
     # Scatter batch by batch (queries sorted by answering row): the read features are never concatenated
     # into a second full copy, and the wide rows are never sorted.
     by_row = np.argsort(rows, kind="stable")
@@ -245,4 +286,4 @@ def _answer(
             values[by_row[lo:hi]] = block[sorted_rows[lo:hi] - starts[k]]
         batches[k] = None
     values[~found] = np.nan
-    return values, event_out.view("datetime64[us]")
+    return values, event_out.view("datetime64[us]"), ingest_out.view("datetime64[us]")

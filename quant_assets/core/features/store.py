@@ -31,6 +31,7 @@ from quant_assets.core.features.files import (
     day_names,
     event_column,
     family_dirs,
+    ingest_column,
     months_between,
     partition_day,
     read_manifest,
@@ -137,8 +138,14 @@ class FeatureStore:
         features: list[str],
         since: dt.date | None = None,
         until: dt.date | None = None,
+        ingest_times: bool = False,
     ) -> pd.DataFrame:
         """For each (entity_key, as_of) row, the features as known at as_of: a wide frame in input order.
+
+        A ``known_at`` column in ``entity_times`` separates the two cut-offs: the events up to as_of, as known at
+        known_at (a later time: what was learnt since about them, restatements included; ``pit.py``). Each family's
+        answering event time is in ``event_time_<family>``, and with ``ingest_times`` its ingest time in
+        ``ingest_time_<family>`` (``files.ingest_column``).
 
         ``since`` reads only partitions from that day on: a daily scorer that needs recent values passes it,
         so its cost does not grow with the history (older rows, restated or not, cannot be the answer
@@ -147,16 +154,17 @@ class FeatureStore:
         not read the newer history). A retired version is refused at or after the as-of time it stops answering
         (the module docstring).
         """
-        as_of = pd.to_datetime(entity_times["as_of"], utc=True).astype("datetime64[us, UTC]")
-        q_time = as_of.dt.tz_localize(None).to_numpy().view("int64")  # NaT -> int64 min: matches nothing
+        q_time = _epoch_us(entity_times["as_of"])
         q_keys = pa.array(entity_times["entity_key"].astype(str))  # missing keys stay null: they match nothing
-        pieces: list[pd.DataFrame | str] = [entity_times[["entity_key", "as_of"]].reset_index(drop=True)]
+        q_known = _epoch_us(entity_times["known_at"]) if "known_at" in entity_times else None
+        asked = ["entity_key", "as_of", *(["known_at"] if q_known is not None else [])]
+        pieces: list[pd.DataFrame | str] = [entity_times[asked].reset_index(drop=True)]
         event_columns: dict[str, pd.Series] = {}
         for sources, wanted in self._groups(features).items():
             requested = list(dict.fromkeys(r for _, r in wanted))
             _refuse_retired(sources, requested, q_time)
             name_of = dict((r, n) for n, r in wanted)
-            values, event_time = point_in_time(
+            values, event_time, ingest_time = point_in_time(
                 lambda read, sources=sources: [
                     b
                     for d, r in sources
@@ -165,12 +173,15 @@ class FeatureStore:
                 [name_of[r] for r in requested],
                 q_keys,
                 q_time,
+                q_known,
             )
             pieces.append(pd.DataFrame(values, columns=requested, copy=False))
-            column = event_column(sources[0][0].parent.name)
-            if column not in event_columns:
-                pieces.append(column)
-            event_columns[column] = pd.Series(event_time, name=column).dt.tz_localize("UTC")
+            family = sources[0][0].parent.name
+            times = {event_column(family): event_time, **({ingest_column(family): ingest_time} if ingest_times else {})}
+            for column, answered in times.items():
+                if column not in event_columns:
+                    pieces.append(column)
+                event_columns[column] = pd.Series(answered, name=column).dt.tz_localize("UTC")
         return pd.concat([event_columns[p].to_frame() if isinstance(p, str) else p for p in pieces], axis=1)
 
     def get_latest(
@@ -180,10 +191,15 @@ class FeatureStore:
         as_of,
         since: dt.date | None = None,
         until: dt.date | None = None,
+        known_at=None,
+        ingest_times: bool = False,
     ) -> pd.DataFrame:
+        """``get_point_in_time`` of ``entity_keys`` at one as-of (and, given, one knowledge cut-off ``known_at``)."""
         keys = list(entity_keys)
         frame = pd.DataFrame({"entity_key": keys, "as_of": [pd.Timestamp(as_of)] * len(keys)})
-        return self.get_point_in_time(frame, features, since, until)
+        if known_at is not None:
+            frame["known_at"] = [pd.Timestamp(known_at)] * len(keys)
+        return self.get_point_in_time(frame, features, since, until, ingest_times)
 
     def feature_events(self, family: str | None = None) -> pd.DataFrame:
         """The logical long ``feature_events`` view (for audits and tests; wide is for speed)."""
@@ -217,6 +233,12 @@ class FeatureStore:
         return out[
             ["entity_key", "feature_name", "feature_version", "event_time", "value", "ingest_time", *lake.PROVENANCE]
         ]
+
+
+def _epoch_us(times: pd.Series) -> np.ndarray:
+    """Timestamps as UTC epoch microseconds, the kernel's query times (NaT -> int64 minimum: matches nothing)."""
+    utc = pd.to_datetime(times, utc=True).astype("datetime64[us, UTC]")
+    return utc.dt.tz_localize(None).to_numpy().view("int64")
 
 
 def _refuse_retired(sources: tuple[Source, ...], requested: list[str], q_time: np.ndarray) -> None:

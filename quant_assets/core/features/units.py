@@ -31,6 +31,9 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import pandas as pd
+import pyarrow.compute as pc
+
 from quant_assets.core.features import compute
 from quant_assets.core.features.definitions import FeatureFamily
 from quant_assets.core.features.files import (
@@ -170,3 +173,45 @@ def _marks(base: Location, days: list[dt.date]) -> set[str]:
     """The markers under ``base`` for the months of ``days``."""
     months = sorted({d.isoformat()[:7] for d in days})
     return {n for month in months for n in fs.names(base, f"date={month}*/{MARK}*")}
+
+
+@dataclass(frozen=True)
+class Marked:
+    """What one marker of a (unit, day) names: the raw parts its window held when the day was computed (relative
+    to the root), and the latest ingest time among them (a feature row stamped at or before it was computable)."""
+
+    marker: str
+    through: pd.Timestamp
+    parts: list[str]
+
+
+def unit_of(root: Location, family: FeatureFamily, base: Location) -> Unit:
+    """The unit a stored directory of ``family`` is (its markers' window); one no longer receiving anything: the
+    family's own window."""
+    return next((u for u in units(root, family) if u.directory == base), Unit(family, base, family.lookback))
+
+
+def marked_inputs(root: Location, unit: Unit, day: dt.date) -> list[Marked]:
+    """The raw parts each marker of ``unit``'s partition ``day`` names, in the order the day was computed.
+
+    A marker hashes part names (``_fingerprint``), and parts only ever arrive, so each marker's set is the window's
+    parts delivered up to some time: the prefixes of the parts ordered by their latest ingest time (read, one small
+    column each) are hashed in turn against the partition's markers. A marker no prefix gives (a window other than
+    ``unit``'s) is left out."""
+    partitions = compute.window_partitions(unit.family, day, unit.window)
+    source = unit.family.source
+    found = {p: lake.partition_files(lake.partition_dir(root, source, p)) for p in partitions}
+    files = [f for listed in found.values() for f in listed]
+    stamps = lake.read_parts(files, ["ingest_time"])
+    delivered = sorted(
+        (pd.Timestamp(pc.max(t.column(0)).as_py()), f.parent.name, f.name) for f, t in zip(files, stamps, strict=True)
+    )
+    marks = {m.rsplit("/", 1)[1] for m in fs.names(unit.directory, f"date={day.isoformat()}/{MARK}*")}
+    out, names = [], defaultdict(list)
+    for through, partition, name in delivered:
+        names[dt.date.fromisoformat(partition.removeprefix("date="))].append(name)
+        marker = MARK + _fingerprint(day, partitions, {p: sorted(n) for p, n in names.items()})
+        if marker in marks and (not out or out[-1].marker != marker):
+            parts = [f"{source}/date={p.isoformat()}/{n}" for p in sorted(names) for n in sorted(names[p])]
+            out.append(Marked(marker, through, parts))
+    return out

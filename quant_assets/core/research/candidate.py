@@ -294,7 +294,7 @@ def decision_values(computed: Computed, queries: pd.DataFrame) -> np.ndarray:
     )
     when = sessions.decision_times(queries["date"])
     q_time = when.tz_convert("UTC").tz_localize(None).as_unit("us").to_numpy().view("int64")
-    values, event = point_in_time_rows(table, ["value"], pa.array(queries["entity_key"].astype(str)), q_time)
+    values, event, _ = point_in_time_rows(table, ["value"], pa.array(queries["entity_key"].astype(str)), q_time)
     column = event_column(family.name)
     pit = pd.DataFrame({"value": values[:, 0], column: pd.Series(event).dt.tz_localize("UTC")})
     pit, usable = staleness.apply(pit, list(queries["date"]), {"value": family.name}, {family.name: family})

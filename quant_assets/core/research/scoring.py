@@ -51,12 +51,17 @@ SCHEMA = pa.schema(
 )
 
 
-def scoring_frame(store: FeatureStore, features: list[str], day: dt.date, universe: list[str]) -> pd.DataFrame:
+def scoring_frame(
+    store: FeatureStore, features: list[str], day: dt.date, universe: list[str], known_at=None, ingest_times=False
+) -> pd.DataFrame:
     """The model's inputs for ``day``: each name's features as known at its decision time, under the one
     staleness rule (``features.staleness``) that training snapshots use too; names without usable prices
-    are left out. Holds ``entity_key``, the features and each family's answering event time."""
+    are left out. Holds ``entity_key``, the features and each family's answering event time (and, asked, its
+    ingest time). ``known_at``: the same events (up to the decision time) as known at that later time instead,
+    what an explanation compares with the vector scoring saw (core/registry/explain.py)."""
     when = sessions.decision_time(day)
-    pit = store.get_latest(universe, features, when, since=staleness.earliest_partition(day), until=day)
+    since, until = staleness.earliest_partition(day), day
+    pit = store.get_latest(universe, features, when, since, until, known_at, ingest_times)
     # later partitions hold only events after the decision time: a backfill of old days does not read them
     pit, usable = staleness.apply(pit, [day] * len(pit), store.families(features))
     return pit[usable].reset_index(drop=True)

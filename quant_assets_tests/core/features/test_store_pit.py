@@ -139,23 +139,64 @@ bitemporal_rows = st.lists(
 )
 
 
+def _random_store(root, rows) -> tuple[pd.DataFrame, FeatureStore]:
+    """Hypothesis' rows (entity, event, ingest delay, value) as a frame and stored, split across two partitions to
+    exercise multi-file reads."""
+    frame = pd.DataFrame(
+        [(e, ev, ev + delay, float(v)) for e, ev, delay, v in rows], columns=["entity_key", "event", "ingest", "x"]
+    ).drop_duplicates(["entity_key", "event", "ingest"])
+    half = len(frame) // 2
+    _write(root, _family(), frame.iloc[:half].values.tolist(), dt.date(2024, 1, 1))
+    _write(root, _family(), frame.iloc[half:].values.tolist(), dt.date(2024, 1, 2))
+    return frame, FeatureStore(root, {"x": _family().features[0]})
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     rows=bitemporal_rows,
     queries=st.lists(st.tuples(st.sampled_from("ABCD"), st.integers(0, 80)), min_size=1, max_size=40),
 )
 def test_matches_a_slow_reference_on_random_bitemporal_data(tmp_path_factory, rows, queries):
-    root = tmp_path_factory.mktemp("pit")
-    frame = pd.DataFrame(
-        [(e, ev, ev + delay, float(v)) for e, ev, delay, v in rows], columns=["entity_key", "event", "ingest", "x"]
-    ).drop_duplicates(["entity_key", "event", "ingest"])
-    # Split across two partitions to exercise multi-file reads.
-    half = len(frame) // 2
-    _write(root, _family(), frame.iloc[:half].values.tolist(), dt.date(2024, 1, 1))
-    _write(root, _family(), frame.iloc[half:].values.tolist(), dt.date(2024, 1, 2))
-    got = _ask(FeatureStore(root, {"x": _family().features[0]}), queries)
+    frame, fs = _random_store(tmp_path_factory.mktemp("pit"), rows)
+    got = _ask(fs, queries)
     expected = [reference_pit(frame, e, t) for e, t in queries]
     np.testing.assert_array_equal(got["x"].to_numpy(), np.array(expected, dtype=float))
+
+
+def reference_known(rows: pd.DataFrame, entity: str, t: int, known: int) -> float:
+    """Obviously correct, with two cut-offs: events by ``t`` as known at ``known``."""
+    seen = rows[(rows["entity_key"] == entity) & (rows["event"] <= t) & (rows["ingest"] <= known)]
+    return seen.sort_values(["event", "ingest"]).iloc[-1]["x"] if len(seen) else np.nan
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=bitemporal_rows,
+    queries=st.lists(
+        st.tuples(st.sampled_from("ABCD"), st.integers(0, 80), st.integers(0, 40)), min_size=1, max_size=40
+    ),
+)
+def test_a_later_knowledge_cut_off_changes_only_answers_restated_since(tmp_path_factory, rows, queries):
+    """``known_at == as_of`` answers exactly as the plain query (values, event and ingest times); a later one
+    answers as the two-cut-off reference, and differs from the plain answer only where a row with an event by
+    as_of was ingested after as_of and by known_at."""
+    frame, fs = _random_store(tmp_path_factory.mktemp("known"), rows)
+    asked = pd.DataFrame({"entity_key": [e for e, _, _ in queries], "as_of": [_h(t) for _, t, _ in queries]})
+    plain = fs.get_point_in_time(asked, ["x"], ingest_times=True)
+    same = fs.get_point_in_time(asked.assign(known_at=asked["as_of"]), ["x"], ingest_times=True)
+    pd.testing.assert_frame_equal(same.drop(columns="known_at"), plain, check_exact=True)
+    later = fs.get_point_in_time(asked.assign(known_at=[_h(t + k) for _, t, k in queries]), ["x"])
+    expected = [reference_known(frame, e, t, t + k) for e, t, k in queries]
+    np.testing.assert_array_equal(later["x"].to_numpy(), np.array(expected, dtype=float))
+    kept = [
+        i
+        for i, (e, t, k) in enumerate(queries)
+        if frame[(frame["entity_key"] == e) & (frame["event"] <= t) & frame["ingest"].between(t + 1, t + k)].empty
+    ]
+    answer = ["x", "event_time_toy"]
+    pd.testing.assert_frame_equal(
+        later.loc[kept, answer].reset_index(drop=True), plain.loc[kept, answer].reset_index(drop=True), check_exact=True
+    )
 
 
 def test_since_reads_only_recent_partitions(tmp_path):
