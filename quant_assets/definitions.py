@@ -10,12 +10,24 @@ import warnings
 
 import dagster as dg
 
-from quant_assets.defs import automation, backtests, drift, features, jobs, models, promotion, raw, research, trading
+from quant_assets.defs import (
+    automation,
+    backtests,
+    drift,
+    features,
+    jobs,
+    models,
+    promotion,
+    raw,
+    replay,
+    research,
+    trading,
+)
 from quant_assets.defs.executor import engine_executor
 from quant_assets.defs.resources import default_resources
 from quant_assets.defs.step_outputs import StepOutputsIOManager
 
-MODULES = (raw, features, models, promotion, trading, backtests, drift, jobs, research, automation)
+MODULES = (raw, features, models, promotion, trading, backtests, drift, jobs, research, replay, automation)
 
 RESOURCES = default_resources()
 RESOURCES["io_manager"] = StepOutputsIOManager(lake=RESOURCES["lake"])

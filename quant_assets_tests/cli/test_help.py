@@ -19,6 +19,7 @@ COMMANDS = {
     "backfill",
     "daemon-once",
     "research",
+    "replay",
     "ui",
     "daemon",
     "celery",

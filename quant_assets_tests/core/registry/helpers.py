@@ -1,0 +1,66 @@
+"""A small lake with a model trained, registered, promoted, scored and backtested as the assets do it: what the
+replay tests (core, CLI, Dagster job) replay."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from quant_assets.core import sessions
+from quant_assets.core.features.library import ALL_FEATURES
+from quant_assets.core.features.store import FeatureStore
+from quant_assets.core.ingest.pipeline import PRICE_SCHEMA
+from quant_assets.core.ingest.sources import SyntheticMarket
+from quant_assets.core.registry import champion, models, promotion, trainings
+from quant_assets.core.research import backtest, scoring, snapshots, training
+from quant_assets.core.storage import lake, pg
+from quant_assets_tests.conftest import built_once, synthetic_lake
+
+NAME, CODE = "replayed", "code-replay"
+LAKE = ("2024-01-02", "2024-02-29")
+START, END = "2024-01-02", "2024-02-09"  # the snapshot's window; its as-of is END
+FEATURES = ["ret_5", "vol_20", "ma_gap_5", "kmid", "sentiment_5"]
+CONFIG = training.TrainConfig(
+    n_folds=2, min_train_days=15, num_boost_round=10, seeds=(1,), params={"min_data_in_leaf": 20}
+)
+SCORED = sessions.sessions_between("2024-02-12", "2024-02-16")
+BACKTEST = {"rule": "long_short", "quantile": 0.2, "k": 20, "n_drop": 5, "costs": {"cost_bps": 5.0}}
+
+
+def base_lake(tmp_path_factory) -> Path:
+    """Raw data and both feature families of 10 synthetic names over LAKE, built once per test run."""
+    return built_once(tmp_path_factory, "replay_lake", synthetic_lake, SyntheticMarket(seed=5, n_tickers=10), *LAKE)
+
+
+def registered(base: Path, root: Path, url: str) -> tuple[models.ModelRef, str]:
+    """A copy of ``base`` at ``root`` with a model of FEATURES trained on START..END as the trained_model asset
+    does (training key recorded), promoted, scoring SCORED and backtested: (the model, its backtest's node)."""
+    shutil.copytree(base, root)
+    store = FeatureStore(root, ALL_FEATURES)
+    path, _, _ = snapshots.create(root, store, START, END, END, FEATURES, 1, CODE)
+    snap = snapshots.read(path)
+    result = training.train_walk_forward(snap.data, snap.features, CONFIG)
+    with pg.connect(url) as conn:
+        reg = champion.register(conn, root, NAME, snap, result, CODE)
+        trainings.record(conn, trainings.key(snap.fingerprint, CONFIG, CODE), reg.ref)
+        promotion.record(conn, reg.ref, "promoted", "first champion", as_of=sessions.as_date(END))
+        scoring.score_days(root, store, result.final, reg.ref.node, SCORED, snap.manifest["universe"])
+        run = champion.backtest_champion(conn, root, NAME, *backtest.from_config(BACKTEST), BACKTEST)
+    return reg.ref, run.node
+
+
+def restate(root: Path, day: str, ticker: str, when: str) -> None:
+    """One bar of ``day`` restated (close x 1.5, so every feature and label reading it would change), delivered
+    at ``when``."""
+    bars = lake.latest_versions(lake.read_partition(root, "raw_prices", sessions.as_date(day)), ["ticker"])
+    bar = bars[bars["ticker"] == ticker]
+    restated = bar.assign(close=bar["close"] * 1.5, adj_close=bar["adj_close"] * 1.5)
+    stamp = pd.Timestamp(when, tz="UTC")
+    key = ["ticker", "event_time"]
+    written = lake.append_new_versions(
+        root, "raw_prices", dt.date.fromisoformat(day), restated, key, ["close", "adj_close"], stamp, PRICE_SCHEMA
+    )
+    assert written.rows_written == 1
