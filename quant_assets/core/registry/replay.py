@@ -95,7 +95,8 @@ class Report:
 
     def text(self) -> str:
         """The report as the CLI prints it."""
-        lines = [f"Replay of {self.target} ({self.model}) in {self.scratch}", ""]
+        named = self.target if self.target == self.model else f"{self.target} ({self.model})"
+        lines = [f"Replay of {named} in {self.scratch}", ""]
         width = max(len(a.name) for a in self.artifacts)
         for a in self.artifacts:
             lines.append(f"  {a.name:<{width}}  {_verdict(a.identical):<9}  recorded {a.recorded}")
