@@ -35,7 +35,9 @@ def replay(target: str, scratch: Path | None, data_root, pg_url: str | None) -> 
     Example:
       quant-assets replay model:equity_lgbm:v1
     """
+    from quant_assets.core.registry import artifacts
     from quant_assets.core.registry import replay as core
+    from quant_assets.core.research.snapshots import SnapshotError
     from quant_assets.provenance import code_version
 
     if scratch is not None and scratch.exists() and any(scratch.iterdir()):
@@ -46,6 +48,8 @@ def replay(target: str, scratch: Path | None, data_root, pg_url: str | None) -> 
             report = core.replay(conn, data_root, where, target, code_version=code_version())
     except core.ReplayError as exc:
         raise InputError(str(exc)) from None
+    except (SnapshotError, artifacts.ArtifactTampered) as exc:  # the recorded inputs themselves cannot be read
+        raise click.ClickException(str(exc)) from None
     finally:
         if scratch is None:
             shutil.rmtree(where, ignore_errors=True)

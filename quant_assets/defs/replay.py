@@ -8,7 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from quant_assets.core.registry import replay
+from quant_assets.core.registry import artifacts, replay
+from quant_assets.core.research.snapshots import SnapshotError
 from quant_assets.defs.config import ReplayConfig
 from quant_assets.defs.resources import LakeResource, RegistryResource
 from quant_assets.provenance import code_version
@@ -28,7 +29,7 @@ def replay_model(context: dg.OpExecutionContext, config: ReplayConfig, lake: Lak
             report = replay.replay(
                 conn, lake.path, scratch, config.target, code_version=code_version(lake.code_version)
             )
-    except replay.ReplayError as exc:
+    except (replay.ReplayError, SnapshotError, artifacts.ArtifactTampered) as exc:
         raise dg.Failure(str(exc)) from None
     finally:
         if not config.scratch:

@@ -1,6 +1,6 @@
 """``replay`` on a real registry and lake: a freshly trained model replays identical (exit 0, the scratch directory
-kept where asked); a recorded library version that is not today's is named and exits 1; an unknown target is one line
-saying what to give (exit 2)."""
+kept where asked); a recorded library version that is not today's is named and exits 1, as does a lake without the
+model's snapshot; an unknown target is one line saying what to give (exit 2)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def test_replay_exits_0_when_identical_and_1_naming_a_recorded_library_that_diff
     assert f"Environment: differs\n  training key: lightgbm recorded 0.0.1, now {now}\n" in tampered.output
     assert "snapshot fingerprint" in tampered.output and " differs " not in tampered.output.split("Environment")[0]
     assert "no recorded training key matches it" in tampered.output and "Result: DIFFERS" in tampered.output
+
+    elsewhere = runner.invoke(cli, ["replay", ref.node, "--data-root", str(tmp_path / "other"), "--pg-url", pg_db])
+    assert elsewhere.exit_code == 1 and "this lake does not hold it" in elsewhere.output, elsewhere.output
 
 
 def test_an_unknown_target_is_one_line_saying_what_to_give(tmp_path, pg_db):
