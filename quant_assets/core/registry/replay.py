@@ -390,17 +390,32 @@ def _backtest(
     manifest: dict,
 ) -> Artifact:
     """The backtest rerun on the replayed track record (out-of-sample and rescored predictions, labels from the
-    scratch root), its metrics compared with the recorded ones; when they differ, whether the stored track record
-    still gives the recorded figures (if not, the record changed since the backtest, e.g. sessions scored later)."""
+    scratch root) cut to the sessions it covered (``_covered``), its metrics compared with the recorded ones; when
+    they differ, whether the stored track record, cut alike, still gives them."""
     rule, costs = backtest.from_config(bt.config)
-    frame, _ = champion.record_of(work.root, ref.node, oos, manifest)
+    covered = bt.metrics.get("net", {}).get("days")
+    frame = _covered(champion.record_of(work.root, ref.node, oos, manifest)[0], covered)
     replayed = _metrics(*champion.net_and_gross(frame, rule, costs))
     why = _metric_differences(bt.metrics, replayed)
     if why:
-        again = _metrics(*champion.net_and_gross(champion.track_record(conn, source, ref)[0], rule, costs))
-        if _metric_differences(bt.metrics, again):
-            why.append("the stored track record no longer gives the recorded figures either: it changed since")
-    return Artifact(f"{bt.node} metrics", not why, _sharpes(bt.metrics), _sharpes(replayed), tuple(why))
+        stored = _covered(champion.track_record(conn, source, ref)[0], covered)
+        if _metric_differences(bt.metrics, _metrics(*champion.net_and_gross(stored, rule, costs))):
+            why.append("the stored track record does not give the recorded figures either")
+    was, now = (
+        f"{_sharpes(bt.metrics)} ({covered} sessions)",
+        f"{_sharpes(replayed)} ({frame['date'].nunique()} sessions)",
+    )
+    return Artifact(f"{bt.node} metrics", not why, was, now, tuple(why))
+
+
+def _covered(frame: pd.DataFrame, sessions_held: int | None) -> pd.DataFrame:
+    """The track record as a backtest recorded with ``sessions_held`` sessions (its ``days``) saw it: its first
+    sessions. A record only grows at its end (live sessions scored after the backtest ran), so a backtest recorded
+    earlier is replayed on what it held, not on today's longer record."""
+    if sessions_held is None:
+        return frame
+    first = sorted(frame["date"].unique())[: int(sessions_held)]
+    return frame[frame["date"].isin(set(first))]
 
 
 def _metrics(net: backtest.BacktestResult, gross: backtest.BacktestResult) -> dict:

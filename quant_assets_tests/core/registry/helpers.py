@@ -64,3 +64,13 @@ def restate(root: Path, day: str, ticker: str, when: str) -> None:
         root, "raw_prices", dt.date.fromisoformat(day), restated, key, ["close", "adj_close"], stamp, PRICE_SCHEMA
     )
     assert written.rows_written == 1
+
+
+def score_more(root: Path, url: str, first: str, last: str) -> None:
+    """The champion scores first..last as well, after its backtest was recorded: its track record grows."""
+    with pg.connect(url) as conn:
+        ref, model, _ = champion.load(conn, NAME)
+        universe = champion.snapshot_of(conn, root, ref).manifest["universe"]
+    scoring.score_days(
+        root, FeatureStore(root, ALL_FEATURES), model, ref.node, sessions.sessions_between(first, last), universe
+    )

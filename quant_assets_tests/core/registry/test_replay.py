@@ -1,7 +1,7 @@
 """Replay (core/registry/replay.py) on a real Postgres and Parquet lake: a freshly trained model replays identical,
-artifact by artifact; a restatement delivered after its as-of changes nothing; a changed feature definition is named
-as the snapshot's difference; unknown targets are refused saying what to give. (A tampered recorded environment:
-quant_assets_tests/cli/test_replay.py.)"""
+artifact by artifact; a restatement delivered after its as-of changes nothing, nor do sessions scored after a
+backtest; a changed feature definition is named as the snapshot's difference; unknown targets are refused saying what
+to give. (A tampered recorded environment: quant_assets_tests/cli/test_replay.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from quant_assets.core.features.library import FAMILIES, PRICE_FAMILY
 from quant_assets.core.registry import artifacts, models, replay
 from quant_assets.core.storage import pg
-from quant_assets_tests.core.registry.helpers import SCORED, base_lake, registered, restate
+from quant_assets_tests.core.registry.helpers import SCORED, base_lake, registered, restate, score_more
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +52,12 @@ def test_a_restatement_delivered_after_the_as_of_leaves_the_replay_identical(bas
     root = tmp_path / "lake"
     ref, backtest = registered(base, root, pg_db)
     restate(root, "2024-02-01", "SYN003", "2024-06-03 14:00")  # inside the snapshot's window, known long after
+    score_more(root, pg_db, "2024-02-20", "2024-02-21")  # after the backtest: it is replayed on the sessions it held
     report = _replay(root, pg_db, tmp_path, f"backtest:{backtest.removeprefix('backtest:')}")
     assert report.model == ref.node and report.identical, report.text()
-    assert [a.name for a in report.artifacts][-1] == f"{backtest} metrics"
+    assert report.artifacts[-2].replayed == f"{len(SCORED) + 2} days, {(len(SCORED) + 2) * 10} rows"
+    metrics = report.artifacts[-1]
+    assert metrics.name == f"{backtest} metrics" and metrics.replayed.endswith(" (15 sessions)")
     scratch = tmp_path / "scratch" / "raw_prices" / "date=2024-02-01"
     assert len(list(scratch.glob("part-*.parquet"))) == 1  # the restatement's part was not copied
 
