@@ -20,6 +20,7 @@ from quant_assets.defs import (
     models,
     promotion,
     raw,
+    replay,
     research,
     trading,
 )
@@ -27,7 +28,7 @@ from quant_assets.defs.executor import engine_executor
 from quant_assets.defs.resources import default_resources
 from quant_assets.defs.step_outputs import StepOutputsIOManager
 
-MODULES = (raw, features, models, promotion, trading, backtests, drift, lineage, jobs, research, automation)
+MODULES = (raw, features, models, promotion, trading, backtests, drift, lineage, jobs, research, replay, automation)
 
 RESOURCES = default_resources()
 RESOURCES["io_manager"] = StepOutputsIOManager(lake=RESOURCES["lake"])

@@ -15,6 +15,7 @@ from quant_assets.cli.demo import main as demo
 from quant_assets.cli.explain import explain
 from quant_assets.cli.lake import compact, summary, verify
 from quant_assets.cli.registry import approve, lineage, migrate, models_command
+from quant_assets.cli.replay import replay
 from quant_assets.cli.research import research
 from quant_assets.cli.runs import backfill, daemon_once, materialize
 from quant_assets.cli.services import celery, daemon, pg, ui
@@ -42,6 +43,7 @@ PIPELINE = (
     backfill,
     daemon_once,
     research,
+    replay,
 )
 SERVICES = (ui, daemon, celery, pg)
 for command in (*PIPELINE, *SERVICES):

@@ -151,7 +151,7 @@ class BacktestConfig(dg.Config):
     costs: CostsConfig = Field(default_factory=CostsConfig, description="Trading costs of the net figures.")
 
     def parts(self) -> tuple[backtest.PortfolioRule, backtest.Costs]:
-        return backtest.PortfolioRule(self.rule, self.quantile, self.k, self.n_drop), self.costs.costs()
+        return backtest.from_config(self.model_dump())
 
 
 class PromotionConfig(BacktestConfig):
@@ -249,4 +249,15 @@ class FeatureResearchConfig(dg.Config):
     )
     out_dir: str = Field(
         "", description="Directory for the tear sheet (PNG) and the figures (JSON); empty: <data root>/research."
+    )
+
+
+class ReplayConfig(dg.Config):
+    target: str = Field(
+        description="What to replay: model:<name>:vN (the model and every backtest of it) or backtest:<id> (its model, "
+        "then that backtest), as `quant-assets lineage` and quant.backtests name them."
+    )
+    scratch: str = Field(
+        "",
+        description="Local directory to rebuild in, kept afterwards (new or empty); empty: a temporary one, removed.",
     )

@@ -20,6 +20,7 @@ COMMANDS = {
     "backfill",
     "daemon-once",
     "research",
+    "replay",
     "ui",
     "daemon",
     "celery",

@@ -235,12 +235,17 @@ def track_record(conn, root: Location, ref: models.ModelRef) -> tuple[pd.DataFra
     oos = artifacts.load_oos(conn, ref)
     if oos is None:
         raise NoTrackRecord(f"{ref.node} has no recorded out-of-sample predictions: retrain it to backtest it")
-    manifest = snapshot_of(conn, root, ref).manifest
+    return record_of(root, ref.node, oos, snapshot_of(conn, root, ref).manifest)
+
+
+def record_of(root: Location, node: str, oos: pd.DataFrame, manifest: dict) -> tuple[pd.DataFrame, dict[str, str]]:
+    """``track_record`` from its parts: the walk-forward test predictions ``oos``, then the predictions of ``node``
+    stored under ``root`` after the training as-of of ``manifest``, with their labels (a replay passes its own)."""
     as_of, horizon = sessions.as_date(manifest["as_of"]), int(manifest["label"]["horizon"])
     frame, periods = oos[["date", "entity_key", "prediction", "label"]], {"walk-forward test": _span(oos["date"])}
     days = scoring.scored_days(root, as_of)
     if days:
-        live = promotion.track_record(root, oos.iloc[:0], ref.node, as_of, days[-1])
+        live = promotion.track_record(root, oos.iloc[:0], node, as_of, days[-1])
         if len(live):
             known = known_by_close(sessions.session_offset(live["date"].max(), horizon))
             labels = snapshots.labels(root, sorted(live["date"].unique()), horizon, known)
@@ -262,6 +267,14 @@ def _prediction_reads(conn, ref: models.ModelRef, node: str, dates: pd.Series) -
     return [(p, node) for p in sorted(read & lineage.children(conn, ref.node, "prediction"))]
 
 
+def net_and_gross(
+    frame: pd.DataFrame, rule: backtest.PortfolioRule, costs: backtest.Costs
+) -> tuple[backtest.BacktestResult, backtest.BacktestResult]:
+    """A track record backtested under ``rule`` net of ``costs`` and gross: the figures a champion backtest records
+    (``{"net": net.metrics, "gross": gross.metrics}``)."""
+    return backtest.run(frame, rule, costs), backtest.run(frame, rule, backtest.NO_COSTS)
+
+
 def backtest_champion(
     conn,
     root: Location,
@@ -277,7 +290,7 @@ def backtest_champion(
     ``code_version`` and ``run_id`` that computed it) and as 'backtest' metrics of the model."""
     ref = current(conn, name)
     frame, periods = track_record(conn, root, ref)
-    net, gross = backtest.run(frame, rule, costs), backtest.run(frame, rule, backtest.NO_COSTS)
+    net, gross = net_and_gross(frame, rule, costs)
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
     snapshot = artifacts.model_files(conn, ref)[1]
     metrics = {"net": net.metrics, "gross": gross.metrics}

@@ -29,9 +29,15 @@ CREATE TABLE IF NOT EXISTS quant.model_trainings (
 """
 
 
-def key(snapshot: str, config: TrainConfig, code_version: str) -> str:
-    """The hash of what decides a trained model: snapshot fingerprint, configuration, code and environment."""
-    what = [snapshot, dataclasses.asdict(config), code_version, environment.versions()]
+def key(snapshot: str, config: TrainConfig, code_version: str, versions: dict[str, str] | None = None) -> str:
+    """The hash of what decides a trained model: snapshot fingerprint, configuration, code and environment (this
+    process's, or ``versions``: a recorded one, as a replay checks a recovered configuration against its key)."""
+    what = [
+        snapshot,
+        dataclasses.asdict(config),
+        code_version,
+        environment.versions() if versions is None else versions,
+    ]
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -55,3 +61,15 @@ def find(conn, name: str, training_key: str) -> ModelRef | None:
         )
         row = cur.fetchone()
     return None if row is None else ModelRef(*row)
+
+
+def recorded(conn, ref: ModelRef) -> list[tuple[str, dict]]:
+    """The training keys that gave ``ref`` and the environment each recorded, the first recorded first (the run that
+    trained it; a later key is a run in another environment that reproduced it)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT training_key, environment FROM quant.model_trainings WHERE model_id = %s
+               ORDER BY recorded_at, training_key""",
+            (ref.model_id,),
+        )
+        return [(k, dict(env)) for k, env in cur.fetchall()]

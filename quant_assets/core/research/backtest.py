@@ -62,6 +62,18 @@ class Costs:
 NO_COSTS = Costs(0.0, 0.0, 0.0)
 
 
+def from_config(config: dict) -> tuple[PortfolioRule, Costs]:
+    """The rule and costs of a backtest's recorded configuration (``BacktestConfig``'s fields; a field it lacks takes
+    its default): how the run config becomes them, and how a replay reads a recorded backtest back."""
+    rule = PortfolioRule(
+        config.get("rule", PortfolioRule.kind),
+        config.get("quantile", PortfolioRule.quantile),
+        config.get("k", PortfolioRule.k),
+        config.get("n_drop", PortfolioRule.n_drop),
+    )
+    return rule, Costs(**config.get("costs", {}))
+
+
 @dataclass(frozen=True, eq=False)
 class DayOrders:
     """Each day's names ranked for the top-k rule (rows: days). ``order`` lists the columns by descending prediction,

@@ -226,5 +226,28 @@ def train_walk_forward(frame: pd.DataFrame, features: list[str], config: TrainCo
     return assemble([train_fold(frame, features, config, fold) for fold in steps])
 
 
+def recover_config(params: dict, dates, oos: pd.DataFrame, horizon: int) -> TrainConfig:
+    """The configuration a registered model was trained with, from what the registry keeps of it: the ensemble's
+    parameters (``Ensemble.fit`` records the seeds, the rounds and every LightGBM parameter), its out-of-sample
+    predictions (the test folds: how many, and where the first begins, ``min_train_days + horizon`` dates into the
+    snapshot's ``dates``) and the label horizon. ValueError when the plan of the recovered configuration does not
+    give the recorded folds' test dates."""
+    own = {k: v for k, v in params.items() if k not in ("seeds", "rounds", "seed")}
+    extra = {k: v for k, v in own.items() if k not in BASE_PARAMS or BASE_PARAMS[k] != v}
+    ordered = sorted(set(dates))
+    config = TrainConfig(
+        n_folds=int(oos["fold"].nunique()),
+        horizon=horizon,
+        min_train_days=ordered.index(min(oos["date"])) - horizon,
+        num_boost_round=int(params["rounds"]),
+        seeds=tuple(int(s) for s in params["seeds"]),
+        params=extra,
+    )
+    recorded = [sorted(set(oos.loc[oos["fold"] == k, "date"])) for k in sorted(oos["fold"].unique())]
+    if [f.test for f in plan(ordered, config) if f.test] != recorded:
+        raise ValueError("the recovered configuration's folds are not the recorded out-of-sample folds")
+    return config
+
+
 def sha256(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
