@@ -3,10 +3,10 @@
     <root>/live_book/date=D/part-<sha>.parquet   POSITIONS + model, state, exposure: what was traded at D's open
 
 ``quant.live_book`` holds a row per session: the model that traded, its state and exposure, the turnover and
-costs at the open, the book's gross and net exposure, and (``gross``, ``net``, NULL until then) the day's P&L,
-filled in once its labels have matured (the next session's run). A traded session is never rewritten: running
-it again must give the same positions (written once, content-addressed) and the same figures, else it is
-refused, so the record of what was traded cannot change after the fact.
+costs at the open, the book's gross and net exposure, the run and code version that traded it, and (``gross``,
+``net``, NULL until then) the day's P&L, filled in once its labels have matured (the next session's run). A traded
+session is never rewritten: running it again must give the same positions (written once, content-addressed) and the
+same figures, else it is refused, so the record of what was traded cannot change after the fact.
 
 A session's run is a function of the champion on the day, its state and that state's exposure, the portfolio
 rule and costs, the code, the day's predictions parts, the positions file recorded for the session before, and
