@@ -120,6 +120,7 @@ class RecordedBacktest:
     backtest_id: str
     config: dict
     metrics: dict
+    environment: dict | None  # what computed it last (None: recorded before backtests recorded theirs)
     model: models.ModelRef | None  # None: a sweep's, over a snapshot
 
     @property
@@ -150,22 +151,32 @@ def resolve(conn, target: str) -> tuple[models.ModelRef, list[RecordedBacktest]]
 def _backtests(conn, where: str, value) -> list[RecordedBacktest]:
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT b.backtest_id, b.config, b.metrics, m.model_id, m.name, m.version FROM quant.backtests b "
+            "SELECT b.backtest_id, b.config, b.metrics, b.environment, m.model_id, m.name, m.version "
+            "FROM quant.backtests b "
             f"LEFT JOIN quant.models m USING (model_id) WHERE {where} ORDER BY b.backtest_id",
             (value,),
         )
         rows = cur.fetchall()
-    return [RecordedBacktest(*row[:3], models.ModelRef(*row[3:]) if row[3] is not None else None) for row in rows]
+    return [RecordedBacktest(*row[:4], models.ModelRef(*row[4:]) if row[4] is not None else None) for row in rows]
 
 
-def recorded_environment(conn, ref: models.ModelRef, manifest: dict) -> dict[str, dict]:
-    """The environment each stored result of ``ref`` recorded, by where it is recorded: its snapshot's manifest
-    and the training key that first gave the model (the run that trained it). The one place a replay reads a
-    recorded environment."""
+def recorded_environment(
+    conn, ref: models.ModelRef, manifest: dict, backtests: list[RecordedBacktest] = ()
+) -> dict[str, dict]:
+    """The environment each stored result of ``ref`` recorded, by where it is recorded: its snapshot's manifest,
+    the model's registry row, the training key that first gave the model (the run that trained it) and each of
+    ``backtests``. The one place a replay reads a recorded environment; a source that recorded none (a row written
+    before it did) is left out."""
     out = {"snapshot manifest": dict(manifest.get("environment") or {})}
+    with conn.cursor() as cur:
+        cur.execute("SELECT environment FROM quant.models WHERE model_id = %s", (ref.model_id,))
+        row = cur.fetchone()
+    if row and row[0]:
+        out["model"] = dict(row[0])
     keys = trainings.recorded(conn, ref)
     if keys:
         out["training key"] = keys[0][1]
+    out.update({f"backtest {b.backtest_id}": dict(b.environment) for b in backtests if b.environment})
     return out
 
 
@@ -251,7 +262,9 @@ def replay(
     report.artifacts.append(_predictions(work, ref, recorded.manifest, result.final))
     for bt in backtests:
         report.artifacts.append(_backtest(conn, source, work, ref, bt, result.predictions, snap.manifest))
-    report.environment = environment_diff(recorded_environment(conn, ref, recorded.manifest), environment.recorded())
+    report.environment = environment_diff(
+        recorded_environment(conn, ref, recorded.manifest, backtests), environment.recorded()
+    )
     return report
 
 

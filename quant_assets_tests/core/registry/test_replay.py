@@ -9,8 +9,9 @@ import dataclasses
 
 import pytest
 
+from quant_assets.core import environment
 from quant_assets.core.features.library import FAMILIES, PRICE_FAMILY
-from quant_assets.core.registry import artifacts, models, replay
+from quant_assets.core.registry import artifacts, champion, models, replay
 from quant_assets.core.storage import pg
 from quant_assets_tests.core.registry.helpers import SCORED, base_lake, registered, restate, score_more
 
@@ -23,6 +24,11 @@ def base(tmp_path_factory):
 def _replay(root, url, tmp_path, target, **kwargs) -> replay.Report:
     with pg.connect(url) as conn:
         return replay.replay(conn, root, tmp_path / "scratch", target, **kwargs)
+
+
+def report_manifest(root, url, ref) -> dict:
+    with pg.connect(url) as conn:
+        return champion.snapshot_of(conn, root, ref).manifest
 
 
 def test_a_fresh_model_and_its_backtest_replay_identical(base, tmp_path, pg_db):
@@ -43,6 +49,17 @@ def test_a_fresh_model_and_its_backtest_replay_identical(base, tmp_path, pg_db):
     assert table.loc["artifact sha256", "recorded"] == files.artifact.sha256
     assert table.loc["predictions", "replayed"] == f"{len(SCORED)} days, {len(SCORED) * 10} rows"
     assert report.environment == [] and report.identical
+    with pg.connect(pg_db) as conn:
+        recorded = replay.recorded_environment(
+            conn, ref, report_manifest(root, pg_db, ref), replay.resolve(conn, ref.node)[1]
+        )
+    assert set(recorded) == {
+        "snapshot manifest",
+        "model",
+        "training key",
+        f"backtest {backtest.removeprefix('backtest:')}",
+    }
+    assert recorded["model"] == recorded["snapshot manifest"] == environment.recorded()
     assert "2 folds after 15 sessions, 10 rounds, seeds [1], parameters {'min_data_in_leaf': 20}" in report.notes[0]
     assert "matches its training key" in report.notes[0]
     assert report.text().endswith("Result: IDENTICAL")
