@@ -311,3 +311,23 @@ def scored_lake(feature_lake, tmp_path_factory):
     for day in sessions.sessions_between(*SCORED_DAYS):
         scoring.write_day(root, day, scoring.score_day(store, model, MODEL_NODE, day, snap.manifest["universe"]))
     return root, snap, model
+
+
+def partition_values(files: dict[str, bytes]) -> dict[str, str]:
+    """Each partition (a file name's directory) of ``files`` (name -> Parquet bytes) as a digest of its rows without
+    the PROVENANCE columns, in a canonical order: what two runs of the same inputs must agree on bit for bit. Their
+    parts differ in bytes and names, as each names the run that wrote it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from quant_assets.core.storage import lake
+
+    tables: dict[str, list[pa.Table]] = {}
+    for name, blob in files.items():
+        table = pq.read_table(pa.BufferReader(blob))
+        tables.setdefault(name.rsplit("/", 1)[0], []).append(table.drop_columns(lake.PROVENANCE))
+    out = {}
+    for partition, parts in tables.items():
+        rows = pa.concat_tables(parts).to_pandas()
+        out[partition] = lake.table_digest(lake.canonical_table(rows, sort_by=list(rows.columns)))
+    return out

@@ -20,8 +20,9 @@ from quant_assets.cli.options import data_root, pg_url, registry
 def explain(model, session, ticker, rows_view, known_at, data_root, pg_url) -> None:
     """Explain MODEL's (name:vN, or a name: its champion) prediction for TICKER on SESSION: the feature vector it
     saw at the decision time (as known then), the prediction recomputed from its verified artifact against the
-    stored one (exit 1 if they differ), and what the same events as known now would give. Without TICKER, or with
-    --rows: every feature row the session's scoring used, its file and the raw parts behind it."""
+    stored one (exit 1 if they differ; 2 for a model, session or name it did not score), and what the same events
+    as known now would give. Without TICKER, or with --rows: every feature row the session's scoring used, its file
+    and the raw parts behind it."""
     import pandas as pd
 
     from quant_assets.cli import inputs
@@ -41,7 +42,7 @@ def explain(model, session, ticker, rows_view, known_at, data_root, pg_url) -> N
                 conn, data_root, store, model, day, ticker, now if now.tzinfo else now.tz_localize("UTC")
             )
         except core.ExplainError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise inputs.InputError(str(exc)) from None
     click.echo(_explanation_text(found))
     if not found.identical:
         sys.exit(1)

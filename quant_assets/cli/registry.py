@@ -7,6 +7,7 @@ import re
 import click
 
 from quant_assets import settings
+from quant_assets.cli.inputs import InputError
 from quant_assets.cli.options import pg_url, registry, require_pg_url
 
 
@@ -38,7 +39,7 @@ def lineage(model: str, downstream: str | None, pg_url: str | None) -> None:
         try:
             ref = models.model(conn, model)
         except (LookupError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
+            raise InputError(str(exc)) from None
         click.echo(render_upstream(ref.node, lineage.upstream(conn, ref.node)))
         click.echo(_state_lines(conn, ref))
 
@@ -51,13 +52,13 @@ def _known(conn, node: str) -> None:
         return
     kind = node.partition(":")[0]
     if kind not in lineage.NODE_KINDS:
-        raise click.ClickException(
+        raise InputError(
             f"unknown lineage node {node!r}: a node id starts with one of {', '.join(lineage.NODE_KINDS)} "
             "(e.g. source:raw_prices:2025-01-29, prediction:<name>:v1:2025-01-29, code:<40-char sha>)"
         )
     prefix, count, first, last = lineage.similar(conn, node)
     hint = f"; {count} stored id(s) start with {prefix!r}: {first} .. {last}" if count else f"; no {kind} node stored"
-    raise click.ClickException(
+    raise InputError(
         f"unknown lineage node {node!r}: use full ids as `lineage` prints them "
         f"(e.g. feature:ret_5@<12-char version>, code:<40-char sha>){hint}"
     )

@@ -42,7 +42,9 @@ def training_snapshot(
         code_version(lake.code_version),
     )
     with registry.connect() as conn:
-        lineage.add_edges(conn, lineage.snapshot_edges(manifest, *snapshots.lineage_windows(manifest)))
+        families, windows = snapshots.lineage_windows(manifest)
+        sources = snapshots.stored_partitions(lake.path, windows)
+        lineage.add_edges(conn, lineage.snapshot_edges(manifest, families, sources))
     summary = {k: v for k, v in manifest.items() if k not in ("universe", "features", "producer_versions")}
     return dg.Output(
         str(path),

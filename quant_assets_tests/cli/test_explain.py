@@ -66,4 +66,4 @@ def test_explain_prints_the_vector_the_verdict_and_the_rows_and_fails_on_a_diffe
         ),
     ]:
         refused = runner.invoke(cli, ["explain", *args, *where])
-        assert refused.exit_code != 0 and message in refused.output, refused.output
+        assert refused.exit_code == 2 and message in refused.output, refused.output

@@ -39,10 +39,10 @@ def test_lineage_of_a_prediction_day_its_downstream_and_unknown_nodes(pg_db):
     assert "  book sessions (1):\n    book: 1 on 2024-06-04\n" in down.output and "  models (0)\n" in down.output
 
     missing = run("prediction:m:v1:2024-06-05")
-    assert missing.exit_code != 0
+    assert missing.exit_code == 2
     assert "unknown lineage node 'prediction:m:v1:2024-06-05'" in missing.output
     assert "1 stored id(s) start with 'prediction:m:v1:': prediction:m:v1:2024-06-04 .. prediction:m:v1:2024-06-04" in (
         missing.output.replace("\n", " ")
     )
     wrong = run("--downstream", "raw_prices:2024-05-31")
-    assert wrong.exit_code != 0 and "a node id starts with one of source, family" in wrong.output
+    assert wrong.exit_code == 2 and "a node id starts with one of source, family" in wrong.output

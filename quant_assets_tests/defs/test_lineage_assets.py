@@ -74,7 +74,8 @@ def test_lineage_reaches_the_trading_day_and_the_ui_shows_it(tmp_path, feature_l
     root, trained, shown = _run(tmp_path, feature_lake, pg_db, dagster_instance)
     days = [d.isoformat() for d in sessions.sessions_between(*SCORED)]
     manifest = snapshots.read(trained.output_for_node("training_snapshot")).manifest
-    read = snapshots.lineage_windows(manifest)[1]["raw_prices"]
+    window = snapshots.lineage_windows(manifest)[1]
+    read = snapshots.stored_partitions(root, window)["raw_prices"]  # the window's days the lake holds
     with pg.connect(pg_db) as conn:
         # a partition the snapshot read: its model, every prediction day and book session, the backtest
         hit = lineage.affected(conn, f"source:raw_prices:{read[0]}")

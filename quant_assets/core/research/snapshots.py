@@ -268,3 +268,10 @@ def lineage_windows(manifest: dict) -> tuple[dict[str, str], dict[str, list[str]
     if labelled:
         read.setdefault("raw_prices", set()).update(sessions.sessions_between(*labelled))
     return feature_family, {dataset: [d.isoformat() for d in sorted(days)] for dataset, days in read.items()}
+
+
+def stored_partitions(root: Location, sources: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``sources`` (``lineage_windows``' partitions per dataset) without the days the lake holds no partition of:
+    a window reaching back before the lake's first session read nothing there (one listing per dataset)."""
+    held = {ds: {d.name.removeprefix("date=") for d in fs.children(lake.under(root, ds))} for ds in sources}
+    return {ds: [d for d in days if d in held[ds]] for ds, days in sources.items()}

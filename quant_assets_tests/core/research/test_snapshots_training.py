@@ -182,6 +182,15 @@ def test_lineage_windows_name_the_raw_partitions_the_features_and_labels_read():
     }
 
 
+def test_stored_partitions_leave_out_the_window_days_the_lake_never_held(tmp_path):
+    """A look-back reaching before the lake's first session names no partition there."""
+    for dataset, day in [("raw_prices", "2024-03-05"), ("raw_prices", "2024-03-06"), ("alt_data", "2024-03-06")]:
+        (tmp_path / dataset / f"date={day}").mkdir(parents=True)
+    window = {"raw_prices": ["2024-03-04", "2024-03-05", "2024-03-06"], "alt_data": ["2024-03-05", "2024-03-06"]}
+    held = snapshots.stored_partitions(tmp_path, window)
+    assert held == {"raw_prices": ["2024-03-05", "2024-03-06"], "alt_data": ["2024-03-06"]}
+
+
 @pytest.mark.parametrize("fingerprint", ["../../etc", "abc", "G" * 64, "a" * 63 + "/"])
 def test_a_snapshot_path_is_made_only_from_a_fingerprint(tmp_path, fingerprint):
     with pytest.raises(snapshots.SnapshotError, match="not a snapshot fingerprint"):
