@@ -40,6 +40,7 @@ def training_snapshot(
         config.features,
         config.horizon,
         code_version(lake.code_version),
+        context.run_id,
     )
     with registry.connect() as conn:
         families, windows = snapshots.lineage_windows(manifest)

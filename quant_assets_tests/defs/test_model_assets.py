@@ -42,6 +42,8 @@ def test_train_register_predict_and_fall_back(feature_lake, tmp_path, pg_db, dag
     snap_meta = trained.asset_materializations_for_node("training_snapshot")[0].metadata
     model_meta = trained.asset_materializations_for_node("trained_model")[0].metadata
     assert snap_meta["manifest"].value["as_of"] == "2024-05-31" and snap_meta["dagster/row_count"].value > 1000
+    built = snapshots.read(trained.output_for_node("training_snapshot")).manifest  # the run that built it, unhashed
+    assert (built["run_id"], built["code_version"]) == (trained.run_id, code_version())
     assert model_meta["model"].value == "model:equity_lgbm:v1"
     assert model_meta["registration"].value == "registered; no champion yet"
     decided = trained.asset_materializations_for_node("promotion_decision")[0].metadata

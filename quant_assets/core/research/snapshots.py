@@ -34,7 +34,7 @@ LABEL = "label"
 INDEX = ["date", "entity_key"]
 # Recorded in the manifest but not part of the content: the same data built by another commit, or in another
 # environment, is the same snapshot.
-NOT_CONTENT = ("fingerprint", "code_version", "producer_versions", "environment")
+NOT_CONTENT = ("fingerprint", "code_version", "run_id", "producer_versions", "environment")
 DATA, MANIFEST = "data.parquet", "manifest.json"
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
@@ -111,8 +111,11 @@ def build(
     horizon: int = 1,
     universe: list[str] | None = None,
     code_version: str = "unknown",
+    run_id: str | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """The training matrix and its manifest (not yet written)."""
+    """The training matrix and its manifest (not yet written). The code version and ``run_id`` that built it, like
+    its environment, are recorded outside the fingerprint (NOT_CONTENT): the same rows built by another run are
+    the same snapshot, and its first builder's record stands."""
     as_of = sessions.require_session(as_of)
     as_of_time = known_by_close(as_of)
     candidates = sessions.sessions_between(start, end)
@@ -142,6 +145,7 @@ def build(
             "features": sorted({d.parent.name + "@" + d.name[3:] for d in store.directories(features)}),
         },
         "code_version": code_version,
+        "run_id": run_id,
         "producer_versions": _producer_versions(store, features, days),
         "environment": environment.recorded(),
     }
@@ -241,11 +245,19 @@ def read(path: Location) -> Snapshot:
 
 
 def create(
-    root: Location, store: FeatureStore, start, end, as_of, features: list[str], horizon: int, code_version: str
+    root: Location,
+    store: FeatureStore,
+    start,
+    end,
+    as_of,
+    features: list[str],
+    horizon: int,
+    code_version: str,
+    run_id: str | None = None,
 ) -> tuple[Location, bool, dict]:
     """Build the snapshot and write it once: (its directory, whether it was new, its manifest as stored, with the
     fingerprint). The same inputs give the same directory, so rebuilding costs a read, not a new snapshot."""
-    data, manifest = build(root, store, start, end, as_of, features, horizon, code_version=code_version)
+    data, manifest = build(root, store, start, end, as_of, features, horizon, code_version=code_version, run_id=run_id)
     path, created = write(root, data, manifest)
     return path, created, read(path).manifest
 
